@@ -1,0 +1,255 @@
+"""The cluster's state: nodes with devices, agents in layers, and what each costs.
+
+Pure state and bookkeeping; the behaviour that changes it over time lives in
+``coordinator.py`` (the query path), ``lifecycle.py`` (scaling, role changes) and
+``failures.py``. An agent is one worker process playing one role; an agent of the
+retriever layer holding shard ``s`` is a *replica* of that shard.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from .profiles import DeviceProfile, Profiles
+from .scenario import LayerConfig, NodeGroup, Scenario, expand_names
+
+if TYPE_CHECKING:
+    from .coordinator import WorkItem
+
+
+class AgentState(IntEnum):
+    """An agent's life: starting (provision + load) -> running -> draining -> stopped."""
+
+    STARTING = 0
+    RUNNING = 1
+    DRAINING = 2
+    SWITCHING = 3  # changing role: finishing old work, then loading the new model or shard
+    DEAD = 4
+    STOPPED = 5
+
+
+class Device:
+    """A GPU, accelerator or a node's CPU; billed while it hosts at least one agent."""
+
+    __slots__ = ("billed_s", "cores_used", "index", "node", "profile", "since", "users", "vram_used")
+
+    def __init__(self, node: Node, index: int, profile: DeviceProfile) -> None:
+        self.node = node
+        self.index = index  # -1 for the CPU
+        self.profile = profile
+        self.users = 0
+        self.vram_used = 0.0
+        self.cores_used = 0
+        self.billed_s = 0.0
+        self.since = 0.0
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.profile.kind != "cpu"
+
+    def attach(self, now: float, vram_gb: float) -> None:
+        if self.users == 0 and not self.node.cloud:
+            self.since = now
+        self.users += 1
+        self.vram_used += vram_gb
+        self.cores_used += 0 if self.is_gpu else 1
+
+    def detach(self, now: float, vram_gb: float) -> None:
+        self.users -= 1
+        self.vram_used -= vram_gb
+        self.cores_used -= 0 if self.is_gpu else 1
+        if self.users == 0 and not self.node.cloud:
+            self.billed_s += now - self.since
+
+    def billed_until(self, now: float) -> float:
+        """Seconds billed up to ``now`` (on-prem: while in use; cloud: while the node is up)."""
+        if self.node.cloud:
+            return self.node.billed_until(now)
+        return self.billed_s + (now - self.since if self.users else 0.0)
+
+
+class Node:
+    """A machine: devices, a host on the fabric graph, up or down; cloud nodes are provisioned."""
+
+    __slots__ = ("billed_s", "cloud", "cpu", "cpu_cores", "devices", "failed", "group", "id",
+                 "name", "ready_at", "region", "since", "up")
+
+    def __init__(self, nid: int, name: str, group: NodeGroup, profiles: Profiles) -> None:
+        self.id = nid
+        self.name = name
+        self.group = group
+        self.region = group.region
+        self.cloud = group.cloud
+        self.devices = [Device(self, i, profiles.device(d)) for i, d in enumerate(group.devices)]
+        self.cpu = Device(self, -1, profiles.device(group.cpu))
+        self.cpu_cores = group.cpu_cores
+        self.up = True  # powered: always for on-prem nodes; while provisioned for cloud nodes
+        self.failed = False
+        self.ready_at = 0.0  # when a provisioning cloud node can host work
+        self.billed_s = 0.0
+        self.since = 0.0
+
+    def device(self, index: int | None) -> Device:
+        return self.cpu if index is None or index < 0 else self.devices[index]
+
+    def billed_until(self, now: float) -> float:
+        return self.billed_s + (now - self.since if self.up else 0.0)
+
+    def power(self, now: float, up: bool) -> None:
+        """Bring a cloud node up (billing starts) or release it (billing stops)."""
+        if up and not self.up:
+            self.since = now
+        elif not up and self.up:
+            self.billed_s += now - self.since
+        self.up = up
+
+    @property
+    def in_use(self) -> bool:
+        return self.cpu.users > 0 or any(d.users for d in self.devices)
+
+
+class Agent:
+    """One worker process: its layer, device, state, queues and running statistics."""
+
+    __slots__ = (
+        "batch", "blocked", "born", "busy_since", "busy_s", "device", "epoch", "gone", "id",
+        "known_alive", "latency_s", "layer", "lost", "node", "outstanding", "queue", "served",
+        "shard", "state", "vram_gb",
+    )
+
+    def __init__(self, aid: int, layer: Layer, device: Device, shard: int, vram_gb: float,
+                 now: float) -> None:
+        self.id = aid
+        self.layer = layer
+        self.device = device
+        self.node = device.node
+        self.shard = shard  # -1 unless a retriever
+        self.vram_gb = vram_gb
+        self.state = AgentState.STARTING
+        self.known_alive = True  # the coordinator's belief, updated by heartbeats
+        self.epoch = 0  # bumped on crash so that stale completion events are ignored
+        self.queue: deque[WorkItem] = deque()  # received, waiting for service
+        self.blocked: deque[WorkItem] = deque()  # held at the sender by the high-water mark
+        self.lost: list[WorkItem] = []  # work that reached or sat on the agent when it died
+        self.outstanding = 0  # sent by the coordinator and not yet answered
+        self.batch: list[WorkItem] = []  # in service now
+        self.born = now
+        self.gone = -1.0
+        self.busy_since = 0.0
+        self.busy_s = 0.0
+        self.served = 0
+        self.latency_s = 0.0  # EWMA of the stage latency the coordinator saw
+
+    @property
+    def accepting(self) -> bool:
+        """True when the coordinator may send this agent new work."""
+        return self.state == AgentState.RUNNING and self.known_alive
+
+
+class Layer:
+    """The replicas of one role (and model): the unit that is dispatched to and scaled."""
+
+    def __init__(self, lid: int, name: str, cfg: LayerConfig) -> None:
+        self.id = lid
+        self.name = name
+        self.cfg = cfg
+        self.role = cfg.role
+        self.agents: list[Agent] = []  # every agent ever in the layer that is not stopped
+        self.ready: list[Agent] = []  # accepting agents, for dispatch
+        self.by_shard: dict[int, list[Agent]] = {}  # accepting retrievers by shard held
+        self.central: deque[WorkItem] = deque()  # the coordinator's FIFO for central dispatch
+        self.rr = 0
+        self.arrivals = 0  # work items dispatched to the layer
+        self.recent_latency: list[float] = []  # stage latencies since the last control interval
+
+    def refresh(self) -> None:
+        """Recompute the accepting set after any state change of one of its agents."""
+        self.ready = [a for a in self.agents if a.accepting]
+        if self.role == "retriever":
+            self.by_shard = {}
+            for a in self.ready:
+                self.by_shard.setdefault(a.shard, []).append(a)
+
+    def count(self, *states: AgentState) -> int:
+        return sum(1 for a in self.agents if a.state in states)
+
+
+class Cluster:
+    """Nodes, layers and agents of one run, built from a scenario."""
+
+    def __init__(self, scenario: Scenario, profiles: Profiles) -> None:
+        self.scenario = scenario
+        self.profiles = profiles
+        self.nodes: list[Node] = []
+        for group in scenario.nodes:
+            initial = group.count if group.initial is None else group.initial
+            for i, name in enumerate(expand_names(group)):
+                node = Node(len(self.nodes), name, group, profiles)
+                node.up = not group.cloud or i < initial
+                self.nodes.append(node)
+        self.by_name = {n.name: n for n in self.nodes}
+        self.layers = {name: Layer(i, name, cfg) for i, (name, cfg) in enumerate(scenario.layers.items())}
+        self.agents: list[Agent] = []
+        coordinator = scenario.coordinator or self.nodes[0].name
+        self.coordinator = self.by_name[coordinator]
+
+    def model_vram(self, layer: Layer) -> float:
+        """GPU memory one replica of ``layer`` needs (0 on a CPU or without a model profile)."""
+        model = layer.cfg.model
+        return self.profiles.models[model].vram_gb if model in self.profiles.models else 0.0
+
+    def fits(self, device: Device, layer: Layer) -> bool:
+        """Whether one more replica of ``layer`` fits on ``device`` (memory or a free core)."""
+        if device.node.failed or (not device.node.up and not device.node.cloud):
+            return False
+        if device.is_gpu:
+            return device.vram_used + self.model_vram(layer) <= device.profile.vram_gb
+        return device.cores_used < device.node.cpu_cores
+
+    def add_agent(self, layer: Layer, device: Device, shard: int, now: float) -> Agent:
+        vram = self.model_vram(layer) if device.is_gpu else 0.0
+        agent = Agent(len(self.agents), layer, device, shard, vram, now)
+        device.attach(now, vram)
+        self.agents.append(agent)
+        layer.agents.append(agent)
+        return agent
+
+    def remove_agent(self, agent: Agent, now: float) -> None:
+        agent.state = AgentState.STOPPED
+        agent.gone = now
+        agent.device.detach(now, agent.vram_gb)
+        agent.layer.agents.remove(agent)
+        agent.layer.refresh()
+
+    def move_agent(self, agent: Agent, layer: Layer, shard: int, now: float) -> None:
+        """Re-home ``agent`` into ``layer`` (its device memory follows the new model)."""
+        old = agent.layer
+        old.agents.remove(agent)
+        agent.device.detach(now, agent.vram_gb)
+        agent.vram_gb = self.model_vram(layer) if agent.device.is_gpu else 0.0
+        agent.device.attach(now, agent.vram_gb)
+        agent.layer = layer
+        agent.shard = shard
+        layer.agents.append(agent)
+        old.refresh()
+        layer.refresh()
+
+    def gpu_hours(self, now: float) -> float:
+        return sum(d.billed_until(now) for n in self.nodes for d in n.devices if d.is_gpu) / 3600
+
+    def cost_usd(self, now: float) -> float:
+        total = 0.0
+        for node in self.nodes:
+            for dev in [*node.devices, node.cpu]:
+                total += dev.billed_until(now) / 3600 * dev.profile.price_per_hour
+        return total
+
+    def cost_rate(self, layer: Layer) -> float:
+        """USD per hour of the devices the layer's live agents occupy (shared devices split)."""
+        rate = 0.0
+        for a in layer.agents:
+            if a.state != AgentState.DEAD:
+                rate += a.device.profile.price_per_hour / max(a.device.users, 1)
+        return rate

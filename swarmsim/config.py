@@ -1,0 +1,165 @@
+"""Build frozen configuration dataclasses from plain data (YAML), validated once at the edge.
+
+``build(cls, data)`` walks the dataclass's type hints, converts and checks every field and
+reports the first problem as a :class:`~swarmsim.errors.ConfigError` carrying the dotted
+path of the field (``workload.mmpp.rates``). Supported field types: ``int``, ``float``,
+``str``, ``bool``, ``Literal[...]``, ``tuple[T, ...]``, ``dict[str, T]``, nested frozen
+dataclasses and ``X | None``. Dataclasses validate their own values in ``__post_init__``
+with :func:`swarmsim.errors.check`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+_PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def build(cls: type[T], data: Any, path: str = "") -> T:
+    """Convert ``data`` (a mapping) into dataclass ``cls``, raising ConfigError with the path."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(path or "(top)", data, f"a mapping of {cls.__name__} fields")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in fields:
+            near = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else f"one of {sorted(fields)}"
+            raise ConfigError(_join(path, str(key)), data[key], f"a known field ({hint})")
+    kwargs = {}
+    for name, field in fields.items():
+        if name in data:
+            kwargs[name] = convert(hints[name], data[name], _join(path, name))
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(_join(path, name), None, "a value (the field is required)")
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise err.within(path) if path else err from None
+
+
+def convert(hint: Any, value: Any, path: str) -> Any:
+    """Convert one value to the type ``hint``; raise ConfigError naming ``path``."""
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return _convert_union(hint, value, path)
+    if origin is Literal:
+        if value not in get_args(hint):
+            raise ConfigError(path, value, f"one of {list(get_args(hint))}")
+        return value
+    if origin is tuple:
+        return _convert_tuple(hint, value, path)
+    if origin in (dict, Mapping):
+        return _convert_dict(hint, value, path)
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, path)
+    return _convert_scalar(hint, value, path)
+
+
+def _convert_union(hint: Any, value: Any, path: str) -> Any:
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if value is None:
+        if type(None) in get_args(hint):
+            return None
+        raise ConfigError(path, value, "a value")
+    if len(args) == 1:
+        return convert(args[0], value, path)
+    for arg in args:
+        try:
+            return convert(arg, value, path)
+        except ConfigError:
+            continue
+    raise ConfigError(path, value, " or ".join(getattr(a, "__name__", str(a)) for a in args))
+
+
+def _convert_tuple(hint: Any, value: Any, path: str) -> tuple:
+    if not isinstance(value, list | tuple):
+        raise ConfigError(path, value, "a list")
+    (item,) = [a for a in get_args(hint) if a is not Ellipsis]
+    return tuple(convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+
+
+def _convert_dict(hint: Any, value: Any, path: str) -> dict:
+    if not isinstance(value, Mapping):
+        raise ConfigError(path, value, "a mapping")
+    _, item = get_args(hint)
+    return {str(k): convert(item, v, _join(path, str(k))) for k, v in value.items()}
+
+
+def _convert_scalar(hint: Any, value: Any, path: str) -> Any:
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, value, "true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(path, value, "an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(path, value, "a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, value, "a string")
+        return value
+    if hint is Any:
+        return value
+    raise TypeError(f"unsupported config field type {hint!r} at {path}")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set`` value as YAML (``20`` -> int, ``0.5`` -> float, ``[1, 2]`` -> list)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def set_dotted(data: dict, dotted: str, value: Any) -> None:
+    """Set ``data[a][b][c] = value`` for ``dotted = "a.b.c"``, creating mappings on the way."""
+    keys = dotted.split(".")
+    node = data
+    for i, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(".".join(keys[: i + 1]), child, "a mapping to set a field inside")
+        node = child
+    node[keys[-1]] = value
+
+
+def substitute(data: Any, params: Mapping[str, Any], path: str = "") -> Any:
+    """Replace ``${name}`` references to scenario parameters, keeping the value's type."""
+    if isinstance(data, dict):
+        return {k: substitute(v, params, _join(path, str(k))) for k, v in data.items()}
+    if isinstance(data, list):
+        return [substitute(v, params, f"{path}[{i}]") for i, v in enumerate(data)]
+    if not isinstance(data, str) or "${" not in data:
+        return data
+    whole = _PARAM.fullmatch(data)
+    if whole:
+        return _param(params, whole.group(1), path)
+    return _PARAM.sub(lambda m: str(_param(params, m.group(1), path)), data)
+
+
+def _param(params: Mapping[str, Any], name: str, path: str) -> Any:
+    if name not in params:
+        raise ConfigError(path, f"${{{name}}}", f"a declared parameter ({sorted(params)})")
+    return params[name]

@@ -1,0 +1,293 @@
+"""The coordinator (planner) and the query path: dispatch, service, responses, retries.
+
+A query passes the pipeline's stages in order. For each stage the coordinator sends work
+to an agent of the stage's layer over the fabric (the retrieval stage fans out to one
+replica per searched shard and joins the answers); the agent queues it, serves it in
+batches and answers. Dispatch is per layer: ``central`` keeps one FIFO at the coordinator
+and hands work to agents as they answer (Majordomo-style, an M/M/c queue); the others send
+at once to an agent picked at random, round-robin, or by fewest outstanding jobs (JSQ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .clock import Call
+from .cluster import Agent, AgentState, Layer
+from .messages import Message, MessageType
+
+if TYPE_CHECKING:
+    from .simulation import Simulation
+
+ACTIVE, COMPLETED, FAILED, DROPPED = 0, 1, 2, 3
+OUTCOMES = ("in_flight", "completed", "failed", "dropped")
+
+
+class Query:
+    """One user query on its way through the pipeline."""
+
+    __slots__ = ("arrival", "end", "id", "in_tok", "model", "out_tok", "pending", "pool",
+                 "qclass", "reason", "searched", "stage", "status", "timeline")
+
+    def __init__(self, qid: int, arrival: float, qclass: int, model: str, in_tok: int,
+                 out_tok: int, pool: int) -> None:
+        self.id = qid
+        self.arrival = arrival
+        self.qclass = qclass
+        self.model = model
+        self.in_tok = in_tok
+        self.out_tok = out_tok
+        self.pool = pool  # index into the corpus's query pool
+        self.stage = 0
+        self.pending = 0  # fan-out answers still awaited in the current stage
+        self.searched: list[int] = []  # shards whose answers arrived
+        self.status = ACTIVE
+        self.end = -1.0
+        self.reason = ""
+        self.timeline: list[tuple] | None = None  # (stage, layer, agent, node, sent, start, end)
+
+
+class WorkItem:
+    """One job for one agent: a query's stage (and shard, when retrieving)."""
+
+    __slots__ = ("agent", "attempt", "layer", "query", "sent", "shard", "start")
+
+    def __init__(self, query: Query, layer: Layer, shard: int = -1) -> None:
+        self.query = query
+        self.layer = layer
+        self.shard = shard
+        self.agent: Agent | None = None
+        self.attempt = 0
+        self.sent = 0.0
+        self.start = 0.0
+
+
+class Coordinator:
+    """Moves queries through the stages; the simulator's side of the swarm's planner."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.fabric = sim.fabric
+        self.node = sim.cluster.coordinator.name
+        self.sizes = sim.scenario.fabric.sizes
+        self.hwm = sim.scenario.fabric.hwm
+        self.drops_at_hwm = sim.scenario.fabric.socket in ("router", "pub")
+        self.stages = sim.stage_layers
+        self.dispatch_stream = sim.streams["dispatch"]
+        self.max_retries = sim.scenario.failures.max_retries
+        self.record = sim.record_timeline
+        self.service = sim.service
+        self.metrics = sim.metrics
+
+    # --- stages -----------------------------------------------------------------------------
+
+    def accept(self, query: Query) -> None:
+        """A query arrives from a client: start its first stage."""
+        self.metrics.submitted += 1
+        if self.record:
+            query.timeline = []
+        self.advance(query)
+
+    def advance(self, query: Query) -> None:
+        """Start the query's current stage, or finish it after the last one."""
+        if query.stage == len(self.stages):
+            self.sim.finish(query, COMPLETED)
+            return
+        layers = self.stages[query.stage]
+        layer = layers if isinstance(layers, Layer) else layers[query.model]
+        if layer.role == "retriever":
+            self.sim.start_retrieval(query, layer)
+            return
+        query.pending = 1
+        layer.arrivals += 1
+        self.dispatch(WorkItem(query, layer))
+
+    def fan_out(self, query: Query, layer: Layer, plan: list[tuple[int, Agent]]) -> None:
+        """Send the query to one replica of each planned shard; the answers are joined."""
+        if not plan:
+            self.sim.finish(query, FAILED, "no_replica")
+            return
+        query.pending = len(plan)
+        layer.arrivals += len(plan)
+        for shard, agent in plan:
+            self.send_work(agent, WorkItem(query, layer, shard))
+
+    # --- dispatch ---------------------------------------------------------------------------
+
+    def dispatch(self, item: WorkItem) -> None:
+        """Hand ``item`` to an agent of its layer by the layer's dispatch rule."""
+        layer = item.layer
+        if item.shard >= 0:
+            agent = self.sim.pick_replica(item.shard)
+        elif layer.cfg.dispatch == "central":
+            layer.central.append(item)
+            self.pump(layer)
+            return
+        else:
+            agent = self.pick(layer)
+        if agent is None:
+            self.sim.finish(item.query, FAILED, "no_replica")
+            return
+        self.send_work(agent, item)
+
+    def pick(self, layer: Layer) -> Agent | None:
+        ready = layer.ready
+        if not ready:
+            return None
+        rule = layer.cfg.dispatch
+        if rule == "least-loaded":
+            return min(ready, key=_outstanding)
+        if rule == "random":
+            return ready[self.dispatch_stream.randrange(len(ready))]
+        layer.rr = (layer.rr + 1) % len(ready)
+        return ready[layer.rr]
+
+    def pump(self, layer: Layer) -> None:
+        """Central dispatch: give queued work to agents with nothing outstanding."""
+        central = layer.central
+        while central:
+            agent = next((a for a in layer.ready if a.outstanding == 0), None)
+            if agent is None:
+                return
+            self.send_work(agent, central.popleft())
+
+    def send_work(self, agent: Agent, item: WorkItem) -> None:
+        """Send one job to ``agent``, subject to the socket's high-water mark."""
+        item.agent = agent
+        agent.outstanding += 1
+        if agent.outstanding - len(agent.batch) > self.hwm:
+            if self.drops_at_hwm:
+                self.fabric.drop(None, item, "hwm")
+                return
+            agent.blocked.append(item)
+            return
+        self._transmit(agent, item)
+
+    def _transmit(self, agent: Agent, item: WorkItem) -> None:
+        item.sent = self.env._now
+        msg = Message(MessageType.DATA, item.layer.role, item.query.id, -1, item.sent,
+                      self._request_bytes(item), agent.id)
+        self.fabric.send(msg, self.node, agent.node.name, self.on_work, item)
+
+    # --- on the agent -----------------------------------------------------------------------
+
+    def on_work(self, _msg: Message | None, item: WorkItem) -> None:
+        """A job reaches its agent: queue it and start serving if idle."""
+        agent = item.agent
+        if agent.state == AgentState.DEAD:
+            agent.lost.append(item)
+            if not agent.known_alive:
+                self.sim.failures.recover_lost(agent)
+            return
+        agent.queue.append(item)
+        if not agent.batch:
+            self.serve(agent)
+
+    def serve(self, agent: Agent) -> None:
+        """Take a batch from the agent's queue and schedule its completion."""
+        queue = agent.queue
+        n = min(len(queue), agent.layer.cfg.batch_max)
+        batch = [queue.popleft() for _ in range(n)]
+        now = self.env._now
+        for item in batch:
+            item.start = now
+        agent.batch = batch
+        agent.busy_since = now
+        while agent.blocked and agent.outstanding - n - len(queue) <= self.hwm:
+            self._transmit(agent, agent.blocked.popleft())
+        Call(self.env, self.service.seconds(agent, batch), self.on_served, (agent, batch, agent.epoch))
+
+    def on_served(self, done: tuple[Agent, list[WorkItem], int]) -> None:
+        agent, batch, epoch = done
+        if epoch != agent.epoch:
+            return  # the agent crashed mid-service; its work was handed to the failure path
+        now = self.env._now
+        agent.batch = []
+        agent.busy_s += now - agent.busy_since
+        agent.served += len(batch)
+        for item in batch:
+            msg = Message(MessageType.RESPONSE, "DONE", item.query.id, agent.id, now,
+                          self._response_bytes(item), -1)
+            self.fabric.send(msg, agent.node.name, self.node, self.on_response, item)
+        if agent.queue:
+            self.serve(agent)
+
+    # --- back at the coordinator ------------------------------------------------------------
+
+    def on_response(self, _msg: Message | None, item: WorkItem) -> None:
+        """An answer reaches the coordinator: join fan-outs and move the query on."""
+        agent = item.agent
+        now = self.env._now
+        latency = now - item.sent
+        agent.latency_s += 0.1 * (latency - agent.latency_s)
+        layer = item.layer
+        layer.recent_latency.append(latency)
+        self.release(agent, layer)
+        query = item.query
+        if query.status != ACTIVE:
+            return
+        if query.timeline is not None:
+            query.timeline.append((query.stage, layer.name, agent.id, agent.node.name, item.sent,
+                                   item.start, now))
+        if item.shard >= 0:
+            query.searched.append(item.shard)
+        query.pending -= 1
+        if query.pending == 0:
+            query.stage += 1
+            self.advance(query)
+
+    def release(self, agent: Agent, layer: Layer) -> None:
+        """One job of ``agent`` is answered or lost: free its slot."""
+        agent.outstanding -= 1
+        if layer.central and layer.cfg.dispatch == "central":
+            self.pump(layer)
+        if agent.outstanding == 0 and agent.state in (AgentState.DRAINING, AgentState.SWITCHING):
+            self.sim.lifecycle.drained(agent)
+
+    def lost(self, item: WorkItem, reason: str) -> None:
+        """A message of ``item`` was dropped on the fabric: its query is dropped."""
+        self.release(item.agent, item.layer)
+        self.sim.finish(item.query, DROPPED, reason)
+
+    def retry(self, item: WorkItem, reason: str) -> None:
+        """Re-dispatch work lost on a dead agent, or fail its query past the retry limit."""
+        self.release(item.agent, item.layer)
+        if item.query.status != ACTIVE:
+            return
+        if item.attempt >= self.max_retries:
+            self.sim.finish(item.query, FAILED, reason)
+            return
+        item.attempt += 1
+        self.sim.metrics.retries += 1
+        self.dispatch(item)
+
+    # --- message sizes ----------------------------------------------------------------------
+
+    def _request_bytes(self, item: WorkItem) -> int:
+        s, role = self.sizes, item.layer.role
+        if role == "embedder":
+            return s.header + s.query
+        if role == "retriever":
+            return s.header + s.embedding
+        if role == "synthesizer":
+            return s.header + item.query.in_tok * s.per_token
+        return s.header + item.query.out_tok * s.per_token
+
+    def _response_bytes(self, item: WorkItem) -> int:
+        s, role = self.sizes, item.layer.role
+        if role == "embedder":
+            return s.header + s.embedding
+        if role == "retriever":
+            return s.header + self.sim.k * s.document
+        if role == "synthesizer":
+            return s.header + item.query.out_tok * s.per_token
+        return s.header + s.control
+
+
+def _outstanding(agent: Agent) -> int:
+    return agent.outstanding
+
+
+Deliver = Callable[[Message | None, WorkItem], None]

@@ -1,0 +1,159 @@
+"""Failures and their detection: node crashes and repairs, agent crashes, partitions.
+
+Detection follows the Paranoid Pirate pattern (heartbeat every ``interval``, a peer is dead
+after ``liveness`` missed beats) without one event per heartbeat: the last beat before a
+crash fell uniformly within the preceding interval, so the coordinator notices
+``interval * liveness - U * interval`` seconds after the crash. One event per failure, not
+per heartbeat, keeps 10,000 agents cheap. Until detection the coordinator keeps sending
+work to the dead agent; that work, and what the agent held, is retried on detection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+import simpy
+
+from .clock import Call
+from .cluster import Agent, AgentState, Node
+from .scenario import PartitionConfig
+
+if TYPE_CHECKING:
+    from .simulation import Simulation
+
+
+class Failures:
+    """Starts the scenario's failure processes and handles crashes, detection and recovery."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.cfg = sim.scenario.failures
+        self.stream = sim.streams["failures"]
+        self.node_failures = 0
+        self.agent_failures = 0
+        self.partitions = 0
+
+    def start(self) -> None:
+        cfg = self.cfg
+        if cfg.node_mtbf_s:
+            for node in self.sim.cluster.nodes:
+                self.env.process(self._node_life(node))
+        if cfg.agent_mtbf_s:
+            self.env.process(self._agent_crashes())
+        for part in self.sim.scenario.fabric.partitions:
+            self.env.process(self._partition(part))
+
+    def detection_delay(self) -> float:
+        """Seconds from a crash to the coordinator declaring the peer dead."""
+        ivl = self.cfg.heartbeat_interval_s
+        return ivl * self.cfg.heartbeat_liveness - self.stream.uniform() * ivl
+
+    # --- processes --------------------------------------------------------------------------
+
+    def _node_life(self, node: Node) -> Generator[simpy.Event, None, None]:
+        while True:
+            yield self.env.timeout(self.stream.exponential(self.cfg.node_mtbf_s))
+            if not node.up:
+                continue  # a released cloud node cannot fail
+            self.node_failures += 1
+            node.failed = True
+            for agent in self._agents_on(node):
+                self.crash(agent)
+            yield self.env.timeout(self.stream.exponential(self.cfg.node_mttr_s))
+            node.failed = False
+            for agent in self._agents_on(node):
+                self._restart(agent, 0.0)
+
+    def _agent_crashes(self) -> Generator[simpy.Event, None, None]:
+        """Superposed crashes: each live agent fails at rate 1/MTBF, memorylessly."""
+        while True:
+            alive = [a for a in self.sim.cluster.agents if a.state == AgentState.RUNNING]
+            if not alive:
+                yield self.env.timeout(self.cfg.agent_mtbf_s)
+                continue
+            yield self.env.timeout(self.stream.exponential(self.cfg.agent_mtbf_s / len(alive)))
+            alive = [a for a in self.sim.cluster.agents if a.state == AgentState.RUNNING]
+            if alive:
+                agent = alive[self.stream.randrange(len(alive))]
+                self.agent_failures += 1
+                self.crash(agent)
+                self._restart(agent, self.cfg.agent_restart_s)
+
+    def _partition(self, part: PartitionConfig) -> Generator[simpy.Event, None, None]:
+        yield self.env.timeout(part.start_s)
+        self.partitions += 1
+        fabric = self.sim.fabric
+        fabric.cut = set(part.nodes)
+        coord_side = self.sim.cluster.coordinator.name in fabric.cut
+        cut_off = [a for a in self.sim.cluster.agents
+                   if (a.node.name in fabric.cut) != coord_side and a.state != AgentState.STOPPED]
+        Call(self.env, self.detection_delay(), self._declare_unreachable, cut_off)
+        yield self.env.timeout(part.duration_s)
+        fabric.cut = set()
+        for agent in cut_off:
+            if agent.state != AgentState.DEAD and not agent.node.failed:
+                self._set_known(agent, True)
+
+    # --- crash, detection, recovery ---------------------------------------------------------
+
+    def _agents_on(self, node: Node) -> list[Agent]:
+        return [a for a in self.sim.cluster.agents
+                if a.node is node and a.state not in (AgentState.STOPPED,)]
+
+    def crash(self, agent: Agent) -> None:
+        """The agent's process dies: what it held is lost until the coordinator notices."""
+        if agent.state == AgentState.DEAD:
+            return
+        now = self.env.now
+        if agent.batch:
+            agent.busy_s += now - agent.busy_since
+        agent.state = AgentState.DEAD
+        agent.epoch += 1
+        agent.lost.extend(agent.batch)
+        agent.lost.extend(agent.queue)
+        agent.lost.extend(agent.blocked)
+        agent.batch = []
+        agent.queue.clear()
+        agent.blocked.clear()
+        Call(self.env, self.detection_delay(), self._declare_dead, (agent, agent.epoch))
+
+    def _declare_dead(self, crashed: tuple[Agent, int]) -> None:
+        agent, epoch = crashed
+        if agent.epoch == epoch and agent.state == AgentState.DEAD:
+            self._set_known(agent, False)
+            self.recover_lost(agent)
+
+    def _declare_unreachable(self, agents: list[Agent]) -> None:
+        if self.sim.fabric.cut:
+            for agent in agents:
+                self._set_known(agent, False)
+
+    def _set_known(self, agent: Agent, alive: bool) -> None:
+        agent.known_alive = alive
+        agent.layer.refresh()
+        if alive:
+            self.sim.on_capacity(agent.layer)
+
+    def recover_lost(self, agent: Agent) -> None:
+        """Retry (or fail) the work a dead agent took with it."""
+        lost, agent.lost = agent.lost, []
+        for item in lost:
+            self.sim.coordinator.retry(item, "agent_failed")
+
+    def _restart(self, agent: Agent, delay: float) -> None:
+        """Restart a crashed agent's process after ``delay``."""
+        Call(self.env, delay, self._revive, (agent, agent.epoch))
+
+    def _revive(self, crashed: tuple[Agent, int]) -> None:
+        """The restarted process says hello: the old incarnation's work is retried, then it
+        reloads its model or shard before serving."""
+        agent, epoch = crashed
+        if agent.epoch != epoch or agent.state != AgentState.DEAD or agent.node.failed:
+            return
+        agent.state = AgentState.STARTING
+        self._set_known(agent, True)
+        self.recover_lost(agent)
+        load = self.sim.lifecycle.load_seconds(agent)
+        Call(self.env, load, self.sim.lifecycle.ready, (agent, agent.epoch))

@@ -1,0 +1,187 @@
+"""Replica lifecycle: scale out and in, role changes, cloud provisioning.
+
+A replica asked for now serves later: starting = (cloud provisioning delay, if its node must
+be brought up) + load time (model or shard bytes / disk bandwidth) -> running. Scaling in
+drains a replica (no new work; it finishes what it has) before it stops. A role change
+finishes the agent's outstanding work, then loads the new model or shard.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .clock import Call
+from .cluster import Agent, AgentState, Device, Layer
+
+if TYPE_CHECKING:
+    from .simulation import Simulation
+
+LIVE = (AgentState.STARTING, AgentState.RUNNING, AgentState.SWITCHING)
+
+
+class Lifecycle:
+    """Starts, stops and re-roles agents for the simulation's control plane."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.cluster = sim.cluster
+        self.unmet = 0  # replicas asked for that found no capacity
+
+    def start_initial(self) -> None:
+        """Place the scenario's agents, running at time 0 (a warm cluster)."""
+        spread: dict[str, int] = {}
+        for node in self.cluster.nodes:
+            if not node.up:
+                continue
+            for group in node.group.agents:
+                layer = self.cluster.layers[group.layer]
+                device = node.device(group.device)
+                for _ in range(group.count):
+                    shard = self._initial_shard(layer, group.shard, spread)
+                    agent = self.cluster.add_agent(layer, device, shard, 0.0)
+                    agent.state = AgentState.RUNNING
+        for layer in self.cluster.layers.values():
+            layer.refresh()
+
+    def _initial_shard(self, layer: Layer, fixed: int | None, spread: dict[str, int]) -> int:
+        if layer.role != "retriever":
+            return -1
+        if fixed is not None:
+            return fixed
+        i = spread.get(layer.name, 0)
+        spread[layer.name] = i + 1
+        return i % self.sim.n_shards
+
+    # --- scaling ----------------------------------------------------------------------------
+
+    def scale(self, name: str, target: int) -> None:
+        """Bring the number of live replicas of layer ``name`` to ``target`` (clamped)."""
+        layer = self.sim.layer(name)
+        target = max(layer.cfg.min_replicas, min(layer.cfg.max_replicas, int(target)))
+        live = [a for a in layer.agents if a.state in LIVE]
+        for _ in range(target - len(live)):
+            if not self._add_replica(layer):
+                self.unmet += 1
+                break
+        surplus = len(live) - target
+        if surplus > 0:
+            order = sorted(live, key=lambda a: (a.state != AgentState.STARTING, a.outstanding))
+            for agent in order[:surplus]:
+                self._retire(agent)
+        layer.refresh()
+
+    def _add_replica(self, layer: Layer) -> bool:
+        device = self._place(layer)
+        if device is None:
+            return False
+        now = self.env.now
+        delay = self._bring_up(device.node)
+        shard = self._least_replicated_shard() if layer.role == "retriever" else -1
+        agent = self.cluster.add_agent(layer, device, shard, now)
+        Call(self.env, delay + self.load_seconds(agent), self.ready, (agent, agent.epoch))
+        return True
+
+    def _place(self, layer: Layer) -> Device | None:
+        """The device with room and the fewest users, preferring nodes already up."""
+        want_gpu = layer.cfg.device == "gpu"
+        best: tuple | None = None
+        for node in self.cluster.nodes:
+            if node.failed:
+                continue
+            devices = node.devices if want_gpu else [node.cpu]
+            for dev in devices:
+                if dev.is_gpu == want_gpu and self.cluster.fits(dev, layer):
+                    key = (not node.up, dev.users, node.id, dev.index)
+                    if best is None or key < best[0]:
+                        best = (key, dev)
+        return None if best is None else best[1]
+
+    def _bring_up(self, node) -> float:
+        """Seconds until ``node`` can host work; provisions a released cloud node."""
+        now = self.env.now
+        if not node.up:
+            node.power(now, True)
+            node.ready_at = now + self.sim.scenario.cloud.provision_delay_s
+        return max(0.0, node.ready_at - now)
+
+    def _least_replicated_shard(self) -> int:
+        counts = [0] * self.sim.n_shards
+        for layer in self.cluster.layers.values():
+            for a in layer.agents:
+                if a.shard >= 0 and a.state in LIVE:
+                    counts[a.shard] += 1
+        return counts.index(min(counts))
+
+    def load_seconds(self, agent: Agent) -> float:
+        """Time to load the agent's model or shard from disk."""
+        layer, prof = agent.layer, self.cluster.profiles
+        if layer.role == "retriever":
+            ret = self.sim.scenario.retrieval
+            shard_bytes = ret.vectors_total / max(self.sim.n_shards, 1) * ret.dim * 4
+            return shard_bytes / (prof.load_gbps * 1e9)
+        model = prof.models.get(layer.cfg.model or "")
+        return 0.0 if model is None else model.vram_gb / prof.load_gbps
+
+    def ready(self, started: tuple[Agent, int]) -> None:
+        agent, epoch = started
+        if agent.epoch != epoch or agent.state not in (AgentState.STARTING, AgentState.SWITCHING):
+            return
+        agent.state = AgentState.RUNNING
+        agent.layer.refresh()
+        self.sim.on_capacity(agent.layer)
+
+    def _retire(self, agent: Agent) -> None:
+        if agent.state == AgentState.STARTING or agent.outstanding == 0:
+            agent.epoch += 1
+            self._stop(agent)
+            return
+        agent.state = AgentState.DRAINING
+
+    def drained(self, agent: Agent) -> None:
+        """A draining or switching agent answered its last job."""
+        if agent.state == AgentState.DRAINING:
+            self._stop(agent)
+        elif agent.state == AgentState.SWITCHING:
+            self._load_new_role(agent)
+
+    def _stop(self, agent: Agent) -> None:
+        now = self.env.now
+        self.cluster.remove_agent(agent, now)
+        node = agent.node
+        if node.cloud and not node.in_use:
+            node.power(now, False)
+
+    # --- role changes -----------------------------------------------------------------------
+
+    def assign(self, aid: int, name: str, shard: int | None = None) -> None:
+        """Move agent ``aid`` into layer ``name``; it reloads before serving again."""
+        if not 0 <= aid < len(self.cluster.agents):
+            raise ValueError(f"agent must be in 0..{len(self.cluster.agents) - 1}, got {aid}")
+        agent, layer = self.cluster.agents[aid], self.sim.layer(name)
+        if agent.state != AgentState.RUNNING:
+            raise ValueError(f"agent {aid} is {agent.state.name.lower()}, not running")
+        shard = self._check_shard(layer, shard)
+        if layer is agent.layer and shard == agent.shard:
+            return
+        device = agent.device
+        if device.is_gpu and device.vram_used - agent.vram_gb + self.cluster.model_vram(
+            layer) > device.profile.vram_gb:
+            raise ValueError(f"layer {name!r} does not fit on agent {aid}'s {device.profile.name}")
+        self.cluster.move_agent(agent, layer, shard, self.env.now)
+        agent.state = AgentState.SWITCHING
+        self.sim.metrics.role_changes += 1
+        if agent.outstanding == 0:
+            self._load_new_role(agent)
+
+    def _check_shard(self, layer: Layer, shard: int | None) -> int:
+        if layer.role != "retriever":
+            return -1
+        if shard is None:
+            return self._least_replicated_shard()
+        if not 0 <= shard < self.sim.n_shards:
+            raise ValueError(f"shard must be in 0..{self.sim.n_shards - 1}, got {shard}")
+        return shard
+
+    def _load_new_role(self, agent: Agent) -> None:
+        Call(self.env, self.load_seconds(agent), self.ready, (agent, agent.epoch))

@@ -1,0 +1,56 @@
+"""Messages of the swarm: Control, Data and Response, each with the design's header.
+
+The header is ``type, action, task id, sender id, timestamp``; the textual rendering
+``TYPE:ACTION:TASK_ID:PAYLOAD`` is for logs. The simulator carries no payload, only its size
+in bytes, which is what the fabric's delays depend on.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class MessageType(IntEnum):
+    CONTROL = 0
+    DATA = 1
+    RESPONSE = 2
+
+
+class Message:
+    """One message on the fabric: header fields plus the payload size in bytes."""
+
+    __slots__ = ("action", "dst", "sender", "size", "task_id", "timestamp", "type")
+
+    def __init__(
+        self,
+        type: MessageType,
+        action: str,
+        task_id: int,
+        sender: int,
+        timestamp: float,
+        size: int,
+        dst: int = -1,
+    ) -> None:
+        self.type = type
+        self.action = action
+        self.task_id = task_id
+        self.sender = sender
+        self.timestamp = timestamp
+        self.size = size
+        self.dst = dst
+
+    def render(self, payload: str = "") -> str:
+        """The human-readable form ``TYPE:ACTION:TASK_ID:PAYLOAD``."""
+        return f"{self.type.name}:{self.action}:task_id_{self.task_id}:{payload}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type.name,
+            "action": self.action,
+            "task_id": self.task_id,
+            "sender": self.sender,
+            "dst": self.dst,
+            "timestamp": self.timestamp,
+            "size": self.size,
+        }

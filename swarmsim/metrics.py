@@ -1,0 +1,87 @@
+"""Run metrics: counters, the per-query timeline and the metrics summary.
+
+The summary's schema is shared with the live runtime (ARCHITECTURE.md): ``queries.*``,
+``latency_s.*``, ``slo.violation_rate``, ``recall_at_k``, ``gpu_hours``, ``wall_s`` and more.
+Conservation holds at the end of every run:
+``submitted = completed + failed + dropped + in_flight``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+
+class Metrics:
+    """Counters and samples collected while a simulation runs."""
+
+    def __init__(self, warmup_s: float, slo_s: float) -> None:
+        self.warmup_s = warmup_s
+        self.slo_s = slo_s
+        self.submitted = 0
+        self.completed = 0
+        self.failed = 0
+        self.dropped = 0
+        self.retries = 0
+        self.reasons: dict[str, int] = {}
+        self.latencies: list[float] = []  # completed queries that arrived after warm-up
+        self.late_failures = 0  # failed or dropped after warm-up: count as SLO violations
+        self.recalls: list[float] = []
+        self.timeline: list[dict[str, Any]] | None = None
+
+    def count_end(self, outcome: str, reason: str, arrival: float) -> None:
+        if outcome == "failed":
+            self.failed += 1
+        else:
+            self.dropped += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        if arrival >= self.warmup_s:
+            self.late_failures += 1
+
+    @property
+    def in_flight(self) -> int:
+        return self.submitted - self.completed - self.failed - self.dropped
+
+    def latency_summary(self) -> dict[str, float | None]:
+        if not self.latencies:
+            return {"mean": None, "p50": None, "p95": None, "p99": None}
+        lat = np.asarray(self.latencies)
+        p50, p95, p99 = np.percentile(lat, [50, 95, 99])
+        return {"mean": float(lat.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99)}
+
+    def slo_summary(self) -> dict[str, float | None]:
+        judged = len(self.latencies) + self.late_failures
+        if judged == 0:
+            return {"target_s": self.slo_s, "violation_rate": None}
+        late = sum(1 for x in self.latencies if x > self.slo_s) + self.late_failures
+        return {"target_s": self.slo_s, "violation_rate": late / judged}
+
+    def query_summary(self) -> dict[str, int]:
+        return {
+            "submitted": self.submitted,
+            "completed": self.completed,
+            "failed": self.failed,
+            "dropped": self.dropped,
+            "in_flight": self.in_flight,
+        }
+
+
+def check_conservation(summary: dict[str, Any]) -> None:
+    """Raise AssertionError unless submitted = completed + failed + dropped + in_flight."""
+    q = summary["queries"]
+    total = q["completed"] + q["failed"] + q["dropped"] + q["in_flight"]
+    if q["submitted"] != total or min(q.values()) < 0:
+        raise AssertionError(f"query conservation violated: {q}")
+
+
+def write_timeline(records: list[dict[str, Any]], out: Path | IO[str]) -> None:
+    """Write per-query timeline records as JSONL (one query per line)."""
+    if isinstance(out, Path):
+        with out.open("w") as fh:
+            write_timeline(records, fh)
+        return
+    for rec in records:
+        out.write(json.dumps(rec, separators=(",", ":")) + "\n")

@@ -1,0 +1,392 @@
+"""Scenario files: the frozen description of one simulated swarm, loaded from YAML.
+
+A scenario names the workload, the corpus, the layers (what each role runs and how work is
+dispatched to it), the pipeline of stages a query passes through, the nodes and their
+agents, the fabric, failures and scaling. It is validated once, at load, and every error
+names the file, the dotted field and the offending value.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .config import build, parse_value, set_dotted, substitute
+from .corpus import CorpusConfig
+from .errors import ConfigError, UnknownNameError, check
+from .workload import WorkloadConfig
+
+Role = Literal["embedder", "retriever", "synthesizer", "evaluator", "planner"]
+Dispatch = Literal["central", "random", "round-robin", "least-loaded"]
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How long one unit of work takes; ``profile`` uses the device and model profiles."""
+
+    kind: Literal["profile", "exponential", "deterministic"] = "profile"
+    rate: float | None = None  # jobs/s for exponential (mean 1/rate) and deterministic
+
+    def __post_init__(self) -> None:
+        if self.kind != "profile":
+            check(self.rate is not None and self.rate > 0, "rate", self.rate, "a rate > 0")
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """A layer: the replicas of one role (and model), the unit that is scaled and dispatched to."""
+
+    role: Role
+    model: str | None = None  # model profile (llm-small, llm-large, embedder, evaluator)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    dispatch: Dispatch = "least-loaded"  # central = one FIFO queue at the coordinator (M/M/c)
+    batch_max: int = 1  # jobs taken into one service when the role batches
+    min_replicas: int = 0
+    max_replicas: int = 100_000
+    device: Literal["gpu", "cpu"] = "gpu"  # where new replicas are placed when scaling out
+
+    def __post_init__(self) -> None:
+        check(self.batch_max >= 1, "batch_max", self.batch_max, ">= 1")
+        check(self.min_replicas >= 0, "min_replicas", self.min_replicas, ">= 0")
+        check(self.max_replicas >= self.min_replicas, "max_replicas", self.max_replicas,
+              f">= min_replicas ({self.min_replicas})")
+        if self.service.kind == "profile" and self.role in ("synthesizer", "embedder"):
+            check(self.model is not None, "model", self.model, f"a model profile for {self.role}")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One step of the pipeline: served by ``layer``, or by the layer matching the query's model."""
+
+    layer: str | None = None
+    layer_by_model: dict[str, str] | None = None  # query-class model tier -> layer
+
+    def __post_init__(self) -> None:
+        check((self.layer is None) != (self.layer_by_model is None), "layer", self.layer,
+              "exactly one of layer or layer_by_model")
+
+
+@dataclass(frozen=True)
+class AgentGroup:
+    """Agents started on each node of a group at time 0."""
+
+    layer: str
+    count: int = 1
+    device: int | None = None  # index into the node's devices; None = the CPU
+    shard: int | None = None  # retrievers: the shard held; None spreads shards round-robin
+
+    def __post_init__(self) -> None:
+        check(self.count >= 1, "count", self.count, ">= 1")
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """``count`` identical nodes (named ``name`` or ``name-i``) and the agents on each."""
+
+    name: str
+    count: int = 1
+    devices: tuple[str, ...] = ()  # GPU / accelerator profiles, by name
+    cpu: str = "cpu-server"
+    cpu_cores: int = 8
+    switch: str | None = None  # the switch the node is cabled to; None = the first switch
+    link_gbps: float = 10.0  # ARCHITECTURE.md: 10 Gbps switches
+    link_latency_s: float = 0.00025  # per hop; host-switch-host ~0.5 ms one way (LAN ~1 ms RTT)
+    region: str = "default"
+    cloud: bool = False  # provisioned through the cloud API: billed only while provisioned
+    initial: int | None = None  # cloud groups: nodes up (with their agents) at time 0
+
+    agents: tuple[AgentGroup, ...] = ()
+
+    def __post_init__(self) -> None:
+        check(self.count >= 1, "count", self.count, ">= 1")
+        check(self.cpu_cores >= 1, "cpu_cores", self.cpu_cores, ">= 1")
+        check(self.link_gbps > 0, "link_gbps", self.link_gbps, "> 0")
+        check(self.link_latency_s >= 0, "link_latency_s", self.link_latency_s, ">= 0")
+        if self.initial is not None:
+            check(0 <= self.initial <= self.count, "initial", self.initial, f"0..{self.count}")
+
+
+@dataclass(frozen=True)
+class SwitchConfig:
+    name: str
+    region: str = "default"
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """A full-duplex link between two switches."""
+
+    a: str
+    b: str
+    gbps: float = 100.0
+    latency_s: float = 0.0005
+
+    def __post_init__(self) -> None:
+        check(self.gbps > 0, "gbps", self.gbps, "> 0")
+        check(self.latency_s >= 0, "latency_s", self.latency_s, ">= 0")
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """From ``start_s`` for ``duration_s`` the listed nodes cannot reach the others."""
+
+    start_s: float
+    duration_s: float
+    nodes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        check(self.start_s >= 0, "start_s", self.start_s, ">= 0")
+        check(self.duration_s > 0, "duration_s", self.duration_s, "> 0")
+
+
+@dataclass(frozen=True)
+class MessageSizes:
+    """Payload bytes per message kind (ARCHITECTURE.md: embedding ~2 KB, answers 20-50 KB)."""
+
+    header: int = 64
+    query: int = 1024
+    per_token: int = 4  # bytes per prompt / answer token carried
+    embedding: int = 2048
+    document: int = 2048  # per retrieved document
+    control: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("header", "query", "per_token", "embedding", "document", "control"):
+            check(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
+
+
+@dataclass(frozen=True)
+class FabricConfig:
+    """The message fabric: links with serialization + propagation delay, bounded socket queues."""
+
+    enabled: bool = True  # false: hand-offs are instantaneous (queueing validation)
+    switches: tuple[SwitchConfig, ...] = (SwitchConfig("switch"),)
+    links: tuple[LinkConfig, ...] = ()
+    ipc_latency_s: float = 0.0001  # same-node hand-off (ARCHITECTURE.md: local IPC < 1 ms)
+    hwm: int = 1000  # per-socket high-water mark, messages (ZeroMQ default SNDHWM/RCVHWM)
+    socket: Literal["dealer", "router", "push", "pub"] = "dealer"  # router/pub drop, others block
+    loss_prob: float = 0.0
+    sizes: MessageSizes = field(default_factory=MessageSizes)
+    partitions: tuple[PartitionConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        check(len(self.switches) >= 1, "switches", self.switches, "at least one switch")
+        check(self.hwm >= 1, "hwm", self.hwm, ">= 1")
+        check(0 <= self.loss_prob < 1, "loss_prob", self.loss_prob, "in [0, 1)")
+        check(self.ipc_latency_s >= 0, "ipc_latency_s", self.ipc_latency_s, ">= 0")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """The modelled index: its size sets search cost; recall comes from the simulated corpus."""
+
+    index: Literal["flat", "ivf", "hnsw"] = "flat"
+    vectors_total: int = 1_000_000  # modelled corpus size, split evenly over the shards
+    dim: int = 384
+    nlist: int = 1024
+    nprobe: int = 8
+    hnsw_m: int = 32
+    ef_search: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("vectors_total", "dim", "nlist", "nprobe", "hnsw_m", "ef_search"):
+            check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+
+
+@dataclass(frozen=True)
+class FailureConfig:
+    """Failure processes and how the coordinator detects them (Paranoid Pirate heartbeats)."""
+
+    node_mtbf_s: float | None = None
+    node_mttr_s: float = 300.0
+    agent_mtbf_s: float | None = None
+    agent_restart_s: float = 5.0  # process restart before the model / shard reload
+    heartbeat_interval_s: float = 1.0  # REFERENCE.md: Paranoid Pirate, 1 s
+    heartbeat_liveness: int = 3  # REFERENCE.md: liveness 3
+    max_retries: int = 1  # re-dispatches of work lost on a dead agent
+
+    def __post_init__(self) -> None:
+        for name in ("node_mtbf_s", "agent_mtbf_s"):
+            value = getattr(self, name)
+            check(value is None or value > 0, name, value, "> 0 or null")
+        check(self.node_mttr_s > 0, "node_mttr_s", self.node_mttr_s, "> 0")
+        check(self.heartbeat_interval_s > 0, "heartbeat_interval_s", self.heartbeat_interval_s,
+              "> 0")
+        check(self.heartbeat_liveness >= 1, "heartbeat_liveness", self.heartbeat_liveness, ">= 1")
+        check(self.max_retries >= 0, "max_retries", self.max_retries, ">= 0")
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """The cloud provisioning API: a node asked for now is up after ``provision_delay_s``."""
+
+    provision_delay_s: float = 90.0  # typical GPU VM boot-to-ready; assumption, tune per cloud
+
+    def __post_init__(self) -> None:
+        check(self.provision_delay_s >= 0, "provision_delay_s", self.provision_delay_s, ">= 0")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One simulated swarm. See the built-in YAML files for annotated examples."""
+
+    name: str
+    description: str = ""
+    duration_s: float = 3600.0
+    warmup_s: float = 0.0  # queries arriving earlier are served but left out of latency stats
+    parameters: dict[str, Any] = field(default_factory=dict)
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    fabric: FabricConfig = field(default_factory=FabricConfig)
+    layers: dict[str, LayerConfig] = field(default_factory=dict)
+    stages: tuple[StageConfig, ...] = ()
+    nodes: tuple[NodeGroup, ...] = ()
+    coordinator: str | None = None  # node hosting the planner/coordinator; None = the first
+    failures: FailureConfig = field(default_factory=FailureConfig)
+    cloud: CloudConfig = field(default_factory=CloudConfig)
+    control_interval_s: float = 15.0  # scaling / role decisions (Kubernetes HPA sync: 15 s)
+    slo_latency_s: float = 5.0
+    deadline_s: float | None = None  # a query slower than this is failed, not completed
+
+    def __post_init__(self) -> None:
+        check(self.duration_s > 0, "duration_s", self.duration_s, "> 0")
+        check(0 <= self.warmup_s < self.duration_s, "warmup_s", self.warmup_s,
+              f"in [0, duration_s={self.duration_s})")
+        check(self.control_interval_s > 0, "control_interval_s", self.control_interval_s, "> 0")
+        check(self.slo_latency_s > 0, "slo_latency_s", self.slo_latency_s, "> 0")
+        check(len(self.stages) >= 1, "stages", self.stages, "at least one stage")
+        check(len(self.nodes) >= 1, "nodes", self.nodes, "at least one node group")
+        _check_references(self)
+
+    @property
+    def node_names(self) -> list[str]:
+        """Every node's name, groups expanded in order."""
+        return [name for group in self.nodes for name in expand_names(group)]
+
+    @property
+    def has_retrieval(self) -> bool:
+        return any(layer.role == "retriever" for layer in self.layers.values())
+
+
+def expand_names(group: NodeGroup) -> list[str]:
+    """The node names of a group: ``name`` alone, or ``name-0`` ... ``name-(count-1)``."""
+    if group.count == 1:
+        return [group.name]
+    return [f"{group.name}-{i}" for i in range(group.count)]
+
+
+def _check_references(s: Scenario) -> None:
+    for i, stage in enumerate(s.stages):
+        names = [stage.layer] if stage.layer else list(stage.layer_by_model.values())
+        for name in names:
+            check(name in s.layers, f"stages[{i}].layer", name, f"a layer ({sorted(s.layers)})")
+    switches = {sw.name for sw in s.fabric.switches}
+    for i, link in enumerate(s.fabric.links):
+        for end in ("a", "b"):
+            check(getattr(link, end) in switches, f"fabric.links[{i}].{end}",
+                  getattr(link, end), f"a switch ({sorted(switches)})")
+    for i, group in enumerate(s.nodes):
+        where = f"nodes[{i}]"
+        check(group.switch is None or group.switch in switches, f"{where}.switch",
+              group.switch, f"a switch ({sorted(switches)})")
+        for j, agents in enumerate(group.agents):
+            check(agents.layer in s.layers, f"{where}.agents[{j}].layer", agents.layer,
+                  f"a layer ({sorted(s.layers)})")
+            check(agents.device is None or 0 <= agents.device < len(group.devices),
+                  f"{where}.agents[{j}].device", agents.device,
+                  f"an index into devices (0..{len(group.devices) - 1}) or null for the CPU")
+    names = s.node_names
+    check(len(set(names)) == len(names), "nodes", names, "unique node names")
+    check(s.coordinator is None or s.coordinator in names, "coordinator", s.coordinator,
+          "a node name")
+    for i, part in enumerate(s.fabric.partitions):
+        for node in part.nodes:
+            check(node in names, f"fabric.partitions[{i}].nodes", node, "a node name")
+
+
+# --- loading -------------------------------------------------------------------------------
+
+BUILTIN = resources.files("swarmsim") / "scenarios"
+
+
+def builtin_scenarios() -> dict[str, str]:
+    """Built-in scenario names and their one-line descriptions."""
+    out = {}
+    for entry in sorted(BUILTIN.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            data = yaml.safe_load(entry.read_text())
+            out[entry.name[: -len(".yaml")]] = str(data.get("description", "")).split("\n")[0]
+    return out
+
+
+def load_scenario(ref: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Load a built-in scenario by name or a YAML file by path, applying ``KEY=VALUE`` overrides.
+
+    ``KEY`` is a declared parameter (``arrival_rate=0.9``) or any dotted field
+    (``workload.rate=20``). Errors name the file, the field and the value.
+    """
+    path, text = _read(ref)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError("(yaml)", str(err).splitlines()[0], "valid YAML", source=path) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("(top)", raw, "a mapping of scenario fields", source=path)
+    raw.setdefault("name", Path(ref).stem if path.endswith((".yaml", ".yml")) else str(ref))
+    try:
+        return _resolve(raw, overrides)
+    except ConfigError as err:
+        raise err.in_file(path) from None
+
+
+def _read(ref: str | Path) -> tuple[str, str]:
+    ref_s = str(ref)
+    candidate = Path(ref_s)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise ConfigError("(file)", ref_s, "an existing scenario file", source=ref_s)
+        return ref_s, candidate.read_text()
+    known = builtin_scenarios()
+    if ref_s not in known:
+        raise UnknownNameError("scenario", ref_s, known)
+    return f"{ref_s} (built-in)", (BUILTIN / f"{ref_s}.yaml").read_text()
+
+
+def _resolve(raw: dict, overrides: Sequence[str]) -> Scenario:
+    data = copy.deepcopy(raw)
+    params = dict(data.get("parameters") or {})
+    for item in overrides:
+        key, value = _split_override(item)
+        if "." not in key and key not in _SCENARIO_FIELDS:
+            if key not in params:
+                raise UnknownNameError("parameter", key, params)
+            params[key] = value
+        else:
+            set_dotted(data, key, value)
+    data["parameters"] = params
+    data = {k: (v if k == "parameters" else substitute(v, params, k)) for k, v in data.items()}
+    return build(Scenario, data)
+
+
+def _split_override(item: str) -> tuple[str, Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError("--set", item, "KEY=VALUE")
+    return key.strip(), parse_value(value.strip())
+
+
+_SCENARIO_FIELDS = frozenset(Scenario.__dataclass_fields__)
+
+
+def scenario_to_dict(s: Scenario) -> Mapping[str, Any]:
+    """The resolved scenario as plain data, for saving beside results."""
+    import dataclasses
+
+    return dataclasses.asdict(s)

@@ -1,0 +1,74 @@
+"""Service-time models: how long an agent takes for a batch of work, by role and device.
+
+Figures come from ``data/hardware.yaml`` (each with its source). Retrieval cost is the
+number of vector-dimensions an index touches times the device's scan cost, with the index
+shapes of REFERENCE.md: flat scans the shard; IVF scans ``nlist`` centroids plus
+``nprobe/nlist`` of the shard; HNSW visits ``HNSW_VISITS * efSearch * log2(n)`` vectors,
+a constant fitted to REFERENCE.md's measurement (efSearch 64, 100 k vectors, d=384:
+~1.3 k queries/s against flat's 144/s on the same core).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .rng import Stream
+from .scenario import RetrievalConfig, ServiceConfig
+
+if TYPE_CHECKING:
+    from .cluster import Agent
+    from .coordinator import WorkItem
+
+HNSW_VISITS = 10.5  # fitted: 0.77 ms / (64 * log2(1e5) * 384 dims * 0.18 ns)
+SEARCH_OVERHEAD_S = 50e-6  # per query: request decode, heap merge, reply (assumption)
+
+
+def retrieval_seconds(cfg: RetrievalConfig, shard_vectors: int, scan_ns_per_dim: float) -> float:
+    """Seconds for one query against one shard of ``shard_vectors`` vectors."""
+    n = max(shard_vectors, 1)
+    if cfg.index == "flat":
+        scanned = n
+    elif cfg.index == "ivf":
+        scanned = cfg.nlist + n * min(cfg.nprobe, cfg.nlist) / cfg.nlist
+    else:
+        scanned = HNSW_VISITS * cfg.ef_search * math.log2(max(n, 2))
+    return SEARCH_OVERHEAD_S + scanned * cfg.dim * scan_ns_per_dim * 1e-9
+
+
+class ServiceModel:
+    """Draws the service time of a batch for an agent, deterministic per seed."""
+
+    def __init__(self, retrieval: RetrievalConfig, n_shards: int, stream: Stream) -> None:
+        self.retrieval = retrieval
+        self.shard_vectors = retrieval.vectors_total // max(n_shards, 1)
+        self.stream = stream
+        self._search_s: dict[str, float] = {}
+
+    def seconds(self, agent: Agent, batch: Sequence[WorkItem]) -> float:
+        """Service time of ``batch`` on ``agent``."""
+        svc: ServiceConfig = agent.layer.cfg.service
+        if svc.kind == "exponential":
+            return self.stream.exponential(1.0 / svc.rate)
+        if svc.kind == "deterministic":
+            return 1.0 / svc.rate
+        return self._profile_seconds(agent, batch)
+
+    def _profile_seconds(self, agent: Agent, batch: Sequence[WorkItem]) -> float:
+        prof = agent.device.profile
+        role = agent.layer.role
+        if role == "embedder":
+            return prof.embed_base_s + prof.embed_per_item_s * len(batch)
+        if role == "retriever":
+            t = self._search_s.get(prof.name)
+            if t is None:
+                t = retrieval_seconds(self.retrieval, self.shard_vectors, prof.scan_ns_per_dim)
+                self._search_s[prof.name] = t
+            return t * len(batch)
+        if role == "synthesizer":
+            model = agent.layer.cfg.model
+            return sum(prof.synth_seconds(model, w.query.in_tok, w.query.out_tok) for w in batch)
+        if role == "evaluator":
+            return prof.eval_s * len(batch)
+        raise ValueError(f"role {role!r} has no service-time model; give the layer a service")

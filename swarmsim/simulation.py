@@ -1,0 +1,267 @@
+"""One simulation run: builds the model from a scenario, runs it, returns the metrics summary.
+
+``Simulation`` is also the simulator's ``ControlPlane``. Decisions are taken at decision
+points through hooks: ``on_route`` once per query when it reaches the retrieval layer,
+``on_control`` hooks once per control interval. Without hooks the built-in defaults apply:
+every shard searched on its least-loaded replica, fixed replicas, fixed roles. A route hook
+may answer at once (call ``route``) or later; the query waits at the coordinator meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Sequence
+from pathlib import Path
+from typing import Any
+
+import simpy
+
+from .cluster import Agent, Cluster, Layer
+from .coordinator import ACTIVE, COMPLETED, FAILED, OUTCOMES, Coordinator, Query
+from .corpus import Corpus, synthetic_corpus
+from .errors import UnknownNameError
+from .fabric import Fabric
+from .failures import Failures
+from .lifecycle import Lifecycle
+from .metrics import Metrics
+from .profiles import Profiles, load_profiles
+from .rng import RandomStreams
+from .scenario import Scenario
+from .service import ServiceModel
+from .topology import build_topology
+from .view import ClusterView, ControlPlane, RoutePlan
+from .snapshot import build_view
+from .summary import summarize
+from .workload import Workload
+
+RouteHook = Callable[[ClusterView, ControlPlane], None]
+ControlHook = Callable[[ClusterView, ControlPlane], None]
+Progress = Callable[[float], None]
+
+
+class Simulation:
+    """A SimPy model of the swarm for one scenario and seed."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int = 0,
+        *,
+        profiles: Profiles | None = None,
+        on_route: RouteHook | None = None,
+        on_control: Sequence[ControlHook] = (),
+        record_timeline: bool = False,
+        base_dir: Path | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.env = simpy.Environment()
+        self.streams = RandomStreams(seed)
+        self.record_timeline = record_timeline
+        self.on_route = on_route
+        self.on_control = list(on_control)
+        self.cluster = Cluster(scenario, profiles or load_profiles())
+        self.corpus: Corpus | None = None
+        if scenario.has_retrieval:
+            self.corpus = synthetic_corpus(scenario.corpus, self.streams["corpus"].gen)
+        self.n_shards = self.corpus.n_shards if self.corpus else 0
+        self.k = self.corpus.k if self.corpus else 0
+        self.workload = Workload(scenario.workload, self.streams["workload"].gen, base_dir)
+        self.qclass_models = [c.model for c in scenario.workload.classes]
+        self.metrics = Metrics(scenario.warmup_s, scenario.slo_latency_s)
+        self.metrics.role_changes = 0
+        self.fabric = Fabric(self.env, build_topology(scenario), self.streams["fabric"],
+                             scenario.fabric.ipc_latency_s, scenario.fabric.loss_prob)
+        if not scenario.fabric.enabled:
+            self.fabric.send = self._handoff
+        self.service = ServiceModel(scenario.retrieval, self.n_shards, self.streams["service"])
+        self.stage_layers = [self._stage_layer(s) for s in scenario.stages]
+        self.coordinator = Coordinator(self)
+        self.fabric.on_drop = lambda _msg, item, reason: self.coordinator.lost(item, reason)
+        self.lifecycle = Lifecycle(self)
+        self.failures = Failures(self)
+        self.awaiting: dict[int, tuple[Query, Layer]] = {}
+        self.timeline: list[dict[str, Any]] = []
+        self.ended = False
+
+    def _stage_layer(self, stage) -> Layer | dict[str, Layer]:
+        if stage.layer is not None:
+            return self.cluster.layers[stage.layer]
+        return {m: self.cluster.layers[name] for m, name in stage.layer_by_model.items()}
+
+    def _handoff(self, msg, _src: str, _dst: str, deliver, ctx) -> None:
+        """Instantaneous delivery, for scenarios without a fabric (queueing validation)."""
+        self.fabric.sent += 1
+        self.fabric.delivered += 1
+        deliver(msg, ctx)
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run(self, until: float | None = None, progress: Progress | None = None) -> dict[str, Any]:
+        """Run to ``until`` (default: the scenario's duration) and return the metrics summary."""
+        end = self.scenario.duration_s if until is None else until
+        wall = time.perf_counter()
+        self.start()
+        step = max(end / 100, 1.0)
+        t = self.env.now
+        while t < end:
+            t = min(t + step, end)
+            self.env.run(until=t)
+            if progress:
+                progress(t / end)
+        return self.summary(time.perf_counter() - wall)
+
+    def start(self) -> None:
+        """Start the model's processes (idempotent); ``run`` calls it."""
+        if getattr(self, "_started", False):
+            return
+        self._started = True
+        self.lifecycle.start_initial()
+        self.failures.start()
+        self.env.process(self._arrivals())
+        self.env.process(self._control_loop())
+
+    def _arrivals(self) -> Generator[simpy.Event, None, None]:
+        env, pool = self.env, self.streams["queries"]
+        n_pool = self.corpus.queries.shape[0] if self.corpus else 1
+        for qid, arr in enumerate(self.workload.arrivals()):
+            delay = arr.t - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            model = self.qclass_models[arr.qclass]
+            query = Query(qid, env.now, arr.qclass, model, arr.input_tokens, arr.output_tokens,
+                          pool.randrange(n_pool))
+            self.coordinator.accept(query)
+
+    def _control_loop(self) -> Generator[simpy.Event, None, None]:
+        interval = self.scenario.control_interval_s
+        while True:
+            yield self.env.timeout(interval)
+            if self.on_control:
+                view = self.view()
+                for hook in self.on_control:
+                    hook(view, self)
+            for layer in self.cluster.layers.values():
+                layer.arrivals = 0
+                layer.recent_latency = []
+
+    def event_count(self) -> int:
+        """SimPy events scheduled so far (SimPy numbers every scheduled event in order)."""
+        return next(self.env._eid)
+
+    # --- decisions --------------------------------------------------------------------------
+
+    def start_retrieval(self, query: Query, layer: Layer) -> None:
+        """A decision point: the query needs a route plan."""
+        if self.on_route is None:
+            self.coordinator.fan_out(query, layer, self.default_plan())
+            return
+        self.awaiting[query.id] = (query, layer)
+        self.on_route(self.view(query), self)
+
+    def default_plan(self) -> list[tuple[int, Agent]]:
+        """Every shard, each on its replica with the fewest outstanding jobs."""
+        plan = []
+        by_shard = self.retrieval_layer_shards()
+        for shard in range(self.n_shards):
+            agent = self.pick_replica(shard, by_shard)
+            if agent is None:
+                return []
+            plan.append((shard, agent))
+        return plan
+
+    def retrieval_layer_shards(self) -> dict[int, list[Agent]]:
+        merged: dict[int, list[Agent]] = {}
+        for layer in self.cluster.layers.values():
+            if layer.role == "retriever":
+                for shard, agents in layer.by_shard.items():
+                    merged.setdefault(shard, []).extend(agents)
+        return merged
+
+    def pick_replica(self, shard: int, by_shard: dict | None = None) -> Agent | None:
+        replicas = (by_shard or self.retrieval_layer_shards()).get(shard)
+        if not replicas:
+            return None
+        return min(replicas, key=lambda a: a.outstanding)
+
+    def view(self, query: Query | None = None) -> ClusterView:
+        """A snapshot of what a controller may know now."""
+        return build_view(self, query)
+
+    # --- ControlPlane -----------------------------------------------------------------------
+
+    def route(self, query: int, plan: RoutePlan) -> None:
+        """Search ``plan``'s shards for the waiting ``query``, each on the named replica."""
+        if query not in self.awaiting:
+            raise ValueError(f"query {query} is not waiting for a route")
+        agents = self.cluster.agents
+        resolved = []
+        for shard, aid in plan:
+            agent = agents[aid] if 0 <= aid < len(agents) else None
+            if agent is None or agent.shard != shard or not agent.accepting:
+                raise ValueError(f"agent {aid} is not an accepting replica of shard {shard}")
+            resolved.append((shard, agent))
+        q, layer = self.awaiting.pop(query)
+        self.coordinator.fan_out(q, layer, resolved)
+
+    def scale(self, layer: str, target: int) -> None:
+        self.lifecycle.scale(layer, target)
+
+    def assign(self, agent: int, layer: str, shard: int | None = None) -> None:
+        self.lifecycle.assign(agent, layer, shard)
+
+    def layer(self, name: str) -> Layer:
+        if name not in self.cluster.layers:
+            raise UnknownNameError("layer", name, self.cluster.layers)
+        return self.cluster.layers[name]
+
+    def on_capacity(self, layer: Layer) -> None:
+        """An agent became ready: central queues may move."""
+        if layer.central:
+            self.coordinator.pump(layer)
+
+    # --- outcomes ---------------------------------------------------------------------------
+
+    def finish(self, query: Query, outcome: int, reason: str = "") -> None:
+        """Record a query's end (once); completed queries over the deadline count as failed."""
+        if query.status != ACTIVE:
+            return
+        now = self.env.now
+        latency = now - query.arrival
+        deadline = self.scenario.deadline_s
+        if outcome == COMPLETED and deadline is not None and latency > deadline:
+            outcome, reason = FAILED, "deadline"
+        query.status, query.end, query.reason = outcome, now, reason
+        self.awaiting.pop(query.id, None)
+        m = self.metrics
+        if outcome == COMPLETED:
+            m.completed += 1
+            if query.arrival >= m.warmup_s:
+                m.latencies.append(latency)
+                if self.corpus is not None:
+                    m.recalls.append(self.corpus.recall_at_k(query.pool, query.searched))
+        else:
+            m.count_end(OUTCOMES[outcome], reason, query.arrival)
+        if query.timeline is not None:
+            self.timeline.append(self._timeline_record(query))
+
+    def _timeline_record(self, query: Query) -> dict[str, Any]:
+        return {
+            "query": query.id,
+            "class": query.qclass,
+            "input_tokens": query.in_tok,
+            "output_tokens": query.out_tok,
+            "arrival": query.arrival,
+            "end": query.end,
+            "outcome": OUTCOMES[query.status],
+            "reason": query.reason,
+            "stages": [
+                {"stage": st, "layer": ly, "agent": ag, "node": nd, "sent": se, "start": sa,
+                 "end": en}
+                for st, ly, ag, nd, se, sa, en in query.timeline
+            ],
+        }
+
+    def summary(self, wall_s: float) -> dict[str, Any]:
+        """The metrics summary (ARCHITECTURE.md schema plus simulator detail)."""
+        return summarize(self, wall_s)

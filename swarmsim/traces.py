@@ -1,0 +1,279 @@
+"""Request traces: read public and recorded arrival traces into one columnar table.
+
+A trace is a list of requests, each with an arrival time and its input and output token
+counts. Readers cover the Azure LLM inference trace (``TIMESTAMP,ContextTokens,
+GeneratedTokens``), any CSV and any JSON-lines file; a column mapping names the file's
+columns, and the common names used by other simulators are recognised without one.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .errors import TraceError
+
+FIELDS = ("timestamp", "input_tokens", "output_tokens")
+KNOWN_COLUMNS: dict[str, tuple[str, ...]] = {
+    "timestamp": ("TIMESTAMP", "arrived_at", "arrival_timestamp", "arrival_time", "timestamp", "t"),
+    "input_tokens": (
+        "ContextTokens",
+        "num_prefill_tokens",
+        "prompt_size",
+        "input_tokens",
+        "prompt_tokens",
+    ),
+    "output_tokens": (
+        "GeneratedTokens",
+        "num_decode_tokens",
+        "token_size",
+        "output_tokens",
+        "completion_tokens",
+    ),
+}
+AZURE_COLUMNS = {
+    "timestamp": "TIMESTAMP",
+    "input_tokens": "ContextTokens",
+    "output_tokens": "GeneratedTokens",
+}
+FORMATS = ("auto", "azure-llm", "csv", "jsonl")
+
+
+@dataclass(frozen=True, eq=False)
+class TraceTable:
+    """Requests sorted by arrival: ``t`` in seconds (float64) from the first request, or from
+    the start of a window, and token counts (int64). Readers sort out-of-order files stably by
+    time, so rows with equal times keep their file order; eq=False as the fields are arrays."""
+
+    t: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    path: str
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds from time 0 to the last arrival."""
+        return float(self.t[-1]) if len(self.t) else 0.0
+
+    @property
+    def mean_rate(self) -> float:
+        """Arrivals per second over ``duration_s`` (0 for a table spanning no time)."""
+        return len(self) / self.duration_s if self.duration_s > 0 else 0.0
+
+    def window(self, start_s: float, end_s: float | None = None) -> TraceTable:
+        """Rows with ``start_s <= t < end_s`` (no end if None), times re-based so start_s is 0."""
+        lo = np.searchsorted(self.t, start_s, side="left")
+        hi = len(self.t) if end_s is None else np.searchsorted(self.t, end_s, side="left")
+        rows = slice(lo, max(lo, hi))
+        t = self.t[rows] - start_s
+        return TraceTable(t, self.input_tokens[rows], self.output_tokens[rows], self.path)
+
+    def scaled(self, time_scale: float) -> TraceTable:
+        """The same requests with times multiplied by ``time_scale`` (0.5 replays twice as fast)."""
+        return TraceTable(self.t * time_scale, self.input_tokens, self.output_tokens, self.path)
+
+
+def read_trace(
+    path: str | Path, format: str = "auto", columns: Mapping[str, str] | None = None
+) -> TraceTable:
+    """Read a trace in ``format``; "auto" picks by extension, then by the first line. A
+    ``columns`` mapping also overrides the Azure column names."""
+    path = Path(path)
+    if format == "auto":
+        format = _detect(path)
+    if format == "azure-llm":
+        return read_csv(path, columns or AZURE_COLUMNS)
+    if format == "csv":
+        return read_csv(path, columns)
+    if format == "jsonl":
+        return read_jsonl(path, columns)
+    raise TraceError(str(path), f"unknown trace format {format!r}; expected one of {FORMATS}")
+
+
+def read_azure_llm(path: str | Path) -> TraceTable:
+    """Read the Azure LLM inference trace format (``TIMESTAMP,ContextTokens,GeneratedTokens``)."""
+    return read_csv(path, AZURE_COLUMNS)
+
+
+def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> TraceTable:
+    """Read a CSV trace with a header row; ``columns`` maps our fields to its column names."""
+    name = str(path)
+    with _open(path) as f:
+        reader = csv.reader(f)
+        header = next((row for row in reader if row), None)
+        if header is None:
+            raise TraceError(name, "empty file: expected a header row and data rows")
+        header_line = reader.line_num
+        index = [header.index(c) for c in _resolve(name, header, columns, header_line)]
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        for row in reader:
+            if row:
+                rows.append(row)
+                lines.append(reader.line_num)
+    for row, line in zip(rows, lines, strict=True):
+        if len(row) != len(header):
+            msg = f"expected {len(header)} fields as in the header, got {len(row)}"
+            raise TraceError(name, msg, line)
+    by_column = list(zip(*rows, strict=True)) or [()] * len(header)
+    values = [list(by_column[i]) for i in index]
+    return _table(name, values, lines)
+
+
+def read_jsonl(path: str | Path, columns: Mapping[str, str] | None = None) -> TraceTable:
+    """Read a JSON-lines trace (one object per line); ``columns`` maps our fields to its keys."""
+    name = str(path)
+    values: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+    lines: list[int] = []
+    keys: list[str] | None = None
+    with _open(path) as f:
+        for number, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            record = _json_object(name, text, number)
+            if keys is None:
+                keys = _resolve(name, list(record), columns, number)
+            for column, key in zip(values, keys, strict=True):
+                if key not in record:
+                    msg = f"missing key {key!r}; keys present: {', '.join(record)}"
+                    raise TraceError(name, msg, number)
+                column.append(record[key])
+            lines.append(number)
+    return _table(name, values, lines)
+
+
+def _open(path: str | Path) -> IO[str]:
+    """Open a text trace, gunzipping ``*.gz`` and dropping a UTF-8 byte-order mark."""
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def _detect(path: Path) -> str:
+    """The format of ``path``: JSON lines by extension or a leading ``{``, Azure by its header."""
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    with _open(path) as f:
+        first = next((line.strip() for line in f if line.strip()), "")
+    if (suffixes and suffixes[-1] in (".jsonl", ".ndjson")) or first.startswith("{"):
+        return "jsonl"
+    header = [c.strip() for c in first.split(",")]
+    return "azure-llm" if header == list(AZURE_COLUMNS.values()) else "csv"
+
+
+def _resolve(
+    path: str, present: Sequence[str], columns: Mapping[str, str] | None, line: int
+) -> list[str]:
+    """The file's column names for timestamp, input and output tokens, in that order."""
+    columns = dict(columns or {})
+    unknown = sorted(set(columns) - set(FIELDS))
+    if unknown:
+        raise TraceError(path, f"columns: unknown fields {unknown}; expected some of {FIELDS}")
+    lowered = {c.strip().lower(): c for c in present}
+    found = []
+    for field in FIELDS:
+        wanted = (columns[field],) if field in columns else KNOWN_COLUMNS[field]
+        match = next((lowered[w.lower()] for w in wanted if w.lower() in lowered), None)
+        if match is None:
+            msg = (
+                f"no {field} column (looked for {', '.join(wanted)}); present: {', '.join(present)}"
+            )
+            raise TraceError(path, msg, line)
+        found.append(match)
+    return found
+
+
+def _json_object(path: str, text: str, line: int) -> dict[str, Any]:
+    """Parse one JSON-lines record, which must be an object."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TraceError(path, f"invalid JSON: {err.msg}", line) from None
+    if not isinstance(record, dict):
+        raise TraceError(path, f"expected a JSON object, got {type(record).__name__}", line)
+    return record
+
+
+def _table(path: str, values: Sequence[list[Any]], lines: list[int]) -> TraceTable:
+    """Convert parsed columns into a sorted, zero-based TraceTable."""
+    if not lines:
+        raise TraceError(path, "no data rows: the trace is empty")
+    times = _times(path, values[0], lines)
+    inputs = _counts(path, values[1], lines, "input token count")
+    outputs = _counts(path, values[2], lines, "output token count")
+    if np.any(times[1:] < times[:-1]):
+        order = np.argsort(times, kind="stable")
+        times, inputs, outputs = times[order], inputs[order], outputs[order]
+    return TraceTable(times - times[0], inputs, outputs, path)
+
+
+def _times(path: str, values: list[Any], lines: list[int]) -> np.ndarray:
+    """Arrival times in seconds: numeric seconds, or datetimes parsed exactly to nanoseconds."""
+    if _is_number(values[0]):
+        return _numbers(path, values, lines, "timestamp")
+    try:
+        stamps = _datetimes(values)
+    except ValueError:
+        stamps = np.array([_datetime(path, v, line) for v, line in zip(values, lines, strict=True)])
+    bad = np.flatnonzero(np.isnat(stamps))
+    if len(bad):
+        raise TraceError(path, f"unparseable timestamp {values[bad[0]]!r}", lines[bad[0]])
+    ns = (stamps - stamps.min()).astype(np.int64)
+    return ns / 1e9
+
+
+def _datetimes(values: list[Any]) -> np.ndarray:
+    """Parse datetime strings to datetime64[ns]; explicit UTC offsets are applied."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # numpy notes it converted an offset to UTC
+        return np.array(values, dtype="datetime64[ns]")
+
+
+def _datetime(path: str, value: Any, line: int) -> np.datetime64:
+    """Parse one datetime, naming its line when it cannot be parsed."""
+    try:
+        return _datetimes([value])[0]
+    except (TypeError, ValueError):
+        raise TraceError(path, f"unparseable timestamp {value!r}", line) from None
+
+
+def _is_number(value: Any) -> bool:
+    """Whether a timestamp is numeric seconds rather than a datetime."""
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _numbers(path: str, values: list[Any], lines: list[int], what: str) -> np.ndarray:
+    """Finite floats, naming the line of the first value that is not one."""
+    try:
+        numbers = np.array(list(map(float, values)))
+    except (TypeError, ValueError):
+        value, line = next((v, n) for v, n in zip(values, lines, strict=True) if not _is_number(v))
+        raise TraceError(path, f"{what} {value!r} is not a number", line) from None
+    bad = np.flatnonzero(~np.isfinite(numbers))
+    if len(bad):
+        raise TraceError(path, f"{what} {values[bad[0]]!r} is not finite", lines[bad[0]])
+    return numbers
+
+
+def _counts(path: str, values: list[Any], lines: list[int], what: str) -> np.ndarray:
+    """Non-negative integer token counts, naming the line of the first bad one."""
+    numbers = _numbers(path, values, lines, what)
+    bad = np.flatnonzero((numbers < 0) | (numbers != np.round(numbers)))
+    if len(bad):
+        msg = f"{what} {values[bad[0]]!r} is not a non-negative integer"
+        raise TraceError(path, msg, lines[bad[0]])
+    return numbers.astype(np.int64)

@@ -1,0 +1,94 @@
+"""The controller contract: ``ClusterView`` in, ``ControlPlane`` out.
+
+``ClusterView`` is an immutable snapshot of what a controller may know; the simulator
+builds it from its state and the live coordinator will build the same type from
+telemetry. ``ControlPlane`` is the set of commands a controller's action turns into. Nothing
+else crosses between a controller and the system it controls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+# A route plan: for each shard to search, the agent id of the replica that serves it.
+RoutePlan = tuple[tuple[int, int], ...]
+
+AGENT_STATES = ("starting", "running", "draining", "switching", "dead", "stopped")
+
+
+@dataclass(frozen=True)
+class AgentTable:
+    """Per-agent columns, index-aligned (row i describes agent ``id[i]``)."""
+
+    id: np.ndarray  # int64 agent id
+    node: np.ndarray  # int64 node index
+    layer: np.ndarray  # int64 index into ClusterView.layer_names
+    shard: np.ndarray  # int64 shard held by a retriever, -1 otherwise
+    state: np.ndarray  # int64 index into AGENT_STATES
+    healthy: np.ndarray  # bool: alive as far as heartbeats tell
+    queue: np.ndarray  # int64 jobs waiting on the agent
+    in_flight: np.ndarray  # int64 jobs sent and not yet answered
+    latency_s: np.ndarray  # float64 recent stage latency (EWMA)
+    utilisation: np.ndarray  # float64 busy fraction since the agent started
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """One layer's aggregate state over the last control interval."""
+
+    role: str
+    running: int
+    starting: int  # provisioning, loading or switching into the layer
+    draining: int
+    arrival_rate: float  # jobs/s dispatched to the layer over the last interval
+    queue: int
+    in_flight: int
+    p95_latency_s: float  # stage latency over the last interval (0 when none finished)
+    utilisation: float
+    cost_rate: float  # USD per hour of the devices the layer occupies
+
+
+@dataclass(frozen=True)
+class QueryInfo:
+    """The query being routed: its class, token counts and per-shard relevance estimate."""
+
+    id: int
+    qclass: int
+    model: str
+    input_tokens: int
+    output_tokens: int
+    relevance: np.ndarray  # float32 (n_shards,): similarity of the query to each shard centroid
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """What a controller may know at one decision point."""
+
+    time_s: float
+    node_names: tuple[str, ...]
+    node_up: np.ndarray  # bool per node
+    layer_names: tuple[str, ...]
+    layers: dict[str, LayerStats]
+    agents: AgentTable
+    n_shards: int
+    query: QueryInfo | None = None
+
+    def replicas(self, shard: int) -> np.ndarray:
+        """Row indices into ``agents`` of the replicas holding ``shard``."""
+        return np.flatnonzero(self.agents.shard == shard)
+
+
+class ControlPlane(Protocol):
+    """The commands a controller's action turns into (simulator or live runtime)."""
+
+    def route(self, query: int, plan: RoutePlan) -> None:
+        """Search the plan's shards for ``query``, each on the named replica."""
+
+    def scale(self, layer: str, target: int) -> None:
+        """Set the number of replicas of ``layer`` (clamped to its min/max)."""
+
+    def assign(self, agent: int, layer: str, shard: int | None = None) -> None:
+        """Move ``agent`` into ``layer`` (a role, with its model), holding ``shard`` if retriever."""

@@ -1,0 +1,339 @@
+"""Query arrivals: synthetic processes (Poisson, MMPP, diurnal) and trace replay.
+
+Pure numpy, no SimPy, so that the simulator and the live load generator share it. Every draw
+comes from the ``numpy.random.Generator`` passed in, in blocks of ``BLOCK``: a numpy call per
+arrival would cost more than the simulator spends on the arrival itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import count
+from numbers import Real
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from .errors import TraceError, check
+from .traces import FIELDS, FORMATS, TraceTable, read_trace
+
+BLOCK = 4096
+
+
+def _finite(x: float) -> bool:
+    """Whether ``x`` is a real, finite number (rejects NaN, infinities and non-numbers)."""
+    return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass(frozen=True)
+class TokenDist:
+    """Lognormal token counts, rounded and clipped to ``[min, max]``."""
+
+    median: float
+    sigma: float = 0.8  # standard deviation of log(tokens)
+    min: int = 1
+    max: int = 8192
+
+    def __post_init__(self) -> None:
+        check(_finite(self.median) and self.median > 0, "median", self.median, "a number > 0")
+        check(_finite(self.sigma) and self.sigma >= 0, "sigma", self.sigma, "a number >= 0")
+        check(self.min >= 0, "min", self.min, "an integer >= 0")
+        check(self.max >= self.min, "max", self.max, f"an integer >= min ({self.min})")
+
+
+@dataclass(frozen=True)
+class QueryClass:
+    """A kind of query: its share of synthetic arrivals, the synthesizer tier and token sizes."""
+
+    name: str
+    weight: float  # share of synthetic arrivals (normalised over all classes)
+    model: Literal["small", "large"]  # routine queries go to small models, complex to large
+    input_tokens: TokenDist
+    output_tokens: TokenDist
+
+    def __post_init__(self) -> None:
+        check(bool(self.name), "name", self.name, "a non-empty name")
+        check(_finite(self.weight) and self.weight > 0, "weight", self.weight, "a number > 0")
+        check(self.model in ("small", "large"), "model", self.model, "'small' or 'large'")
+
+
+DEFAULT_CLASSES = (
+    # Medians and log-sds of the Azure LLM conv trace 2023: input p50 1020 (log-sd 0.99),
+    # output p50 129 (log-sd 0.86); see ../shared/traces/README.md.
+    QueryClass("routine", 0.8, "small", TokenDist(1020, 1.0), TokenDist(129, 0.86)),
+    # A design choice, not a measurement: multi-hop queries retrieve more context (about the
+    # conv trace's input p99, 4142) and answer at length (its output p99 is 601).
+    QueryClass("complex", 0.2, "large", TokenDist(4096, 0.5, max=32768), TokenDist(512, 0.8)),
+)
+
+
+@dataclass(frozen=True)
+class MMPPConfig:
+    """Markov-modulated Poisson process: Poisson at ``rates[i]`` while in state i.
+
+    States switch cyclically (0, 1, ..., k-1, 0, ...) after exponential dwells with means
+    ``mean_dwell_s``; the first state is drawn in proportion to its mean dwell, so the process
+    is stationary from time 0 and its long-run rate is the dwell-weighted mean of the rates.
+    """
+
+    rates: tuple[float, ...] = (5.0, 35.0)  # queries/s per state; 0 makes an OFF state
+    mean_dwell_s: tuple[float, ...] = (300.0, 60.0)
+
+    def __post_init__(self) -> None:
+        ok = len(self.rates) >= 1 and all(_finite(r) and r >= 0 for r in self.rates)
+        check(ok and max(self.rates) > 0, "rates", self.rates, "rates >= 0, at least one > 0")
+        ok = len(self.mean_dwell_s) == len(self.rates)
+        check(ok, "mean_dwell_s", self.mean_dwell_s, f"{len(self.rates)} dwells, one per rate")
+        ok = all(_finite(d) and d > 0 for d in self.mean_dwell_s)
+        check(ok, "mean_dwell_s", self.mean_dwell_s, "dwells > 0 seconds")
+
+
+@dataclass(frozen=True)
+class DiurnalConfig:
+    """A sinusoidal day: ``rate(t) = rate * (1 + amplitude * sin(2π (t + phase_s) / period_s))``."""
+
+    period_s: float = 86400.0
+    amplitude: float = 0.5  # in [0, 1): the rate never reaches zero
+    phase_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        ok = _finite(self.period_s) and self.period_s > 0
+        check(ok, "period_s", self.period_s, "a number > 0")
+        ok = _finite(self.amplitude) and 0 <= self.amplitude < 1
+        check(ok, "amplitude", self.amplitude, "a number in [0, 1)")
+        check(_finite(self.phase_s), "phase_s", self.phase_s, "a finite number")
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    """Replay of a trace file; ``start_s``/``end_s`` select a window in the trace's own seconds,
+    then times are multiplied by ``time_scale`` (0.5 replays twice as fast)."""
+
+    path: str
+    format: str = "auto"  # one of traces.FORMATS
+    columns: dict[str, str] | None = None  # our field -> the file's column name
+    time_scale: float = 1.0
+    start_s: float = 0.0
+    end_s: float | None = None
+    loop: bool = False  # repeat the window end to end, forever
+
+    def __post_init__(self) -> None:
+        check(bool(self.path), "path", self.path, "a trace file path")
+        check(self.format in FORMATS, "format", self.format, f"one of {list(FORMATS)}")
+        ok = self.columns is None or set(self.columns) <= set(FIELDS)
+        check(ok, "columns", self.columns, f"a mapping with keys among {list(FIELDS)}")
+        ok = _finite(self.time_scale) and self.time_scale > 0
+        check(ok, "time_scale", self.time_scale, "a number > 0")
+        check(_finite(self.start_s) and self.start_s >= 0, "start_s", self.start_s, "a number >= 0")
+        ok = self.end_s is None or (_finite(self.end_s) and self.end_s > self.start_s)
+        check(ok, "end_s", self.end_s, f"a number > start_s ({self.start_s}) or null")
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """Where queries come from: the arrival process, the query classes and their token sizes."""
+
+    kind: Literal["poisson", "mmpp", "diurnal", "trace"] = "poisson"
+    rate: float = 10.0  # mean queries/s for poisson and diurnal
+    mmpp: MMPPConfig | None = None
+    diurnal: DiurnalConfig | None = None
+    trace: TraceConfig | None = None
+    classes: tuple[QueryClass, ...] = field(default=DEFAULT_CLASSES)
+    complex_input_tokens: int = 4096  # trace rows with this many input tokens are "large"
+
+    def __post_init__(self) -> None:
+        kinds = ("poisson", "mmpp", "diurnal", "trace")
+        check(self.kind in kinds, "kind", self.kind, f"one of {list(kinds)}")
+        check(_finite(self.rate) and self.rate > 0, "rate", self.rate, "a number > 0")
+        if self.kind in ("mmpp", "diurnal", "trace"):
+            section = getattr(self, self.kind)
+            check(section is not None, self.kind, section, f"a section when kind is {self.kind!r}")
+        names = [c.name for c in self.classes]
+        ok = len(names) >= 1 and len(set(names)) == len(names)
+        check(ok, "classes", names, "at least one class, with unique names")
+        ok = self.kind != "trace" or {c.model for c in self.classes} == {"small", "large"}
+        check(ok, "classes", names, "a 'small' and a 'large' class to sort trace rows into")
+        ok = self.complex_input_tokens >= 1
+        check(ok, "complex_input_tokens", self.complex_input_tokens, "an integer >= 1")
+
+
+class Arrival(NamedTuple):
+    """One query: arrival time (seconds from 0), class index and token counts."""
+
+    t: float
+    qclass: int
+    input_tokens: int
+    output_tokens: int
+
+
+class Workload:
+    """Generates the arrivals ``cfg`` describes; all randomness comes from ``rng``."""
+
+    def __init__(
+        self, cfg: WorkloadConfig, rng: np.random.Generator, base_dir: Path | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.rng = rng
+        self.table: TraceTable | None = None
+        self.period_s = math.inf
+        if cfg.kind == "trace":
+            self.table, self.period_s = _load_trace(cfg.trace, base_dir)
+
+    def arrivals(self) -> Iterator[Arrival]:
+        """Arrivals in time order from t=0: endless except for a non-looping trace.
+
+        Each call starts a new sequence, continuing to draw from the shared ``rng``.
+        """
+        if self.cfg.kind == "trace":
+            return self._replay()
+        return self._synthetic()
+
+    def mean_rate(self) -> float:
+        """The long-run arrival rate in queries/s."""
+        cfg = self.cfg
+        if cfg.kind == "mmpp":
+            rates, dwell = np.array(cfg.mmpp.rates), np.array(cfg.mmpp.mean_dwell_s)
+            return float(rates @ dwell / dwell.sum())
+        if cfg.kind == "trace":
+            return len(self.table) / self.period_s if self.period_s > 0 else 0.0
+        return cfg.rate
+
+    def _synthetic(self) -> Iterator[Arrival]:
+        """Synthetic times with classes and tokens drawn per block."""
+        cfg = self.cfg
+        if cfg.kind == "mmpp":
+            blocks = _mmpp_times(cfg.mmpp, self.rng)
+        elif cfg.kind == "diurnal":
+            blocks = _diurnal_times(cfg.rate, cfg.diurnal, self.rng)
+        else:
+            blocks = _poisson_times(cfg.rate, self.rng)
+        marks = _Marks(cfg.classes)
+        for times in blocks:
+            qclass, inputs, outputs = marks.draw(self.rng, len(times))
+            yield from map(Arrival._make, zip(times.tolist(), qclass, inputs, outputs, strict=True))
+
+    def _replay(self) -> Iterator[Arrival]:
+        """The trace's rows, classed by input size; repeated every ``period_s`` when looping."""
+        table, cfg = self.table, self.cfg
+        large = next(i for i, c in enumerate(cfg.classes) if c.model == "large")
+        small = next(i for i, c in enumerate(cfg.classes) if c.model == "small")
+        qclass = np.where(table.input_tokens >= cfg.complex_input_tokens, large, small).tolist()
+        inputs, outputs = table.input_tokens.tolist(), table.output_tokens.tolist()
+        for cycle in count() if cfg.trace.loop else range(1):
+            times = (table.t + cycle * self.period_s).tolist()
+            yield from map(Arrival._make, zip(times, qclass, inputs, outputs, strict=True))
+
+
+def _natural_span(table: TraceTable) -> float:
+    """The last arrival plus one mean gap, so that a looping replay's next cycle starts a gap
+    after the last arrival rather than on top of it."""
+    gaps = len(table) - 1
+    return table.duration_s + ((table.duration_s - float(table.t[0])) / gaps if gaps else 0.0)
+
+
+def _load_trace(cfg: TraceConfig, base_dir: Path | None) -> tuple[TraceTable, float]:
+    """The trace window, scaled, and the period after which a looping replay repeats it."""
+    path = Path(cfg.path).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    table = read_trace(path, cfg.format, cfg.columns).window(cfg.start_s, cfg.end_s)
+    if len(table) == 0:
+        raise TraceError(str(path), f"no arrivals in the window [{cfg.start_s}, {cfg.end_s}) s")
+    span = cfg.end_s - cfg.start_s if cfg.end_s is not None else _natural_span(table)
+    check(not cfg.loop or span > 0, "trace.loop", cfg.loop, "a window spanning some time")
+    return table.scaled(cfg.time_scale), span * cfg.time_scale
+
+
+class _Marks:
+    """Per-class arrays so that classes and token counts are drawn for a whole block at once."""
+
+    def __init__(self, classes: tuple[QueryClass, ...]) -> None:
+        weights = np.array([c.weight for c in classes])
+        self.p = weights / weights.sum()
+        self.dists = [
+            np.array([(math.log(d.median), d.sigma, d.min, d.max) for d in dists]).T
+            for dists in ([c.input_tokens for c in classes], [c.output_tokens for c in classes])
+        ]
+
+    def draw(self, rng: np.random.Generator, n: int) -> tuple[list[int], list[int], list[int]]:
+        """Class indices and input and output token counts of ``n`` arrivals, as Python lists."""
+        qclass = rng.choice(len(self.p), size=n, p=self.p)
+        z = rng.standard_normal((2, n))
+        tokens = []
+        for (mu, sigma, lo, hi), zi in zip(self.dists, z, strict=True):
+            x = np.rint(np.exp(mu[qclass] + sigma[qclass] * zi))
+            tokens.append(np.clip(x, lo[qclass], hi[qclass]).astype(np.int64).tolist())
+        return qclass.tolist(), tokens[0], tokens[1]
+
+
+def _poisson_times(rate: float, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Blocks of Poisson arrival times: cumulative sums of exponential gaps."""
+    t0 = 0.0
+    while True:
+        times = t0 + np.cumsum(rng.exponential(1.0 / rate, BLOCK))
+        t0 = float(times[-1])
+        yield times
+
+
+def _diurnal_times(
+    rate: float, cfg: DiurnalConfig, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """Blocks of sinusoidal-rate arrival times, exact by thinning a Poisson process at the peak."""
+    peak = 1.0 + cfg.amplitude
+    omega = 2.0 * math.pi / cfg.period_s
+    for times in _poisson_times(rate * peak, rng):
+        relative = 1.0 + cfg.amplitude * np.sin(omega * (times + cfg.phase_s))
+        yield times[rng.random(len(times)) * peak < relative]
+
+
+def _mmpp_times(cfg: MMPPConfig, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Blocks of MMPP arrival times, exact by time change: unit-rate Poisson points mapped
+    through the inverse of the state path's piecewise-linear cumulative intensity."""
+    path = _StatePath(cfg, rng)
+    level = 0.0
+    while True:
+        levels = level + np.cumsum(rng.standard_exponential(BLOCK))
+        level = float(levels[-1])
+        yield path.invert(levels)
+
+
+class _StatePath:
+    """The MMPP's state path as segments: start time, cumulative intensity at start, rate."""
+
+    def __init__(self, cfg: MMPPConfig, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.rates = np.array(cfg.rates, dtype=float)
+        self.dwell = np.array(cfg.mean_dwell_s, dtype=float)
+        self.state = int(rng.choice(len(self.rates), p=self.dwell / self.dwell.sum()))
+        self.mean_level = float(self.rates @ self.dwell) / len(self.rates)  # per segment
+        self.start_t = self.start_level = self.rate = np.zeros(0)
+        self.end_t = self.end_level = 0.0
+
+    def invert(self, levels: np.ndarray) -> np.ndarray:
+        """Times at which the cumulative intensity reaches ``levels`` (ascending)."""
+        while self.end_level <= levels[-1]:  # extend by about as many segments as needed
+            self._extend(64 + int(1.2 * (levels[-1] - self.end_level) / self.mean_level))
+        seg = np.searchsorted(self.start_level, levels, side="right") - 1
+        times = self.start_t[seg] + (levels - self.start_level[seg]) / self.rate[seg]
+        keep = seg[-1]  # later blocks start beyond the last level: drop earlier segments
+        self.start_t, self.start_level = self.start_t[keep:], self.start_level[keep:]
+        self.rate = self.rate[keep:]
+        return times
+
+    def _extend(self, n: int) -> None:
+        """Append ``n`` segments of the cyclic state sequence with exponential dwells."""
+        states = (self.state + np.arange(n)) % len(self.rates)
+        self.state = int(states[-1] + 1) % len(self.rates)
+        lengths = self.rng.exponential(self.dwell[states])
+        rates = self.rates[states]
+        # Cumulative sums from the current end, so that a segment starts exactly where the
+        # previous one ends (a zero-rate segment then adds no intensity at all).
+        edges_t = self.end_t + np.concatenate([[0.0], np.cumsum(lengths)])
+        edges_level = self.end_level + np.concatenate([[0.0], np.cumsum(lengths * rates)])
+        self.start_t = np.concatenate([self.start_t, edges_t[:-1]])
+        self.start_level = np.concatenate([self.start_level, edges_level[:-1]])
+        self.rate = np.concatenate([self.rate, rates])
+        self.end_t, self.end_level = float(edges_t[-1]), float(edges_level[-1])
