@@ -1,8 +1,10 @@
 """Cheap timed callbacks on the SimPy event queue.
 
-The hot path (message hops, service completions) schedules a plain SimPy event whose
-callback calls ``fn(arg)``: no generator to resume, no process object. Slower-moving
-behaviour (arrivals, failures, control intervals) is written as SimPy processes.
+The hot path (message deliveries, service completions) schedules a minimal event through
+``Environment.schedule``: an object with the two attributes SimPy's ``step`` reads
+(``callbacks``, ``_ok``) whose callback calls ``fn(arg)``. No generator to resume, no
+process object, no SimPy ``Event`` construction. Slower-moving behaviour (arrivals,
+failures, control intervals) is written as ordinary SimPy processes.
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ import simpy
 from simpy.events import NORMAL
 
 
-class Call(simpy.Event):
+class Call:
     """An event that fires ``fn(arg)`` after ``delay`` simulated seconds."""
 
-    def __init__(self, env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: Any):
-        self.env = env
-        self.callbacks = [self._fire]
-        self._value = arg
-        self._ok = True
-        self.fn = fn
-        env.schedule(self, NORMAL, delay)
+    __slots__ = ("_ok", "_value", "arg", "callbacks", "fn")
 
-    def _fire(self, _event: simpy.Event) -> None:
-        self.fn(self._value)
+    def __init__(self, env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: Any):
+        self.fn = fn
+        self.arg = arg
+        self._ok = True
+        self._value = None
+        self.callbacks = (_fire,)
+        env.schedule(self, NORMAL, delay)  # type: ignore[arg-type]
+
+
+def _fire(call: Call) -> None:
+    call.fn(call.arg)

@@ -12,6 +12,7 @@ from collections import deque
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from .pool import Pool
 from .profiles import DeviceProfile, Profiles
 from .scenario import LayerConfig, NodeGroup, Scenario, expand_names
 
@@ -33,7 +34,16 @@ class AgentState(IntEnum):
 class Device:
     """A GPU, accelerator or a node's CPU; billed while it hosts at least one agent."""
 
-    __slots__ = ("billed_s", "cores_used", "index", "node", "profile", "since", "users", "vram_used")
+    __slots__ = (
+        "billed_s",
+        "cores_used",
+        "index",
+        "node",
+        "profile",
+        "since",
+        "users",
+        "vram_used",
+    )
 
     def __init__(self, node: Node, index: int, profile: DeviceProfile) -> None:
         self.node = node
@@ -73,8 +83,21 @@ class Device:
 class Node:
     """A machine: devices, a host on the fabric graph, up or down; cloud nodes are provisioned."""
 
-    __slots__ = ("billed_s", "cloud", "cpu", "cpu_cores", "devices", "failed", "group", "id",
-                 "name", "ready_at", "region", "since", "up")
+    __slots__ = (
+        "billed_s",
+        "cloud",
+        "cpu",
+        "cpu_cores",
+        "devices",
+        "failed",
+        "group",
+        "id",
+        "name",
+        "ready_at",
+        "region",
+        "since",
+        "up",
+    )
 
     def __init__(self, nid: int, name: str, group: NodeGroup, profiles: Profiles) -> None:
         self.id = nid
@@ -114,13 +137,32 @@ class Agent:
     """One worker process: its layer, device, state, queues and running statistics."""
 
     __slots__ = (
-        "batch", "blocked", "born", "busy_since", "busy_s", "device", "epoch", "gone", "id",
-        "known_alive", "latency_s", "layer", "lost", "node", "outstanding", "queue", "served",
-        "shard", "state", "vram_gb",
+        "batch",
+        "blocked",
+        "born",
+        "busy_s",
+        "busy_since",
+        "device",
+        "epoch",
+        "gone",
+        "id",
+        "known_alive",
+        "latency_s",
+        "layer",
+        "lost",
+        "node",
+        "outstanding",
+        "pool",
+        "queue",
+        "served",
+        "shard",
+        "state",
+        "vram_gb",
     )
 
-    def __init__(self, aid: int, layer: Layer, device: Device, shard: int, vram_gb: float,
-                 now: float) -> None:
+    def __init__(
+        self, aid: int, layer: Layer, device: Device, shard: int, vram_gb: float, now: float
+    ) -> None:
         self.id = aid
         self.layer = layer
         self.device = device
@@ -134,6 +176,7 @@ class Agent:
         self.blocked: deque[WorkItem] = deque()  # held at the sender by the high-water mark
         self.lost: list[WorkItem] = []  # work that reached or sat on the agent when it died
         self.outstanding = 0  # sent by the coordinator and not yet answered
+        self.pool: Pool | None = None  # the dispatch pool holding the agent while it accepts
         self.batch: list[WorkItem] = []  # in service now
         self.born = now
         self.gone = -1.0
@@ -157,8 +200,9 @@ class Layer:
         self.cfg = cfg
         self.role = cfg.role
         self.agents: list[Agent] = []  # every agent ever in the layer that is not stopped
-        self.ready: list[Agent] = []  # accepting agents, for dispatch
-        self.by_shard: dict[int, list[Agent]] = {}  # accepting retrievers by shard held
+        self.ready: list[Agent] = []  # accepting agents, for random and round-robin dispatch
+        self.pool = Pool()  # accepting agents by outstanding jobs, for least-loaded dispatch
+        self.shard_pools: dict[int, Pool] = {}  # retrievers: accepting replicas of each shard
         self.central: deque[WorkItem] = deque()  # the coordinator's FIFO for central dispatch
         self.rr = 0
         self.arrivals = 0  # work items dispatched to the layer
@@ -166,11 +210,17 @@ class Layer:
 
     def refresh(self) -> None:
         """Recompute the accepting set after any state change of one of its agents."""
+        for agent in self.agents:
+            if agent.pool is not None:
+                agent.pool.remove(agent)
         self.ready = [a for a in self.agents if a.accepting]
-        if self.role == "retriever":
-            self.by_shard = {}
-            for a in self.ready:
-                self.by_shard.setdefault(a.shard, []).append(a)
+        self.pool = Pool()
+        self.shard_pools = {}
+        for agent in self.ready:
+            if self.role == "retriever":
+                self.shard_pools.setdefault(agent.shard, Pool()).add(agent)
+            else:
+                self.pool.add(agent)
 
     def count(self, *states: AgentState) -> int:
         return sum(1 for a in self.agents if a.state in states)
@@ -190,7 +240,9 @@ class Cluster:
                 node.up = not group.cloud or i < initial
                 self.nodes.append(node)
         self.by_name = {n.name: n for n in self.nodes}
-        self.layers = {name: Layer(i, name, cfg) for i, (name, cfg) in enumerate(scenario.layers.items())}
+        self.layers = {
+            name: Layer(i, name, cfg) for i, (name, cfg) in enumerate(scenario.layers.items())
+        }
         self.agents: list[Agent] = []
         coordinator = scenario.coordinator or self.nodes[0].name
         self.coordinator = self.by_name[coordinator]
@@ -217,6 +269,8 @@ class Cluster:
         return agent
 
     def remove_agent(self, agent: Agent, now: float) -> None:
+        if agent.pool is not None:
+            agent.pool.remove(agent)
         agent.state = AgentState.STOPPED
         agent.gone = now
         agent.device.detach(now, agent.vram_gb)
@@ -226,6 +280,8 @@ class Cluster:
     def move_agent(self, agent: Agent, layer: Layer, shard: int, now: float) -> None:
         """Re-home ``agent`` into ``layer`` (its device memory follows the new model)."""
         old = agent.layer
+        if agent.pool is not None:
+            agent.pool.remove(agent)
         old.agents.remove(agent)
         agent.device.detach(now, agent.vram_gb)
         agent.vram_gb = self.model_vram(layer) if agent.device.is_gpu else 0.0

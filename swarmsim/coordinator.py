@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from .clock import Call
 from .cluster import Agent, AgentState, Layer
 from .messages import Message, MessageType
+from .pool import add_outstanding
 
 if TYPE_CHECKING:
     from .simulation import Simulation
@@ -27,11 +28,33 @@ OUTCOMES = ("in_flight", "completed", "failed", "dropped")
 class Query:
     """One user query on its way through the pipeline."""
 
-    __slots__ = ("arrival", "end", "id", "in_tok", "model", "out_tok", "pending", "pool",
-                 "qclass", "reason", "searched", "stage", "status", "timeline")
+    __slots__ = (
+        "arrival",
+        "end",
+        "id",
+        "in_tok",
+        "model",
+        "out_tok",
+        "pending",
+        "pool",
+        "qclass",
+        "reason",
+        "searched",
+        "stage",
+        "status",
+        "timeline",
+    )
 
-    def __init__(self, qid: int, arrival: float, qclass: int, model: str, in_tok: int,
-                 out_tok: int, pool: int) -> None:
+    def __init__(
+        self,
+        qid: int,
+        arrival: float,
+        qclass: int,
+        model: str,
+        in_tok: int,
+        out_tok: int,
+        pool: int,
+    ) -> None:
         self.id = qid
         self.arrival = arrival
         self.qclass = qclass
@@ -138,7 +161,7 @@ class Coordinator:
             return None
         rule = layer.cfg.dispatch
         if rule == "least-loaded":
-            return min(ready, key=_outstanding)
+            return layer.pool.least()
         if rule == "random":
             return ready[self.dispatch_stream.randrange(len(ready))]
         layer.rr = (layer.rr + 1) % len(ready)
@@ -148,7 +171,7 @@ class Coordinator:
         """Central dispatch: give queued work to agents with nothing outstanding."""
         central = layer.central
         while central:
-            agent = next((a for a in layer.ready if a.outstanding == 0), None)
+            agent = layer.pool.idle()
             if agent is None:
                 return
             self.send_work(agent, central.popleft())
@@ -156,7 +179,7 @@ class Coordinator:
     def send_work(self, agent: Agent, item: WorkItem) -> None:
         """Send one job to ``agent``, subject to the socket's high-water mark."""
         item.agent = agent
-        agent.outstanding += 1
+        add_outstanding(agent, 1)
         if agent.outstanding - len(agent.batch) > self.hwm:
             if self.drops_at_hwm:
                 self.fabric.drop(None, item, "hwm")
@@ -167,8 +190,15 @@ class Coordinator:
 
     def _transmit(self, agent: Agent, item: WorkItem) -> None:
         item.sent = self.env._now
-        msg = Message(MessageType.DATA, item.layer.role, item.query.id, -1, item.sent,
-                      self._request_bytes(item), agent.id)
+        msg = Message(
+            MessageType.DATA,
+            item.layer.role,
+            item.query.id,
+            -1,
+            item.sent,
+            self._request_bytes(item),
+            agent.id,
+        )
         self.fabric.send(msg, self.node, agent.node.name, self.on_work, item)
 
     # --- on the agent -----------------------------------------------------------------------
@@ -197,7 +227,12 @@ class Coordinator:
         agent.busy_since = now
         while agent.blocked and agent.outstanding - n - len(queue) <= self.hwm:
             self._transmit(agent, agent.blocked.popleft())
-        Call(self.env, self.service.seconds(agent, batch), self.on_served, (agent, batch, agent.epoch))
+        Call(
+            self.env,
+            self.service.seconds(agent, batch),
+            self.on_served,
+            (agent, batch, agent.epoch),
+        )
 
     def on_served(self, done: tuple[Agent, list[WorkItem], int]) -> None:
         agent, batch, epoch = done
@@ -208,8 +243,15 @@ class Coordinator:
         agent.busy_s += now - agent.busy_since
         agent.served += len(batch)
         for item in batch:
-            msg = Message(MessageType.RESPONSE, "DONE", item.query.id, agent.id, now,
-                          self._response_bytes(item), -1)
+            msg = Message(
+                MessageType.RESPONSE,
+                "DONE",
+                item.query.id,
+                agent.id,
+                now,
+                self._response_bytes(item),
+                -1,
+            )
             self.fabric.send(msg, agent.node.name, self.node, self.on_response, item)
         if agent.queue:
             self.serve(agent)
@@ -229,8 +271,9 @@ class Coordinator:
         if query.status != ACTIVE:
             return
         if query.timeline is not None:
-            query.timeline.append((query.stage, layer.name, agent.id, agent.node.name, item.sent,
-                                   item.start, now))
+            query.timeline.append(
+                (query.stage, layer.name, agent.id, agent.node.name, item.sent, item.start, now)
+            )
         if item.shard >= 0:
             query.searched.append(item.shard)
         query.pending -= 1
@@ -240,7 +283,7 @@ class Coordinator:
 
     def release(self, agent: Agent, layer: Layer) -> None:
         """One job of ``agent`` is answered or lost: free its slot."""
-        agent.outstanding -= 1
+        add_outstanding(agent, -1)
         if layer.central and layer.cfg.dispatch == "central":
             self.pump(layer)
         if agent.outstanding == 0 and agent.state in (AgentState.DRAINING, AgentState.SWITCHING):
@@ -284,10 +327,6 @@ class Coordinator:
         if role == "synthesizer":
             return s.header + item.query.out_tok * s.per_token
         return s.header + s.control
-
-
-def _outstanding(agent: Agent) -> int:
-    return agent.outstanding
 
 
 Deliver = Callable[[Message | None, WorkItem], None]

@@ -2,21 +2,31 @@
 
 A message crosses each link of its path store-and-forward: it waits for the link to be
 free (FIFO), occupies it for ``size / bandwidth`` seconds, then propagates for the link's
-latency. Each hop is one simulation event, so contention is exact per link. A message
-between two agents on the same node is one IPC hop. Loss and partitions drop messages;
-drops are counted by reason. Socket queues (high-water marks) live with the receiver, in
-``cluster.py``, because their policy depends on the socket kind.
+latency. Two timings of the same model:
+
+- ``hop``: one simulation event per link, so every link serves messages in the order they
+  reach it: exact, and the reference the other timing is checked against.
+- ``path``: one event per message; at send time the message reserves each link of its path
+  in turn. Identical to ``hop`` when no two messages contend for a link beyond the first;
+  otherwise a later-sent message can wait behind an earlier-sent one that reaches a shared
+  downstream link after it, an error bounded by that message's serialization time
+  (microseconds at 10 Gbps). About three times fewer events on multi-hop topologies.
+
+A message between two agents on the same node is one IPC hop. Loss and partitions drop
+messages, counted by reason. Socket queues (high-water marks) are kept per receiving agent
+by the coordinator, because their policy depends on the socket kind.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import networkx as nx
 import simpy
+from simpy.events import NORMAL
 
-from .clock import Call
 from .messages import Message
 from .rng import Stream
 
@@ -52,7 +62,11 @@ class Fabric:
         stream: Stream,
         ipc_latency_s: float,
         loss_prob: float = 0.0,
+        timing: str = "hop",
     ) -> None:
+        if timing not in ("hop", "path"):
+            raise ValueError(f"timing must be 'hop' or 'path', got {timing!r}")
+        self.timing = timing
         self.env = env
         self.graph = graph
         self.stream = stream
@@ -75,7 +89,7 @@ class Fabric:
         links = self._paths.get(key)
         if links is None:
             hops = nx.shortest_path(self.graph, src, dst, weight="latency_s")
-            links = tuple(self.links[u, v] for u, v in zip(hops, hops[1:], strict=False))
+            links = tuple(self.links[u, v] for u, v in itertools.pairwise(hops))
             self._paths[key] = links
         return links
 
@@ -86,29 +100,68 @@ class Fabric:
             self.drop(msg, ctx, "loss")
             return
         if src == dst:
-            Call(self.env, self.ipc_latency_s, self._arrive, (msg, (), 0, deliver, ctx))
+            self.env.schedule(Transit(msg, (), deliver, ctx, self), NORMAL, self.ipc_latency_s)
             return
         if self.cut and ((src in self.cut) != (dst in self.cut)):
             self.drop(msg, ctx, "partition")
             return
-        self._hop((msg, self.path(src, dst), 0, deliver, ctx))
+        links = self.path(src, dst)
+        if self.timing == "hop":
+            _hop(Transit(msg, links, deliver, ctx, self))
+            return
+        now = t = self.env._now
+        size = msg.size
+        for link in links:
+            start = link.free_at if link.free_at > t else t
+            done = start + size * link.s_per_byte
+            link.free_at = done
+            link.messages += 1
+            link.bytes_carried += size
+            t = done + link.latency_s
+        self.env.schedule(Transit(msg, (), deliver, ctx, self), NORMAL, t - now)
 
-    def drop(self, msg: Message, ctx: Any, reason: str) -> None:
+    def drop(self, msg: Message | None, ctx: Any, reason: str) -> None:
+        """Count a dropped message and tell the owner of ``ctx``."""
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
         self.on_drop(msg, ctx, reason)
 
-    def _hop(self, state: tuple) -> None:
-        msg, links, i, _, _ = state
-        link = links[i]
-        now = self.env._now
-        start = link.free_at if link.free_at > now else now
-        done = start + msg.size * link.s_per_byte
-        link.free_at = done
-        link.messages += 1
-        link.bytes_carried += msg.size
-        nxt = self._hop if i + 1 < len(links) else self._arrive
-        Call(self.env, done + link.latency_s - now, nxt, (msg, links, i + 1, state[3], state[4]))
 
-    def _arrive(self, state: tuple) -> None:
-        self.delivered += 1
-        state[3](state[0], state[4])
+class Transit:
+    """A message on its way: the one event object re-scheduled at every hop of its path."""
+
+    __slots__ = ("_ok", "_value", "callbacks", "ctx", "deliver", "fabric", "i", "links", "msg")
+
+    def __init__(
+        self, msg: Message, links: tuple[Link, ...], deliver: Deliver, ctx: Any, fabric: Fabric
+    ) -> None:
+        self.msg = msg
+        self.links = links
+        self.i = 0
+        self.deliver = deliver
+        self.ctx = ctx
+        self.fabric = fabric
+        self._ok = True
+        self._value = None
+        self.callbacks = _ON_EVENT
+
+
+def _hop(tr: Transit) -> None:
+    """Serialize ``tr`` onto its next link (FIFO) and schedule its arrival at the far end."""
+    if tr.i == len(tr.links):
+        tr.fabric.delivered += 1
+        tr.deliver(tr.msg, tr.ctx)
+        return
+    link = tr.links[tr.i]
+    tr.i += 1
+    env = tr.fabric.env
+    now = env._now
+    start = link.free_at if link.free_at > now else now
+    done = start + tr.msg.size * link.s_per_byte
+    link.free_at = done
+    link.messages += 1
+    link.bytes_carried += tr.msg.size
+    tr.callbacks = _ON_EVENT
+    env.schedule(tr, NORMAL, done + link.latency_s - now)
+
+
+_ON_EVENT = (_hop,)

@@ -87,8 +87,11 @@ class Failures:
         fabric = self.sim.fabric
         fabric.cut = set(part.nodes)
         coord_side = self.sim.cluster.coordinator.name in fabric.cut
-        cut_off = [a for a in self.sim.cluster.agents
-                   if (a.node.name in fabric.cut) != coord_side and a.state != AgentState.STOPPED]
+        cut_off = [
+            a
+            for a in self.sim.cluster.agents
+            if (a.node.name in fabric.cut) != coord_side and a.state != AgentState.STOPPED
+        ]
         Call(self.env, self.detection_delay(), self._declare_unreachable, cut_off)
         yield self.env.timeout(part.duration_s)
         fabric.cut = set()
@@ -99,8 +102,11 @@ class Failures:
     # --- crash, detection, recovery ---------------------------------------------------------
 
     def _agents_on(self, node: Node) -> list[Agent]:
-        return [a for a in self.sim.cluster.agents
-                if a.node is node and a.state not in (AgentState.STOPPED,)]
+        return [
+            a
+            for a in self.sim.cluster.agents
+            if a.node is node and a.state not in (AgentState.STOPPED,)
+        ]
 
     def crash(self, agent: Agent) -> None:
         """The agent's process dies: what it held is lost until the coordinator notices."""

@@ -165,8 +165,11 @@ class Lifecycle:
         if layer is agent.layer and shard == agent.shard:
             return
         device = agent.device
-        if device.is_gpu and device.vram_used - agent.vram_gb + self.cluster.model_vram(
-            layer) > device.profile.vram_gb:
+        if (
+            device.is_gpu
+            and device.vram_used - agent.vram_gb + self.cluster.model_vram(layer)
+            > device.profile.vram_gb
+        ):
             raise ValueError(f"layer {name!r} does not fit on agent {aid}'s {device.profile.name}")
         self.cluster.move_agent(agent, layer, shard, self.env.now)
         agent.state = AgentState.SWITCHING

@@ -54,8 +54,12 @@ class LayerConfig:
     def __post_init__(self) -> None:
         check(self.batch_max >= 1, "batch_max", self.batch_max, ">= 1")
         check(self.min_replicas >= 0, "min_replicas", self.min_replicas, ">= 0")
-        check(self.max_replicas >= self.min_replicas, "max_replicas", self.max_replicas,
-              f">= min_replicas ({self.min_replicas})")
+        check(
+            self.max_replicas >= self.min_replicas,
+            "max_replicas",
+            self.max_replicas,
+            f">= min_replicas ({self.min_replicas})",
+        )
         if self.service.kind == "profile" and self.role in ("synthesizer", "embedder"):
             check(self.model is not None, "model", self.model, f"a model profile for {self.role}")
 
@@ -68,8 +72,12 @@ class StageConfig:
     layer_by_model: dict[str, str] | None = None  # query-class model tier -> layer
 
     def __post_init__(self) -> None:
-        check((self.layer is None) != (self.layer_by_model is None), "layer", self.layer,
-              "exactly one of layer or layer_by_model")
+        check(
+            (self.layer is None) != (self.layer_by_model is None),
+            "layer",
+            self.layer,
+            "exactly one of layer or layer_by_model",
+        )
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,7 @@ class FabricConfig:
     """The message fabric: links with serialization + propagation delay, bounded socket queues."""
 
     enabled: bool = True  # false: hand-offs are instantaneous (queueing validation)
+    timing: Literal["hop", "path"] = "hop"  # path: one event per message, faster (fabric.py)
     switches: tuple[SwitchConfig, ...] = (SwitchConfig("switch"),)
     links: tuple[LinkConfig, ...] = ()
     ipc_latency_s: float = 0.0001  # same-node hand-off (ARCHITECTURE.md: local IPC < 1 ms)
@@ -216,8 +225,9 @@ class FailureConfig:
             value = getattr(self, name)
             check(value is None or value > 0, name, value, "> 0 or null")
         check(self.node_mttr_s > 0, "node_mttr_s", self.node_mttr_s, "> 0")
-        check(self.heartbeat_interval_s > 0, "heartbeat_interval_s", self.heartbeat_interval_s,
-              "> 0")
+        check(
+            self.heartbeat_interval_s > 0, "heartbeat_interval_s", self.heartbeat_interval_s, "> 0"
+        )
         check(self.heartbeat_liveness >= 1, "heartbeat_liveness", self.heartbeat_liveness, ">= 1")
         check(self.max_retries >= 0, "max_retries", self.max_retries, ">= 0")
 
@@ -257,8 +267,12 @@ class Scenario:
 
     def __post_init__(self) -> None:
         check(self.duration_s > 0, "duration_s", self.duration_s, "> 0")
-        check(0 <= self.warmup_s < self.duration_s, "warmup_s", self.warmup_s,
-              f"in [0, duration_s={self.duration_s})")
+        check(
+            0 <= self.warmup_s < self.duration_s,
+            "warmup_s",
+            self.warmup_s,
+            f"in [0, duration_s={self.duration_s})",
+        )
         check(self.control_interval_s > 0, "control_interval_s", self.control_interval_s, "> 0")
         check(self.slo_latency_s > 0, "slo_latency_s", self.slo_latency_s, "> 0")
         check(len(self.stages) >= 1, "stages", self.stages, "at least one stage")
@@ -283,6 +297,8 @@ def expand_names(group: NodeGroup) -> list[str]:
 
 
 def _check_references(s: Scenario) -> None:
+    retrievers = [name for name, layer in s.layers.items() if layer.role == "retriever"]
+    check(len(retrievers) <= 1, "layers", retrievers, "at most one retriever layer")
     for i, stage in enumerate(s.stages):
         names = [stage.layer] if stage.layer else list(stage.layer_by_model.values())
         for name in names:
@@ -290,22 +306,38 @@ def _check_references(s: Scenario) -> None:
     switches = {sw.name for sw in s.fabric.switches}
     for i, link in enumerate(s.fabric.links):
         for end in ("a", "b"):
-            check(getattr(link, end) in switches, f"fabric.links[{i}].{end}",
-                  getattr(link, end), f"a switch ({sorted(switches)})")
+            check(
+                getattr(link, end) in switches,
+                f"fabric.links[{i}].{end}",
+                getattr(link, end),
+                f"a switch ({sorted(switches)})",
+            )
     for i, group in enumerate(s.nodes):
         where = f"nodes[{i}]"
-        check(group.switch is None or group.switch in switches, f"{where}.switch",
-              group.switch, f"a switch ({sorted(switches)})")
+        check(
+            group.switch is None or group.switch in switches,
+            f"{where}.switch",
+            group.switch,
+            f"a switch ({sorted(switches)})",
+        )
         for j, agents in enumerate(group.agents):
-            check(agents.layer in s.layers, f"{where}.agents[{j}].layer", agents.layer,
-                  f"a layer ({sorted(s.layers)})")
-            check(agents.device is None or 0 <= agents.device < len(group.devices),
-                  f"{where}.agents[{j}].device", agents.device,
-                  f"an index into devices (0..{len(group.devices) - 1}) or null for the CPU")
+            check(
+                agents.layer in s.layers,
+                f"{where}.agents[{j}].layer",
+                agents.layer,
+                f"a layer ({sorted(s.layers)})",
+            )
+            check(
+                agents.device is None or 0 <= agents.device < len(group.devices),
+                f"{where}.agents[{j}].device",
+                agents.device,
+                f"an index into devices (0..{len(group.devices) - 1}) or null for the CPU",
+            )
     names = s.node_names
     check(len(set(names)) == len(names), "nodes", names, "unique node names")
-    check(s.coordinator is None or s.coordinator in names, "coordinator", s.coordinator,
-          "a node name")
+    check(
+        s.coordinator is None or s.coordinator in names, "coordinator", s.coordinator, "a node name"
+    )
     for i, part in enumerate(s.fabric.partitions):
         for node in part.nodes:
             check(node in names, f"fabric.partitions[{i}].nodes", node, "a node name")
@@ -367,12 +399,25 @@ def _resolve(raw: dict, overrides: Sequence[str]) -> Scenario:
         if "." not in key and key not in _SCENARIO_FIELDS:
             if key not in params:
                 raise UnknownNameError("parameter", key, params)
-            params[key] = value
+            params[key] = _check_param(key, params[key], value)
         else:
             set_dotted(data, key, value)
     data["parameters"] = params
     data = {k: (v if k == "parameters" else substitute(v, params, k)) for k, v in data.items()}
     return build(Scenario, data)
+
+
+def _check_param(name: str, default: Any, value: Any) -> Any:
+    """A parameter override must have the type of the parameter's default."""
+    kind = type(default)
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok, value = True, float(value)
+    if not ok and default is not None:
+        raise ConfigError(
+            f"parameters.{name}", value, f"{kind.__name__} like the default {default!r}"
+        )
+    return value
 
 
 def _split_override(item: str) -> tuple[str, Any]:

@@ -28,10 +28,10 @@ from .profiles import Profiles, load_profiles
 from .rng import RandomStreams
 from .scenario import Scenario
 from .service import ServiceModel
-from .topology import build_topology
-from .view import ClusterView, ControlPlane, RoutePlan
 from .snapshot import build_view
 from .summary import summarize
+from .topology import build_topology
+from .view import ClusterView, ControlPlane, RoutePlan
 from .workload import Workload
 
 RouteHook = Callable[[ClusterView, ControlPlane], None]
@@ -70,12 +70,21 @@ class Simulation:
         self.qclass_models = [c.model for c in scenario.workload.classes]
         self.metrics = Metrics(scenario.warmup_s, scenario.slo_latency_s)
         self.metrics.role_changes = 0
-        self.fabric = Fabric(self.env, build_topology(scenario), self.streams["fabric"],
-                             scenario.fabric.ipc_latency_s, scenario.fabric.loss_prob)
+        self.fabric = Fabric(
+            self.env,
+            build_topology(scenario),
+            self.streams["fabric"],
+            scenario.fabric.ipc_latency_s,
+            scenario.fabric.loss_prob,
+            scenario.fabric.timing,
+        )
         if not scenario.fabric.enabled:
             self.fabric.send = self._handoff
         self.service = ServiceModel(scenario.retrieval, self.n_shards, self.streams["service"])
         self.stage_layers = [self._stage_layer(s) for s in scenario.stages]
+        self.retriever = next(
+            (ly for ly in self.cluster.layers.values() if ly.role == "retriever"), None
+        )
         self.coordinator = Coordinator(self)
         self.fabric.on_drop = lambda _msg, item, reason: self.coordinator.lost(item, reason)
         self.lifecycle = Lifecycle(self)
@@ -129,8 +138,15 @@ class Simulation:
             if delay > 0:
                 yield env.timeout(delay)
             model = self.qclass_models[arr.qclass]
-            query = Query(qid, env.now, arr.qclass, model, arr.input_tokens, arr.output_tokens,
-                          pool.randrange(n_pool))
+            query = Query(
+                qid,
+                env.now,
+                arr.qclass,
+                model,
+                arr.input_tokens,
+                arr.output_tokens,
+                pool.randrange(n_pool),
+            )
             self.coordinator.accept(query)
 
     def _control_loop(self) -> Generator[simpy.Event, None, None]:
@@ -162,27 +178,17 @@ class Simulation:
     def default_plan(self) -> list[tuple[int, Agent]]:
         """Every shard, each on its replica with the fewest outstanding jobs."""
         plan = []
-        by_shard = self.retrieval_layer_shards()
         for shard in range(self.n_shards):
-            agent = self.pick_replica(shard, by_shard)
+            agent = self.pick_replica(shard)
             if agent is None:
                 return []
             plan.append((shard, agent))
         return plan
 
-    def retrieval_layer_shards(self) -> dict[int, list[Agent]]:
-        merged: dict[int, list[Agent]] = {}
-        for layer in self.cluster.layers.values():
-            if layer.role == "retriever":
-                for shard, agents in layer.by_shard.items():
-                    merged.setdefault(shard, []).extend(agents)
-        return merged
-
-    def pick_replica(self, shard: int, by_shard: dict | None = None) -> Agent | None:
-        replicas = (by_shard or self.retrieval_layer_shards()).get(shard)
-        if not replicas:
-            return None
-        return min(replicas, key=lambda a: a.outstanding)
+    def pick_replica(self, shard: int) -> Agent | None:
+        """The least-loaded accepting replica of ``shard``, or None."""
+        pool = self.retriever.shard_pools.get(shard)
+        return None if pool is None else pool.least()
 
     def view(self, query: Query | None = None) -> ClusterView:
         """A snapshot of what a controller may know now."""
@@ -256,8 +262,15 @@ class Simulation:
             "outcome": OUTCOMES[query.status],
             "reason": query.reason,
             "stages": [
-                {"stage": st, "layer": ly, "agent": ag, "node": nd, "sent": se, "start": sa,
-                 "end": en}
+                {
+                    "stage": st,
+                    "layer": ly,
+                    "agent": ag,
+                    "node": nd,
+                    "sent": se,
+                    "start": sa,
+                    "end": en,
+                }
                 for st, ly, ag, nd, se, sa, en in query.timeline
             ],
         }

@@ -29,7 +29,9 @@ def summarize(sim: Simulation, wall_s: float) -> dict[str, Any]:
         "wall_s": wall_s,
         "throughput_qps": m.completed / now if now > 0 else 0.0,
         "outcomes": dict(sorted(m.reasons.items())),
-        "utilisation": {name: _utilisation(layer, now) for name, layer in sim.cluster.layers.items()},
+        "utilisation": {
+            name: _utilisation(layer, now) for name, layer in sim.cluster.layers.items()
+        },
         "replicas": {name: _replicas(layer) for name, layer in sim.cluster.layers.items()},
         "messages": {
             "sent": fabric.sent,

@@ -91,4 +91,4 @@ class ControlPlane(Protocol):
         """Set the number of replicas of ``layer`` (clamped to its min/max)."""
 
     def assign(self, agent: int, layer: str, shard: int | None = None) -> None:
-        """Move ``agent`` into ``layer`` (a role, with its model), holding ``shard`` if retriever."""
+        """Move ``agent`` into ``layer`` (a role and its model); retrievers hold ``shard``."""

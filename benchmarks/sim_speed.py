@@ -1,0 +1,107 @@
+"""Simulator speed against a bare SimPy loop measured in the same run.
+
+Prints and writes ``results/sim_speed.json``:
+- bare SimPy: events per wall-second of 100 processes looping on ``env.timeout``;
+- escape-velocity at 50,000 queries/hour for one simulated hour: wall seconds, events per
+  wall-second and its ratio to the bare loop (goal >= 0.5), for both fabric timings;
+- agi-1000: simulated seconds per wall-second (goal >= 30x real time).
+
+Run: ``python benchmarks/sim_speed.py [--profile] [--agi-duration S]``. Pinned to one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import platform
+import pstats
+import time
+from pathlib import Path
+
+import simpy
+
+from swarmsim import Simulation, load_scenario
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "sim_speed.json"
+
+
+def bare_simpy(n_events: int = 1_000_000, procs: int = 100) -> float:
+    """Events per wall-second of a bare SimPy loop of timeouts."""
+    env = simpy.Environment()
+
+    def loop(env: simpy.Environment):
+        while True:
+            yield env.timeout(1.0)
+
+    for _ in range(procs):
+        env.process(loop(env))
+    start = time.perf_counter()
+    env.run(until=n_events / procs)
+    return n_events / (time.perf_counter() - start)
+
+
+def run(name: str, overrides: list[str], profile: bool = False) -> dict:
+    sim = Simulation(load_scenario(name, overrides), seed=0)
+    prof = cProfile.Profile() if profile else None
+    if prof:
+        prof.enable()
+    summary = sim.run()
+    if prof:
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+    return {
+        "scenario": name,
+        "overrides": overrides,
+        "sim_s": summary["sim_s"],
+        "wall_s": summary["wall_s"],
+        "events": summary["events"],
+        "events_per_s": summary["events"] / summary["wall_s"],
+        "queries": summary["queries"]["submitted"],
+        "realtime_x": summary["sim_s"] / summary["wall_s"],
+        "latency_p50_s": summary["latency_s"]["p50"],
+        "latency_p99_s": summary["latency_s"]["p99"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", action="store_true", help="cProfile escape-velocity")
+    parser.add_argument("--agi-duration", type=float, default=300.0)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    bare = bare_simpy()
+    print(f"bare SimPy timeouts: {bare:,.0f} events/s")
+    rows = []
+    for timing in ("hop", "path"):
+        row = run("escape-velocity", ["rate=13.8889", f"fabric.timing={timing}"], args.profile)
+        row["ratio_to_bare"] = row["events_per_s"] / bare
+        rows.append(row)
+        print(
+            f"escape-velocity 1 h @ 50k q/h, fabric {timing}: {row['wall_s']:.2f} s wall, "
+            f"{row['events']:,} events, {row['events_per_s']:,.0f} ev/s, "
+            f"ratio to bare {row['ratio_to_bare']:.2f}"
+        )
+    for timing in ("hop", "path"):
+        row = run("agi-1000", [f"duration_s={args.agi_duration}", f"fabric.timing={timing}"])
+        rows.append(row)
+        print(
+            f"agi-1000 {args.agi_duration:.0f} s, fabric {timing}: {row['wall_s']:.2f} s wall, "
+            f"{row['realtime_x']:.1f}x real time, {row['events_per_s']:,.0f} ev/s"
+        )
+    out = {
+        "command": "python benchmarks/sim_speed.py",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, simpy {simpy.__version__}, pinned to one core",
+        "bare_simpy_events_per_s": bare,
+        "runs": rows,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

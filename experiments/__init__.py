@@ -1,0 +1,1 @@
+"""The top layer: the ``swarmsim`` command, experiment configs, runners and reports."""

@@ -1,0 +1,134 @@
+"""The ``swarmsim`` command.
+
+User errors (a bad scenario file, an unknown name, a bad ``--set``) end with one line on
+stderr naming the cause and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from swarmsim.errors import SwarmError
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swarmsim",
+        description="Simulate a distributed RAG agent swarm; train and deploy its controllers.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("scenarios", help="list the built-in scenarios").set_defaults(func=cmd_scenarios)
+    sim = sub.add_parser("simulate", help="run one simulation and print its metrics summary")
+    sim.add_argument("scenario", help="a built-in scenario name or a scenario YAML file")
+    sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sim.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        help="simulated seconds (warm-up is capped at a tenth of it)",
+    )
+    sim.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="override a scenario parameter or dotted field; repeatable",
+    )
+    sim.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sim.add_argument(
+        "--trace-out", type=Path, metavar="FILE", help="write the per-query timeline as JSONL"
+    )
+    sim.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    sim.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def cmd_scenarios(_args: argparse.Namespace) -> int:
+    from swarmsim.scenario import builtin_scenarios
+
+    scenarios = builtin_scenarios()
+    width = max(map(len, scenarios))
+    for name, line in scenarios.items():
+        print(f"{name:<{width}}  {line}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from swarmsim.metrics import write_timeline
+    from swarmsim.scenario import load_scenario
+    from swarmsim.simulation import Simulation
+
+    from .render import render_summary
+
+    overrides = list(args.overrides)
+    if args.duration is not None:
+        overrides += _duration_overrides(args.scenario, args.duration)
+    scenario = load_scenario(args.scenario, overrides)
+    base = Path(args.scenario).parent if Path(args.scenario).is_file() else None
+    if args.trace_out is not None and not args.trace_out.parent.is_dir():
+        raise SwarmError(f"--trace-out: directory {args.trace_out.parent} does not exist")
+    sim = Simulation(
+        scenario, seed=args.seed, record_timeline=args.trace_out is not None, base_dir=base
+    )
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    summary = _run_with_progress(sim) if show else sim.run()
+    if args.trace_out is not None:
+        write_timeline(sim.timeline, args.trace_out)
+    print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
+    return 0
+
+
+def _duration_overrides(ref: str, duration: float) -> list[str]:
+    from swarmsim.scenario import load_scenario
+
+    if duration <= 0:
+        raise SwarmError(f"--duration: expected a positive number of seconds, got {duration}")
+    warmup = load_scenario(ref).warmup_s
+    return [f"duration_s={duration}", f"warmup_s={min(warmup, duration / 10)}"]
+
+
+def _run_with_progress(sim) -> dict:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("simulating"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("sim", total=1.0)
+        return sim.run(progress=lambda frac: bar.update(task, completed=frac))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``swarmsim`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SwarmError as err:
+        print(f"swarmsim: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        print(f"swarmsim: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("swarmsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Readable renderings of a metrics summary for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _num(value: Any, unit: str = "", digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def render_summary(s: dict[str, Any]) -> str:
+    """The metrics summary as aligned text: queries, latency, SLO, recall, cost, detail."""
+    q, lat, slo = s["queries"], s["latency_s"], s["slo"]
+    lines = [
+        f"scenario {s['scenario']}  seed {s['seed']}  simulated {s['sim_s']:.0f} s"
+        f"  in {s['wall_s']:.2f} s wall ({s['events']:,} events)",
+        "queries    " + "  ".join(f"{k} {v:,}" for k, v in q.items()),
+        "latency_s  " + "  ".join(f"{k} {_num(v)}" for k, v in lat.items()),
+        f"slo        target {slo['target_s']} s"
+        f"  violation_rate {_num(slo['violation_rate'], digits=4)}",
+        f"recall@k   {_num(s['recall_at_k'], digits=4)}",
+        f"cost       gpu_hours {_num(s['gpu_hours'], digits=2)}"
+        f"  usd {_num(s['cost_usd'], digits=2)}  throughput {_num(s['throughput_qps'], ' q/s', 2)}",
+    ]
+    util = "  ".join(f"{k} {_num(v, digits=2)}" for k, v in s["utilisation"].items())
+    lines.append(f"utilisation {util}")
+    reps = "  ".join(
+        f"{k} {v['running']}" + (f"+{v['starting']}" if v["starting"] else "")
+        for k, v in s["replicas"].items()
+    )
+    lines.append(f"replicas   {reps}")
+    msgs = s["messages"]
+    dropped = sum(msgs["dropped"].values())
+    lines.append(
+        f"messages   sent {msgs['sent']:,}  delivered {msgs['delivered']:,}  dropped {dropped:,}"
+        + (f" {msgs['dropped']}" if dropped else "")
+    )
+    fails = {k: v for k, v in s["failures"].items() if v}
+    if fails or s["outcomes"]:
+        lines.append(f"failures   {fails}  outcomes {s['outcomes']}")
+    return "\n".join(lines)

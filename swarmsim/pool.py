@@ -1,0 +1,70 @@
+"""A pool of accepting agents indexed by outstanding jobs: least-loaded pick in O(1).
+
+Join-shortest-queue over thousands of replicas (agi-1000 has ~1,100 per shard) must not
+scan them all per query. Agents sit in buckets by their outstanding count; a send or an
+answer moves one agent one bucket. Ties go to the agent that entered its bucket first,
+which is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .cluster import Agent
+
+
+class Pool:
+    """Accepting agents of one layer (or of one shard), bucketed by outstanding jobs."""
+
+    __slots__ = ("buckets", "lo", "size")
+
+    def __init__(self) -> None:
+        self.buckets: list[dict[int, Agent]] = [{}]
+        self.lo = 0  # no non-empty bucket below this index
+        self.size = 0
+
+    def add(self, agent: Agent) -> None:
+        k = agent.outstanding
+        while len(self.buckets) <= k:
+            self.buckets.append({})
+        self.buckets[k][agent.id] = agent
+        self.size += 1
+        if k < self.lo:
+            self.lo = k
+        agent.pool = self
+
+    def remove(self, agent: Agent) -> None:
+        del self.buckets[agent.outstanding][agent.id]
+        self.size -= 1
+        agent.pool = None
+
+    def least(self) -> Agent | None:
+        """The agent with the fewest outstanding jobs, or None when the pool is empty."""
+        if not self.size:
+            return None
+        buckets, lo = self.buckets, self.lo
+        while not buckets[lo]:
+            lo += 1
+        self.lo = lo
+        return next(iter(buckets[lo].values()))
+
+    def idle(self) -> Agent | None:
+        """An agent with nothing outstanding, or None."""
+        first = self.buckets[0]
+        return next(iter(first.values())) if first else None
+
+
+def add_outstanding(agent: Agent, delta: int) -> None:
+    """Change ``agent.outstanding`` by ``delta``, keeping its pool's buckets in step."""
+    pool = agent.pool
+    old = agent.outstanding
+    new = agent.outstanding = old + delta
+    if pool is None:
+        return
+    del pool.buckets[old][agent.id]
+    if len(pool.buckets) <= new:
+        pool.buckets.append({})
+    pool.buckets[new][agent.id] = agent
+    if new < pool.lo:
+        pool.lo = new
