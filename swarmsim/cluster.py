@@ -203,7 +203,7 @@ class Layer:
         self.ready: list[Agent] = []  # accepting agents, for random and round-robin dispatch
         self.pool = Pool()  # accepting agents by outstanding jobs, for least-loaded dispatch
         self.shard_pools: dict[int, Pool] = {}  # retrievers: accepting replicas of each shard
-        self.central: deque[WorkItem] = deque()  # the coordinator's FIFO for central dispatch
+        self.backlog: deque[WorkItem] = deque()  # work queued at the coordinator for the layer
         self.rr = 0
         self.arrivals = 0  # work items dispatched to the layer
         self.recent_latency: list[float] = []  # stage latencies since the last control interval

@@ -10,7 +10,6 @@ at once to an agent picked at random, round-robin, or by fewest outstanding jobs
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .clock import Call
@@ -140,26 +139,42 @@ class Coordinator:
     # --- dispatch ---------------------------------------------------------------------------
 
     def dispatch(self, item: WorkItem) -> None:
-        """Hand ``item`` to an agent of its layer by the layer's dispatch rule."""
+        """Hand ``item`` to an agent of its layer by the layer's rule, or queue it at the
+        coordinator (the layer's backlog) until one can take it."""
         layer = item.layer
         if item.shard >= 0:
             agent = self.sim.pick_replica(item.shard)
-        elif layer.cfg.dispatch == "central":
-            layer.central.append(item)
-            self.pump(layer)
+            if agent is None:
+                self.sim.finish(item.query, FAILED, "no_replica")
+            else:
+                self.send_work(agent, item)
             return
-        else:
-            agent = self.pick(layer)
-        if agent is None:
+        if not layer.agents:
             self.sim.finish(item.query, FAILED, "no_replica")
             return
-        self.send_work(agent, item)
+        layer.backlog.append(item)
+        self.pump(layer)
+
+    def pump(self, layer: Layer) -> None:
+        """Send backlog work to agents the layer's rule picks, while any can take it.
+
+        ``central`` waits for an agent with nothing outstanding (a shared FIFO: M/M/c); the
+        other rules send at once to an accepting agent, which queues the work itself."""
+        backlog = layer.backlog
+        while backlog:
+            agent = self.pick(layer)
+            if agent is None:
+                return
+            self.send_work(agent, backlog.popleft())
 
     def pick(self, layer: Layer) -> Agent | None:
+        """The agent the layer's dispatch rule chooses, or None when none can take work."""
         ready = layer.ready
         if not ready:
             return None
         rule = layer.cfg.dispatch
+        if rule == "central":
+            return layer.pool.idle()
         if rule == "least-loaded":
             return layer.pool.least()
         if rule == "random":
@@ -167,25 +182,18 @@ class Coordinator:
         layer.rr = (layer.rr + 1) % len(ready)
         return ready[layer.rr]
 
-    def pump(self, layer: Layer) -> None:
-        """Central dispatch: give queued work to agents with nothing outstanding."""
-        central = layer.central
-        while central:
-            agent = layer.pool.idle()
-            if agent is None:
-                return
-            self.send_work(agent, central.popleft())
-
     def send_work(self, agent: Agent, item: WorkItem) -> None:
-        """Send one job to ``agent``, subject to the socket's high-water mark."""
+        """Send one job to ``agent``, subject to its socket's high-water mark: at the mark a
+        ROUTER or PUB socket drops the message, a DEALER or PUSH socket holds it back."""
         item.agent = agent
-        add_outstanding(agent, 1)
-        if agent.outstanding - len(agent.batch) > self.hwm:
+        if agent.blocked or _at_receiver(agent) >= self.hwm:
+            add_outstanding(agent, 1)
             if self.drops_at_hwm:
                 self.fabric.drop(None, item, "hwm")
-                return
-            agent.blocked.append(item)
+            else:
+                agent.blocked.append(item)
             return
+        add_outstanding(agent, 1)
         self._transmit(agent, item)
 
     def _transmit(self, agent: Agent, item: WorkItem) -> None:
@@ -225,7 +233,7 @@ class Coordinator:
             item.start = now
         agent.batch = batch
         agent.busy_since = now
-        while agent.blocked and agent.outstanding - n - len(queue) <= self.hwm:
+        while agent.blocked and _at_receiver(agent) < self.hwm:
             self._transmit(agent, agent.blocked.popleft())
         Call(
             self.env,
@@ -284,7 +292,7 @@ class Coordinator:
     def release(self, agent: Agent, layer: Layer) -> None:
         """One job of ``agent`` is answered or lost: free its slot."""
         add_outstanding(agent, -1)
-        if layer.central and layer.cfg.dispatch == "central":
+        if layer.backlog:
             self.pump(layer)
         if agent.outstanding == 0 and agent.state in (AgentState.DRAINING, AgentState.SWITCHING):
             self.sim.lifecycle.drained(agent)
@@ -329,4 +337,6 @@ class Coordinator:
         return s.header + s.control
 
 
-Deliver = Callable[[Message | None, WorkItem], None]
+def _at_receiver(agent: Agent) -> int:
+    """Jobs sent to ``agent`` and not yet in service: in transit or in its socket queue."""
+    return agent.outstanding - len(agent.batch) - len(agent.blocked)

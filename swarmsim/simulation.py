@@ -23,7 +23,7 @@ from .errors import UnknownNameError
 from .fabric import Fabric
 from .failures import Failures
 from .lifecycle import Lifecycle
-from .metrics import Metrics
+from .metrics import Metrics, check_conservation
 from .profiles import Profiles, load_profiles
 from .rng import RandomStreams
 from .scenario import Scenario
@@ -118,7 +118,9 @@ class Simulation:
             self.env.run(until=t)
             if progress:
                 progress(t / end)
-        return self.summary(time.perf_counter() - wall)
+        summary = self.summary(time.perf_counter() - wall)
+        check_conservation(summary)
+        return summary
 
     def start(self) -> None:
         """Start the model's processes (idempotent); ``run`` calls it."""
@@ -222,8 +224,8 @@ class Simulation:
         return self.cluster.layers[name]
 
     def on_capacity(self, layer: Layer) -> None:
-        """An agent became ready: central queues may move."""
-        if layer.central:
+        """An agent became ready: the layer's backlog may move."""
+        if layer.backlog:
             self.coordinator.pump(layer)
 
     # --- outcomes ---------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def _layer_stats(sim: Simulation, layer, now: float) -> LayerStats:
         starting=layer.count(AgentState.STARTING, AgentState.SWITCHING),
         draining=layer.count(AgentState.DRAINING),
         arrival_rate=layer.arrivals / interval,
-        queue=sum(len(a.queue) for a in live) + len(layer.central),
+        queue=sum(len(a.queue) for a in live) + len(layer.backlog),
         in_flight=sum(a.outstanding for a in live),
         p95_latency_s=float(np.percentile(lat, 95)) if lat else 0.0,
         utilisation=busy / alive if alive > 0 else 0.0,
