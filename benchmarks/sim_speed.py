@@ -3,7 +3,7 @@
 Prints and writes ``results/sim_speed.json``:
 - bare SimPy: events per wall-second of 100 processes looping on ``env.timeout``;
 - escape-velocity at 50,000 queries/hour for one simulated hour: wall seconds, events per
-  wall-second and its ratio to the bare loop (goal >= 0.5), for both fabric timings;
+  wall-second and its ratio to the bare loop (goal >= 0.5);
 - agi-1000: simulated seconds per wall-second (goal >= 30x real time).
 
 Run: ``python benchmarks/sim_speed.py [--profile] [--agi-duration S]``. Pinned to one core.
@@ -75,22 +75,19 @@ def main() -> None:
     bare = bare_simpy()
     print(f"bare SimPy timeouts: {bare:,.0f} events/s")
     rows = []
-    for timing in ("hop", "path"):
-        row = run("escape-velocity", ["rate=13.8889", f"fabric.timing={timing}"], args.profile)
-        row["ratio_to_bare"] = row["events_per_s"] / bare
-        rows.append(row)
-        print(
-            f"escape-velocity 1 h @ 50k q/h, fabric {timing}: {row['wall_s']:.2f} s wall, "
-            f"{row['events']:,} events, {row['events_per_s']:,.0f} ev/s, "
-            f"ratio to bare {row['ratio_to_bare']:.2f}"
-        )
-    for timing in ("hop", "path"):
-        row = run("agi-1000", [f"duration_s={args.agi_duration}", f"fabric.timing={timing}"])
-        rows.append(row)
-        print(
-            f"agi-1000 {args.agi_duration:.0f} s, fabric {timing}: {row['wall_s']:.2f} s wall, "
-            f"{row['realtime_x']:.1f}x real time, {row['events_per_s']:,.0f} ev/s"
-        )
+    row = run("escape-velocity", ["rate=13.8889"], args.profile)
+    row["ratio_to_bare"] = row["events_per_s"] / bare
+    rows.append(row)
+    print(
+        f"escape-velocity 1 h @ 50k q/h: {row['wall_s']:.2f} s wall, {row['events']:,} events, "
+        f"{row['events_per_s']:,.0f} ev/s, ratio to bare {row['ratio_to_bare']:.2f}"
+    )
+    row = run("agi-1000", [f"duration_s={args.agi_duration}"])
+    rows.append(row)
+    print(
+        f"agi-1000 {args.agi_duration:.0f} s: {row['wall_s']:.2f} s wall, "
+        f"{row['realtime_x']:.1f}x real time, {row['events_per_s']:,.0f} ev/s"
+    )
     out = {
         "command": "python benchmarks/sim_speed.py",
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

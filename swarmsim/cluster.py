@@ -154,6 +154,7 @@ class Agent:
         "outstanding",
         "pool",
         "queue",
+        "retiring",
         "served",
         "shard",
         "state",
@@ -170,6 +171,7 @@ class Agent:
         self.shard = shard  # -1 unless a retriever
         self.vram_gb = vram_gb
         self.state = AgentState.STARTING
+        self.retiring = False  # scaled in: stops once drained, and is not restarted after a crash
         self.known_alive = True  # the coordinator's belief, updated by heartbeats
         self.epoch = 0  # bumped on crash so that stale completion events are ignored
         self.queue: deque[WorkItem] = deque()  # received, waiting for service

@@ -224,10 +224,15 @@ class Coordinator:
             self.serve(agent)
 
     def serve(self, agent: Agent) -> None:
-        """Take a batch from the agent's queue and schedule its completion."""
+        """Take a batch from the agent's queue and schedule its completion.
+
+        A batch holds work of one layer: after a role change the old layer's work is still
+        served, with the old layer's service model and batch size."""
         queue = agent.queue
-        n = min(len(queue), agent.layer.cfg.batch_max)
-        batch = [queue.popleft() for _ in range(n)]
+        layer = queue[0].layer
+        batch = [queue.popleft()]
+        while queue and len(batch) < layer.cfg.batch_max and queue[0].layer is layer:
+            batch.append(queue.popleft())
         now = self.env._now
         for item in batch:
             item.start = now

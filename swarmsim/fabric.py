@@ -2,15 +2,8 @@
 
 A message crosses each link of its path store-and-forward: it waits for the link to be
 free (FIFO), occupies it for ``size / bandwidth`` seconds, then propagates for the link's
-latency. Two timings of the same model:
-
-- ``hop``: one simulation event per link, so every link serves messages in the order they
-  reach it: exact, and the reference the other timing is checked against.
-- ``path``: one event per message; at send time the message reserves each link of its path
-  in turn. Identical to ``hop`` when no two messages contend for a link beyond the first;
-  otherwise a later-sent message can wait behind an earlier-sent one that reaches a shared
-  downstream link after it, an error bounded by that message's serialization time
-  (microseconds at 10 Gbps). About three times fewer events on multi-hop topologies.
+latency. Each hop is one simulation event, so every link serves messages in the order they
+reach it: contention is exact per link.
 
 A message between two agents on the same node is one IPC hop. Loss and partitions drop
 messages, counted by reason. Socket queues (high-water marks) are kept per receiving agent
@@ -62,11 +55,7 @@ class Fabric:
         stream: Stream,
         ipc_latency_s: float,
         loss_prob: float = 0.0,
-        timing: str = "hop",
     ) -> None:
-        if timing not in ("hop", "path"):
-            raise ValueError(f"timing must be 'hop' or 'path', got {timing!r}")
-        self.timing = timing
         self.env = env
         self.graph = graph
         self.stream = stream
@@ -105,20 +94,7 @@ class Fabric:
         if self.cut and ((src in self.cut) != (dst in self.cut)):
             self.drop(msg, ctx, "partition")
             return
-        links = self.path(src, dst)
-        if self.timing == "hop":
-            _hop(Transit(msg, links, deliver, ctx, self))
-            return
-        now = t = self.env._now
-        size = msg.size
-        for link in links:
-            start = link.free_at if link.free_at > t else t
-            done = start + size * link.s_per_byte
-            link.free_at = done
-            link.messages += 1
-            link.bytes_carried += size
-            t = done + link.latency_s
-        self.env.schedule(Transit(msg, (), deliver, ctx, self), NORMAL, t - now)
+        _hop(Transit(msg, self.path(src, dst), deliver, ctx, self))
 
     def drop(self, msg: Message | None, ctx: Any, reason: str) -> None:
         """Count a dropped message and tell the owner of ``ctx``."""

@@ -158,6 +158,10 @@ class Failures:
         agent, epoch = crashed
         if agent.epoch != epoch or agent.state != AgentState.DEAD or agent.node.failed:
             return
+        if agent.retiring:
+            self.recover_lost(agent)
+            self.sim.lifecycle.retire_crashed(agent)
+            return
         agent.state = AgentState.STARTING
         self._set_known(agent, True)
         self.recover_lost(agent)

@@ -137,6 +137,11 @@ class Lifecycle:
             self._stop(agent)
             return
         agent.state = AgentState.DRAINING
+        agent.retiring = True
+
+    def retire_crashed(self, agent: Agent) -> None:
+        """A draining agent died: once its lost work is handed back, it is not restarted."""
+        self._stop(agent)
 
     def drained(self, agent: Agent) -> None:
         """A draining or switching agent answered its last job."""
@@ -171,8 +176,8 @@ class Lifecycle:
             > device.profile.vram_gb
         ):
             raise ValueError(f"layer {name!r} does not fit on agent {aid}'s {device.profile.name}")
+        agent.state = AgentState.SWITCHING  # before the move, so the new layer skips it
         self.cluster.move_agent(agent, layer, shard, self.env.now)
-        agent.state = AgentState.SWITCHING
         self.sim.metrics.role_changes += 1
         if agent.outstanding == 0:
             self._load_new_role(agent)

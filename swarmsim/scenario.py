@@ -9,6 +9,7 @@ names the file, the dotted field and the offending value.
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -174,7 +175,6 @@ class FabricConfig:
     """The message fabric: links with serialization + propagation delay, bounded socket queues."""
 
     enabled: bool = True  # false: hand-offs are instantaneous (queueing validation)
-    timing: Literal["hop", "path"] = "hop"  # path: one event per message, faster (fabric.py)
     switches: tuple[SwitchConfig, ...] = (SwitchConfig("switch"),)
     links: tuple[LinkConfig, ...] = ()
     ipc_latency_s: float = 0.0001  # same-node hand-off (ARCHITECTURE.md: local IPC < 1 ms)
@@ -398,7 +398,9 @@ def _resolve(raw: dict, overrides: Sequence[str]) -> Scenario:
         key, value = _split_override(item)
         if "." not in key and key not in _SCENARIO_FIELDS:
             if key not in params:
-                raise UnknownNameError("parameter", key, params)
+                near = difflib.get_close_matches(key, params, n=1)
+                hint = f"did you mean {near[0]!r}?" if near else f"one of {sorted(params)}"
+                raise ConfigError(key, value, f"a declared parameter or a dotted field ({hint})")
             params[key] = _check_param(key, params[key], value)
         else:
             set_dotted(data, key, value)

@@ -47,8 +47,8 @@ class ServiceModel:
         self._search_s: dict[str, float] = {}
 
     def seconds(self, agent: Agent, batch: Sequence[WorkItem]) -> float:
-        """Service time of ``batch`` on ``agent``."""
-        svc: ServiceConfig = agent.layer.cfg.service
+        """Service time of ``batch`` (work of one layer) on ``agent``'s device."""
+        svc: ServiceConfig = batch[0].layer.cfg.service
         if svc.kind == "exponential":
             return self.stream.exponential(1.0 / svc.rate)
         if svc.kind == "deterministic":
@@ -57,7 +57,8 @@ class ServiceModel:
 
     def _profile_seconds(self, agent: Agent, batch: Sequence[WorkItem]) -> float:
         prof = agent.device.profile
-        role = agent.layer.role
+        layer = batch[0].layer
+        role = layer.role
         if role == "embedder":
             return prof.embed_base_s + prof.embed_per_item_s * len(batch)
         if role == "retriever":
@@ -67,7 +68,7 @@ class ServiceModel:
                 self._search_s[prof.name] = t
             return t * len(batch)
         if role == "synthesizer":
-            model = agent.layer.cfg.model
+            model = layer.cfg.model
             return sum(prof.synth_seconds(model, w.query.in_tok, w.query.out_tok) for w in batch)
         if role == "evaluator":
             return prof.eval_s * len(batch)

@@ -76,7 +76,6 @@ class Simulation:
             self.streams["fabric"],
             scenario.fabric.ipc_latency_s,
             scenario.fabric.loss_prob,
-            scenario.fabric.timing,
         )
         if not scenario.fabric.enabled:
             self.fabric.send = self._handoff

@@ -72,7 +72,7 @@ def test_trace_out_writes_one_jsonl_record_per_finished_query(capsys, tmp_path):
     [
         (["simulate", "mmc", "--set", "workload.rate=-1"], "workload.rate"),
         (["simulate", "mmc", "--set", "servers=abc"], "parameters.servers"),
-        (["simulate", "mmc", "--set", "nosuch=1"], "unknown parameter 'nosuch'"),
+        (["simulate", "mmc", "--set", "nosuch=1"], "mmc (built-in): nosuch: expected a declared"),
         (["simulate", "mmc", "--set", "no_equals_sign"], "KEY=VALUE"),
         (["simulate", "escape-veloc"], "did you mean escape-velocity"),
         (["simulate", "missing-file.yaml"], "missing-file.yaml"),

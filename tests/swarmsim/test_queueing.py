@@ -23,18 +23,13 @@ import numpy as np
 import pytest
 import simpy
 
+from experiments.theory import mm1_sojourn, mm1_sojourn_quantile, mmc_sojourn, tandem_sojourn
 from swarmsim import Simulation, load_scenario
 
 N_BATCHES = 20
 Z = 4.0
 MAX_REL_SE = 0.05  # every run below is sized for a relative SE of about 1-3.6 %
 SEED = 1
-
-
-def erlang_c(c: int, a: float) -> float:
-    """Probability that an arrival waits in an M/M/c queue with offered load ``a = lambda/mu``."""
-    top = a**c / math.factorial(c) * c / (c - a)
-    return top / (sum(a**k / math.factorial(k) for k in range(c)) + top)
 
 
 def batch_means(x: list[float], fn=np.mean, n: int = N_BATCHES) -> tuple[float, float]:
@@ -74,7 +69,7 @@ def test_central_dispatch_is_mmc(rho: float, duration: float) -> None:
     summary, latencies = run(
         "mmc", [f"arrival_rate={lam}", f"servers={C}", "dispatch=central", f"duration_s={duration}"]
     )
-    expected = erlang_c(C, lam / mu) / (C * mu - lam) + 1 / mu
+    expected = mmc_sojourn(lam, mu, C)
     assert_close(latencies, summary, expected)
 
 
@@ -85,7 +80,7 @@ def test_random_dispatch_is_c_independent_mm1(rho: float, duration: float) -> No
     summary, latencies = run(
         "mmc", [f"arrival_rate={lam}", f"servers={C}", "dispatch=random", f"duration_s={duration}"]
     )
-    assert_close(latencies, summary, 1 / (mu - lam / C))
+    assert_close(latencies, summary, mm1_sojourn(lam / C, mu))
 
 
 # (arrival rate, duration_s) for the tandem's rates 1.0 and 0.8: rho_2 = 0.5, 0.7, 0.9.
@@ -100,7 +95,7 @@ def test_tandem_is_sum_of_mm1_sojourns(lam: float, duration: float) -> None:
         "tandem",
         [f"arrival_rate={lam}", f"rate_1={mu1}", f"rate_2={mu2}", f"duration_s={duration}"],
     )
-    assert_close(latencies, summary, 1 / (mu1 - lam) + 1 / (mu2 - lam))
+    assert_close(latencies, summary, tandem_sojourn(lam, [mu1, mu2]))
 
 
 def test_mm1_sojourn_quantiles_are_exponential() -> None:
@@ -112,7 +107,7 @@ def test_mm1_sojourn_quantiles_are_exponential() -> None:
         "mmc", [f"arrival_rate={lam}", "servers=1", "dispatch=central", "duration_s=100000"]
     )
     for key, q in (("p50", 0.50), ("p95", 0.95)):
-        expected = -math.log(1 - q) / (mu - lam)
+        expected = mm1_sojourn_quantile(lam, mu, q)
         _, se = batch_means(latencies, fn=lambda b, q=q: np.quantile(b, q))
         assert se < MAX_REL_SE * expected
         assert abs(summary["latency_s"][key] - expected) < Z * se, (key, summary["latency_s"])
