@@ -149,6 +149,7 @@ class Agent:
         "known_alive",
         "latency_s",
         "layer",
+        "loading_since",
         "lost",
         "node",
         "outstanding",
@@ -181,6 +182,7 @@ class Agent:
         self.pool: Pool | None = None  # the dispatch pool holding the agent while it accepts
         self.batch: list[WorkItem] = []  # in service now
         self.born = now
+        self.loading_since = now
         self.gone = -1.0
         self.busy_since = 0.0
         self.busy_s = 0.0
@@ -207,7 +209,8 @@ class Layer:
         self.shard_pools: dict[int, Pool] = {}  # retrievers: accepting replicas of each shard
         self.backlog: deque[WorkItem] = deque()  # work queued at the coordinator for the layer
         self.rr = 0
-        self.arrivals = 0  # work items dispatched to the layer
+        self.arrivals = 0  # work items dispatched to the layer since the last control interval
+        self.stage_s = 0.0  # summed time queries spent in this layer's stage, to the join
         self.recent_latency: list[float] = []  # stage latencies since the last control interval
 
     def refresh(self) -> None:

@@ -40,6 +40,7 @@ class Query:
         "reason",
         "searched",
         "stage",
+        "stage_start",
         "status",
         "timeline",
     )
@@ -62,6 +63,7 @@ class Query:
         self.out_tok = out_tok
         self.pool = pool  # index into the corpus's query pool
         self.stage = 0
+        self.stage_start = arrival
         self.pending = 0  # fan-out answers still awaited in the current stage
         self.searched: list[int] = []  # shards whose answers arrived
         self.status = ACTIVE
@@ -119,6 +121,7 @@ class Coordinator:
             return
         layers = self.stages[query.stage]
         layer = layers if isinstance(layers, Layer) else layers[query.model]
+        query.stage_start = self.env._now
         if layer.role == "retriever":
             self.sim.start_retrieval(query, layer)
             return
@@ -291,6 +294,9 @@ class Coordinator:
             query.searched.append(item.shard)
         query.pending -= 1
         if query.pending == 0:
+            layer.stage_s += now - query.stage_start
+            if item.shard >= 0:
+                self.sim.on_retrieved(query)
             query.stage += 1
             self.advance(query)
 

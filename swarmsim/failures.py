@@ -163,6 +163,7 @@ class Failures:
             self.sim.lifecycle.retire_crashed(agent)
             return
         agent.state = AgentState.STARTING
+        agent.loading_since = self.env.now
         self._set_known(agent, True)
         self.recover_lost(agent)
         load = self.sim.lifecycle.load_seconds(agent)

@@ -128,6 +128,7 @@ class Lifecycle:
         if agent.epoch != epoch or agent.state not in (AgentState.STARTING, AgentState.SWITCHING):
             return
         agent.state = AgentState.RUNNING
+        self.sim.metrics.load_s += self.env.now - agent.loading_since
         agent.layer.refresh()
         self.sim.on_capacity(agent.layer)
 
@@ -192,4 +193,5 @@ class Lifecycle:
         return shard
 
     def _load_new_role(self, agent: Agent) -> None:
+        agent.loading_since = self.env.now
         Call(self.env, self.load_seconds(agent), self.ready, (agent, agent.epoch))

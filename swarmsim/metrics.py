@@ -30,6 +30,12 @@ class Metrics:
         self.latencies: list[float] = []  # completed queries that arrived after warm-up
         self.late_failures = 0  # failed or dropped after warm-up: count as SLO violations
         self.recalls: list[float] = []
+        self.slo_violations = 0  # over the whole run, for rewards (see view.Totals)
+        self.latency_sum = 0.0
+        self.recall_sum = 0.0
+        self.retrievals = 0
+        self.load_s = 0.0
+        self.role_changes = 0
         self.timeline: list[dict[str, Any]] | None = None
 
     def count_end(self, outcome: str, reason: str, arrival: float) -> None:
@@ -38,6 +44,7 @@ class Metrics:
         else:
             self.dropped += 1
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        self.slo_violations += 1
         if arrival >= self.warmup_s:
             self.late_failures += 1
 

@@ -1,10 +1,12 @@
 """One simulation run: builds the model from a scenario, runs it, returns the metrics summary.
 
 ``Simulation`` is also the simulator's ``ControlPlane``. Decisions are taken at decision
-points through hooks: ``on_route`` once per query when it reaches the retrieval layer,
-``on_control`` hooks once per control interval. Without hooks the built-in defaults apply:
-every shard searched on its least-loaded replica, fixed replicas, fixed roles. A route hook
-may answer at once (call ``route``) or later; the query waits at the coordinator meanwhile.
+points through hooks: ``on_route(query)`` once per query when it reaches the retrieval
+layer, ``on_control()`` hooks once per control interval (before the interval's statistics
+are reset). A hook takes a ``view`` and answers through ``route`` / ``scale`` / ``assign``,
+at once or later: a query waits at the coordinator until its route arrives, which is how a
+Gymnasium environment pauses the simulation at a decision point. Without hooks the built-in
+defaults apply: every shard searched on its least-loaded replica, fixed replicas, fixed roles.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from .service import ServiceModel
 from .snapshot import build_view
 from .summary import summarize
 from .topology import build_topology
-from .view import ClusterView, ControlPlane, RoutePlan
+from .view import ClusterView, RoutePlan
 from .workload import Workload
 
-RouteHook = Callable[[ClusterView, ControlPlane], None]
-ControlHook = Callable[[ClusterView, ControlPlane], None]
+RouteHook = Callable[[Query], None]  # a query needs a route plan (answer with ``route``)
+ControlHook = Callable[[], None]  # a control interval ended (scale / assign now)
 Progress = Callable[[float], None]
 
 
@@ -69,7 +71,6 @@ class Simulation:
         self.workload = Workload(scenario.workload, self.streams["workload"].gen, base_dir)
         self.qclass_models = [c.model for c in scenario.workload.classes]
         self.metrics = Metrics(scenario.warmup_s, scenario.slo_latency_s)
-        self.metrics.role_changes = 0
         self.fabric = Fabric(
             self.env,
             build_topology(scenario),
@@ -154,10 +155,8 @@ class Simulation:
         interval = self.scenario.control_interval_s
         while True:
             yield self.env.timeout(interval)
-            if self.on_control:
-                view = self.view()
-                for hook in self.on_control:
-                    hook(view, self)
+            for hook in self.on_control:
+                hook()
             for layer in self.cluster.layers.values():
                 layer.arrivals = 0
                 layer.recent_latency = []
@@ -174,7 +173,7 @@ class Simulation:
             self.coordinator.fan_out(query, layer, self.default_plan())
             return
         self.awaiting[query.id] = (query, layer)
-        self.on_route(self.view(query), self)
+        self.on_route(query)
 
     def default_plan(self) -> list[tuple[int, Agent]]:
         """Every shard, each on its replica with the fewest outstanding jobs."""
@@ -191,9 +190,20 @@ class Simulation:
         pool = self.retriever.shard_pools.get(shard)
         return None if pool is None else pool.least()
 
-    def view(self, query: Query | None = None) -> ClusterView:
-        """A snapshot of what a controller may know now."""
-        return build_view(self, query)
+    def view(
+        self,
+        query: Query | None = None,
+        roles: tuple[str, ...] | None = None,
+        layer_stats: bool = True,
+    ) -> ClusterView:
+        """A snapshot of what a controller may know now (see ``snapshot.build_view``)."""
+        return build_view(self, query, roles, layer_stats)
+
+    def on_retrieved(self, query: Query) -> None:
+        """A retrieval's answers joined: credit its recall@k to the totals."""
+        self.metrics.retrievals += 1
+        if self.corpus is not None:
+            self.metrics.recall_sum += self.corpus.recall_at_k(query.pool, query.searched)
 
     # --- ControlPlane -----------------------------------------------------------------------
 
@@ -243,6 +253,9 @@ class Simulation:
         m = self.metrics
         if outcome == COMPLETED:
             m.completed += 1
+            m.latency_sum += latency
+            if latency > m.slo_s:
+                m.slo_violations += 1
             if query.arrival >= m.warmup_s:
                 m.latencies.append(latency)
                 if self.corpus is not None:

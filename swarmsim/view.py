@@ -47,8 +47,27 @@ class LayerStats:
     queue: int
     in_flight: int
     p95_latency_s: float  # stage latency over the last interval (0 when none finished)
+    throughput: float  # jobs/s the layer answered over the last interval
     utilisation: float
     cost_rate: float  # USD per hour of the devices the layer occupies
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Cumulative counters since the run began; a reward is a difference of two of these."""
+
+    submitted: int
+    completed: int
+    failed: int
+    dropped: int
+    slo_violations: int  # completed slower than the SLO, plus every failed or dropped query
+    latency_s: float  # summed end-to-end latency of completed queries
+    recall: float  # summed recall@k of retrievals, credited when a retrieval's answers join
+    retrievals: int  # retrievals joined
+    stage_s: dict[str, float]  # per layer: summed time queries spent in its stage (to the join)
+    load_s: float  # agent-seconds spent loading (starting or switching), not serving
+    cost_usd: float
+    gpu_hours: float
 
 
 @dataclass(frozen=True)
@@ -70,10 +89,13 @@ class ClusterView:
     time_s: float
     node_names: tuple[str, ...]
     node_up: np.ndarray  # bool per node
+    node_group: np.ndarray  # int64 per node: index into group_names (the node's class)
+    group_names: tuple[str, ...]
     layer_names: tuple[str, ...]
-    layers: dict[str, LayerStats]
-    agents: AgentTable
+    layers: dict[str, LayerStats]  # empty when the decision did not ask for layer statistics
+    agents: AgentTable  # the agents of the roles the decision asked for (all by default)
     n_shards: int
+    totals: Totals
     query: QueryInfo | None = None
 
     def replicas(self, shard: int) -> np.ndarray:

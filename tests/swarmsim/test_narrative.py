@@ -278,10 +278,10 @@ def test_scale_out_replica_serves_after_its_load_time(story) -> None:
     first agent to finish at t=10."""
     calls: list[float] = []
 
-    def scale_to_two(view, control_plane) -> None:
-        calls.append(view.time_s)
+    def scale_to_two() -> None:
+        calls.append(sim.view().time_s)
         if len(calls) == 1:
-            control_plane.scale("synth", 2)
+            sim.scale("synth", 2)
 
     scenario = story(SCALABLE, arrivals=[0, 1, 2])
     sim = Simulation(scenario, seed=0, record_timeline=True, on_control=[scale_to_two])
