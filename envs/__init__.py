@@ -1,2 +1,27 @@
-"""Gymnasium environments: one Task per learned decision (shard routing, autoscaling, role
-assignment) driven by the simulator. Filled by the environments issue; imports only ``swarmsim``."""
+"""Gymnasium environments: one Task per learned decision, driven by the simulator.
+
+Importing ``envs`` registers ``swarmsim/ShardRouting-v0``, ``swarmsim/Autoscaling-v0`` and
+``swarmsim/RoleAssignment-v0``; ``gymnasium.make("envs:swarmsim/ShardRouting-v0")`` imports
+it for you. Imports only ``swarmsim``.
+"""
+
+from .registry import TASKS, make_task, register_envs
+from .roles import RoleAssignmentTask
+from .routing import ShardRoutingTask
+from .scaling import AutoscalingTask
+from .sim_env import SwarmEnv
+from .task import Actor, Task
+
+register_envs()
+
+__all__ = [
+    "TASKS",
+    "Actor",
+    "AutoscalingTask",
+    "RoleAssignmentTask",
+    "ShardRoutingTask",
+    "SwarmEnv",
+    "Task",
+    "make_task",
+    "register_envs",
+]

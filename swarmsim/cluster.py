@@ -31,60 +31,84 @@ class AgentState(IntEnum):
     STOPPED = 5
 
 
+class Meter:
+    """Running totals of what the cluster bills: USD and GPU-seconds, O(1) to read at any time.
+
+    A device bills while it hosts an agent (on-prem) or while its node is provisioned
+    (cloud); every start or stop of billing changes the meter's rates.
+    """
+
+    __slots__ = ("gpu_s", "gpus", "t", "usd", "usd_per_s")
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.usd = 0.0
+        self.gpu_s = 0.0
+        self.usd_per_s = 0.0
+        self.gpus = 0
+
+    def change(self, now: float, usd_per_hour: float, gpus: int) -> None:
+        """From ``now`` on, bill ``usd_per_hour`` and ``gpus`` more (negative: less)."""
+        self.usd, self.gpu_s = self.totals(now)
+        self.t = now
+        self.usd_per_s += usd_per_hour / 3600
+        self.gpus += gpus
+
+    def totals(self, now: float) -> tuple[float, float]:
+        """(USD, GPU-seconds) billed up to ``now``."""
+        dt = now - self.t
+        return self.usd + self.usd_per_s * dt, self.gpu_s + self.gpus * dt
+
+
 class Device:
-    """A GPU, accelerator or a node's CPU; billed while it hosts at least one agent."""
+    """A GPU, accelerator or a node's CPU."""
 
     __slots__ = (
-        "billed_s",
         "cores_used",
+        "exclusive_users",
         "index",
+        "meter",
         "node",
         "profile",
-        "since",
         "users",
         "vram_used",
     )
 
-    def __init__(self, node: Node, index: int, profile: DeviceProfile) -> None:
+    def __init__(self, node: Node, index: int, profile: DeviceProfile, meter: Meter) -> None:
         self.node = node
         self.index = index  # -1 for the CPU
         self.profile = profile
+        self.meter = meter
         self.users = 0
+        self.exclusive_users = 0  # agents of exclusive layers (an LLM holds the whole GPU)
         self.vram_used = 0.0
         self.cores_used = 0
-        self.billed_s = 0.0
-        self.since = 0.0
 
     @property
     def is_gpu(self) -> bool:
         return self.profile.kind != "cpu"
 
-    def attach(self, now: float, vram_gb: float) -> None:
+    def attach(self, now: float, vram_gb: float, exclusive: bool) -> None:
         if self.users == 0 and not self.node.cloud:
-            self.since = now
+            self.meter.change(now, self.profile.price_per_hour, int(self.is_gpu))
         self.users += 1
+        self.exclusive_users += exclusive
         self.vram_used += vram_gb
         self.cores_used += 0 if self.is_gpu else 1
 
-    def detach(self, now: float, vram_gb: float) -> None:
+    def detach(self, now: float, vram_gb: float, exclusive: bool) -> None:
         self.users -= 1
+        self.exclusive_users -= exclusive
         self.vram_used -= vram_gb
         self.cores_used -= 0 if self.is_gpu else 1
         if self.users == 0 and not self.node.cloud:
-            self.billed_s += now - self.since
-
-    def billed_until(self, now: float) -> float:
-        """Seconds billed up to ``now`` (on-prem: while in use; cloud: while the node is up)."""
-        if self.node.cloud:
-            return self.node.billed_until(now)
-        return self.billed_s + (now - self.since if self.users else 0.0)
+            self.meter.change(now, -self.profile.price_per_hour, -int(self.is_gpu))
 
 
 class Node:
     """A machine: devices, a host on the fabric graph, up or down; cloud nodes are provisioned."""
 
     __slots__ = (
-        "billed_s",
         "cloud",
         "cpu",
         "cpu_cores",
@@ -92,40 +116,41 @@ class Node:
         "failed",
         "group",
         "id",
+        "meter",
         "name",
         "ready_at",
         "region",
-        "since",
         "up",
     )
 
-    def __init__(self, nid: int, name: str, group: NodeGroup, profiles: Profiles) -> None:
+    def __init__(
+        self, nid: int, name: str, group: NodeGroup, profiles: Profiles, meter: Meter
+    ) -> None:
         self.id = nid
         self.name = name
         self.group = group
         self.region = group.region
         self.cloud = group.cloud
-        self.devices = [Device(self, i, profiles.device(d)) for i, d in enumerate(group.devices)]
-        self.cpu = Device(self, -1, profiles.device(group.cpu))
+        self.meter = meter
+        self.devices = [
+            Device(self, i, profiles.device(d), meter) for i, d in enumerate(group.devices)
+        ]
+        self.cpu = Device(self, -1, profiles.device(group.cpu), meter)
         self.cpu_cores = group.cpu_cores
-        self.up = True  # powered: always for on-prem nodes; while provisioned for cloud nodes
+        self.up = False  # powered: on-prem nodes always; cloud nodes while provisioned
         self.failed = False
         self.ready_at = 0.0  # when a provisioning cloud node can host work
-        self.billed_s = 0.0
-        self.since = 0.0
 
     def device(self, index: int | None) -> Device:
         return self.cpu if index is None or index < 0 else self.devices[index]
 
-    def billed_until(self, now: float) -> float:
-        return self.billed_s + (now - self.since if self.up else 0.0)
-
     def power(self, now: float, up: bool) -> None:
-        """Bring a cloud node up (billing starts) or release it (billing stops)."""
-        if up and not self.up:
-            self.since = now
-        elif not up and self.up:
-            self.billed_s += now - self.since
+        """Bring a node up or release it; a cloud node bills all its devices while up."""
+        if up != self.up and self.cloud:
+            sign = 1 if up else -1
+            price = sum(d.profile.price_per_hour for d in [*self.devices, self.cpu])
+            gpus = sum(1 for d in self.devices if d.is_gpu)
+            self.meter.change(now, sign * price, sign * gpus)
         self.up = up
 
     @property
@@ -203,6 +228,7 @@ class Layer:
         self.name = name
         self.cfg = cfg
         self.role = cfg.role
+        self.exclusive = cfg.role == "synthesizer" if cfg.exclusive is None else cfg.exclusive
         self.agents: list[Agent] = []  # every agent ever in the layer that is not stopped
         self.ready: list[Agent] = []  # accepting agents, for random and round-robin dispatch
         self.pool = Pool()  # accepting agents by outstanding jobs, for least-loaded dispatch
@@ -237,12 +263,13 @@ class Cluster:
     def __init__(self, scenario: Scenario, profiles: Profiles) -> None:
         self.scenario = scenario
         self.profiles = profiles
+        self.meter = Meter()
         self.nodes: list[Node] = []
         for group in scenario.nodes:
             initial = group.count if group.initial is None else group.initial
             for i, name in enumerate(expand_names(group)):
-                node = Node(len(self.nodes), name, group, profiles)
-                node.up = not group.cloud or i < initial
+                node = Node(len(self.nodes), name, group, profiles, self.meter)
+                node.power(0.0, not group.cloud or i < initial)
                 self.nodes.append(node)
         self.by_name = {n.name: n for n in self.nodes}
         self.layers = {
@@ -257,18 +284,24 @@ class Cluster:
         model = layer.cfg.model
         return self.profiles.models[model].vram_gb if model in self.profiles.models else 0.0
 
-    def fits(self, device: Device, layer: Layer) -> bool:
-        """Whether one more replica of ``layer`` fits on ``device`` (memory or a free core)."""
+    def fits(self, device: Device, layer: Layer, replacing: Agent | None = None) -> bool:
+        """Whether one more replica of ``layer`` fits on ``device`` (memory, the GPU for an
+        exclusive layer, or a free core), counting ``replacing``'s place as free."""
         if device.node.failed or (not device.node.up and not device.node.cloud):
             return False
+        mine = replacing is not None and replacing.device is device
         if device.is_gpu:
-            return device.vram_used + self.model_vram(layer) <= device.profile.vram_gb
-        return device.cores_used < device.node.cpu_cores
+            vram = device.vram_used - (replacing.vram_gb if mine else 0.0)
+            others = device.exclusive_users - (1 if mine and replacing.layer.exclusive else 0)
+            if layer.exclusive and others > 0:
+                return False
+            return vram + self.model_vram(layer) <= device.profile.vram_gb
+        return device.cores_used - (1 if mine else 0) < device.node.cpu_cores
 
     def add_agent(self, layer: Layer, device: Device, shard: int, now: float) -> Agent:
         vram = self.model_vram(layer) if device.is_gpu else 0.0
         agent = Agent(len(self.agents), layer, device, shard, vram, now)
-        device.attach(now, vram)
+        device.attach(now, vram, layer.exclusive)
         self.agents.append(agent)
         layer.agents.append(agent)
         return agent
@@ -278,7 +311,7 @@ class Cluster:
             agent.pool.remove(agent)
         agent.state = AgentState.STOPPED
         agent.gone = now
-        agent.device.detach(now, agent.vram_gb)
+        agent.device.detach(now, agent.vram_gb, agent.layer.exclusive)
         agent.layer.agents.remove(agent)
         agent.layer.refresh()
 
@@ -288,9 +321,9 @@ class Cluster:
         if agent.pool is not None:
             agent.pool.remove(agent)
         old.agents.remove(agent)
-        agent.device.detach(now, agent.vram_gb)
+        agent.device.detach(now, agent.vram_gb, old.exclusive)
         agent.vram_gb = self.model_vram(layer) if agent.device.is_gpu else 0.0
-        agent.device.attach(now, agent.vram_gb)
+        agent.device.attach(now, agent.vram_gb, layer.exclusive)
         agent.layer = layer
         agent.shard = shard
         layer.agents.append(agent)
@@ -298,14 +331,10 @@ class Cluster:
         layer.refresh()
 
     def gpu_hours(self, now: float) -> float:
-        return sum(d.billed_until(now) for n in self.nodes for d in n.devices if d.is_gpu) / 3600
+        return self.meter.totals(now)[1] / 3600
 
     def cost_usd(self, now: float) -> float:
-        total = 0.0
-        for node in self.nodes:
-            for dev in [*node.devices, node.cpu]:
-                total += dev.billed_until(now) / 3600 * dev.profile.price_per_hour
-        return total
+        return self.meter.totals(now)[0]
 
     def cost_rate(self, layer: Layer) -> float:
         """USD per hour of the devices the layer's live agents occupy (shared devices split)."""

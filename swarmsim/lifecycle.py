@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from .clock import Call
 from .cluster import Agent, AgentState, Device, Layer
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .simulation import Simulation
@@ -34,10 +35,17 @@ class Lifecycle:
         for node in self.cluster.nodes:
             if not node.up:
                 continue
-            for group in node.group.agents:
+            for j, group in enumerate(node.group.agents):
                 layer = self.cluster.layers[group.layer]
                 device = node.device(group.device)
                 for _ in range(group.count):
+                    if not self.cluster.fits(device, layer):
+                        raise ConfigError(
+                            f"nodes[{self.sim.scenario.nodes.index(node.group)}].agents[{j}]",
+                            group.layer,
+                            f"room on {node.name}'s {device.profile.name} (memory, cores, "
+                            "or the whole GPU for an exclusive layer such as a synthesizer)",
+                        )
                     shard = self._initial_shard(layer, group.shard, spread)
                     agent = self.cluster.add_agent(layer, device, shard, 0.0)
                     agent.state = AgentState.RUNNING
@@ -170,13 +178,10 @@ class Lifecycle:
         shard = self._check_shard(layer, shard)
         if layer is agent.layer and shard == agent.shard:
             return
-        device = agent.device
-        if (
-            device.is_gpu
-            and device.vram_used - agent.vram_gb + self.cluster.model_vram(layer)
-            > device.profile.vram_gb
-        ):
-            raise ValueError(f"layer {name!r} does not fit on agent {aid}'s {device.profile.name}")
+        if not self.cluster.fits(agent.device, layer, replacing=agent):
+            raise ValueError(
+                f"layer {name!r} does not fit on agent {aid}'s {agent.device.profile.name}"
+            )
         agent.state = AgentState.SWITCHING  # before the move, so the new layer skips it
         self.cluster.move_agent(agent, layer, shard, self.env.now)
         self.sim.metrics.role_changes += 1

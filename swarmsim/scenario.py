@@ -48,9 +48,10 @@ class LayerConfig:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     dispatch: Dispatch = "least-loaded"  # central = one FIFO queue at the coordinator (M/M/c)
     batch_max: int = 1  # jobs taken into one service when the role batches
-    min_replicas: int = 0
+    min_replicas: int = 1  # 0 allows scaling to zero: the layer then fails its work
     max_replicas: int = 100_000
     device: Literal["gpu", "cpu"] = "gpu"  # where new replicas are placed when scaling out
+    exclusive: bool | None = None  # one such replica per GPU; default: synthesizers only
 
     def __post_init__(self) -> None:
         check(self.batch_max >= 1, "batch_max", self.batch_max, ">= 1")

@@ -161,6 +161,15 @@ class Simulation:
                 layer.arrivals = 0
                 layer.recent_latency = []
 
+    def can_serve(self) -> bool:
+        """False when some stage has no agent left at all (none running, starting or dead
+        awaiting restart): the cluster can serve nothing more."""
+        for layers in self.stage_layers:
+            group = [layers] if isinstance(layers, Layer) else list(layers.values())
+            if not any(layer.agents for layer in group):
+                return False
+        return True
+
     def event_count(self) -> int:
         """SimPy events scheduled so far (SimPy numbers every scheduled event in order)."""
         return next(self.env._eid)

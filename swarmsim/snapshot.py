@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,6 +34,7 @@ def build_view(
         node_group=_ro(np.array([groups.index(n.group.name) for n in cluster.nodes])),
         group_names=tuple(groups),
         layer_names=names,
+        layer_roles=tuple(layer.role for layer in cluster.layers.values()),
         layers={n: _layer_stats(sim, ly, now) for n, ly in cluster.layers.items()}
         if layer_stats
         else {},
@@ -54,38 +56,44 @@ def _totals(sim: Simulation, now: float) -> Totals:
         latency_s=m.latency_sum,
         recall=m.recall_sum,
         retrievals=m.retrievals,
-        stage_s={name: layer.stage_s for name, layer in sim.cluster.layers.items()},
+        stage_s=_stage_by_role(sim),
         load_s=m.load_s,
         cost_usd=sim.cluster.cost_usd(now),
         gpu_hours=sim.cluster.gpu_hours(now),
     )
 
 
+def _stage_by_role(sim: Simulation) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for layer in sim.cluster.layers.values():
+        out[layer.role] = out.get(layer.role, 0.0) + layer.stage_s
+    return out
+
+
 def _agent_table(
     sim: Simulation, names: tuple[str, ...], now: float, roles: tuple[str, ...] | None
 ) -> AgentTable:
-    agents = [
-        a
-        for a in sim.cluster.agents
-        if a.state != AgentState.STOPPED and (roles is None or a.layer.role in roles)
-    ]
+    """One pass over the agents into an integer and a float matrix, then column views."""
     index = {name: i for i, name in enumerate(names)}
-
-    def col(values, dtype):
-        return _ro(np.fromiter(values, dtype=dtype, count=len(agents)))
-
+    layers = [ly for ly in sim.cluster.layers.values() if roles is None or ly.role in roles]
+    agents = [a for ly in layers for a in ly.agents]  # layers hold every agent not stopped
+    if len(layers) > 1:
+        agents.sort(key=attrgetter("id"))
+    ints, floats = [], []
+    for a in agents:
+        ints.append(
+            (a.id, a.node.id, index[a.layer.name], a.shard, a.state, a.known_alive,
+             len(a.queue) + len(a.blocked), a.outstanding)
+        )  # fmt: skip
+        floats.append((a.latency_s, _busy(a, now) / max(now - a.born, 1e-9)))
+    i = np.array(ints, dtype=np.int64).reshape(-1, 8)
+    f = np.array(floats, dtype=np.float64).reshape(-1, 2)
+    i.flags.writeable = f.flags.writeable = False
     return AgentTable(
-        id=col((a.id for a in agents), np.int64),
-        node=col((a.node.id for a in agents), np.int64),
-        layer=col((index[a.layer.name] for a in agents), np.int64),
-        shard=col((a.shard for a in agents), np.int64),
-        state=col((int(a.state) for a in agents), np.int64),
-        healthy=col((a.known_alive for a in agents), bool),
-        queue=col((len(a.queue) + len(a.blocked) for a in agents), np.int64),
-        in_flight=col((a.outstanding for a in agents), np.int64),
-        latency_s=col((a.latency_s for a in agents), np.float64),
-        utilisation=col((_busy(a, now) / max(now - a.born, 1e-9) for a in agents), np.float64),
-    )
+        id=i[:, 0], node=i[:, 1], layer=i[:, 2], shard=i[:, 3], state=i[:, 4],
+        healthy=i[:, 5].astype(bool), queue=i[:, 6], in_flight=i[:, 7],
+        latency_s=f[:, 0], utilisation=f[:, 1],
+    )  # fmt: skip
 
 
 def _busy(agent, now: float) -> float:

@@ -64,7 +64,7 @@ class Totals:
     latency_s: float  # summed end-to-end latency of completed queries
     recall: float  # summed recall@k of retrievals, credited when a retrieval's answers join
     retrievals: int  # retrievals joined
-    stage_s: dict[str, float]  # per layer: summed time queries spent in its stage (to the join)
+    stage_s: dict[str, float]  # per role: summed time queries spent in its stages (to the join)
     load_s: float  # agent-seconds spent loading (starting or switching), not serving
     cost_usd: float
     gpu_hours: float
@@ -92,6 +92,7 @@ class ClusterView:
     node_group: np.ndarray  # int64 per node: index into group_names (the node's class)
     group_names: tuple[str, ...]
     layer_names: tuple[str, ...]
+    layer_roles: tuple[str, ...]  # the role of each layer, aligned with layer_names
     layers: dict[str, LayerStats]  # empty when the decision did not ask for layer statistics
     agents: AgentTable  # the agents of the roles the decision asked for (all by default)
     n_shards: int

@@ -1,0 +1,190 @@
+"""ShardRouting: which shards a query searches, and which replica of each serves it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from gymnasium import spaces
+
+from swarmsim.view import ClusterView, ControlPlane, Totals
+
+from .task import Task, squash, unit_box
+
+MAX_SHARDS = 16
+MAX_REPLICAS = 8  # replicas of a shard addressable per decision (the lowest agent ids)
+REPLICA_FEATURES = 5  # present, accepting, queue, in flight, recent latency
+SHARD_FEATURES = 2 + MAX_REPLICAS * REPLICA_FEATURES  # present, relevance, replica slots
+QUERY_FEATURES = 3  # large model, input tokens, output tokens
+RUNNING = 1  # index of "running" in swarmsim.view.AGENT_STATES
+
+
+@dataclass(frozen=True)
+class RoutingReward:
+    """Weights of the routing reward (see ShardRoutingTask.reward)."""
+
+    recall: float = 1.0  # per unit of recall@k of a joined retrieval
+    latency: float = 10.0  # per second of retrieval-stage time (10 ms costs 0.1)
+    slo: float = 1.0  # per query that violated the SLO (slow, failed or dropped)
+
+
+class ShardRoutingTask(Task):
+    """One decision per query reaching the retrieval layer.
+
+    ## Action Space
+    ``MultiDiscrete([MAX_REPLICAS + 1] * MAX_SHARDS)``: for shard ``s``, 0 skips it and
+    ``r + 1`` searches it on replica slot ``r``. Replica slots of a shard are its retriever
+    agents in ascending agent id, the first ``MAX_REPLICAS`` of them. Choices of absent
+    shards, empty slots or replicas that cannot take work are masked by ``action_masks`` and,
+    if chosen anyway, replaced by the shard's least-loaded accepting replica (or dropped when
+    it has none); a plan that searches nothing searches the most relevant servable shard.
+
+    ## Observation Space
+    ``Box(0, 1, (MAX_SHARDS * SHARD_FEATURES + QUERY_FEATURES,), float32)``; for shard ``s``
+    the block at ``s * SHARD_FEATURES`` holds:
+
+    | offset | meaning | range |
+    | --- | --- | --- |
+    | 0 | shard exists in the scenario | {0, 1} |
+    | 1 | relevance: (cosine of query and shard centroid + 1) / 2 | [0, 1] |
+    | 2 + 5r + 0 | replica slot r exists | {0, 1} |
+    | 2 + 5r + 1 | replica r accepts work (running and heartbeating) | {0, 1} |
+    | 2 + 5r + 2 | queue / (queue + 4) | [0, 1) |
+    | 2 + 5r + 3 | in flight / (in flight + 4) | [0, 1) |
+    | 2 + 5r + 4 | recent stage latency / (latency + 50 ms) | [0, 1) |
+
+    The last three features: the query is for the large model {0, 1}; input tokens / (input
+    + 1024); output tokens / (output + 128). Absent shards and slots are all zeros.
+
+    ## Rewards
+    ``recall * Δ(recall@k of joined retrievals) - latency * Δ(retrieval-stage seconds)
+    - slo * Δ(SLO violations)`` between consecutive decisions: credit arrives when the
+    query's retrieval joins (milliseconds later), violations when queries finish.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    name = "shard-routing"
+    env_id = "swarmsim/ShardRouting-v0"
+    version = 0
+    decision = "route"
+    roles = ("retriever",)
+    layer_stats = False
+
+    def __init__(self, reward: RoutingReward | None = None) -> None:
+        super().__init__()
+        self.weights = reward or RoutingReward()
+        self.observation_space = unit_box(MAX_SHARDS * SHARD_FEATURES + QUERY_FEATURES)
+        self.action_space = spaces.MultiDiscrete([MAX_REPLICAS + 1] * MAX_SHARDS)
+        self._slots_view: ClusterView | None = None
+        self._slots = np.full((MAX_SHARDS, MAX_REPLICAS), -1, dtype=np.int64)
+
+    def slots(self, view: ClusterView) -> np.ndarray:
+        """Rows of ``view.agents`` per (shard, slot); -1 where empty. Shape (MAX_SHARDS, R)."""
+        if self._slots_view is view:
+            return self._slots
+        shard = view.agents.shard
+        idx = np.flatnonzero((shard >= 0) & (shard < MAX_SHARDS))
+        idx = idx[np.argsort(shard[idx], kind="stable")]  # by shard, then ascending agent row
+        s = shard[idx]
+        rank = np.arange(s.size) - np.searchsorted(s, s, side="left")
+        keep = rank < MAX_REPLICAS
+        rows = np.full((MAX_SHARDS, MAX_REPLICAS), -1, dtype=np.int64)
+        rows[s[keep], rank[keep]] = idx[keep]
+        self._slots_view, self._slots = view, rows
+        return rows
+
+    def encode(self, view: ClusterView) -> np.ndarray:
+        a, rows = view.agents, self.slots(view)
+        q, f = a.queue, a.in_flight
+        feat = np.empty((q.size, REPLICA_FEATURES))
+        feat[:, 0] = 1.0
+        feat[:, 1] = (a.state == RUNNING) & a.healthy
+        feat[:, 2] = q / (q + 4.0)
+        feat[:, 3] = f / (f + 4.0)
+        feat[:, 4] = a.latency_s / (a.latency_s + 0.05)
+        obs = np.zeros((MAX_SHARDS, SHARD_FEATURES))
+        present = rows >= 0
+        obs[:, 2:].reshape(MAX_SHARDS, MAX_REPLICAS, REPLICA_FEATURES)[present] = feat[
+            rows[present]
+        ]
+        n = min(view.n_shards, MAX_SHARDS)
+        obs[:n, 0] = 1.0
+        if view.query is not None and view.query.relevance.size:
+            obs[:n, 1] = (np.clip(view.query.relevance[:n], -1, 1) + 1) / 2
+        return np.concatenate([obs.reshape(-1), self._query_features(view)]).astype(np.float32)
+
+    def _query_features(self, view: ClusterView) -> np.ndarray:
+        q = view.query
+        if q is None:
+            return np.zeros(QUERY_FEATURES)
+        large = 1.0 if q.model == "large" else 0.0
+        return np.array([large, squash(q.input_tokens, 1024.0), squash(q.output_tokens, 128.0)])
+
+    def accepting(self, view: ClusterView) -> np.ndarray:
+        """Boolean (MAX_SHARDS, MAX_REPLICAS): slot holds a replica that can take work."""
+        rows = self.slots(view)
+        ok = (view.agents.state == RUNNING) & view.agents.healthy
+        return (rows >= 0) & ok[np.where(rows >= 0, rows, 0)]
+
+    def action_masks(self, view: ClusterView) -> np.ndarray:
+        mask = np.zeros((MAX_SHARDS, MAX_REPLICAS + 1), dtype=bool)
+        mask[:, 0] = True
+        mask[:, 1:] = self.accepting(view)
+        return mask.reshape(-1)
+
+    def apply(self, view: ClusterView, action: np.ndarray, plane: ControlPlane) -> int:
+        rows, ok = self.slots(view), self.accepting(view)
+        load = view.agents.in_flight
+        plan, invalid = [], 0
+        for s, choice in enumerate(action):
+            if choice == 0:
+                continue
+            slot = int(choice) - 1
+            if not (0 <= slot < MAX_REPLICAS and ok[s, slot]):
+                invalid += 1
+                slot = _least_loaded(ok[s], rows[s], load)
+                if slot < 0:
+                    continue
+            plan.append((s, int(view.agents.id[rows[s, slot]])))
+        if not plan:
+            invalid += 1
+            plan = self._most_relevant(view, rows, ok, load)
+        if view.query is None:
+            raise RuntimeError("shard-routing: the view has no query to route")
+        plane.route(view.query.id, tuple(plan))
+        return invalid
+
+    def _most_relevant(self, view, rows, ok, load) -> list[tuple[int, int]]:
+        rel = view.query.relevance if view.query is not None else np.zeros(view.n_shards)
+        for s in np.argsort(-rel[:MAX_SHARDS], kind="stable"):
+            slot = _least_loaded(ok[s], rows[s], load)
+            if slot >= 0:
+                return [(int(s), int(view.agents.id[rows[s, slot]]))]
+        return []
+
+    def heuristic(self, view: ClusterView) -> np.ndarray:
+        """Every shard, each on its accepting replica with the fewest jobs in flight."""
+        rows, ok = self.slots(view), self.accepting(view)
+        action = np.zeros(MAX_SHARDS, dtype=np.int64)
+        for s in range(min(view.n_shards, MAX_SHARDS)):
+            action[s] = _least_loaded(ok[s], rows[s], view.agents.in_flight) + 1
+        return action
+
+    def reward(self, before: Totals, after: Totals, dt: float) -> float:
+        w = self.weights
+        stage = after.stage_s.get("retriever", 0.0) - before.stage_s.get("retriever", 0.0)
+        return (
+            w.recall * (after.recall - before.recall)
+            - w.latency * stage
+            - w.slo * (after.slo_violations - before.slo_violations)
+        )
+
+
+def _least_loaded(ok: np.ndarray, rows: np.ndarray, load: np.ndarray) -> int:
+    """The accepting slot with the fewest jobs in flight (lowest slot on ties), or -1."""
+    slots = np.flatnonzero(ok)
+    if slots.size == 0:
+        return -1
+    return int(slots[np.argmin(load[rows[slots]])])

@@ -1,0 +1,89 @@
+"""Hand-built ClusterViews and a recording ControlPlane, for unit tests of the Tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from swarmsim.view import AgentTable, ClusterView, LayerStats, QueryInfo, Totals
+
+
+@dataclass
+class RecordingPlane:
+    """A ControlPlane that records the calls a Task makes."""
+
+    calls: list[tuple] = field(default_factory=list)
+    refuse_assign: bool = False
+
+    def route(self, query: int, plan) -> None:
+        self.calls.append(("route", query, tuple(plan)))
+
+    def scale(self, layer: str, target: int) -> None:
+        self.calls.append(("scale", layer, target))
+
+    def assign(self, agent: int, layer: str, shard: int | None = None) -> None:
+        if self.refuse_assign:
+            raise ValueError("does not fit")
+        self.calls.append(("assign", agent, layer))
+
+
+def totals(**kw) -> Totals:
+    base = dict(
+        submitted=0, completed=0, failed=0, dropped=0, slo_violations=0, latency_s=0.0,
+        recall=0.0, retrievals=0, stage_s={}, load_s=0.0, cost_usd=0.0, gpu_hours=0.0,
+    )  # fmt: skip
+    base.update(kw)
+    return Totals(**base)
+
+
+def agents(rows: list[dict]) -> AgentTable:
+    """An agent table from dicts with keys id, node, layer, shard, state, healthy, queue,
+    in_flight, latency_s, utilisation (defaults: running, healthy, idle)."""
+    defaults = dict(node=0, layer=0, shard=-1, state=1, healthy=True, queue=0, in_flight=0,
+                    latency_s=0.0, utilisation=0.0)  # fmt: skip
+    full = [{**defaults, **r} for r in rows]
+
+    def col(key, dtype):
+        return np.array([r[key] for r in full], dtype=dtype)
+
+    return AgentTable(
+        id=col("id", np.int64), node=col("node", np.int64), layer=col("layer", np.int64),
+        shard=col("shard", np.int64), state=col("state", np.int64), healthy=col("healthy", bool),
+        queue=col("queue", np.int64), in_flight=col("in_flight", np.int64),
+        latency_s=col("latency_s", np.float64), utilisation=col("utilisation", np.float64),
+    )  # fmt: skip
+
+
+def layer(role: str, **kw) -> LayerStats:
+    base = dict(role=role, running=1, starting=0, draining=0, arrival_rate=0.0, queue=0,
+                in_flight=0, p95_latency_s=0.0, throughput=0.0, utilisation=0.0,
+                cost_rate=0.0)  # fmt: skip
+    base.update(kw)
+    return LayerStats(**base)
+
+
+def view(
+    agent_rows: list[dict],
+    layers: dict[str, LayerStats] | None = None,
+    n_shards: int = 0,
+    query: QueryInfo | None = None,
+    node_group: tuple[int, ...] = (0,),
+    group_names: tuple[str, ...] = ("g",),
+    total: Totals | None = None,
+) -> ClusterView:
+    layers = layers or {"retriever": layer("retriever")}
+    return ClusterView(
+        time_s=10.0,
+        node_names=tuple(f"n{i}" for i in range(len(node_group))),
+        node_up=np.ones(len(node_group), dtype=bool),
+        node_group=np.array(node_group, dtype=np.int64),
+        group_names=group_names,
+        layer_names=tuple(layers),
+        layer_roles=tuple(st.role for st in layers.values()),
+        layers=layers,
+        agents=agents(agent_rows),
+        n_shards=n_shards,
+        totals=total or totals(),
+        query=query,
+    )
