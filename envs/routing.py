@@ -61,6 +61,20 @@ class ShardRoutingTask(Task):
     - slo * Δ(SLO violations)`` between consecutive decisions: credit arrives when the
     query's retrieval joins (milliseconds later), violations when queries finish.
 
+    ## Starting State
+    The scenario's warm cluster at t=0 (its agents running, queues empty), seeded from
+    ``reset(seed=...)``; the first observation is taken at the first decision point.
+
+    ## Episode End
+    Truncation at ``episode_s`` simulated seconds (default: the scenario's duration);
+    termination when some pipeline stage has no agent left at all. ``info["summary"]``
+    then holds the metrics summary.
+
+    ## Arguments
+    ``gymnasium.make("swarmsim/ShardRouting-v0", scenario="escape-velocity", overrides=[...],
+    episode_s=..., controllers={...}, reward=RoutingReward(...))`` after ``import envs``
+    (or with the id ``"envs:swarmsim/ShardRouting-v0"``); see ``envs.sim_env.SwarmEnv``.
+
     ## Version History
     - v0: initial version.
     """

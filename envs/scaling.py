@@ -54,6 +54,20 @@ class AutoscalingTask(Task):
     ## Rewards
     ``-cost * Δ(USD billed) - slo * Δ(SLO violations)`` over the interval.
 
+    ## Starting State
+    The scenario's warm cluster at t=0 (its agents running, queues empty), seeded from
+    ``reset(seed=...)``; the first observation is taken at the first decision point.
+
+    ## Episode End
+    Truncation at ``episode_s`` simulated seconds (default: the scenario's duration);
+    termination when some pipeline stage has no agent left at all. ``info["summary"]``
+    then holds the metrics summary.
+
+    ## Arguments
+    ``gymnasium.make("swarmsim/Autoscaling-v0", scenario="escape-velocity", overrides=[...],
+    episode_s=..., controllers={...}, reward=ScalingReward(...))`` after ``import envs``
+    (or with the id ``"envs:swarmsim/Autoscaling-v0"``); see ``envs.sim_env.SwarmEnv``.
+
     ## Version History
     - v0: initial version.
     """

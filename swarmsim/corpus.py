@@ -9,6 +9,7 @@ scored. Free of SimPy; every random draw comes from a ``numpy.random.Generator``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -41,8 +42,10 @@ class CorpusConfig:
     n_queries: int = 1024  # size of the query pool the workload samples from
     k: int = 10  # neighbours per query: recall is measured as recall@k
     kmeans_iters: int = 20  # k-means iterations used to form the shards
+    seed: int = 0  # the corpus is data: fixed by the scenario, not drawn anew per run seed
 
     def __post_init__(self) -> None:
+        check(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
         for name in ("n_vectors", "dim", "n_topics", "n_shards", "n_queries", "k", "kmeans_iters"):
             value = getattr(self, name)
             check(_is_int(value) and value >= 1, name, value, "an integer >= 1")
@@ -358,3 +361,11 @@ def synthetic_corpus(cfg: CorpusConfig, rng: np.random.Generator) -> Corpus:
     vectors = _sample_mixture(centres, weights, cfg.topic_spread, cfg.n_vectors, rng)
     queries = _sample_mixture(centres, weights, cfg.topic_spread, cfg.n_queries, rng)
     return Corpus.from_embeddings(vectors, queries, cfg.n_shards, cfg.k, rng, cfg.kmeans_iters)
+
+
+@functools.lru_cache(maxsize=8)
+def scenario_corpus(cfg: CorpusConfig) -> Corpus:
+    """The synthetic corpus a scenario names, built once per process from ``cfg.seed``.
+
+    Its arrays are read-only, so runs (and environment episodes) share it safely."""
+    return synthetic_corpus(cfg, np.random.default_rng(cfg.seed))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("workload", "queries", "service", "dispatch", "failures", "fabric", "corpus")
+STREAMS = ("workload", "queries", "service", "dispatch", "failures", "fabric")
 BLOCK = 4096
 
 

@@ -20,7 +20,7 @@ import simpy
 
 from .cluster import Agent, Cluster, Layer
 from .coordinator import ACTIVE, COMPLETED, FAILED, OUTCOMES, Coordinator, Query
-from .corpus import Corpus, synthetic_corpus
+from .corpus import Corpus, scenario_corpus
 from .errors import UnknownNameError
 from .fabric import Fabric
 from .failures import Failures
@@ -65,7 +65,7 @@ class Simulation:
         self.cluster = Cluster(scenario, profiles or load_profiles())
         self.corpus: Corpus | None = None
         if scenario.has_retrieval:
-            self.corpus = synthetic_corpus(scenario.corpus, self.streams["corpus"].gen)
+            self.corpus = scenario_corpus(scenario.corpus)
         self.n_shards = self.corpus.n_shards if self.corpus else 0
         self.k = self.corpus.k if self.corpus else 0
         self.workload = Workload(scenario.workload, self.streams["workload"].gen, base_dir)
