@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,9 +13,13 @@ from swarmsim.view import ClusterView, ControlPlane, Totals
 from .task import Task, squash, unit_box
 
 MAX_LAYERS = 8
-LAYER_FEATURES = 9
-DOWN, HOLD, UP = 0, 1, 2
-STEP_FRACTION = 0.1  # a scale step moves max(1, round(10% of live replicas))
+LAYER_FEATURES = 10
+# Target replicas as a multiple of the live ones; log-spaced so that a policy reaches big
+# and small layers alike. A ratio other than 1 moves at least one replica.
+RATIOS = (0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0)
+HOLD = RATIOS.index(1.0)
+# Squash scales of the observation features, by offset (see the class docstring).
+SCALES = {1: 10.0, 2: 16.0, 3: 16.0, 5: 5.0, 6: 16.0, 7: 16.0, 8: 20.0, 9: 10.0}
 
 
 @dataclass(frozen=True)
@@ -25,31 +30,54 @@ class ScalingReward:
     slo: float = 0.1  # per query that violated the SLO (slow, failed or dropped)
 
 
+def scale_target(live: int, choice: int) -> int:
+    """Replicas asked for when a layer with ``live`` replicas takes action ``choice``."""
+    ratio = RATIOS[choice]
+    target = round(live * ratio)
+    if ratio > 1.0:
+        return max(target, live + 1)
+    if ratio < 1.0:
+        return max(min(target, live - 1), 0)
+    return live
+
+
+def choice_for(live: int, desired: int) -> int:
+    """The action whose target is nearest ``desired`` (on a log scale): how a heuristic that
+    computes a replica count expresses it in this action space."""
+    if desired == live:
+        return HOLD
+    targets = np.array([scale_target(live, c) for c in range(len(RATIOS))], dtype=float)
+    gap = np.abs(np.log(np.maximum(targets, 0.5)) - math.log(max(desired, 0.5)))
+    return int(np.argmin(gap))
+
+
 class AutoscalingTask(Task):
-    """One decision per control interval: scale each layer down, hold, or up.
+    """One decision per control interval: a target replica count for every layer.
 
     ## Action Space
-    ``MultiDiscrete([3] * MAX_LAYERS)``: for layer ``l`` (in the scenario's order) 0 scales
-    in, 1 holds, 2 scales out, by ``max(1, round(0.1 * (running + starting)))`` replicas,
-    clamped to the layer's ``min_replicas``/``max_replicas``. A replica asked for now serves
-    after its provisioning and load delay. Non-hold choices for absent layers are ignored
-    and counted invalid.
+    ``MultiDiscrete([len(RATIOS)] * MAX_LAYERS)``: for layer ``l`` (in the scenario's order),
+    choice ``c`` asks for ``round(live * RATIOS[c])`` replicas (``live`` = running + starting;
+    at least one more or one fewer when the ratio is not 1), clamped by the simulator to the
+    layer's ``min_replicas``/``max_replicas``. ``RATIOS = (0.5, 0.67, 0.8, 0.9, 1, 1.1, 1.25,
+    1.5, 2)``; choice 4 holds. A replica asked for now serves after its provisioning and load
+    delay. Non-hold choices for absent layers are ignored and counted invalid.
 
     ## Observation Space
     ``Box(0, 1, (MAX_LAYERS * LAYER_FEATURES,), float32)``; layer ``l``'s block at
-    ``l * LAYER_FEATURES``:
+    ``l * LAYER_FEATURES`` (``x / (x + s)`` maps a count or rate ``x`` to [0, 1)):
 
     | offset | meaning | range |
     | --- | --- | --- |
     | 0 | layer exists | {0, 1} |
-    | 1 | arrival rate / (rate + 10 jobs/s), over the last interval | [0, 1) |
-    | 2 | queue / (queue + 16) | [0, 1) |
-    | 3 | utilisation (busy fraction of live replicas) | [0, 1] |
-    | 4 | p95 stage latency over the interval / (p95 + 5 s) | [0, 1) |
-    | 5 | running replicas / (running + 16) | [0, 1) |
-    | 6 | starting replicas / (starting + 16) | [0, 1) |
-    | 7 | cost rate / (rate + 20 USD/h) | [0, 1) |
-    | 8 | throughput / (throughput + 10 jobs/s) | [0, 1) |
+    | 1 | arrival rate (jobs/s over the last interval), s = 10 | [0, 1) |
+    | 2 | ongoing jobs (in flight + coordinator backlog), s = 16 | [0, 1) |
+    | 3 | queued jobs (agents' queues + backlog), s = 16 | [0, 1) |
+    | 4 | utilisation of live replicas over the last interval | [0, 1] |
+    | 5 | p95 stage latency over the interval (s), s = 5 | [0, 1) |
+    | 6 | running replicas, s = 16 | [0, 1) |
+    | 7 | starting replicas (provisioning or loading), s = 16 | [0, 1) |
+    | 8 | cost rate (USD/h), s = 20 | [0, 1) |
+    | 9 | throughput (jobs/s answered over the interval), s = 10 | [0, 1) |
 
     ## Rewards
     ``-cost * Δ(USD billed) - slo * Δ(SLO violations)`` over the interval.
@@ -83,23 +111,21 @@ class AutoscalingTask(Task):
         super().__init__()
         self.weights = reward or ScalingReward()
         self.observation_space = unit_box(MAX_LAYERS * LAYER_FEATURES)
-        self.action_space = spaces.MultiDiscrete([3] * MAX_LAYERS)
+        self.action_space = spaces.MultiDiscrete([len(RATIOS)] * MAX_LAYERS)
 
     def encode(self, view: ClusterView) -> np.ndarray:
         obs = np.zeros((MAX_LAYERS, LAYER_FEATURES))
         for i, name in enumerate(view.layer_names[:MAX_LAYERS]):
             st = view.layers[name]
-            obs[i] = [
-                1.0,
-                squash(st.arrival_rate, 10.0),
-                squash(st.queue, 16.0),
-                min(max(st.utilisation, 0.0), 1.0),
-                squash(st.p95_latency_s, 5.0),
-                squash(st.running, 16.0),
-                squash(st.starting, 16.0),
-                squash(st.cost_rate, 20.0),
-                squash(st.throughput, 10.0),
-            ]
+            ongoing = st.in_flight + st.backlog
+            raw = (st.arrival_rate, ongoing, st.queue, st.utilisation, st.p95_latency_s,
+                   st.running, st.starting, st.cost_rate, st.throughput)  # fmt: skip
+            obs[i, 0] = 1.0
+            for offset, value in enumerate(raw, start=1):
+                scale = SCALES.get(offset)
+                obs[i, offset] = (
+                    min(max(value, 0.0), 1.0) if scale is None else squash(value, scale)
+                )
         return obs.reshape(-1).astype(np.float32)
 
     def apply(self, view: ClusterView, action: np.ndarray, plane: ControlPlane) -> int:
@@ -107,14 +133,12 @@ class AutoscalingTask(Task):
         for i, choice in enumerate(action):
             if choice == HOLD:
                 continue
-            if i >= len(view.layer_names) or choice not in (DOWN, UP):
+            if i >= len(view.layer_names) or not 0 <= choice < len(RATIOS):
                 invalid += 1
                 continue
             name = view.layer_names[i]
             st = view.layers[name]
-            live = st.running + st.starting
-            step = max(1, round(STEP_FRACTION * live))
-            plane.scale(name, live + step if choice == UP else max(live - step, 0))
+            plane.scale(name, scale_target(st.running + st.starting, int(choice)))
         return invalid
 
     def heuristic(self, view: ClusterView) -> np.ndarray:
@@ -126,3 +150,13 @@ class AutoscalingTask(Task):
         return -w.cost * (after.cost_usd - before.cost_usd) - w.slo * (
             after.slo_violations - before.slo_violations
         )
+
+
+def decode(obs: np.ndarray) -> np.ndarray:
+    """Raw per-layer values from an observation: shape (MAX_LAYERS, LAYER_FEATURES), the
+    inverse of ``encode`` (counts and rates un-squashed)."""
+    blocks = np.asarray(obs, dtype=np.float64).reshape(MAX_LAYERS, LAYER_FEATURES).copy()
+    for offset, scale in SCALES.items():
+        y = np.clip(blocks[:, offset], 0.0, 1.0 - 1e-9)
+        blocks[:, offset] = scale * y / (1.0 - y)
+    return blocks

@@ -214,6 +214,19 @@ class Agent:
         self.served = 0
         self.latency_s = 0.0  # EWMA of the stage latency the coordinator saw
 
+    def end_service(self, now: float) -> None:
+        """The batch in service ends (done or crashed): account its busy time."""
+        layer = self.batch[0].layer
+        self.busy_s += now - self.busy_since
+        layer.busy_recent += now - max(self.busy_since, layer.interval_start)
+        self.batch = []
+
+    def busy_recent(self, now: float) -> float:
+        """Seconds of the current batch's service inside the layer's current interval."""
+        if not self.batch:
+            return 0.0
+        return now - max(self.busy_since, self.batch[0].layer.interval_start)
+
     @property
     def accepting(self) -> bool:
         """True when the coordinator may send this agent new work."""
@@ -238,6 +251,8 @@ class Layer:
         self.arrivals = 0  # work items dispatched to the layer since the last control interval
         self.stage_s = 0.0  # summed time queries spent in this layer's stage, to the join
         self.recent_latency: list[float] = []  # stage latencies since the last control interval
+        self.interval_start = 0.0  # when the current control interval began
+        self.busy_recent = 0.0  # busy seconds of finished services in the current interval
 
     def refresh(self) -> None:
         """Recompute the accepting set after any state change of one of its agents."""

@@ -255,8 +255,7 @@ class Coordinator:
         if epoch != agent.epoch:
             return  # the agent crashed mid-service; its work was handed to the failure path
         now = self.env._now
-        agent.batch = []
-        agent.busy_s += now - agent.busy_since
+        agent.end_service(now)
         agent.served += len(batch)
         for item in batch:
             msg = Message(

@@ -113,14 +113,13 @@ class Failures:
         if agent.state == AgentState.DEAD:
             return
         now = self.env.now
+        agent.lost.extend(agent.batch)
         if agent.batch:
-            agent.busy_s += now - agent.busy_since
+            agent.end_service(now)
         agent.state = AgentState.DEAD
         agent.epoch += 1
-        agent.lost.extend(agent.batch)
         agent.lost.extend(agent.queue)
         agent.lost.extend(agent.blocked)
-        agent.batch = []
         agent.queue.clear()
         agent.blocked.clear()
         Call(self.env, self.detection_delay(), self._declare_dead, (agent, agent.epoch))

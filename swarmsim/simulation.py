@@ -160,6 +160,8 @@ class Simulation:
             for layer in self.cluster.layers.values():
                 layer.arrivals = 0
                 layer.recent_latency = []
+                layer.busy_recent = 0.0
+                layer.interval_start = self.env.now
 
     def can_serve(self) -> bool:
         """False when some stage has no agent left at all (none running, starting or dead

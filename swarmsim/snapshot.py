@@ -104,8 +104,9 @@ def _layer_stats(sim: Simulation, layer, now: float) -> LayerStats:
     live = [a for a in layer.agents if a.state != AgentState.DEAD]
     lat = layer.recent_latency
     interval = sim.scenario.control_interval_s
-    busy = sum(_busy(a, now) for a in live)
-    alive = sum(now - a.born for a in live)
+    start = layer.interval_start
+    busy = layer.busy_recent + sum(a.busy_recent(now) for a in live)
+    alive = sum(now - max(a.born, start) for a in live)
     return LayerStats(
         role=layer.role,
         running=layer.count(AgentState.RUNNING),
@@ -113,10 +114,11 @@ def _layer_stats(sim: Simulation, layer, now: float) -> LayerStats:
         draining=layer.count(AgentState.DRAINING),
         arrival_rate=layer.arrivals / interval,
         queue=sum(len(a.queue) for a in live) + len(layer.backlog),
+        backlog=len(layer.backlog),
         in_flight=sum(a.outstanding for a in live),
         p95_latency_s=float(np.percentile(lat, 95)) if lat else 0.0,
         throughput=len(lat) / interval,
-        utilisation=busy / alive if alive > 0 else 0.0,
+        utilisation=min(busy / alive, 1.0) if alive > 0 else 0.0,
         cost_rate=sim.cluster.cost_rate(layer),
     )
 

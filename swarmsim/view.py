@@ -44,11 +44,12 @@ class LayerStats:
     starting: int  # provisioning, loading or switching into the layer
     draining: int
     arrival_rate: float  # jobs/s dispatched to the layer over the last interval
-    queue: int
-    in_flight: int
+    queue: int  # jobs waiting: in agents' queues plus the coordinator's backlog
+    backlog: int  # jobs held at the coordinator for want of an agent that can take them
+    in_flight: int  # jobs sent to agents and not yet answered (queued, in service, in transit)
     p95_latency_s: float  # stage latency over the last interval (0 when none finished)
     throughput: float  # jobs/s the layer answered over the last interval
-    utilisation: float
+    utilisation: float  # busy fraction of the live replicas over the last interval
     cost_rate: float  # USD per hour of the devices the layer occupies
 
 

@@ -14,6 +14,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import envs  # noqa: F401  (registers the swarmsim/* ids)
 from envs import SwarmEnv
+from envs.scaling import HOLD
 from swarmsim.errors import UnknownNameError
 
 ENV_IDS = sorted(i for i in gym.registry if i.startswith("swarmsim/"))
@@ -117,14 +118,14 @@ def test_autoscaling_replicas_serve_only_after_provisioning_and_loading(tmp_path
     path.write_text(CLOUD)
     env = SwarmEnv("autoscaling", str(path))
     env.reset(seed=0)
-    up = np.full(8, 1)
-    up[0] = 2
+    up = np.full(8, HOLD)
+    up[0] = HOLD + 1
     env.step(up)  # asked at t=15; serves from 15 + 90 + 3.13 = 108.1 s
     seen = []
     for _ in range(7):
         view = env.sim.view()
         seen.append((view.time_s, view.layers["synth"].running, view.layers["synth"].starting))
-        env.step(np.full(8, 1))
+        env.step(np.full(8, HOLD))
     assert seen[:2] == [(30.0, 1, 1), (45.0, 1, 1)]
     assert seen[5] == (105.0, 1, 1) and seen[6] == (120.0, 2, 0)
     assert env.sim.view().totals.gpu_hours == pytest.approx((135 + (135 - 15)) / 3600)
@@ -157,7 +158,7 @@ def test_other_decisions_are_taken_by_the_given_controllers():
     )
     env.reset(seed=0)
     for _ in range(4):
-        _, _, _, _, info = env.step(np.ones(8, dtype=int))
+        _, _, _, _, info = env.step(np.full(8, HOLD))
     assert ctl.calls == info["summary"]["queries"]["submitted"] - _awaiting(env) > 0
     assert info["summary"]["recall_at_k"] < 0.6  # one shard of four searched
 

@@ -6,11 +6,22 @@ import numpy as np
 import pytest
 from fakes import layer, totals, view
 
-from envs.scaling import DOWN, HOLD, LAYER_FEATURES, MAX_LAYERS, UP, AutoscalingTask, ScalingReward
+from envs.scaling import (
+    HOLD,
+    LAYER_FEATURES,
+    MAX_LAYERS,
+    RATIOS,
+    AutoscalingTask,
+    ScalingReward,
+    choice_for,
+    decode,
+    scale_target,
+)
 
 LAYERS = {
-    "embedder": layer("embedder", running=2, arrival_rate=10.0, queue=16, utilisation=0.25,
-                      p95_latency_s=5.0, cost_rate=20.0, throughput=10.0),
+    "embedder": layer("embedder", running=2, arrival_rate=10.0, in_flight=12, backlog=4,
+                      queue=16, utilisation=0.25, p95_latency_s=5.0, cost_rate=20.0,
+                      throughput=10.0),
     "synth": layer("synthesizer", running=18, starting=2),
 }  # fmt: skip
 
@@ -20,28 +31,51 @@ def test_observation_follows_the_documented_layout():
     obs = task.observe(view([], layers=LAYERS))
     assert obs.shape == (MAX_LAYERS * LAYER_FEATURES,) and task.observation_space.contains(obs)
     emb = obs[:LAYER_FEATURES]
-    assert emb == pytest.approx([1, 0.5, 0.5, 0.25, 0.5, 2 / 18, 0, 0.5, 0.5])
+    assert emb == pytest.approx([1, 0.5, 0.5, 0.5, 0.25, 0.5, 2 / 18, 0, 0.5, 0.5])
     synth = obs[LAYER_FEATURES : 2 * LAYER_FEATURES]
     assert (
-        synth[0] == 1 and synth[5] == pytest.approx(18 / 34) and synth[6] == pytest.approx(2 / 18)
+        synth[0] == 1 and synth[6] == pytest.approx(18 / 34) and synth[7] == pytest.approx(2 / 18)
     )
     assert obs[2 * LAYER_FEATURES :] == pytest.approx(0.0)
 
 
-def test_actions_scale_by_a_tenth_of_live_replicas_at_least_one(plane):
+def test_decode_inverts_encode():
+    raw = decode(AutoscalingTask().observe(view([], layers=LAYERS)))
+    assert raw[0] == pytest.approx([1, 10, 16, 16, 0.25, 5, 2, 0, 20, 10], rel=1e-5)
+    assert raw[1, 6:8] == pytest.approx([18, 2], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("live", "choice", "target"),
+    [(20, 8, 40), (20, 0, 10), (20, 5, 22), (2, 5, 3), (2, 3, 1), (1, 0, 0), (0, 6, 1)],
+)
+def test_targets_scale_the_live_replicas_and_always_move_at_least_one(live, choice, target):
+    assert scale_target(live, choice) == target
+
+
+def test_choice_for_picks_the_nearest_target():
+    assert choice_for(20, 20) == HOLD
+    assert RATIOS[choice_for(20, 40)] == 2.0
+    assert RATIOS[choice_for(20, 100)] == 2.0  # beyond the largest step: the largest
+    assert scale_target(20, choice_for(20, 15)) == 16  # log-nearest of 13, 16, 18
+    assert scale_target(20, choice_for(20, 17)) == 18
+    assert scale_target(4, choice_for(4, 3)) == 3
+
+
+def test_actions_become_scale_calls(plane):
     task = AutoscalingTask()
     task.observe(view([], layers=LAYERS))
     action = np.full(MAX_LAYERS, HOLD)
-    action[0], action[1] = UP, DOWN
+    action[0], action[1] = 8, 0  # x2 and x0.5
     assert task.act(action, plane) == 0
-    assert plane.calls == [("scale", "embedder", 3), ("scale", "synth", 18)]
+    assert plane.calls == [("scale", "embedder", 4), ("scale", "synth", 10)]
 
 
 def test_choices_for_absent_layers_are_counted_invalid(plane):
     task = AutoscalingTask()
     task.observe(view([], layers=LAYERS))
     action = np.full(MAX_LAYERS, HOLD)
-    action[5] = UP
+    action[5] = 7
     assert task.act(action, plane) == 1 and plane.calls == []
 
 
