@@ -202,3 +202,14 @@ def _least_loaded(ok: np.ndarray, rows: np.ndarray, load: np.ndarray) -> int:
     if slots.size == 0:
         return -1
     return int(slots[np.argmin(load[rows[slots]])])
+
+
+def mask_from_obs(obs: np.ndarray) -> np.ndarray:
+    """The flat action mask of ``action_masks`` recovered from an observation alone (the
+    accepting flags are in it), for controllers that see nothing else."""
+    shards = np.asarray(obs[: MAX_SHARDS * SHARD_FEATURES]).reshape(MAX_SHARDS, SHARD_FEATURES)
+    replicas = shards[:, 2:].reshape(MAX_SHARDS, MAX_REPLICAS, REPLICA_FEATURES)
+    mask = np.zeros((MAX_SHARDS, MAX_REPLICAS + 1), dtype=bool)
+    mask[:, 0] = True
+    mask[:, 1:] = replicas[:, :, 1] > 0.5
+    return mask.reshape(-1)

@@ -20,6 +20,7 @@ RATIOS = (0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0)
 HOLD = RATIOS.index(1.0)
 # Squash scales of the observation features, by offset (see the class docstring).
 SCALES = {1: 10.0, 2: 16.0, 3: 16.0, 5: 5.0, 6: 16.0, 7: 16.0, 8: 20.0, 9: 10.0}
+COUNTS = [2, 3, 6, 7]  # offsets holding whole numbers (jobs, replicas)
 
 
 @dataclass(frozen=True)
@@ -159,4 +160,5 @@ def decode(obs: np.ndarray) -> np.ndarray:
     for offset, scale in SCALES.items():
         y = np.clip(blocks[:, offset], 0.0, 1.0 - 1e-9)
         blocks[:, offset] = scale * y / (1.0 - y)
+    blocks[:, COUNTS] = np.round(blocks[:, COUNTS])  # float32 rounding must not add a job
     return blocks

@@ -20,6 +20,7 @@ from swarmsim.scenario import Scenario, load_scenario
 from swarmsim.simulation import Simulation
 from swarmsim.view import ClusterView
 
+from .attach import attach
 from .registry import make_task
 from .task import Actor, Task
 
@@ -119,17 +120,14 @@ class SwarmEnv(gym.Env):
     # --- driving the simulator --------------------------------------------------------------
 
     def _build(self, seed: int) -> Simulation:
-        on_route, on_control = None, []
+        sim = Simulation(self.scenario, seed=seed)
         if self.task.decision == "route":
-            on_route = self._route_pending
+            sim.on_route = self._route_pending
         else:
-            on_control.append(self._control_pending)
+            sim.on_control.append(self._control_pending)
         for task, ctl in self.others.values():
-            if task.decision == "route":
-                on_route = on_route or (lambda q, t=task, c=ctl: self._delegate(t, c, q))
-            else:
-                on_control.append(lambda t=task, c=ctl: self._delegate(t, c, None))
-        return Simulation(self.scenario, seed=seed, on_route=on_route, on_control=on_control)
+            attach(sim, task, ctl)
+        return sim
 
     def _route_pending(self, query) -> None:
         self._pending.append(query)
@@ -139,10 +137,6 @@ class SwarmEnv(gym.Env):
         # Built now: the interval's statistics are reset when the hooks return.
         self._pending.append(self._view(None))
         self._pause()
-
-    def _delegate(self, task: Task, controller: Actor, query) -> None:
-        view = self._view_for(task, query)
-        task.act(controller.act(task.observe(view)), self.sim)
 
     def _pause(self) -> None:
         if not self._stop.triggered:
@@ -166,7 +160,4 @@ class SwarmEnv(gym.Env):
         return self._view(head)
 
     def _view(self, query) -> ClusterView:
-        return self._view_for(self.task, query)
-
-    def _view_for(self, task: Task, query) -> ClusterView:
-        return self.sim.view(query, roles=task.roles, layer_stats=task.layer_stats)
+        return self.sim.view(query, roles=self.task.roles, layer_stats=self.task.layer_stats)

@@ -52,6 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="progress bar on stderr (default: when stderr is a terminal)",
     )
     sim.set_defaults(func=cmd_simulate)
+    sub.add_parser("controllers", help="list the built-in controllers by Task").set_defaults(
+        func=cmd_controllers
+    )
+    ev = sub.add_parser("eval", help="compare controllers over seeds (common random numbers)")
+    ev.add_argument("scenario", help="a built-in scenario name or a scenario YAML file")
+    ev.add_argument(
+        "--controllers",
+        required=True,
+        metavar="A,B,...",
+        help="NAME, TASK=NAME or a policy artifact directory, comma-separated",
+    )
+    ev.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds per controller")
+    ev.add_argument("--seed-start", type=int, default=0, metavar="S", help="first seed")
+    ev.add_argument("--duration", type=float, metavar="S", help="simulated seconds")
+    ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
+    ev.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    ev.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -62,6 +79,36 @@ def cmd_scenarios(_args: argparse.Namespace) -> int:
     width = max(map(len, scenarios))
     for name, line in scenarios.items():
         print(f"{name:<{width}}  {line}")
+    return 0
+
+
+def cmd_controllers(_args: argparse.Namespace) -> int:
+    from controllers.base import controller_names
+
+    for task, entries in controller_names().items():
+        print(task)
+        width = max(map(len, entries), default=0)
+        for name, summary in entries.items():
+            print(f"  {name:<{width}}  {summary}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from swarmsim.scenario import load_scenario
+
+    from .evaluate import evaluate
+    from .render import render_comparison
+
+    if args.seeds < 1:
+        raise SwarmError(f"--seeds: expected at least 1, got {args.seeds}")
+    overrides = list(args.overrides)
+    if args.duration is not None:
+        overrides += _duration_overrides(args.scenario, args.duration)
+    scenario = load_scenario(args.scenario, overrides)
+    specs = [s.strip() for s in args.controllers.split(",") if s.strip()]
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    result = evaluate(scenario, specs, seeds)
+    print(json.dumps(result, indent=2) if args.json else render_comparison(result))
     return 0
 
 

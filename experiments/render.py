@@ -44,3 +44,26 @@ def render_summary(s: dict[str, Any]) -> str:
     if fails or s["outcomes"]:
         lines.append(f"failures   {fails}  outcomes {s['outcomes']}")
     return "\n".join(lines)
+
+
+COMPARED = ("latency_s.p50", "latency_s.p99", "slo.violation_rate", "recall_at_k", "gpu_hours",
+            "cost_usd")  # fmt: skip
+
+
+def render_comparison(result: dict[str, Any]) -> str:
+    """A table of the key metrics per controller: mean and 95% half-width over seeds."""
+    seeds = result["seeds"]
+    lines = [f"scenario {result['scenario']}  seeds {seeds[0]}..{seeds[-1]} ({len(seeds)})"]
+    width = max(len(label) for label in result["controllers"])
+    lines.append(" " * width + "".join(f"  {m:>22}" for m in COMPARED))
+    for label, metrics in result["controllers"].items():
+        cells = "".join(f"  {_cell(metrics.get(m)):>22}" for m in COMPARED)
+        lines.append(f"{label:<{width}}{cells}")
+    return "\n".join(lines)
+
+
+def _cell(stat: dict[str, Any] | None) -> str:
+    if not stat or stat["mean"] is None:
+        return "n/a"
+    half = (stat["ci95"][1] - stat["ci95"][0]) / 2
+    return f"{stat['mean']:.4g} ± {half:.2g}"

@@ -1,0 +1,112 @@
+"""Guardrails: a learned controller whose decision cannot be trusted gives way to a heuristic.
+
+The wrapped controller's action is replaced by the fallback's when the observation lies
+outside the ranges seen in training, when the policy raises, when it misses its deadline,
+or when its action is not a valid action (wrong shape, NaN, out of range, or masked out).
+Every decision and every fallback is counted by reason, for the metrics summary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from .base import Controller, make_controller
+
+# The heuristic a Task falls back to: the simulator's own default decision for it.
+DEFAULT_FALLBACK = {
+    "shard-routing": "least-outstanding",
+    "autoscaling": "static",
+    "role-assignment": "static",
+}
+REASONS = ("out_of_range", "raised", "deadline", "invalid")
+
+
+class Guardrail:
+    """Wraps ``policy``; on any trigger, ``fallback`` decides instead (and is counted)."""
+
+    def __init__(
+        self,
+        policy: Controller,
+        action_space: spaces.Space,
+        *,
+        fallback: Controller | None = None,
+        obs_low: np.ndarray | None = None,
+        obs_high: np.ndarray | None = None,
+        obs_tolerance: float = 1e-6,
+        deadline_s: float | None = None,
+        mask: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        self.task = policy.task
+        self.policy = policy
+        self.fallback = fallback or make_controller(policy.task, DEFAULT_FALLBACK[policy.task])
+        self.action_space = action_space
+        self.obs_low, self.obs_high, self.tolerance = obs_low, obs_high, obs_tolerance
+        self.deadline_s = deadline_s
+        self.mask = mask
+        self.decisions = 0
+        self.fallbacks = dict.fromkeys(REASONS, 0)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        self.decisions += 1
+        reason = self._out_of_range(obs)
+        if reason is None:
+            start = time.perf_counter()
+            try:
+                action = self.policy.act(obs)
+            except Exception:  # a failing policy must never take the swarm down with it
+                return self._fall_back(obs, "raised")
+            if self.deadline_s is not None and time.perf_counter() - start > self.deadline_s:
+                reason = "deadline"
+            elif not self._valid(obs, action):
+                reason = "invalid"
+            else:
+                return np.asarray(action, dtype=np.int64)
+        return self._fall_back(obs, reason)
+
+    def reset(self) -> None:
+        self.policy.reset()
+        self.fallback.reset()
+
+    def stats(self) -> dict[str, Any]:
+        """Decisions taken and fallbacks by reason, for the metrics summary."""
+        return {"decisions": self.decisions, "fallbacks": dict(self.fallbacks)}
+
+    def _fall_back(self, obs: np.ndarray, reason: str) -> np.ndarray:
+        self.fallbacks[reason] += 1
+        return np.asarray(self.fallback.act(obs), dtype=np.int64)
+
+    def _out_of_range(self, obs: np.ndarray) -> str | None:
+        obs = np.asarray(obs, dtype=np.float64)
+        if not np.isfinite(obs).all():
+            return "out_of_range"
+        if self.obs_low is not None and (obs < self.obs_low - self.tolerance).any():
+            return "out_of_range"
+        if self.obs_high is not None and (obs > self.obs_high + self.tolerance).any():
+            return "out_of_range"
+        return None
+
+    def _valid(self, obs: np.ndarray, action: Any) -> bool:
+        try:
+            arr = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            return False
+        if arr.shape != self.action_space.shape or not np.isfinite(arr).all():
+            return False
+        if not (arr == np.round(arr)).all() or not self.action_space.contains(arr.astype(np.int64)):
+            return False
+        return self.mask is None or _allowed(
+            self.mask(obs), arr.astype(np.int64), self.action_space
+        )
+
+
+def _allowed(mask: np.ndarray, action: np.ndarray, space: spaces.Space) -> bool:
+    """Whether every sub-action of a MultiDiscrete ``action`` is allowed by the flat ``mask``."""
+    if not isinstance(space, spaces.MultiDiscrete):
+        return bool(mask[int(action)])
+    offsets = np.concatenate([[0], np.cumsum(space.nvec)[:-1]])
+    return bool(mask[offsets + action].all())

@@ -1,0 +1,189 @@
+"""Autoscaling heuristics with the defaults of the systems they reproduce.
+
+Each decides from the Autoscaling observation alone (``envs.scaling.decode``), once per
+control interval of ``interval_s`` seconds, computes a desired replica count per layer the
+way its original does, and expresses it as the action whose target is nearest
+(``envs.scaling.choice_for``). Windows and delays are kept in seconds, so the heuristics are
+stateful where their originals are. Defaults are from REFERENCE.md ("Production
+heuristics") and the projects' documentation.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from envs.scaling import HOLD, MAX_LAYERS, choice_for, decode
+
+from .base import register
+
+# Offsets of envs.scaling's per-layer features
+PRESENT, ONGOING, UTILISATION, RUNNING, STARTING = 0, 2, 4, 6, 7
+
+
+def live(raw: np.ndarray) -> int:
+    """Replicas a layer has or has asked for (running + starting), from decoded features."""
+    return round(float(raw[RUNNING] + raw[STARTING]))
+
+
+class _PerLayer(ABC):
+    """Shared plumbing: one desired count per present layer, turned into an action."""
+
+    task = "autoscaling"
+
+    def __init__(self, interval_s: float = 15.0) -> None:
+        self.interval_s = interval_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        raw = decode(obs)
+        action = np.full(MAX_LAYERS, HOLD, dtype=np.int64)
+        for i in range(MAX_LAYERS):
+            if raw[i, PRESENT] > 0.5:
+                current = live(raw[i])
+                action[i] = choice_for(current, self.desired(i, raw[i], current))
+        return action
+
+    @abstractmethod
+    def desired(self, layer: int, raw: np.ndarray, current: int) -> int:
+        """The replica count this heuristic wants for ``layer`` now."""
+
+
+@register("autoscaling", "static", "fixed replicas: never scales")
+class Static(_PerLayer):
+    def desired(self, layer: int, raw: np.ndarray, current: int) -> int:
+        return current
+
+
+@register(
+    "autoscaling", "hpa", "Kubernetes HPA on utilisation: ceil(n*util/target), 300 s down-window"
+)
+@dataclass
+class HPA(_PerLayer):
+    """Kubernetes Horizontal Pod Autoscaler (autoscaling/v2 defaults).
+
+    desired = ceil(current * utilisation / target); no change while the ratio is within
+    ``tolerance`` of 1; scale-up at most max(2 * current, current + 4) per ``sync_s``; a
+    scale-down takes the highest recommendation of the last ``stabilization_s`` (300 s).
+    """
+
+    target_utilization: float = 0.7
+    tolerance: float = 0.1
+    sync_s: float = 15.0
+    stabilization_s: float = 300.0
+    interval_s: float = 15.0
+    history: dict[int, deque] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls = 0
+        self.history = {}
+
+    def desired(self, layer: int, raw: np.ndarray, current: int) -> int:
+        if (self.calls - 1) % max(1, round(self.sync_s / self.interval_s)):
+            return current  # between HPA sync periods
+        ratio = raw[UTILISATION] / self.target_utilization
+        want = current if abs(ratio - 1.0) <= self.tolerance else math.ceil(current * ratio)
+        want = min(want, max(2 * current, current + 4))
+        window = self.history.setdefault(
+            layer, deque(maxlen=max(1, round(self.stabilization_s / self.sync_s)))
+        )
+        window.append(want)
+        return want if want >= current else max(window)
+
+
+@register("autoscaling", "kpa", "Knative KPA on concurrency: 60 s stable / 6 s panic windows")
+@dataclass
+class KPA(_PerLayer):
+    """Knative Pod Autoscaler (defaults: container-concurrency-target-default 100, target
+    utilisation 70%, stable window 60 s, panic window 10% of it, panic threshold 200%,
+    max scale-down rate 2). Concurrency is the layer's ongoing jobs; with a control interval
+    longer than the panic window, the panic window is the last interval.
+    """
+
+    target_concurrency: float = 100.0
+    target_utilization: float = 0.7
+    stable_window_s: float = 60.0
+    panic_window_pct: float = 10.0
+    panic_threshold: float = 2.0
+    max_scale_down_rate: float = 2.0
+    interval_s: float = 15.0
+    samples: dict[int, deque] = field(default_factory=dict, init=False)
+    panicking: dict[int, int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls = 0
+        self.samples, self.panicking = {}, {}
+
+    def desired(self, layer: int, raw: np.ndarray, current: int) -> int:
+        n = max(1, round(self.stable_window_s / self.interval_s))
+        window = self.samples.setdefault(layer, deque(maxlen=n))
+        window.append(raw[ONGOING])
+        panic_n = max(
+            1, round(self.stable_window_s * self.panic_window_pct / 100 / self.interval_s)
+        )
+        per_replica = self.target_concurrency * self.target_utilization
+        stable = math.ceil(np.mean(window) / per_replica)
+        panic = math.ceil(np.mean(list(window)[-panic_n:]) / per_replica)
+        if current and panic / current >= self.panic_threshold:
+            self.panicking[layer] = n  # stay in panic for one stable window
+        if self.panicking.get(layer, 0) > 0:
+            self.panicking[layer] -= 1
+            return max(panic, stable, current)  # never scale down while panicking
+        return max(stable, math.ceil(current / self.max_scale_down_rate))
+
+
+@register(
+    "autoscaling", "ray-serve", "Ray Serve default: 2 ongoing per replica, 30 s up / 600 s down"
+)
+@dataclass
+class RayServe(_PerLayer):
+    """Ray Serve's default autoscaling policy: desired = ceil(ongoing / target_ongoing_requests)
+    averaged over ``look_back_period_s``, applied after it has held for ``upscale_delay_s``
+    (up) or ``downscale_delay_s`` (down)."""
+
+    target_ongoing_requests: float = 2.0
+    upscale_delay_s: float = 30.0
+    downscale_delay_s: float = 600.0
+    look_back_period_s: float = 30.0
+    interval_s: float = 15.0
+    samples: dict[int, deque] = field(default_factory=dict, init=False)
+    streak: dict[int, int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls = 0
+        self.samples, self.streak = {}, {}
+
+    def desired(self, layer: int, raw: np.ndarray, current: int) -> int:
+        n = max(1, round(self.look_back_period_s / self.interval_s))
+        window = self.samples.setdefault(layer, deque(maxlen=n))
+        window.append(raw[ONGOING])
+        want = math.ceil(np.mean(window) / self.target_ongoing_requests)
+        if want == current:
+            self.streak[layer] = 0
+            return current
+        direction = 1 if want > current else -1
+        streak = self.streak.get(layer, 0)
+        streak = streak + direction if streak * direction >= 0 else direction
+        self.streak[layer] = streak
+        delay = self.upscale_delay_s if direction > 0 else self.downscale_delay_s
+        if abs(streak) * self.interval_s >= delay:
+            self.streak[layer] = 0
+            return want
+        return current

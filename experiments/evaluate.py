@@ -1,0 +1,114 @@
+"""``swarmsim eval``: controllers compared over seeds with common random numbers.
+
+Each arm is one controller attached to its Task (the other decisions keep the simulator's
+defaults). For a given seed every arm sees the same arrivals, query pool and failure draws,
+because each concern draws from its own seeded stream; differences between arms on the same
+seed are therefore paired, and their intervals are reported beside the per-arm ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controllers.base import Controller, controller_names, make_controller
+from controllers.guardrails import Guardrail
+from envs.attach import attach
+from envs.registry import make_task
+from swarmsim.errors import SwarmError, UnknownNameError
+from swarmsim.scenario import Scenario
+from swarmsim.simulation import Simulation
+
+from .stats import flatten, mean_ci
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One compared controller: its label, its Task and a factory of fresh instances."""
+
+    label: str
+    task: str
+    build: Callable[[], Controller]
+
+
+def resolve(spec: str) -> Arm:
+    """An arm from ``NAME``, ``TASK=NAME``, ``PATH`` or ``TASK=PATH`` (a policy artifact)."""
+    task, _, ref = spec.rpartition("=")
+    if Path(ref).is_dir():
+        return _artifact_arm(spec, ref, task or None)
+    names = controller_names()
+    if task:
+        if task not in names:
+            raise UnknownNameError("task", task, names)
+        make_controller(task, ref)  # validates the name now, with a suggestion
+        return Arm(spec, task, lambda: make_controller(task, ref))
+    owners = [t for t, entries in names.items() if ref in entries]
+    if not owners:
+        raise UnknownNameError("controller", ref, {n for e in names.values() for n in e})
+    if len(owners) > 1:
+        raise SwarmError(f"controller {ref!r} exists for {', '.join(owners)}: write TASK={ref}")
+    return Arm(spec, owners[0], lambda: make_controller(owners[0], ref))
+
+
+def _artifact_arm(label: str, path: str, task: str | None) -> Arm:
+    from controllers.learned import LearnedController
+
+    probe = LearnedController(path)
+    if task is not None and task != probe.task:
+        raise SwarmError(f"{path}: the artifact is a {probe.task} policy, not {task}")
+    return Arm(label, probe.task, lambda: guarded(LearnedController(path)))
+
+
+def guarded(policy: Controller) -> Guardrail:
+    """A learned controller behind the guardrail of its Task (ranges from its manifest)."""
+    task = make_task(policy.task)
+    low, high = policy.obs_range() if hasattr(policy, "obs_range") else (None, None)
+    mask = None
+    if task.name == "shard-routing":
+        from envs.routing import mask_from_obs
+
+        mask = mask_from_obs
+    return Guardrail(policy, task.action_space, obs_low=low, obs_high=high, mask=mask)
+
+
+def run_arm(scenario: Scenario, seed: int, arm: Arm) -> dict[str, Any]:
+    """One simulation with ``arm``'s controller deciding its Task; the metrics summary."""
+    sim = Simulation(scenario, seed=seed)
+    controller = arm.build()
+    attach(sim, make_task(arm.task), controller)
+    summary = sim.run()
+    stats = controller.stats() if hasattr(controller, "stats") else {}
+    summary["controllers"] = {arm.task: {"name": arm.label, **stats}}
+    return summary
+
+
+def evaluate(scenario: Scenario, specs: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:
+    """Per arm, mean and 95% CI of every summary metric over ``seeds``; and per arm after the
+    first, the paired difference to the first arm."""
+    arms = [resolve(s) for s in specs]
+    runs = {arm.label: [flatten(run_arm(scenario, seed, arm)) for seed in seeds] for arm in arms}
+    base = arms[0].label
+    return {
+        "scenario": scenario.name,
+        "seeds": list(seeds),
+        "controllers": {label: _aggregate(rows) for label, rows in runs.items()},
+        "paired_vs": base,
+        "paired": {
+            label: _paired(runs[base], rows) for label, rows in runs.items() if label != base
+        },
+    }
+
+
+def _aggregate(rows: list[dict[str, float]]) -> dict[str, dict[str, Any]]:
+    metrics = sorted({k for row in rows for k in row})
+    return {m: mean_ci(row[m] for row in rows if m in row) for m in metrics}
+
+
+def _paired(base: list[dict[str, float]], other: list[dict[str, float]]) -> dict[str, Any]:
+    metrics = sorted(set(base[0]) & set(other[0]))
+    return {
+        m: mean_ci(o[m] - b[m] for b, o in zip(base, other, strict=True) if m in b and m in o)
+        for m in metrics
+    }
