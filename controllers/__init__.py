@@ -1,2 +1,5 @@
-"""Controllers: heuristics, bandits, learned-policy loading and guardrails, each ``act(obs) ->
-action``. Filled by the controllers issue; imports ``envs`` and ``swarmsim``."""
+"""Controllers: heuristics, bandits and learned policies, each ``act(obs) -> action``.
+
+A controller decides from its Task's observation alone, so the same object (or the same saved
+artifact) serves the simulator and the live runtime. Imports ``envs`` and ``swarmsim``.
+"""

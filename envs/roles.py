@@ -14,6 +14,10 @@ from .task import Task, squash, unit_box
 MAX_LAYERS = 8
 MAX_GROUPS = 8  # node classes: the scenario's node groups
 LAYER_FEATURES = 5
+BACKLOG_SCALE = 16.0  # squash scales (see the observation table)
+THROUGHPUT_SCALE = 10.0
+P95_SCALE_S = 5.0
+COUNT_SCALE = 4.0
 RUNNING = 1  # index of "running" in swarmsim.view.AGENT_STATES
 STOPPED = 5
 
@@ -96,15 +100,15 @@ class RoleAssignmentTask(Task):
             st = view.layers[name]
             layers[i] = [
                 1.0,
-                squash(st.queue + st.in_flight, 16.0),
-                squash(st.throughput, 10.0),
+                squash(st.queue + st.in_flight, BACKLOG_SCALE),
+                squash(st.throughput, THROUGHPUT_SCALE),
                 min(max(st.utilisation, 0.0), 1.0),
-                squash(st.p95_latency_s, 5.0),
+                squash(st.p95_latency_s, P95_SCALE_S),
             ]
         groups = np.zeros((MAX_GROUPS, 1 + MAX_LAYERS))
         groups[: min(len(view.group_names), MAX_GROUPS), 0] = 1.0
         counts = self.counts(view)
-        groups[:, 1:] = squash(counts, 4.0)
+        groups[:, 1:] = squash(counts, COUNT_SCALE)
         return np.concatenate([layers.reshape(-1), groups.reshape(-1)]).astype(np.float32)
 
     def counts(self, view: ClusterView) -> np.ndarray:

@@ -17,6 +17,9 @@ REPLICA_FEATURES = 5  # present, accepting, queue, in flight, recent latency
 SHARD_FEATURES = 2 + MAX_REPLICAS * REPLICA_FEATURES  # present, relevance, replica slots
 QUERY_FEATURES = 3  # large model, input tokens, output tokens
 RUNNING = 1  # index of "running" in swarmsim.view.AGENT_STATES
+QUEUE_SCALE = 4.0  # squash scales of the replica features (see the observation table)
+IN_FLIGHT_SCALE = 4.0
+LATENCY_SCALE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,9 @@ class ShardRoutingTask(Task):
         feat = np.empty((q.size, REPLICA_FEATURES))
         feat[:, 0] = 1.0
         feat[:, 1] = (a.state == RUNNING) & a.healthy
-        feat[:, 2] = q / (q + 4.0)
-        feat[:, 3] = f / (f + 4.0)
-        feat[:, 4] = a.latency_s / (a.latency_s + 0.05)
+        feat[:, 2] = q / (q + QUEUE_SCALE)
+        feat[:, 3] = f / (f + IN_FLIGHT_SCALE)
+        feat[:, 4] = a.latency_s / (a.latency_s + LATENCY_SCALE_S)
         obs = np.zeros((MAX_SHARDS, SHARD_FEATURES))
         present = rows >= 0
         obs[:, 2:].reshape(MAX_SHARDS, MAX_REPLICAS, REPLICA_FEATURES)[present] = feat[

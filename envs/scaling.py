@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from swarmsim.view import ClusterView, ControlPlane, Totals
 
-from .task import Task, squash, unit_box
+from .task import Task, squash, unit_box, unsquash
 
 MAX_LAYERS = 8
 LAYER_FEATURES = 10
@@ -158,7 +158,6 @@ def decode(obs: np.ndarray) -> np.ndarray:
     inverse of ``encode`` (counts and rates un-squashed)."""
     blocks = np.asarray(obs, dtype=np.float64).reshape(MAX_LAYERS, LAYER_FEATURES).copy()
     for offset, scale in SCALES.items():
-        y = np.clip(blocks[:, offset], 0.0, 1.0 - 1e-9)
-        blocks[:, offset] = scale * y / (1.0 - y)
+        blocks[:, offset] = unsquash(blocks[:, offset], scale)
     blocks[:, COUNTS] = np.round(blocks[:, COUNTS])  # float32 rounding must not add a job
     return blocks

@@ -85,6 +85,12 @@ def squash(x: np.ndarray | float, scale: float) -> np.ndarray:
     return x / (x + scale)
 
 
+def unsquash(y: np.ndarray | float, scale: float) -> np.ndarray:
+    """Invert ``squash``: ``scale * y / (1 - y)`` (a saturated 1 decodes as very large)."""
+    y = np.asarray(y, dtype=np.float64)
+    return scale * y / np.maximum(1.0 - y, np.finfo(np.float32).eps)
+
+
 def unit_box(size: int, low: float = 0.0) -> spaces.Box:
     """A float32 observation box of ``size`` features in [low, 1]."""
     return spaces.Box(low=low, high=1.0, shape=(size,), dtype=np.float32)

@@ -69,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     ev.add_argument("--json", action="store_true", help="print the comparison as JSON")
     ev.set_defaults(func=cmd_eval)
+    tr = sub.add_parser("train", help="train a policy, save it, evaluate it, write a report")
+    tr.add_argument("config", help="a training config YAML (see experiments/configs/)")
+    tr.add_argument(
+        "--out", type=Path, metavar="DIR", help="run directory (default results/runs/<name>)"
+    )
+    tr.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    tr.set_defaults(func=cmd_train)
     return parser
 
 
@@ -109,6 +121,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     result = evaluate(scenario, specs, seeds)
     print(json.dumps(result, indent=2) if args.json else render_comparison(result))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import load_config, train
+
+    cfg = load_config(args.config)
+    out = args.out or Path("results") / "runs" / cfg.name
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    result = train(cfg, out, progress=show)
+    verdict = result["verdict"]
+    print(f"policy: {out / 'policy'}\nreport: {out / 'report.md'}\nverdict: {verdict}")
     return 0
 
 

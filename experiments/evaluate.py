@@ -17,6 +17,7 @@ from controllers.base import Controller, controller_names, make_controller
 from controllers.guardrails import Guardrail
 from envs.attach import attach
 from envs.registry import make_task
+from swarmsim.config import parse_value
 from swarmsim.errors import SwarmError, UnknownNameError
 from swarmsim.scenario import Scenario
 from swarmsim.simulation import Simulation
@@ -34,22 +35,33 @@ class Arm:
 
 
 def resolve(spec: str) -> Arm:
-    """An arm from ``NAME``, ``TASK=NAME``, ``PATH`` or ``TASK=PATH`` (a policy artifact)."""
-    task, _, ref = spec.rpartition("=")
+    """An arm from ``[TASK=]NAME[:key=value...]`` or ``[TASK=]PATH`` (a policy artifact);
+    ``hpa:target_utilization=0.5`` sets a heuristic's parameter."""
+    head, *params = spec.split(":")
+    task, _, ref = head.partition("=") if "=" in head else ("", "", head)
     if Path(ref).is_dir():
         return _artifact_arm(spec, ref, task or None)
+    kwargs = dict(_param(p, spec) for p in params)
     names = controller_names()
-    if task:
-        if task not in names:
-            raise UnknownNameError("task", task, names)
-        make_controller(task, ref)  # validates the name now, with a suggestion
-        return Arm(spec, task, lambda: make_controller(task, ref))
-    owners = [t for t, entries in names.items() if ref in entries]
+    if task and task not in names:
+        raise UnknownNameError("task", task, names)
+    owners = [task] if task else [t for t, entries in names.items() if ref in entries]
     if not owners:
         raise UnknownNameError("controller", ref, {n for e in names.values() for n in e})
     if len(owners) > 1:
         raise SwarmError(f"controller {ref!r} exists for {', '.join(owners)}: write TASK={ref}")
-    return Arm(spec, owners[0], lambda: make_controller(owners[0], ref))
+    try:
+        make_controller(owners[0], ref, **kwargs)  # validates name and parameters now
+    except TypeError as err:
+        raise SwarmError(f"{spec}: {err}") from None
+    return Arm(spec, owners[0], lambda: make_controller(owners[0], ref, **kwargs))
+
+
+def _param(text: str, spec: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SwarmError(f"{spec}: controller parameters are key=value, got {text!r}")
+    return key, parse_value(value)
 
 
 def _artifact_arm(label: str, path: str, task: str | None) -> Arm:
@@ -73,15 +85,40 @@ def guarded(policy: Controller) -> Guardrail:
     return Guardrail(policy, task.action_space, obs_low=low, obs_high=high, mask=mask)
 
 
-def run_arm(scenario: Scenario, seed: int, arm: Arm) -> dict[str, Any]:
-    """One simulation with ``arm``'s controller deciding its Task; the metrics summary."""
+def run_arm(scenario: Scenario, seed: int, arm: Arm, record: bool = False) -> dict[str, Any]:
+    """One simulation with ``arm``'s controller deciding its Task; the metrics summary. With
+    ``record``, also ``latencies`` and a per-interval ``series`` of replicas and load."""
     sim = Simulation(scenario, seed=seed)
     controller = arm.build()
     attach(sim, make_task(arm.task), controller)
+    recorder = Recorder(sim)
+    if record:
+        sim.on_control.append(recorder.sample)
     summary = sim.run()
     stats = controller.stats() if hasattr(controller, "stats") else {}
     summary["controllers"] = {arm.task: {"name": arm.label, **stats}}
+    if record:
+        summary["latencies"] = list(sim.metrics.latencies)
+        summary["series"] = recorder.series
     return summary
+
+
+class Recorder:
+    """Per control interval: live replicas over all layers and the interval's arrival rate."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.submitted = 0
+        self.series: dict[str, list[float]] = {"t": [], "replicas": [], "arrival_rate": []}
+
+    def sample(self) -> None:
+        sim = self.sim
+        layers = sim.view(roles=()).layers.values()
+        self.series["t"].append(sim.env.now)
+        self.series["replicas"].append(sum(ly.running + ly.starting for ly in layers))
+        arrived = sim.metrics.submitted - self.submitted
+        self.series["arrival_rate"].append(arrived / sim.scenario.control_interval_s)
+        self.submitted = sim.metrics.submitted
 
 
 def evaluate(scenario: Scenario, specs: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:

@@ -178,6 +178,11 @@ class Lifecycle:
         shard = self._check_shard(layer, shard)
         if layer is agent.layer and shard == agent.shard:
             return
+        if (layer.cfg.device == "gpu") != agent.device.is_gpu:
+            raise ValueError(
+                f"agent {aid} runs on a {'GPU' if agent.device.is_gpu else 'CPU'}; layer "
+                f"{name!r} places its replicas on a {layer.cfg.device.upper()}"
+            )
         if not self.cluster.fits(agent.device, layer, replacing=agent):
             raise ValueError(
                 f"layer {name!r} does not fit on agent {aid}'s {agent.device.profile.name}"

@@ -1,0 +1,95 @@
+"""The report of a training run: evaluation against the baselines, plots and report.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from swarmsim.scenario import load_scenario
+
+from . import plots
+from .evaluate import evaluate, resolve, run_arm
+
+TABLE = ("latency_s.p50", "latency_s.p99", "slo.violation_rate", "recall_at_k", "gpu_hours")
+# Per Task: the metric a learned policy must improve (lower is better), and by how much.
+BARS = {
+    "shard-routing": ("latency_s.p99", 0.20, "recall_at_k"),
+    "autoscaling": ("gpu_hours", 0.20, None),
+    "role-assignment": ("latency_s.mean", 0.20, None),
+}
+
+
+def write_report(cfg: Any, out: Path, policy_dir: Path, train_s: float) -> dict[str, Any]:
+    """Evaluate ``policy_dir`` against ``cfg.eval.baselines``; write eval.json, plots, report."""
+    overrides = list(cfg.overrides)
+    if cfg.eval.duration_s is not None:
+        overrides.append(f"duration_s={cfg.eval.duration_s}")
+    scenario = load_scenario(cfg.scenario, overrides)
+    seeds = list(range(cfg.eval.seed_start, cfg.eval.seed_start + cfg.eval.seeds))
+    specs = [str(policy_dir), *(f"{cfg.task}={b}" for b in cfg.eval.baselines)]
+    result = evaluate(scenario, specs, seeds)
+    result["train_s"] = train_s
+    result["verdict"] = verdict(cfg.task, result, specs[0])
+    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    figures = _plots(scenario, seeds[0], specs, out / "plots")
+    (out / "report.md").write_text(render(cfg, result, figures, out))
+    return result
+
+
+def verdict(task: str, result: dict[str, Any], learned: str) -> dict[str, Any]:
+    """Whether the learned policy beats the best baseline by the Task's bar, with
+    non-overlapping 95% intervals (and, for routing, no worse recall)."""
+    metric, margin, guard = BARS[task]
+    arms = result["controllers"]
+    baselines = {k: v for k, v in arms.items() if k != learned and v.get(metric, {}).get("mean")}
+    if not baselines or arms[learned].get(metric, {}).get("mean") is None:
+        return {"metric": metric, "met": False, "why": "no comparable baseline"}
+    best = min(baselines, key=lambda k: baselines[k][metric]["mean"])
+    mine, theirs = arms[learned][metric], baselines[best][metric]
+    gain = 1 - mine["mean"] / theirs["mean"]
+    separate = mine["ci95"][1] < theirs["ci95"][0]
+    ok_guard = guard is None or arms[learned][guard]["mean"] >= baselines[best][guard]["mean"]
+    return {"metric": metric, "best_baseline": best, "improvement": gain, "bar": margin,
+            "intervals_separate": separate, "guard_ok": ok_guard,
+            "met": gain >= margin and separate and ok_guard}  # fmt: skip
+
+
+def _plots(scenario, seed: int, specs: list[str], where: Path) -> list[Path]:
+    runs = {spec: run_arm(scenario, seed, resolve(spec), record=True) for spec in specs}
+    label = {spec: Path(spec).name if Path(spec).is_dir() else spec for spec in specs}
+    return [
+        plots.latency_cdf({label[s]: r["latencies"] for s, r in runs.items()},
+                          where / "latency_cdf.png"),
+        plots.replicas_over_time({label[s]: r["series"] for s, r in runs.items()},
+                                 where / "replicas.png"),
+    ]  # fmt: skip
+
+
+def render(cfg: Any, result: dict[str, Any], figures: list[Path], out: Path) -> str:
+    """report.md: what was trained, how long, the comparison table and the verdict."""
+    cost = plots.cost_vs_slo(result, out / "plots" / "cost_vs_slo.png")
+    lines = [
+        f"# {cfg.name}",
+        "",
+        f"Command: `swarmsim train <config>`; task `{cfg.task}`, scenario `{cfg.scenario}`,"
+        f" {cfg.algo}, {cfg.total_timesteps:,} steps in {result['train_s']:.0f} s.",
+        f"Evaluation: seeds {result['seeds'][0]}..{result['seeds'][-1]}, mean and 95% interval.",
+        "",
+        "| controller | p50 (s) | p99 (s) | SLO violations | recall@k | GPU-hours |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, m in result["controllers"].items():
+        cells = [_cell(m.get(k)) for k in TABLE]
+        lines.append(f"| {Path(label).name} | " + " | ".join(cells) + " |")
+    v = result["verdict"]
+    lines += ["", f"Verdict on `{v['metric']}`: " + json.dumps(v), ""]
+    lines += [f"![{p.stem}](plots/{p.name})" for p in [*figures, cost]]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(stat: dict[str, Any] | None) -> str:
+    if not stat or stat["mean"] is None:
+        return "n/a"
+    lo, hi = stat["ci95"]
+    return f"{stat['mean']:.4g} [{lo:.4g}, {hi:.4g}]"

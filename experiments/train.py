@@ -1,0 +1,168 @@
+"""``swarmsim train CONFIG``: train a policy in the simulator, save it as a safe artifact,
+evaluate it against the baselines and write a report with plots.
+
+Writes ``results/runs/<name>/``: ``config.yaml`` (resolved), ``policy/`` (safetensors +
+manifest), ``tb/`` (TensorBoard), ``checkpoints/`` (SB3 zips, for resuming only: they
+unpickle, so they are never deployed), ``eval.json``, ``report.md`` and ``plots/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from envs.roles import RoleReward
+from envs.routing import RoutingReward
+from envs.scaling import ScalingReward
+from swarmsim.config import build
+from swarmsim.errors import ConfigError, check
+
+REWARDS = {"shard-routing": RoutingReward, "autoscaling": ScalingReward,
+           "role-assignment": RoleReward}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How the trained policy is compared with the baselines after training."""
+
+    seeds: int = 5
+    seed_start: int = 1000  # apart from the training seeds
+    duration_s: float | None = None  # simulated seconds per evaluation run (None: scenario's)
+    baselines: tuple[str, ...] = ()  # registered controller names of the same Task
+    every_steps: int = 20_000  # periodic evaluation during training (0: none)
+    episodes: int = 2  # episodes per periodic evaluation
+
+    def __post_init__(self) -> None:
+        check(self.seeds >= 1, "seeds", self.seeds, ">= 1")
+        check(self.every_steps >= 0, "every_steps", self.every_steps, ">= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training experiment (see experiments/configs/*.yaml)."""
+
+    name: str
+    task: Literal["shard-routing", "autoscaling", "role-assignment"]
+    scenario: str = "escape-velocity"
+    overrides: tuple[str, ...] = ()
+    episode_s: float | None = None
+    algo: Literal["PPO", "MaskablePPO", "A2C", "DQN"] = "PPO"
+    total_timesteps: int = 100_000
+    n_envs: int = 1
+    seed: int = 0
+    net_arch: tuple[int, ...] = (64, 64)
+    learning_rate: float = 3e-4
+    n_steps: int = 1024  # rollout length per env (PPO, A2C)
+    batch_size: int = 256
+    gamma: float = 0.99
+    ent_coef: float = 0.0
+    checkpoint_every: int = 50_000
+    reward: dict[str, float] = field(default_factory=dict)  # the Task's reward weights
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        check(self.total_timesteps >= 1, "total_timesteps", self.total_timesteps, ">= 1")
+        check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
+        check(self.algo != "DQN", "algo", self.algo, "PPO, MaskablePPO or A2C (the Tasks' "
+              "MultiDiscrete actions have no DQN)")  # fmt: skip
+        check(self.algo != "MaskablePPO" or self.task == "shard-routing", "algo", self.algo,
+              "MaskablePPO only for shard-routing (the Task with action masks)")  # fmt: skip
+        fields = {f.name for f in dataclasses.fields(REWARDS[self.task])}
+        for key in self.reward:
+            check(key in fields, f"reward.{key}", key, f"one of {sorted(fields)}")
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """A training config from YAML; errors name the file, the field and the value."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("(file)", str(path), "an existing training config", source=str(path))
+    try:
+        return build(TrainConfig, yaml.safe_load(path.read_text()))
+    except yaml.YAMLError as err:
+        raise ConfigError("(yaml)", str(err).splitlines()[0], "valid YAML", str(path)) from None
+    except ConfigError as err:
+        raise err.in_file(str(path)) from None
+
+
+def make_env(cfg: TrainConfig, seed_offset: int = 0):
+    """A SwarmEnv for the config's Task and scenario (wrapped in SB3's Monitor)."""
+    from stable_baselines3.common.monitor import Monitor
+
+    from envs import SwarmEnv
+
+    reward = REWARDS[cfg.task](**cfg.reward)
+    env = SwarmEnv(cfg.task, cfg.scenario, cfg.overrides, cfg.episode_s, reward=reward)
+    return Monitor(env)
+
+
+def train(cfg: TrainConfig, out: Path, progress: bool = False) -> dict[str, Any]:
+    """Train, save the artifact, evaluate and report; returns the evaluation result."""
+    import torch
+
+    from controllers.artifact import save_policy
+
+    torch.set_num_threads(1)  # REFERENCE.md: 2 threads made a small-MLP PPO ~20% slower
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))
+    model, env = _model(cfg, out)
+    start = time.perf_counter()
+    model.learn(cfg.total_timesteps, callback=_callbacks(cfg, out), progress_bar=progress,
+                tb_log_name="run")  # fmt: skip
+    train_s = time.perf_counter() - start
+    env.close()
+    policy_dir = save_policy(model, out / "policy", task=cfg.task, scenario=cfg.scenario,
+                             train_config=_plain(dataclasses.asdict(cfg)))  # fmt: skip
+    from .report import write_report
+
+    return write_report(cfg, out, policy_dir, train_s)
+
+
+def _model(cfg: TrainConfig, out: Path):
+    from stable_baselines3 import A2C, PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    env = DummyVecEnv([lambda i=i: make_env(cfg, i) for i in range(cfg.n_envs)])
+    env.seed(cfg.seed)
+    kwargs: dict[str, Any] = dict(
+        policy_kwargs={"net_arch": list(cfg.net_arch)}, learning_rate=cfg.learning_rate,
+        gamma=cfg.gamma, seed=cfg.seed, device="cpu", tensorboard_log=str(out / "tb"), verbose=0,
+    )  # fmt: skip
+    if cfg.algo == "A2C":
+        return A2C("MlpPolicy", env, n_steps=cfg.n_steps, ent_coef=cfg.ent_coef, **kwargs), env
+    ppo_kwargs = dict(n_steps=cfg.n_steps, batch_size=cfg.batch_size, ent_coef=cfg.ent_coef)
+    if cfg.algo == "MaskablePPO":
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO("MlpPolicy", env, **ppo_kwargs, **kwargs), env
+    return PPO("MlpPolicy", env, **ppo_kwargs, **kwargs), env
+
+
+def _callbacks(cfg: TrainConfig, out: Path) -> list:
+    from stable_baselines3.common.callbacks import CheckpointCallback
+
+    every = max(cfg.checkpoint_every // cfg.n_envs, 1)
+    callbacks: list = [CheckpointCallback(every, str(out / "checkpoints"), name_prefix=cfg.algo)]
+    if cfg.eval.every_steps:
+        if cfg.algo == "MaskablePPO":
+            from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as Eval
+        else:
+            from stable_baselines3.common.callbacks import EvalCallback as Eval
+        callbacks.append(Eval(make_env(cfg), n_eval_episodes=cfg.eval.episodes,
+                              eval_freq=max(cfg.eval.every_steps // cfg.n_envs, 1),
+                              log_path=str(out / "periodic_eval"), verbose=0))  # fmt: skip
+    return callbacks
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, for YAML and JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
