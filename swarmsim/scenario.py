@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -431,10 +431,3 @@ def _split_override(item: str) -> tuple[str, Any]:
 
 
 _SCENARIO_FIELDS = frozenset(Scenario.__dataclass_fields__)
-
-
-def scenario_to_dict(s: Scenario) -> Mapping[str, Any]:
-    """The resolved scenario as plain data, for saving beside results."""
-    import dataclasses
-
-    return dataclasses.asdict(s)

@@ -38,7 +38,7 @@ class Fixed:
         return self.action
 
     def reset(self):
-        pass
+        """Stateless."""
 
 
 FALLBACK = np.full(MAX_SHARDS, 0, dtype=np.int64)
