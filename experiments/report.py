@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,24 @@ from . import plots
 from .evaluate import evaluate, resolve, run_arm
 
 TABLE = ("latency_s.p50", "latency_s.p99", "slo.violation_rate", "recall_at_k", "gpu_hours")
-# Per Task: the metric a learned policy must improve (lower is better), and by how much.
+
+
+@dataclass(frozen=True)
+class Bar:
+    """What a learned policy must beat (issue 4): ``metric`` lower by ``margin`` than the best
+    reference arm, with separate 95% intervals, and ``guard`` no worse."""
+
+    metric: str
+    margin: float
+    guard: str | None = None  # a metric that must not get worse
+    guard_higher_is_better: bool = False
+    reference: str = ""  # only arms whose label contains this are references ("" = all)
+
+
 BARS = {
-    "shard-routing": ("latency_s.p99", 0.20, "recall_at_k"),
-    "autoscaling": ("gpu_hours", 0.20, None),
-    "role-assignment": ("latency_s.mean", 0.20, None),
+    "shard-routing": Bar("latency_s.p99", 0.20, "recall_at_k", True),
+    "autoscaling": Bar("gpu_hours", 0.20, "slo.violation_rate", False, "hpa"),
+    "role-assignment": Bar("latency_s.mean", 0.20, None, False, "static"),
 }
 
 
@@ -38,21 +52,31 @@ def write_report(cfg: Any, out: Path, policy_dir: Path, train_s: float) -> dict[
 
 
 def verdict(task: str, result: dict[str, Any], learned: str) -> dict[str, Any]:
-    """Whether the learned policy beats the best baseline by the Task's bar, with
-    non-overlapping 95% intervals (and, for routing, no worse recall)."""
-    metric, margin, guard = BARS[task]
+    """Whether the learned policy meets its Task's bar against the best reference arm."""
+    bar = BARS[task]
     arms = result["controllers"]
-    baselines = {k: v for k, v in arms.items() if k != learned and v.get(metric, {}).get("mean")}
-    if not baselines or arms[learned].get(metric, {}).get("mean") is None:
-        return {"metric": metric, "met": False, "why": "no comparable baseline"}
-    best = min(baselines, key=lambda k: baselines[k][metric]["mean"])
-    mine, theirs = arms[learned][metric], baselines[best][metric]
+    refs = {
+        k: v
+        for k, v in arms.items()
+        if k != learned and bar.reference in k and _mean(v, bar.metric) is not None
+    }
+    if not refs or _mean(arms[learned], bar.metric) is None:
+        return {"metric": bar.metric, "met": False, "why": "no comparable reference arm"}
+    best = min(refs, key=lambda k: _mean(refs[k], bar.metric))
+    mine, theirs = arms[learned][bar.metric], refs[best][bar.metric]
     gain = 1 - mine["mean"] / theirs["mean"]
     separate = mine["ci95"][1] < theirs["ci95"][0]
-    ok_guard = guard is None or arms[learned][guard]["mean"] >= baselines[best][guard]["mean"]
-    return {"metric": metric, "best_baseline": best, "improvement": gain, "bar": margin,
-            "intervals_separate": separate, "guard_ok": ok_guard,
-            "met": gain >= margin and separate and ok_guard}  # fmt: skip
+    guard_ok = True
+    if bar.guard is not None:
+        delta = _mean(arms[learned], bar.guard) - _mean(refs[best], bar.guard)
+        guard_ok = delta >= 0 if bar.guard_higher_is_better else delta <= 0
+    return {"metric": bar.metric, "reference": best, "improvement": gain, "bar": bar.margin,
+            "intervals_separate": separate, "guard": bar.guard, "guard_ok": guard_ok,
+            "met": gain >= bar.margin and separate and guard_ok}  # fmt: skip
+
+
+def _mean(metrics: dict[str, Any], name: str) -> float | None:
+    return metrics.get(name, {}).get("mean")
 
 
 def _plots(scenario, seed: int, specs: list[str], where: Path) -> list[Path]:
