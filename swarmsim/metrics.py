@@ -59,12 +59,16 @@ class Metrics:
         p50, p95, p99 = np.percentile(lat, [50, 95, 99])
         return {"mean": float(lat.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99)}
 
-    def slo_summary(self) -> dict[str, float | None]:
-        judged = len(self.latencies) + self.late_failures
+    def slo_summary(self, overdue: int = 0) -> dict[str, float | None]:
+        """Violation rate over post-warm-up queries: finished slower than the SLO, failed,
+        dropped, or (``overdue``) still in flight past the SLO when the run ends, so that a
+        controller cannot hide violations by starving queries."""
+        judged = len(self.latencies) + self.late_failures + overdue
+        out: dict[str, float | None] = {"target_s": self.slo_s, "overdue_in_flight": overdue}
         if judged == 0:
-            return {"target_s": self.slo_s, "violation_rate": None}
-        late = sum(1 for x in self.latencies if x > self.slo_s) + self.late_failures
-        return {"target_s": self.slo_s, "violation_rate": late / judged}
+            return {**out, "violation_rate": None}
+        late = sum(1 for x in self.latencies if x > self.slo_s) + self.late_failures + overdue
+        return {**out, "violation_rate": late / judged}
 
     def query_summary(self) -> dict[str, int]:
         return {

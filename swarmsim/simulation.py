@@ -90,6 +90,7 @@ class Simulation:
         self.lifecycle = Lifecycle(self)
         self.failures = Failures(self)
         self.awaiting: dict[int, tuple[Query, Layer]] = {}
+        self.active: dict[int, Query] = {}  # queries in flight, in arrival order
         self.timeline: list[dict[str, Any]] = []
         self.ended = False
 
@@ -149,6 +150,7 @@ class Simulation:
                 arr.output_tokens,
                 pool.randrange(n_pool),
             )
+            self.active[qid] = query
             self.coordinator.accept(query)
 
     def _control_loop(self) -> Generator[simpy.Event, None, None]:
@@ -162,6 +164,17 @@ class Simulation:
                 layer.recent_latency = []
                 layer.busy_recent = 0.0
                 layer.interval_start = self.env.now
+
+    def overdue(self, since: float = 0.0) -> int:
+        """Queries in flight (arrived at or after ``since``) older than the SLO: O(overdue),
+        since ``active`` is in arrival order."""
+        cutoff = self.env.now - self.scenario.slo_latency_s
+        count = 0
+        for query in self.active.values():
+            if query.arrival >= cutoff:
+                break
+            count += query.arrival >= since
+        return count
 
     def can_serve(self) -> bool:
         """False when some stage has no agent left at all (none running, starting or dead
@@ -261,6 +274,7 @@ class Simulation:
             outcome, reason = FAILED, "deadline"
         query.status, query.end, query.reason = outcome, now, reason
         self.awaiting.pop(query.id, None)
+        del self.active[query.id]
         m = self.metrics
         if outcome == COMPLETED:
             m.completed += 1

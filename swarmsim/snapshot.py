@@ -52,7 +52,7 @@ def _totals(sim: Simulation, now: float) -> Totals:
         completed=m.completed,
         failed=m.failed,
         dropped=m.dropped,
-        slo_violations=m.slo_violations,
+        slo_violations=m.slo_violations + sim.overdue(),
         latency_s=m.latency_sum,
         recall=m.recall_sum,
         retrievals=m.retrievals,

@@ -22,7 +22,7 @@ def summarize(sim: Simulation, wall_s: float) -> dict[str, Any]:
         "sim_s": now,
         "queries": m.query_summary(),
         "latency_s": m.latency_summary(),
-        "slo": m.slo_summary(),
+        "slo": m.slo_summary(sim.overdue(since=m.warmup_s)),
         "recall_at_k": float(np.mean(m.recalls)) if m.recalls else None,
         "gpu_hours": sim.cluster.gpu_hours(now),
         "cost_usd": sim.cluster.cost_usd(now),

@@ -61,7 +61,8 @@ class Totals:
     completed: int
     failed: int
     dropped: int
-    slo_violations: int  # completed slower than the SLO, plus every failed or dropped query
+    slo_violations: int  # known late: finished past the SLO, failed, dropped, or still in
+    # flight past the SLO (counted once: a late query moves from in flight to finished)
     latency_s: float  # summed end-to-end latency of completed queries
     recall: float  # summed recall@k of retrievals, credited when a retrieval's answers join
     retrievals: int  # retrievals joined
