@@ -25,6 +25,7 @@ class RolesObservation:
 
     layers: np.ndarray  # (MAX_LAYERS,) bool: the layer exists
     backlog: np.ndarray  # (MAX_LAYERS,) jobs queued + in flight
+    gpu: np.ndarray  # (MAX_LAYERS,) bool: the layer's replicas run on GPUs
     classes: np.ndarray  # (MAX_GROUPS,) bool: the node class exists
     agents: np.ndarray  # (MAX_GROUPS, MAX_LAYERS) live agents of each layer on each class
 
@@ -38,6 +39,7 @@ def decode(obs: np.ndarray) -> RolesObservation:
     return RolesObservation(
         layers=present,
         backlog=np.where(present, np.rint(unsquash(layers[:, 1], BACKLOG_SCALE)), 0.0),
+        gpu=layers[:, 5] > 0.5,
         classes=groups[:, 0] > 0.5,
         agents=np.where(present, np.rint(unsquash(groups[:, 1:], COUNT_SCALE)), 0.0),
     )
@@ -73,8 +75,9 @@ class ProportionalRoles:
     when the donor's gap exceeds the recipient's by more than ``deadband`` and by more than
     2 / agents (so the move cannot reverse the pair's order: no flapping); the shares are
     updated before the next class is visited. With no backlog anywhere, nothing moves.
-    Layers absent from a class are never named: the observation cannot tell whether a model
-    fits a class's devices, and a layer already running there evidently does.
+    Donor and recipient run on the same kind of device (observation offset 5). Layers absent
+    from a class are never named: the observation cannot tell whether a model fits a class's
+    devices, and a layer already running there evidently does.
     """
 
     task = TASK
@@ -93,7 +96,7 @@ class ProportionalRoles:
             return action
         share = d.backlog / total
         for g in np.flatnonzero(d.classes):
-            move = self._move(counts, int(g), share)
+            move = self._move(counts, int(g), share, d.gpu)
             if move is not None:
                 src, dst = move
                 action[2 * g : 2 * g + 2] = (src + 1, dst)
@@ -101,20 +104,26 @@ class ProportionalRoles:
                 counts[g, dst] += 1
         return action
 
-    def _move(self, counts: np.ndarray, g: int, share: np.ndarray) -> tuple[int, int] | None:
-        """The (donor, recipient) layers on class ``g``, or None when no move is worth it."""
+    def _move(
+        self, counts: np.ndarray, g: int, share: np.ndarray, gpu: np.ndarray
+    ) -> tuple[int, int] | None:
+        """The (donor, recipient) layers on class ``g``, both of one device kind (an agent
+        cannot move from a CPU layer to a GPU one), or None when no move is worth it."""
         per_layer, n = counts.sum(axis=0), counts.sum()
         gap = per_layer / n - share
-        here = counts[g] >= 1
-        donors = here & (per_layer >= 2)
-        if not donors.any() or here.sum() < 2:
-            return None
-        src = int(np.argmax(np.where(donors, gap, -np.inf)))
-        here[src] = False
-        dst = int(np.argmin(np.where(here, gap, np.inf)))
-        if gap[src] - gap[dst] <= max(self.deadband, 2.0 / n):
-            return None
-        return src, dst
+        best: tuple[float, int, int] | None = None
+        for kind in (True, False):
+            here = (counts[g] >= 1) & (gpu == kind)
+            donors = here & (per_layer >= 2)
+            if not donors.any() or here.sum() < 2:
+                continue
+            src = int(np.argmax(np.where(donors, gap, -np.inf)))
+            here[src] = False
+            dst = int(np.argmin(np.where(here, gap, np.inf)))
+            spread = gap[src] - gap[dst]
+            if spread > max(self.deadband, 2.0 / n) and (best is None or spread > best[0]):
+                best = (spread, src, dst)
+        return None if best is None else best[1:]
 
     def reset(self) -> None:
         """Stateless: decides from the current observation alone."""

@@ -13,7 +13,7 @@ from .task import Task, squash, unit_box
 
 MAX_LAYERS = 8
 MAX_GROUPS = 8  # node classes: the scenario's node groups
-LAYER_FEATURES = 5
+LAYER_FEATURES = 6
 BACKLOG_SCALE = 16.0  # squash scales (see the observation table)
 THROUGHPUT_SCALE = 10.0
 P95_SCALE_S = 5.0
@@ -53,6 +53,7 @@ class RoleAssignmentTask(Task):
     | 2 | service rate: jobs answered per second / (rate + 10) | [0, 1) |
     | 3 | utilisation | [0, 1] |
     | 4 | p95 stage latency / (p95 + 5 s) | [0, 1) |
+    | 5 | its replicas run on GPUs (agents move only between layers of one device kind) | {0, 1} |
 
     Then, for node class ``g``, the block at ``MAX_LAYERS * LAYER_FEATURES + g * 9``: offset 0
     the class exists {0, 1}; offset ``1 + l``: agents of layer ``l`` on the class's nodes,
@@ -104,6 +105,7 @@ class RoleAssignmentTask(Task):
                 squash(st.throughput, THROUGHPUT_SCALE),
                 min(max(st.utilisation, 0.0), 1.0),
                 squash(st.p95_latency_s, P95_SCALE_S),
+                float(st.on_gpu),
             ]
         groups = np.zeros((MAX_GROUPS, 1 + MAX_LAYERS))
         groups[: min(len(view.group_names), MAX_GROUPS), 0] = 1.0

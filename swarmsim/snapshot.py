@@ -109,6 +109,7 @@ def _layer_stats(sim: Simulation, layer, now: float) -> LayerStats:
     alive = sum(now - max(a.born, start) for a in live)
     return LayerStats(
         role=layer.role,
+        on_gpu=layer.cfg.device == "gpu",
         running=layer.count(AgentState.RUNNING),
         starting=layer.count(AgentState.STARTING, AgentState.SWITCHING),
         draining=layer.count(AgentState.DRAINING),

@@ -40,6 +40,7 @@ class LayerStats:
     """One layer's aggregate state over the last control interval."""
 
     role: str
+    on_gpu: bool  # its replicas run on GPUs (an agent changes role only within its device kind)
     running: int
     starting: int  # provisioning, loading or switching into the layer
     draining: int

@@ -133,6 +133,20 @@ class TraceConfig:
 
 
 @dataclass(frozen=True)
+class MixPhase:
+    """One phase of a shifting query mix: the class weights for ``duration_s`` seconds."""
+
+    duration_s: float
+    weights: tuple[float, ...]  # one per query class, in the order of ``classes``
+
+    def __post_init__(self) -> None:
+        ok = _finite(self.duration_s) and self.duration_s > 0
+        check(ok, "duration_s", self.duration_s, "a number > 0")
+        ok = all(_finite(w) and w >= 0 for w in self.weights) and sum(self.weights) > 0
+        check(ok, "weights", self.weights, "non-negative weights, not all zero")
+
+
+@dataclass(frozen=True)
 class WorkloadConfig:
     """Where queries come from: the arrival process, the query classes and their token sizes."""
 
@@ -143,6 +157,7 @@ class WorkloadConfig:
     trace: TraceConfig | None = None
     classes: tuple[QueryClass, ...] = field(default=DEFAULT_CLASSES)
     complex_input_tokens: int = 4096  # trace rows with this many input tokens are "large"
+    mix: tuple[MixPhase, ...] = ()  # a shifting mix: class weights by phase, cycled
 
     def __post_init__(self) -> None:
         kinds = ("poisson", "mmpp", "diurnal", "trace")
@@ -158,6 +173,10 @@ class WorkloadConfig:
         check(ok, "classes", names, "a 'small' and a 'large' class to sort trace rows into")
         ok = self.complex_input_tokens >= 1
         check(ok, "complex_input_tokens", self.complex_input_tokens, "an integer >= 1")
+        for i, phase in enumerate(self.mix):
+            ok = len(phase.weights) == len(self.classes)
+            check(ok, f"mix[{i}].weights", phase.weights, f"{len(self.classes)} weights")
+        check(not self.mix or self.kind != "trace", "mix", "...", "no mix with trace replay")
 
 
 class Arrival(NamedTuple):
@@ -210,9 +229,9 @@ class Workload:
             blocks = _diurnal_times(cfg.rate, cfg.diurnal, self.rng)
         else:
             blocks = _poisson_times(cfg.rate, self.rng)
-        marks = _Marks(cfg.classes)
+        marks = _Marks(cfg.classes, cfg.mix)
         for times in blocks:
-            qclass, inputs, outputs = marks.draw(self.rng, len(times))
+            qclass, inputs, outputs = marks.draw(self.rng, times)
             yield from map(Arrival._make, zip(times.tolist(), qclass, inputs, outputs, strict=True))
 
     def _replay(self) -> Iterator[Arrival]:
@@ -250,23 +269,39 @@ def _load_trace(cfg: TraceConfig, base_dir: Path | None) -> tuple[TraceTable, fl
 class _Marks:
     """Per-class arrays so that classes and token counts are drawn for a whole block at once."""
 
-    def __init__(self, classes: tuple[QueryClass, ...]) -> None:
+    def __init__(self, classes: tuple[QueryClass, ...], mix: tuple[MixPhase, ...] = ()) -> None:
         weights = np.array([c.weight for c in classes])
         self.p = weights / weights.sum()
+        self.mix_ends = np.cumsum([ph.duration_s for ph in mix])
+        mix_weights = np.array([ph.weights for ph in mix] or [[1.0]], dtype=float)
+        self.mix_cum = np.cumsum(mix_weights, axis=1) / mix_weights.sum(axis=1, keepdims=True)
         self.dists = [
             np.array([(math.log(d.median), d.sigma, d.min, d.max) for d in dists]).T
             for dists in ([c.input_tokens for c in classes], [c.output_tokens for c in classes])
         ]
 
-    def draw(self, rng: np.random.Generator, n: int) -> tuple[list[int], list[int], list[int]]:
-        """Class indices and input and output token counts of ``n`` arrivals, as Python lists."""
-        qclass = rng.choice(len(self.p), size=n, p=self.p)
+    def draw(
+        self, rng: np.random.Generator, times: np.ndarray
+    ) -> tuple[list[int], list[int], list[int]]:
+        """Class indices and input and output token counts of arrivals at ``times``."""
+        n = len(times)
+        qclass = (
+            self._classes(rng, times)
+            if self.mix_ends.size
+            else rng.choice(len(self.p), size=n, p=self.p)
+        )
         z = rng.standard_normal((2, n))
         tokens = []
         for (mu, sigma, lo, hi), zi in zip(self.dists, z, strict=True):
             x = np.rint(np.exp(mu[qclass] + sigma[qclass] * zi))
             tokens.append(np.clip(x, lo[qclass], hi[qclass]).astype(np.int64).tolist())
         return qclass.tolist(), tokens[0], tokens[1]
+
+    def _classes(self, rng: np.random.Generator, times: np.ndarray) -> np.ndarray:
+        """Classes drawn with the weights of the mix phase each arrival falls in (cycled)."""
+        phase = np.searchsorted(self.mix_ends, np.mod(times, self.mix_ends[-1]), side="right")
+        u = rng.random(len(times))
+        return (u[:, None] >= self.mix_cum[phase]).sum(axis=1).clip(max=self.mix_cum.shape[1] - 1)
 
 
 def _poisson_times(rate: float, rng: np.random.Generator) -> Iterator[np.ndarray]:

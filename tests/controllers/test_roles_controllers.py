@@ -97,3 +97,26 @@ def test_proportional_never_takes_a_layers_last_agent():
 def test_proportional_rejects_a_deadband_outside_0_1():
     with pytest.raises(ValueError, match="deadband"):
         make_controller(TASK, "proportional", deadband=1.5)
+
+
+def test_proportional_moves_only_between_layers_of_one_device_kind():
+    """The CPU retrievers look most over-provisioned (no backlog) but cannot become LLM
+    agents; the donor is the GPU layer with the most slack, the recipient the starved one."""
+    from fakes import layer, view
+
+    from controllers.base import make_controller
+    from envs.roles import RoleAssignmentTask
+
+    layers = {
+        "retriever": layer("retriever", on_gpu=False),
+        "synth-small": layer("synthesizer", queue=1),
+        "synth-large": layer("synthesizer", queue=40, in_flight=8),
+    }
+    rows = [{"id": i, "layer": 0} for i in range(8)]
+    rows += [{"id": 8 + i, "layer": 1} for i in range(4)]
+    rows += [{"id": 12 + i, "layer": 2} for i in range(4)]
+    task = RoleAssignmentTask()
+    action = make_controller("role-assignment", "proportional").act(
+        task.observe(view(rows, layers))
+    )
+    assert list(action[:2]) == [1 + 1, 2]  # synth-small -> synth-large, not retriever -> anything

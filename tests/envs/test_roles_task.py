@@ -31,7 +31,7 @@ def test_observation_counts_agents_per_node_class_and_layer():
     task = RoleAssignmentTask()
     obs = task.observe(roles_view())
     assert task.observation_space.contains(obs)
-    assert obs[:LAYER_FEATURES] == pytest.approx([1, 0.5, 0.5, 0.5, 0.0])
+    assert obs[:LAYER_FEATURES] == pytest.approx([1, 0.5, 0.5, 0.5, 0.0, 1.0])
     groups = obs[MAX_LAYERS * LAYER_FEATURES :].reshape(MAX_GROUPS, 1 + MAX_LAYERS)
     assert groups[:2, 0] == pytest.approx([1, 1]) and not groups[2:].any()
     assert groups[0, 1:4] == pytest.approx([0, 2 / 6, 0])  # gpu-a: two synth-small

@@ -278,3 +278,25 @@ def test_configs_load_from_plain_data_with_field_paths():
     with pytest.raises(ConfigError) as caught:
         build(WorkloadConfig, data)
     assert caught.value.field == "mmpp.mean_dwell_s"
+
+
+def test_a_shifting_mix_draws_each_phases_weights():
+    """Two 100-second phases, 90/10 then 20/80, cycled: class shares per phase match."""
+    cfg = build(
+        WorkloadConfig,
+        {"kind": "poisson", "rate": 50.0,
+         "mix": [{"duration_s": 100, "weights": [0.9, 0.1]},
+                 {"duration_s": 100, "weights": [0.2, 0.8]}]},
+    )  # fmt: skip
+    arrivals = list(islice(Workload(cfg, np.random.default_rng(5)).arrivals(), 40_000))
+    t = np.array([a.t for a in arrivals])
+    large = np.array([a.qclass for a in arrivals]) == 1
+    first = np.mod(t, 200.0) < 100.0
+    # 20,000 arrivals per phase: the standard error of a share is below 0.003
+    assert large[first].mean() == pytest.approx(0.1, abs=0.012)
+    assert large[~first].mean() == pytest.approx(0.8, abs=0.012)
+
+
+def test_mix_weights_must_match_the_classes():
+    with pytest.raises(ConfigError, match=r"mix\[0\].weights"):
+        build(WorkloadConfig, {"mix": [{"duration_s": 10, "weights": [1.0]}]})
