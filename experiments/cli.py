@@ -45,12 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--trace-out", type=Path, metavar="FILE", help="write the per-query timeline as JSONL"
     )
-    sim.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )
+    _add_progress(sim)
     sim.set_defaults(func=cmd_simulate)
     sub.add_parser("controllers", help="list the built-in controllers by Task").set_defaults(
         func=cmd_controllers
@@ -74,14 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--out", type=Path, metavar="DIR", help="run directory (default results/runs/<name>)"
     )
-    tr.add_argument(
+    _add_progress(tr)
+    tr.set_defaults(func=cmd_train)
+    return parser
+
+
+def _add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="progress bar on stderr (default: when stderr is a terminal)",
     )
-    tr.set_defaults(func=cmd_train)
-    return parser
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    return sys.stderr.isatty() if args.progress is None else args.progress
 
 
 def cmd_scenarios(_args: argparse.Namespace) -> int:
@@ -129,8 +132,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     out = args.out or Path("results") / "runs" / cfg.name
-    show = sys.stderr.isatty() if args.progress is None else args.progress
-    result = train(cfg, out, progress=show)
+    result = train(cfg, out, progress=_show_progress(args))
     verdict = result["verdict"]
     print(f"policy: {out / 'policy'}\nreport: {out / 'report.md'}\nverdict: {verdict}")
     return 0
@@ -153,8 +155,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     sim = Simulation(
         scenario, seed=args.seed, record_timeline=args.trace_out is not None, base_dir=base
     )
-    show = sys.stderr.isatty() if args.progress is None else args.progress
-    summary = _run_with_progress(sim) if show else sim.run()
+    summary = _run_with_progress(sim) if _show_progress(args) else sim.run()
     if args.trace_out is not None:
         write_timeline(sim.timeline, args.trace_out)
     print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
