@@ -3,7 +3,7 @@
 ``Simulation`` is also the simulator's ``ControlPlane``. Decisions are taken at decision
 points through hooks: ``on_route(query)`` once per query when it reaches the retrieval
 layer, ``on_control()`` hooks once per control interval (before the interval's statistics
-are reset). A hook takes a ``view`` and answers through ``route`` / ``scale`` / ``assign``,
+are reset). A hook reads ``view()`` and answers through ``route`` / ``scale`` / ``assign``,
 at once or later: a query waits at the coordinator until its route arrives, which is how a
 Gymnasium environment pauses the simulation at a decision point. Without hooks the built-in
 defaults apply: every shard searched on its least-loaded replica, fixed replicas, fixed roles.
