@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +40,17 @@ class _PerLayer(ABC):
         self.interval_s = interval_s
         self.reset()
 
+    def __post_init__(self) -> None:
+        self.reset()
+
     def reset(self) -> None:
+        """Forget every layer's windows and counters."""
         self.calls = 0
+        self.layers: dict[int, dict[str, Any]] = {}
+
+    def memory(self, layer: int) -> dict[str, Any]:
+        """This controller's state for ``layer`` (windows, streaks), kept across calls."""
+        return self.layers.setdefault(layer, {})
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         self.calls += 1
@@ -80,14 +90,6 @@ class HPA(_PerLayer):
     sync_s: float = 15.0
     stabilization_s: float = 300.0
     interval_s: float = 15.0
-    history: dict[int, deque] = field(default_factory=dict, init=False)
-
-    def __post_init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.calls = 0
-        self.history = {}
 
     def desired(self, layer: int, raw: np.ndarray, current: int) -> int:
         if (self.calls - 1) % max(1, round(self.sync_s / self.interval_s)):
@@ -95,9 +97,8 @@ class HPA(_PerLayer):
         ratio = raw[UTILISATION] / self.target_utilization
         want = current if abs(ratio - 1.0) <= self.tolerance else math.ceil(current * ratio)
         want = min(want, max(2 * current, current + 4))
-        window = self.history.setdefault(
-            layer, deque(maxlen=max(1, round(self.stabilization_s / self.sync_s)))
-        )
+        n = max(1, round(self.stabilization_s / self.sync_s))
+        window = self.memory(layer).setdefault("window", deque(maxlen=n))
         window.append(want)
         return want if want >= current else max(window)
 
@@ -118,19 +119,11 @@ class KPA(_PerLayer):
     panic_threshold: float = 2.0
     max_scale_down_rate: float = 2.0
     interval_s: float = 15.0
-    samples: dict[int, deque] = field(default_factory=dict, init=False)
-    panicking: dict[int, int] = field(default_factory=dict, init=False)
-
-    def __post_init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.calls = 0
-        self.samples, self.panicking = {}, {}
 
     def desired(self, layer: int, raw: np.ndarray, current: int) -> int:
         n = max(1, round(self.stable_window_s / self.interval_s))
-        window = self.samples.setdefault(layer, deque(maxlen=n))
+        mem = self.memory(layer)
+        window = mem.setdefault("samples", deque(maxlen=n))
         window.append(raw[ONGOING])
         panic_n = max(
             1, round(self.stable_window_s * self.panic_window_pct / 100 / self.interval_s)
@@ -139,9 +132,9 @@ class KPA(_PerLayer):
         stable = math.ceil(np.mean(window) / per_replica)
         panic = math.ceil(np.mean(list(window)[-panic_n:]) / per_replica)
         if current and panic / current >= self.panic_threshold:
-            self.panicking[layer] = n  # stay in panic for one stable window
-        if self.panicking.get(layer, 0) > 0:
-            self.panicking[layer] -= 1
+            mem["panic_left"] = n  # stay in panic for one stable window
+        if mem.get("panic_left", 0) > 0:
+            mem["panic_left"] -= 1
             return max(panic, stable, current)  # never scale down while panicking
         return max(stable, math.ceil(current / self.max_scale_down_rate))
 
@@ -160,30 +153,22 @@ class RayServe(_PerLayer):
     downscale_delay_s: float = 600.0
     look_back_period_s: float = 30.0
     interval_s: float = 15.0
-    samples: dict[int, deque] = field(default_factory=dict, init=False)
-    streak: dict[int, int] = field(default_factory=dict, init=False)
-
-    def __post_init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.calls = 0
-        self.samples, self.streak = {}, {}
 
     def desired(self, layer: int, raw: np.ndarray, current: int) -> int:
         n = max(1, round(self.look_back_period_s / self.interval_s))
-        window = self.samples.setdefault(layer, deque(maxlen=n))
+        mem = self.memory(layer)
+        window = mem.setdefault("samples", deque(maxlen=n))
         window.append(raw[ONGOING])
         want = math.ceil(np.mean(window) / self.target_ongoing_requests)
         if want == current:
-            self.streak[layer] = 0
+            mem["streak"] = 0
             return current
         direction = 1 if want > current else -1
-        streak = self.streak.get(layer, 0)
+        streak = mem.get("streak", 0)
         streak = streak + direction if streak * direction >= 0 else direction
-        self.streak[layer] = streak
+        mem["streak"] = streak
         delay = self.upscale_delay_s if direction > 0 else self.downscale_delay_s
         if abs(streak) * self.interval_s >= delay:
-            self.streak[layer] = 0
+            mem["streak"] = 0
             return want
         return current
