@@ -71,7 +71,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_progress(tr)
     tr.set_defaults(func=cmd_train)
+    _add_live(sub)
     return parser
+
+
+def _add_live(sub) -> None:
+    live = sub.add_parser("live", help="run the swarm for real: processes over ZeroMQ")
+    verbs = live.add_subparsers(dest="verb", required=True, metavar="VERB")
+    run = verbs.add_parser(
+        "run", help="start a local swarm, drive the load, attach controllers, print the summary"
+    )
+    run.add_argument("scenario", help="a built-in scenario name or a scenario YAML file")
+    run.add_argument(
+        "--controller",
+        dest="controllers",
+        action="append",
+        default=[],
+        metavar="TASK=NAME|PATH",
+        help="attach a controller (a registered name or a policy artifact); repeatable",
+    )
+    run.add_argument("--duration", type=float, metavar="S", help="seconds of load")
+    run.add_argument("--workers", type=int, metavar="N", help="total worker processes")
+    run.add_argument("--seed", type=int, default=0, help="workload seed (as in simulate)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--record", type=Path, metavar="FILE", help="per-query timeline (JSONL)")
+    run.add_argument(
+        "--corpus", type=Path, metavar="DIR", help="docs.jsonl + questions.jsonl: real-text RAG"
+    )
+    run.add_argument(
+        "--synth",
+        choices=("emulated", "openai"),
+        default="emulated",
+        help="synthesizer backend: emulated (profile timings) or an OpenAI-compatible endpoint",
+    )
+    run.add_argument("--openai-url", default="", metavar="URL", help="e.g. http://127.0.0.1:11434")
+    run.add_argument("--openai-model", default="", metavar="NAME")
+    run.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="emulated stage times are the profile's times x X (default 1)",
+    )
+    run.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics (0: any port)"
+    )
+    _add_progress(run)
+    run.set_defaults(func=cmd_live_run)
 
 
 def _add_progress(parser: argparse.ArgumentParser) -> None:
@@ -135,6 +182,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg, out, progress=_show_progress(args))
     verdict = result["verdict"]
     print(f"policy: {out / 'policy'}\nreport: {out / 'report.md'}\nverdict: {verdict}")
+    return 0
+
+
+def cmd_live_run(args: argparse.Namespace) -> int:
+    from live.config import LiveConfig
+    from live.runner import LiveRun, run_live
+
+    from .render import render_summary
+
+    if args.duration is not None and args.duration <= 0:
+        raise SwarmError(f"--duration: expected a positive number of seconds, got {args.duration}")
+    if args.record is not None and not args.record.parent.is_dir():
+        raise SwarmError(f"--record: directory {args.record.parent} does not exist")
+    if args.corpus is not None and not args.corpus.is_dir():
+        raise SwarmError(f"--corpus: {args.corpus} is not a directory")
+    if args.synth == "openai" and not (args.openai_url and args.openai_model):
+        raise SwarmError("--synth openai needs --openai-url and --openai-model")
+    run = LiveRun(
+        scenario=args.scenario,
+        overrides=tuple(args.overrides),
+        controllers=tuple(args.controllers),
+        duration_s=args.duration,
+        workers=args.workers,
+        seed=args.seed,
+        corpus=args.corpus,
+        synth_backend=args.synth,
+        openai_url=args.openai_url,
+        openai_model=args.openai_model,
+        metrics_port=args.metrics_port,
+        record=args.record,
+        config=LiveConfig(time_scale=args.time_scale),
+    )
+    summary = run_live(run)
+    print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
     return 0
 
 

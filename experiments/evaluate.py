@@ -8,81 +8,16 @@ seed are therefore paired, and their intervals are reported beside the per-arm o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from controllers.base import Controller, controller_names, make_controller
-from controllers.guardrails import Guardrail
+from controllers.spec import Arm, resolve
 from envs.attach import attach
 from envs.registry import make_task
-from swarmsim.config import parse_value
-from swarmsim.errors import SwarmError, UnknownNameError
 from swarmsim.scenario import Scenario
 from swarmsim.simulation import Simulation
 
 from .stats import flatten, mean_ci
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One compared controller: its label, its Task and a factory of fresh instances."""
-
-    label: str
-    task: str
-    build: Callable[[], Controller]
-
-
-def resolve(spec: str) -> Arm:
-    """An arm from ``[TASK=]NAME[:key=value...]`` or ``[TASK=]PATH`` (a policy artifact);
-    ``hpa:target_utilization=0.5`` sets a heuristic's parameter."""
-    head, *params = spec.split(":")
-    task, _, ref = head.partition("=") if "=" in head else ("", "", head)
-    if Path(ref).is_dir():
-        return _artifact_arm(spec, ref, task or None)
-    kwargs = dict(_param(p, spec) for p in params)
-    names = controller_names()
-    if task and task not in names:
-        raise UnknownNameError("task", task, names)
-    owners = [task] if task else [t for t, entries in names.items() if ref in entries]
-    if not owners:
-        raise UnknownNameError("controller", ref, {n for e in names.values() for n in e})
-    if len(owners) > 1:
-        raise SwarmError(f"controller {ref!r} exists for {', '.join(owners)}: write TASK={ref}")
-    try:
-        make_controller(owners[0], ref, **kwargs)  # validates name and parameters now
-    except TypeError as err:
-        raise SwarmError(f"{spec}: {err}") from None
-    return Arm(spec, owners[0], lambda: make_controller(owners[0], ref, **kwargs))
-
-
-def _param(text: str, spec: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise SwarmError(f"{spec}: controller parameters are key=value, got {text!r}")
-    return key, parse_value(value)
-
-
-def _artifact_arm(label: str, path: str, task: str | None) -> Arm:
-    from controllers.learned import LearnedController
-
-    probe = LearnedController(path)
-    if task is not None and task != probe.task:
-        raise SwarmError(f"{path}: the artifact is a {probe.task} policy, not {task}")
-    return Arm(label, probe.task, lambda: guarded(LearnedController(path)))
-
-
-def guarded(policy: Controller) -> Guardrail:
-    """A learned controller behind the guardrail of its Task (ranges from its manifest)."""
-    task = make_task(policy.task)
-    low, high = policy.obs_range() if hasattr(policy, "obs_range") else (None, None)
-    mask = None
-    if task.name == "shard-routing":
-        from envs.routing import mask_from_obs
-
-        mask = mask_from_obs
-    return Guardrail(policy, task.action_space, obs_low=low, obs_high=high, mask=mask)
 
 
 def run_arm(scenario: Scenario, seed: int, arm: Arm, record: bool = False) -> dict[str, Any]:

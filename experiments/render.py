@@ -16,9 +16,15 @@ def _num(value: Any, unit: str = "", digits: int = 3) -> str:
 def render_summary(s: dict[str, Any]) -> str:
     """The metrics summary as aligned text: queries, latency, SLO, recall, cost, detail."""
     q, lat, slo = s["queries"], s["latency_s"], s["slo"]
+    if s.get("mode") == "live":
+        head = f"scenario {s['scenario']}  seed {s['seed']}  LIVE {s['live_s']:.0f} s"
+    else:
+        head = (
+            f"scenario {s['scenario']}  seed {s['seed']}  simulated {s['sim_s']:.0f} s"
+            f"  in {s['wall_s']:.2f} s wall ({s['events']:,} events)"
+        )
     lines = [
-        f"scenario {s['scenario']}  seed {s['seed']}  simulated {s['sim_s']:.0f} s"
-        f"  in {s['wall_s']:.2f} s wall ({s['events']:,} events)",
+        head,
         "queries    " + "  ".join(f"{k} {v:,}" for k, v in q.items()),
         "latency_s  " + "  ".join(f"{k} {_num(v)}" for k, v in lat.items()),
         f"slo        target {slo['target_s']} s"
@@ -34,16 +40,25 @@ def render_summary(s: dict[str, Any]) -> str:
         for k, v in s["replicas"].items()
     )
     lines.append(f"replicas   {reps}")
-    msgs = s["messages"]
-    dropped = sum(msgs["dropped"].values())
-    lines.append(
-        f"messages   sent {msgs['sent']:,}  delivered {msgs['delivered']:,}  dropped {dropped:,}"
-        + (f" {msgs['dropped']}" if dropped else "")
-    )
+    lines.append(_messages(s["messages"]))
     fails = {k: v for k, v in s["failures"].items() if v}
     if fails or s["outcomes"]:
         lines.append(f"failures   {fails}  outcomes {s['outcomes']}")
     return "\n".join(lines)
+
+
+def _messages(msgs: dict[str, Any]) -> str:
+    if "received" in msgs:  # live: refused = malformed or unexpected messages
+        refused = sum(msgs["refused"].values())
+        return (
+            f"messages   sent {msgs['sent']:,}  received {msgs['received']:,}"
+            f"  refused {refused:,}" + (f" {msgs['refused']}" if refused else "")
+        )
+    dropped = sum(msgs["dropped"].values())
+    return (
+        f"messages   sent {msgs['sent']:,}  delivered {msgs['delivered']:,}  dropped {dropped:,}"
+        + (f" {msgs['dropped']}" if dropped else "")
+    )
 
 
 COMPARED = ("latency_s.p50", "latency_s.p99", "slo.violation_rate", "recall_at_k", "gpu_hours",

@@ -1,0 +1,77 @@
+"""Controller specs as users write them: ``[TASK=]NAME[:key=value...]`` or a policy artifact
+directory, resolved to a factory of fresh controllers (learned ones behind their guardrail).
+Shared by ``swarmsim eval`` and the live runtime's ``--controller``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envs.registry import make_task
+from swarmsim.config import parse_value
+from swarmsim.errors import SwarmError, UnknownNameError
+
+from .base import Controller, controller_names, make_controller
+from .guardrails import Guardrail
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One compared controller: its label, its Task and a factory of fresh instances."""
+
+    label: str
+    task: str
+    build: Callable[[], Controller]
+
+
+def resolve(spec: str) -> Arm:
+    """An arm from ``[TASK=]NAME[:key=value...]`` or ``[TASK=]PATH`` (a policy artifact);
+    ``hpa:target_utilization=0.5`` sets a heuristic's parameter."""
+    head, *params = spec.split(":")
+    task, _, ref = head.partition("=") if "=" in head else ("", "", head)
+    if Path(ref).is_dir():
+        return _artifact_arm(spec, ref, task or None)
+    kwargs = dict(_param(p, spec) for p in params)
+    names = controller_names()
+    if task and task not in names:
+        raise UnknownNameError("task", task, names)
+    owners = [task] if task else [t for t, entries in names.items() if ref in entries]
+    if not owners:
+        raise UnknownNameError("controller", ref, {n for e in names.values() for n in e})
+    if len(owners) > 1:
+        raise SwarmError(f"controller {ref!r} exists for {', '.join(owners)}: write TASK={ref}")
+    try:
+        make_controller(owners[0], ref, **kwargs)  # validates name and parameters now
+    except TypeError as err:
+        raise SwarmError(f"{spec}: {err}") from None
+    return Arm(spec, owners[0], lambda: make_controller(owners[0], ref, **kwargs))
+
+
+def _param(text: str, spec: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SwarmError(f"{spec}: controller parameters are key=value, got {text!r}")
+    return key, parse_value(value)
+
+
+def _artifact_arm(label: str, path: str, task: str | None) -> Arm:
+    from .learned import LearnedController
+
+    probe = LearnedController(path)
+    if task is not None and task != probe.task:
+        raise SwarmError(f"{path}: the artifact is a {probe.task} policy, not {task}")
+    return Arm(label, probe.task, lambda: guarded(LearnedController(path)))
+
+
+def guarded(policy: Controller) -> Guardrail:
+    """A learned controller behind the guardrail of its Task (ranges from its manifest)."""
+    task = make_task(policy.task)
+    low, high = policy.obs_range() if hasattr(policy, "obs_range") else (None, None)
+    mask = None
+    if task.name == "shard-routing":
+        from envs.routing import mask_from_obs
+
+        mask = mask_from_obs
+    return Guardrail(policy, task.action_space, obs_low=low, obs_high=high, mask=mask)

@@ -1,0 +1,189 @@
+"""What a worker does for each role: real faiss retrieval, real or emulated embedding,
+emulated or OpenAI-compatible synthesis, real scoring.
+
+**Emulated** stages (the synthesizer's ``emulated`` backend, the embedder and evaluator on a
+synthetic corpus) wait the time the device profile in ``swarmsim/data/hardware.yaml`` gives
+for the work, times ``time_scale``; they are named emulated in code, CLI and docs. The wait
+is a due time the worker's loop polls for, not a sleep, so heartbeats keep flowing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import faiss
+import numpy as np
+
+from swarmsim.profiles import DeviceProfile
+
+from .corpusfiles import CorpusFiles
+from .errors import ProtocolError
+
+faiss.omp_set_num_threads(1)  # REFERENCE.md: two threads on one query ran at half the speed
+
+
+class Pending:
+    """One job in progress: a result ready now, at a due time, or when a future resolves."""
+
+    def __init__(self, result: Any = None, due: float = 0.0, future: Future | None = None) -> None:
+        self.result, self.due, self.future = result, due, future
+
+    def ready(self, now: float) -> bool:
+        return self.future.done() if self.future is not None else now >= self.due
+
+    def value(self) -> Any:
+        return self.future.result() if self.future is not None else self.result
+
+
+class Backend(Protocol):
+    """One role's work: start a job from its payload (validated here: it is network input)."""
+
+    def start(self, payload: Any, now: float) -> Pending: ...
+
+
+def _field(payload: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    if not isinstance(payload, dict) or not isinstance(payload.get(name), kind):
+        raise ProtocolError("payload", f"field {name!r} missing or not {kind}")
+    return payload[name]
+
+
+def _pool(payload: Any, files: CorpusFiles) -> int:
+    pool = _field(payload, "pool", int)
+    if not 0 <= pool < len(files.queries):
+        raise ProtocolError("payload", f"pool query {pool} out of range")
+    return pool
+
+
+@dataclass
+class Embedder:
+    """Query vectors: the real model on a text corpus, else the corpus's pool vector
+    after the profile's (emulated) embedding time."""
+
+    files: CorpusFiles
+    device: DeviceProfile
+    time_scale: float
+    model: Any = None  # a live.embedding.TextEmbedder for a real-text corpus
+
+    def start(self, payload: Any, now: float) -> Pending:
+        pool = _pool(payload, self.files)
+        if self.model is not None and self.files.questions is not None:
+            vec = self.model.encode([self.files.questions[pool]])[0]
+            return Pending({"vector": np.asarray(vec, dtype=np.float32).tobytes()})
+        wait = (self.device.embed_base_s + self.device.embed_per_item_s) * self.time_scale
+        vec = np.asarray(self.files.queries[pool], dtype=np.float32)
+        return Pending({"vector": vec.tobytes()}, now + wait)
+
+
+class Retriever:
+    """A real faiss flat inner-product index over one shard of the corpus."""
+
+    def __init__(self, files: CorpusFiles, shard: int) -> None:
+        self.files, self.shard = files, shard
+        self.ids = files.shard_rows(shard)
+        self.index = faiss.IndexFlatIP(files.dim)
+        self.index.add(np.ascontiguousarray(files.vectors[self.ids], dtype=np.float32))
+
+    def start(self, payload: Any, now: float) -> Pending:
+        if not isinstance(payload, np.ndarray) or payload.shape != (self.files.dim,):
+            raise ProtocolError("payload", f"search wants a ({self.files.dim},) vector")
+        x = np.ascontiguousarray(payload, dtype=np.float32).reshape(1, -1)
+        scores, local = self.index.search(x, min(self.files.k, self.index.ntotal))
+        ok = local[0] >= 0
+        ids = self.ids[local[0][ok]]
+        return Pending({"ids": ids.tolist(), "scores": scores[0][ok].tolist(), "shard": self.shard})
+
+
+@dataclass
+class EmulatedSynthesizer:
+    """EMULATED LLM: waits prefill + decode time of the device profile for the query's token
+    counts, then answers extractively from the retrieved documents."""
+
+    files: CorpusFiles
+    device: DeviceProfile
+    model: str
+    time_scale: float
+
+    def start(self, payload: Any, now: float) -> Pending:
+        tin = _field(payload, "input_tokens", int)
+        tout = _field(payload, "output_tokens", int)
+        docs = _field(payload, "docs", list)
+        if tin < 0 or tout < 0:
+            raise ProtocolError("payload", f"token counts {tin}, {tout} must be >= 0")
+        wait = self.device.synth_seconds(self.model, tin, tout) * self.time_scale
+        return Pending({"answer": extractive_answer(self.files, docs)}, now + wait)
+
+
+def extractive_answer(files: CorpusFiles, docs: list[Any], limit: int = 600) -> str:
+    """The first sentence of each retrieved document, in rank order (ids on a synthetic
+    corpus, which has no text)."""
+    ids = [d for d in docs if isinstance(d, int) and 0 <= d < len(files.vectors)]
+    if files.docs is None:
+        return "documents " + ", ".join(map(str, ids[:10]))
+    parts = []
+    for d in ids:
+        doc = files.docs[d]
+        first = doc["text"].strip().split(". ")[0][:200]
+        parts.append(f"[{doc['title']}] {first}")
+    return " ".join(parts)[:limit]
+
+
+class OpenAISynthesizer:
+    """A real LLM behind any OpenAI-compatible endpoint (Ollama, vLLM, ...). The HTTP call runs
+    on a helper thread so the worker's loop keeps heartbeating while the model generates."""
+
+    def __init__(self, files: CorpusFiles, url: str, model: str, timeout_s: float = 120.0) -> None:
+        self.files, self.url, self.model, self.timeout_s = files, url.rstrip("/"), model, timeout_s
+        self.pool = ThreadPoolExecutor(max_workers=1)
+
+    def start(self, payload: Any, now: float) -> Pending:
+        docs = _field(payload, "docs", list)
+        tout = _field(payload, "output_tokens", int)
+        question = payload.get("question") or "Answer from the context."
+        context = extractive_answer(self.files, docs, limit=4000)
+        return Pending(future=self.pool.submit(self._call, str(question), context, tout))
+
+    def _call(self, question: str, context: str, max_tokens: int) -> dict[str, Any]:
+        body = {
+            "model": self.model,
+            "max_tokens": max_tokens,
+            "messages": [
+                {"role": "system", "content": f"Answer using this context:\n{context}"},
+                {"role": "user", "content": question},
+            ],
+        }
+        req = urllib.request.Request(
+            f"{self.url}/v1/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+            reply = json.loads(resp.read())
+        return {"answer": reply["choices"][0]["message"]["content"]}
+
+
+@dataclass
+class Evaluator:
+    """Scores an answer's retrieval: recall@k against the exact top-k, and (on a real corpus)
+    whether the gold document was retrieved; waits the profile's (emulated) judge time."""
+
+    files: CorpusFiles
+    device: DeviceProfile
+    time_scale: float
+
+    def start(self, payload: Any, now: float) -> Pending:
+        pool = _pool(payload, self.files)
+        ids = [i for i in _field(payload, "ids", list) if isinstance(i, int)]
+        out: dict[str, Any] = {"recall": self.files.recall(pool, ids)}
+        if self.files.gold is not None:
+            out["gold_hit"] = float(int(self.files.gold[pool]) in ids)
+        return Pending(out, now + self.device.eval_s * self.time_scale)
+
+
+def now_s() -> float:
+    """The clock every live deadline and due time uses."""
+    return time.monotonic()

@@ -1,0 +1,137 @@
+"""The load generator: a client process that sends the scenario's workload to the
+coordinator's client port, with the simulator's own workload code and random streams.
+
+For a given scenario and seed it sends the same queries at the same offsets as the
+simulator creates them (the ``workload`` and ``queries`` streams of ``RandomStreams``), so
+a live run and a simulated run of one seed see the same arrivals. Run as
+``python -m live.load --address ADDR --scenario REF [--set K=V ...] --seed N --duration S
+--pool N``; it prints one JSON line of client-side counts when done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zmq
+
+from swarmsim.rng import RandomStreams
+from swarmsim.scenario import Scenario, load_scenario
+from swarmsim.workload import Workload
+
+from . import sockets
+from .errors import ProtocolError
+from .protocol import DATA, RESPONSE, Message
+
+
+@dataclass
+class ClientStats:
+    """What the client saw: queries sent and answers by outcome, client-side latencies."""
+
+    sent: int = 0
+    answers: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def to_dict(self) -> dict:
+        lat = sorted(self.latencies)
+        p50 = lat[len(lat) // 2] if lat else None
+        return {"sent": self.sent, "answers": self.answers, "errors": self.errors, "p50_s": p50}
+
+
+def queries(
+    scenario: Scenario, seed: int, n_pool: int, base_dir: Path | None = None
+) -> Iterator[tuple[float, dict]]:
+    """(offset seconds, QUERY payload) in arrival order: the simulator's arrivals for ``seed``."""
+    streams = RandomStreams(seed)
+    workload = Workload(scenario.workload, streams["workload"].gen, base_dir)
+    pool = streams["queries"]
+    for arrival in workload.arrivals():
+        yield (
+            arrival.t,
+            {
+                "qclass": arrival.qclass,
+                "input_tokens": arrival.input_tokens,
+                "output_tokens": arrival.output_tokens,
+                "pool": pool.randrange(n_pool),
+            },
+        )
+
+
+def drive(
+    address: str,
+    arrivals: Iterator[tuple[float, dict]],
+    duration_s: float,
+    drain_s: float,
+) -> ClientStats:
+    """Send ``arrivals`` until ``duration_s``, then wait up to ``drain_s`` for the answers."""
+    ctx = zmq.Context()
+    sock = sockets.dealer(ctx, address, f"client-{os.getpid()}".encode())
+    stats, sent_at = ClientStats(), {}
+    start = time.monotonic()
+    try:
+        pending = next(arrivals, None)
+        while True:
+            now = time.monotonic() - start
+            if pending is not None and pending[0] >= duration_s:
+                pending = None
+            if pending is None and (not sent_at or now > duration_s + drain_s):
+                break
+            while pending is not None and pending[0] <= now:
+                task = str(stats.sent)
+                sockets.send(sock, Message(DATA, "QUERY", task, "client", pending[1]))
+                sent_at[task] = time.monotonic()
+                stats.sent += 1
+                pending = next(arrivals, None)
+                if pending is not None and pending[0] >= duration_s:
+                    pending = None
+            wait = 0.1 if pending is None else max(pending[0] - now, 0.0)
+            if sock.poll(min(wait, 0.1) * 1000):
+                _receive(sock, stats, sent_at)
+    finally:
+        ctx.destroy(linger=0)
+    return stats
+
+
+def _receive(sock: zmq.Socket, stats: ClientStats, sent_at: dict[str, float]) -> None:
+    while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        _, msg = sockets.recv(sock, routed=False)
+        if isinstance(msg, ProtocolError) or msg.type != RESPONSE:
+            stats.errors += 1
+            continue
+        t0 = sent_at.pop(msg.task, None)
+        if t0 is None:
+            stats.errors += 1
+            continue
+        outcome = msg.payload.get("outcome", "?") if isinstance(msg.payload, dict) else "?"
+        stats.answers[outcome] = stats.answers.get(outcome, 0) + 1
+        if outcome == "completed":
+            stats.latencies.append(time.monotonic() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m live.load")
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--scenario", required=True)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--duration", type=float, required=True)
+    parser.add_argument("--drain", type=float, default=30.0)
+    parser.add_argument("--pool", type=int, required=True)
+    args = parser.parse_args(argv)
+    scenario = load_scenario(args.scenario, args.overrides)
+    base = Path(args.scenario).parent if Path(args.scenario).is_file() else None
+    arrivals = queries(scenario, args.seed, args.pool, base)
+    stats = drive(args.address, arrivals, args.duration, args.drain)
+    print(json.dumps(stats.to_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""``swarmsim live run``: start a local swarm on loopback, drive the load, attach the
+controllers, return the metrics summary, and stop every process it started."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from controllers.spec import resolve
+from envs.registry import make_task
+from swarmsim.corpus import scenario_corpus
+from swarmsim.errors import SwarmError
+from swarmsim.metrics import check_conservation, write_timeline
+from swarmsim.scenario import Scenario, load_scenario
+
+from .config import LiveConfig
+from .coordinator import Coordinator
+from .corpusfiles import CorpusFiles, write_corpus
+from .errors import LiveError
+from .launcher import SINGLE_THREAD_ENV, LocalLauncher
+from .telemetry import Telemetry, billing
+from .worker import WorkerSpec
+
+LIVE_ROLES = ("embedder", "retriever", "synthesizer", "evaluator")
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """What ``swarmsim live run`` was asked to do."""
+
+    scenario: str  # a built-in name or a scenario YAML file
+    overrides: tuple[str, ...] = ()
+    controllers: tuple[str, ...] = ()  # [TASK=]NAME[:k=v] or a policy artifact directory
+    duration_s: float | None = None  # load duration (default: the scenario's)
+    workers: int | None = None  # total workers (default: one per scenario agent)
+    seed: int = 0
+    corpus: Path | None = None  # a docs.jsonl + questions.jsonl directory: real-text RAG
+    synth_backend: str = "emulated"  # or "openai"
+    openai_url: str = ""
+    openai_model: str = ""
+    metrics_port: int | None = None  # Prometheus endpoint (0: any free port)
+    record: Path | None = None  # per-query timeline JSONL
+    config: LiveConfig = field(default_factory=LiveConfig)
+
+
+def check_live(scenario: Scenario) -> None:
+    """The live runtime runs a pipeline of these roles, embedding before retrieval."""
+    roles = [scenario.layers[n].role for n in scenario.layers]
+    bad = sorted(set(roles) - set(LIVE_ROLES))
+    if bad:
+        raise SwarmError(f"scenario {scenario.name}: the live runtime has no role {bad[0]!r}")
+    if not scenario.has_retrieval or scenario.corpus is None:
+        raise SwarmError(f"scenario {scenario.name}: the live runtime needs a retrieval stage")
+
+
+def plan_workers(scenario: Scenario, total: int | None) -> list[tuple[str, str, int, int]]:
+    """(layer, device, node index, shard) per worker: the scenario's agents, or ``total``
+    workers spread over the layers in proportion (at least one per layer, and one per shard
+    for retrievers)."""
+    agents: list[tuple[str, str, int]] = []
+    for node, group in enumerate(scenario.nodes):
+        for ag in group.agents:
+            device = group.cpu if ag.device is None else group.devices[ag.device]
+            agents += [(ag.layer, device, node)] * (ag.count * group.count)
+    by_layer: dict[str, list[tuple[str, str, int]]] = {}
+    for a in agents:
+        by_layer.setdefault(a[0], []).append(a)
+    n_shards = scenario.corpus.n_shards
+    if total is not None:
+        floor = {n: n_shards if scenario.layers[n].role == "retriever" else 1 for n in by_layer}
+        if total < sum(floor.values()):
+            raise SwarmError(f"--workers: {scenario.name} needs at least {sum(floor.values())}")
+        share = {n: len(v) / len(agents) for n, v in by_layer.items()}
+        want = {n: max(floor[n], int(total * share[n])) for n in by_layer}
+        for n in sorted(by_layer, key=lambda n: -share[n]):
+            if sum(want.values()) >= total:
+                break
+            want[n] += 1
+        by_layer = {n: [v[i % len(v)] for i in range(want[n])] for n, v in by_layer.items()}
+    plan = []
+    for layer, members in by_layer.items():
+        retriever = scenario.layers[layer].role == "retriever"
+        plan += [
+            (layer, dev, node, i % n_shards if retriever else -1)
+            for i, (_, dev, node) in enumerate(members)
+        ]
+    return plan
+
+
+def prepare_corpus(run: LiveRun, scenario: Scenario, directory: Path) -> CorpusFiles:
+    """Write the corpus workers load: the scenario's synthetic one or a real-text one."""
+    if run.corpus is None:
+        write_corpus(scenario_corpus(scenario.corpus), directory)
+    else:
+        from .textcorpus import load_text_corpus
+
+        text = load_text_corpus(
+            run.corpus, scenario.corpus.n_shards, scenario.corpus.k, seed=scenario.corpus.seed
+        )
+        docs = [{"title": t, "text": x} for t, x in zip(text.titles, text.texts, strict=True)]
+        write_corpus(text.corpus, directory, docs=docs, questions=list(text.questions))
+    return CorpusFiles.load(directory)
+
+
+class Swarm:
+    """A coordinator and its worker processes on loopback, as a context manager that stops
+    every process on every path."""
+
+    def __init__(self, run: LiveRun) -> None:
+        self.run = run
+        overrides = list(run.overrides)
+        if run.duration_s is not None:  # as ``simulate --duration``: warm-up <= a tenth
+            warmup = load_scenario(run.scenario, overrides).warmup_s
+            overrides.append(f"warmup_s={min(warmup, run.duration_s / 10)}")
+        self.scenario = load_scenario(run.scenario, overrides)
+        check_live(self.scenario)
+        self.tmp = tempfile.TemporaryDirectory(prefix="swarmsim-live-")
+        self.coord: Coordinator | None = None
+        self.launcher = LocalLauncher()
+
+    def __enter__(self) -> Swarm:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        run, scenario = self.run, self.scenario
+        files = prepare_corpus(run, scenario, Path(self.tmp.name))
+        self.coord = Coordinator(
+            scenario, files, self.launcher, run.config, telemetry=Telemetry(run.metrics_port)
+        )
+        self.coord.record = run.record is not None
+        for i, (layer, device, node, shard) in enumerate(plan_workers(scenario, run.workers)):
+            cfg = scenario.layers[layer]
+            spec = WorkerSpec(
+                id=i,
+                address=self.coord.worker_address,
+                layer=layer,
+                role=cfg.role,
+                device=device,
+                corpus_dir=self.tmp.name,
+                shard=shard,
+                model=cfg.model or "",
+                synth_backend=run.synth_backend,
+                openai_url=run.openai_url,
+                openai_model=run.openai_model,
+                real_embedding=run.corpus is not None,
+                heartbeat_interval_s=run.config.heartbeat_interval_s,
+                heartbeat_liveness=run.config.heartbeat_liveness,
+                time_scale=run.config.time_scale,
+            )
+            self.coord.launch(spec, node)
+        self.wait_ready()
+        for spec in run.controllers:
+            arm = resolve(spec)
+            self.coord.attach(make_task(arm.task), arm.build(), arm.label)
+
+    def wait_ready(self) -> None:
+        coord = self.coord
+        end = time.monotonic() + self.run.config.startup_timeout_s
+        while coord.ready() < len(coord.agents):
+            if time.monotonic() > end:
+                late = [a.id for a in coord.agents.values() if a.state != "running"]
+                raise LiveError(f"workers {late} did not report READY in time")
+            dead = [i for i in coord.agents if not self.launcher.alive(i)]
+            if dead:
+                raise LiveError(f"worker {dead[0]} exited while starting (see its stderr)")
+            coord.step(0.05)
+
+    def serve_until(self, done: Callable[[], bool], limit_s: float) -> None:
+        """Run the coordinator's loop until ``done()`` or ``limit_s`` seconds pass."""
+        end = time.monotonic() + limit_s
+        while not done() and time.monotonic() < end:
+            self.coord.step(0.05)
+
+    def close(self) -> None:
+        try:
+            if self.coord is not None:
+                self.coord.close()
+            else:
+                self.launcher.close()
+        finally:
+            self.tmp.cleanup()
+
+
+def run_live(run: LiveRun, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Start the swarm, drive the scenario's load for the duration, return the summary."""
+    wall = time.perf_counter()
+    with Swarm(run) as swarm:
+        scenario, coord = swarm.scenario, swarm.coord
+        duration = run.duration_s or scenario.duration_s
+        drain = coord.deadline_s + 2 * run.config.dead_after_s
+        coord.restart_clock()
+        load = _start_load(run, coord.client_address, duration, drain, len(coord.files.queries))
+        try:
+            started = time.monotonic()
+
+            def done() -> bool:
+                if progress is not None:
+                    progress(min((time.monotonic() - started) / duration, 1.0))
+                return load.poll() is not None and not coord.active
+
+            swarm.serve_until(done, duration + drain + 10)
+            client = _client_stats(load)
+        finally:
+            if load.poll() is None:
+                load.kill()
+                load.wait()
+        summary = live_summary(swarm, time.perf_counter() - wall, client)
+        if run.record is not None:
+            write_timeline(coord.timeline, run.record)
+    return summary
+
+
+def _start_load(run: LiveRun, address: str, duration: float, drain: float, pool: int):
+    cmd = [
+        sys.executable,
+        "-m",
+        "live.load",
+        "--address",
+        address,
+        "--scenario",
+        run.scenario,
+        "--seed",
+        str(run.seed),
+        "--duration",
+        str(duration),
+        "--drain",
+        str(drain),
+        "--pool",
+        str(pool),
+    ]
+    for item in run.overrides:
+        cmd += ["--set", item]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, **SINGLE_THREAD_ENV}
+    )
+
+
+def _client_stats(load: subprocess.Popen) -> dict[str, Any]:
+    out, _ = load.communicate(timeout=10)
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
+def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> dict[str, Any]:
+    """The same metrics summary schema as ``swarmsim simulate``, from the live run."""
+    coord, scenario = swarm.coord, swarm.scenario
+    m, now = coord.metrics, coord.now()
+    gpu_hours, cost = billing(coord, now)
+    overdue = sum(1 for q in coord.active.values() if now - q.arrival > m.slo_s)
+    summary = {
+        "scenario": scenario.name,
+        "seed": swarm.run.seed,
+        "mode": "live",
+        "live_s": now,
+        "queries": m.query_summary(),
+        "latency_s": m.latency_summary(),
+        "slo": m.slo_summary(overdue),
+        "recall_at_k": float(np.mean(m.recalls)) if m.recalls else None,
+        "gpu_hours": gpu_hours,
+        "cost_usd": cost,
+        "wall_s": wall_s,
+        "throughput_qps": m.completed / now if now > 0 else 0.0,
+        "outcomes": dict(sorted(m.reasons.items())),
+        "utilisation": _utilisation(coord, now),
+        "replicas": _replicas(coord),
+        "messages": {
+            "sent": coord.counts["sent"],
+            "received": coord.counts["received"],
+            "refused": dict(sorted(coord.protocol_errors.items())),
+        },
+        "failures": {
+            "workers": coord.counts["deaths"],
+            "retries": m.retries,
+            "role_changes": m.role_changes,
+        },
+        "controllers": _controller_stats(coord),
+        "client": client,
+    }
+    check_conservation(summary)
+    return summary
+
+
+def _utilisation(coord: Coordinator, now: float) -> dict[str, float | None]:
+    """Busy fraction of each layer's worker-time, from the workers' own busy clocks."""
+    out: dict[str, float | None] = {}
+    for name in coord.scenario.layers:
+        agents = [a for a in coord.agents.values() if a.layer == name]
+        alive = sum((now if a.gone < 0 else a.gone) - max(a.born, 0.0) for a in agents)
+        out[name] = sum(a.busy_s for a in agents) / alive if alive > 0 else None
+    return out
+
+
+def _replicas(coord: Coordinator) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for name in coord.scenario.layers:
+        states = [a.state for a in coord.agents.values() if a.layer == name]
+        out[name] = {s: states.count(s) for s in ("running", "starting", "draining", "dead")}
+    return out
+
+
+def _controller_stats(coord: Coordinator) -> dict[str, Any]:
+    out = {}
+    for task, stats in coord.decisions.items():
+        us = stats["decision_us"]
+        ctrl = coord.controllers[task]
+        extra = ctrl.stats() if hasattr(ctrl, "stats") else {}
+        out[task] = {
+            "name": stats["name"],
+            "decisions": stats["decisions"],
+            "invalid": stats["invalid"],
+            "decision_us_p50": float(np.percentile(us, 50)) if us else None,
+            "decision_us_p99": float(np.percentile(us, 99)) if us else None,
+            **extra,
+        }
+    return out

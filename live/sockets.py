@@ -1,0 +1,81 @@
+"""ZeroMQ sockets set up the way REFERENCE.md says they must be (LINGER 0, bounded queues,
+ROUTER_MANDATORY, a maximum message size) and a receive that never trusts its peer."""
+
+from __future__ import annotations
+
+import zmq
+
+from .errors import ProtocolError
+from .protocol import MAX_FRAMES, MAX_MESSAGE_BYTES, Message, decode, encode
+
+
+def _common(sock: zmq.Socket, hwm: int) -> zmq.Socket:
+    sock.setsockopt(zmq.LINGER, 0)  # closing never blocks on unsent messages
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # per frame; frames are counted below
+    return sock
+
+
+def router(ctx: zmq.Context, bind: str, hwm: int = 10_000) -> zmq.Socket:
+    """A ROUTER bound to ``bind`` (``tcp://127.0.0.1:0`` picks a free port; see ``endpoint``)."""
+    sock = _common(ctx.socket(zmq.ROUTER), hwm)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unknown peer: raise instead of dropping silently
+    sock.bind(bind)
+    return sock
+
+
+def dealer(ctx: zmq.Context, connect: str, identity: bytes, hwm: int = 10_000) -> zmq.Socket:
+    """A DEALER with a fixed identity, connected to ``connect``."""
+    sock = _common(ctx.socket(zmq.DEALER), hwm)
+    sock.setsockopt(zmq.IDENTITY, identity)
+    sock.connect(connect)
+    return sock
+
+
+def endpoint(sock: zmq.Socket) -> str:
+    """The address a bound socket actually listens on."""
+    return sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+
+
+def send(sock: zmq.Socket, msg: Message, peer: bytes | None = None) -> bool:
+    """Send without blocking; False when the peer is gone or its queue is full."""
+    frames = encode(msg)
+    if peer is not None:
+        frames = [peer, *frames]
+    try:
+        sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+    except zmq.Again:
+        return False
+    except zmq.ZMQError as err:
+        if err.errno == zmq.EHOSTUNREACH:  # ROUTER_MANDATORY: no such peer (any more)
+            return False
+        raise
+    return True
+
+
+def recv_raw(sock: zmq.Socket, routed: bool) -> tuple[bytes | None, list[bytes]]:
+    """One multipart message, split into the peer identity (ROUTER) and the rest. Frames past
+    the protocol's count are read and dropped, so a flood of tiny frames stays bounded."""
+    frames: list[bytes] = []
+    while True:
+        frame = sock.recv(copy=True)
+        if len(frames) <= MAX_FRAMES + 1:
+            frames.append(frame)
+        else:
+            frames.append(b"")  # counted, not kept
+        if not sock.getsockopt(zmq.RCVMORE):
+            break
+    if routed:
+        return frames[0], frames[1:]
+    return None, frames
+
+
+def recv(sock: zmq.Socket, routed: bool) -> tuple[bytes | None, Message | ProtocolError]:
+    """Receive one message: the peer (ROUTER) and the validated message, or the
+    ProtocolError that refused it (returned, not raised: a bad peer is counted, not fatal)."""
+    peer, frames = recv_raw(sock, routed)
+    try:
+        return peer, decode(frames)
+    except ProtocolError as err:
+        return peer, err

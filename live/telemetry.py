@@ -1,0 +1,230 @@
+"""What the coordinator knows, as a ``ClusterView`` for controllers and as Prometheus
+metrics for people: queue depths, latency histograms per stage, workers per role, failures.
+
+Billing is emulated: an agent on a GPU device bills its device's price from the profile for
+as long as it lives, as the simulator's meter does; no GPU is used on loopback.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from swarmsim.profiles import load_profiles
+from swarmsim.view import AGENT_STATES, AgentTable, ClusterView, LayerStats, QueryInfo, Totals
+
+from .state import DEAD, DRAINING, RUNNING, STARTING, STOPPED, SWITCHING, Agent
+
+if TYPE_CHECKING:
+    from .coordinator import Coordinator
+    from .state import Query
+
+STATE_INDEX = {name: i for i, name in enumerate(AGENT_STATES)}
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+PROFILES = load_profiles()
+
+
+class Telemetry:
+    """Prometheus metrics of one coordinator, served on ``port`` (0: any free port; None:
+    kept in memory only)."""
+
+    def __init__(self, port: int | None) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.queue = Gauge("swarmsim_queue_depth", "jobs waiting per layer", ["layer"], registry=r)
+        self.workers = Gauge(
+            "swarmsim_workers", "workers per role and state", ["role", "state"], registry=r
+        )
+        self.stage = Histogram(
+            "swarmsim_stage_latency_seconds",
+            "send-to-answer time per stage",
+            ["layer"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "swarmsim_query_latency_seconds",
+            "end-to-end query latency",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queries = Counter("swarmsim_queries", "queries by outcome", ["outcome"], registry=r)
+        self.accepted = Counter("swarmsim_queries_accepted", "queries accepted", registry=r)
+        self.deaths = Counter(
+            "swarmsim_worker_deaths", "workers declared dead", ["reason"], registry=r
+        )
+        self.errors = Counter(
+            "swarmsim_protocol_errors", "messages refused", ["reason"], registry=r
+        )
+        self.fallbacks = Counter("swarmsim_fallbacks", "guardrail fallbacks", ["task"], registry=r)
+        self.server = None
+        self.port: int | None = None
+        if port is not None:
+            self.server, _thread = start_http_server(port, addr="127.0.0.1", registry=r)
+            self.port = self.server.server_port
+        self.last_sample = -1.0
+
+    def query_in(self) -> None:
+        self.accepted.inc()
+
+    def query_out(self, outcome: str, latency_s: float) -> None:
+        self.queries.labels(outcome).inc()
+        if outcome == "completed":
+            self.latency.observe(latency_s)
+
+    def stage_latency(self, layer: str, seconds: float) -> None:
+        self.stage.labels(layer).observe(seconds)
+
+    def worker_death(self, reason: str) -> None:
+        self.deaths.labels(reason).inc()
+
+    def protocol_error(self, reason: str) -> None:
+        self.errors.labels(reason).inc()
+
+    def sample(self, coord: Coordinator) -> None:
+        """Refresh the gauges (at most once a second)."""
+        now = coord.now()
+        if now - self.last_sample < 1.0:
+            return
+        self.last_sample = now
+        for name, backlog in coord.backlog.items():
+            waiting = sum(a.queue for a in coord.agents.values() if a.layer == name)
+            self.queue.labels(name).set(len(backlog) + waiting)
+        counts: dict[tuple[str, str], int] = {}
+        for a in coord.agents.values():
+            counts[a.role, a.state] = counts.get((a.role, a.state), 0) + 1
+        self.workers.clear()
+        for (role, state), n in counts.items():
+            self.workers.labels(role, state).set(n)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def on_gpu(device: str) -> bool:
+    return PROFILES.device(device).kind == "gpu"
+
+
+def price(device: str) -> float:
+    return PROFILES.device(device).price_per_hour
+
+
+def build_view(
+    coord: Coordinator, query: Query | None, roles: tuple[str, ...] | None, layer_stats: bool
+) -> ClusterView:
+    """The live swarm as a ``ClusterView`` (the same type the simulator builds)."""
+    now = coord.now()
+    scenario = coord.scenario
+    names = tuple(scenario.layers)
+    agents = sorted(
+        (
+            a
+            for a in coord.agents.values()
+            if a.state != STOPPED and (roles is None or a.role in roles)
+        ),
+        key=lambda a: a.id,
+    )
+    return ClusterView(
+        time_s=now,
+        node_names=tuple(coord.node_names),
+        node_up=np.ones(len(coord.node_names), dtype=bool),
+        node_group=np.arange(len(coord.node_names)),
+        group_names=tuple(coord.node_names),
+        layer_names=names,
+        layer_roles=tuple(ly.role for ly in scenario.layers.values()),
+        layers={n: _layer_stats(coord, n, now) for n in names} if layer_stats else {},
+        agents=_agent_table(coord, agents, names, now),
+        n_shards=coord.files.n_shards,
+        totals=_totals(coord, now),
+        query=None if query is None else _query_info(coord, query),
+    )
+
+
+def _agent_table(coord: Coordinator, agents: list[Agent], names: tuple[str, ...], now: float):
+    index = {n: i for i, n in enumerate(names)}
+    dead_after = coord.cfg.dead_after_s
+    return AgentTable(
+        id=np.array([a.id for a in agents], dtype=np.int64),
+        node=np.array([a.node for a in agents], dtype=np.int64),
+        layer=np.array([index[a.layer] for a in agents], dtype=np.int64),
+        shard=np.array([a.shard for a in agents], dtype=np.int64),
+        state=np.array([STATE_INDEX[a.state] for a in agents], dtype=np.int64),
+        healthy=np.array(
+            [a.state != DEAD and now - a.last_seen <= dead_after for a in agents], dtype=bool
+        ),
+        queue=np.array([a.queue for a in agents], dtype=np.int64),
+        in_flight=np.array([len(a.jobs) for a in agents], dtype=np.int64),
+        latency_s=np.array([a.latency_s for a in agents], dtype=np.float64),
+        utilisation=np.array([min(a.busy_s / max(now - a.born, 1e-9), 1.0) for a in agents]),
+    )
+
+
+def _layer_stats(coord: Coordinator, name: str, now: float) -> LayerStats:
+    cfg = coord.scenario.layers[name]
+    members = [a for a in coord.agents.values() if a.layer == name]
+    live = [a for a in members if a.state != DEAD]
+    elapsed = max(now - coord.interval_start, 1e-9)
+    recent = coord.recent[name]
+    busy = sum(a.busy_s - a.busy_mark for a in live)
+    alive = sum(now - max(a.born, coord.interval_start) for a in live)
+    backlog = len(coord.backlog[name])
+    return LayerStats(
+        role=cfg.role,
+        on_gpu=cfg.device == "gpu",
+        running=sum(a.state == RUNNING for a in members),
+        starting=sum(a.state in (STARTING, SWITCHING) for a in members),
+        draining=sum(a.state == DRAINING for a in members),
+        arrival_rate=coord.arrivals[name] / elapsed,
+        queue=sum(a.queue for a in live) + backlog,
+        backlog=backlog,
+        in_flight=sum(len(a.jobs) for a in live),
+        p95_latency_s=float(np.percentile(recent, 95)) if recent else 0.0,
+        throughput=len(recent) / elapsed,
+        utilisation=min(busy / alive, 1.0) if alive > 0 else 0.0,
+        cost_rate=sum(price(a.device) for a in live if on_gpu(a.device)),
+    )
+
+
+def billing(coord: Coordinator, now: float) -> tuple[float, float]:
+    """(GPU-hours, USD) billed so far by agents on GPU devices (emulated billing)."""
+    hours = cost = 0.0
+    for a in coord.agents.values():
+        if on_gpu(a.device):
+            h = ((now if a.gone < 0 else a.gone) - a.born) / 3600
+            hours += h
+            cost += h * price(a.device)
+    return hours, cost
+
+
+def _totals(coord: Coordinator, now: float) -> Totals:
+    m = coord.metrics
+    overdue = sum(1 for q in coord.active.values() if now - q.arrival > m.slo_s)
+    gpu_hours, cost = billing(coord, now)
+    return Totals(
+        submitted=m.submitted,
+        completed=m.completed,
+        failed=m.failed,
+        dropped=m.dropped,
+        slo_violations=m.slo_violations + overdue,
+        latency_s=m.latency_sum,
+        recall=m.recall_sum,
+        retrievals=m.retrievals,
+        stage_s=dict(coord.stage_s),
+        load_s=0.0,
+        cost_usd=cost,
+        gpu_hours=gpu_hours,
+    )
+
+
+def _query_info(coord: Coordinator, query: Query) -> QueryInfo:
+    relevance = np.zeros(coord.files.n_shards, dtype=np.float32)
+    if query.vector is not None:
+        relevance = np.asarray(coord.files.centroids @ query.vector, dtype=np.float32)
+    return QueryInfo(
+        query.id, query.qclass, query.model, query.input_tokens, query.output_tokens, relevance
+    )

@@ -1,0 +1,281 @@
+"""A worker process: one DEALER socket, one role at a time, Paranoid-Pirate heartbeats.
+
+The loop polls the socket until the next heartbeat or the current job's due time, runs one
+job at a time in arrival order, heartbeats from this same loop (so a hung worker goes
+silent, which libzmq's own heartbeats would hide), and reconnects with capped exponential
+back-off when the coordinator goes quiet. Run as ``python -m live.worker --spec JSON``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from swarmsim.profiles import load_profiles
+
+from . import sockets
+from .backends import (
+    Backend,
+    Embedder,
+    EmulatedSynthesizer,
+    Evaluator,
+    OpenAISynthesizer,
+    Pending,
+    Retriever,
+    now_s,
+)
+from .config import LiveConfig
+from .corpusfiles import CorpusFiles
+from .errors import ProtocolError
+from .protocol import CONTROL, DATA, RESPONSE, Message
+
+MAX_QUEUE = 256  # jobs a worker holds; the coordinator's credit keeps it far below this
+STAGE_ACTIONS = {
+    "embedder": "EMBED",
+    "retriever": "SEARCH",
+    "synthesizer": "SYNTH",
+    "evaluator": "EVAL",
+}
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Who a worker is and what it plays: everything a launcher passes to a new process."""
+
+    id: int
+    address: str  # the coordinator's worker endpoint
+    layer: str
+    role: str
+    device: str  # device profile name (emulated timings)
+    corpus_dir: str
+    shard: int = -1
+    model: str = ""
+    synth_backend: str = "emulated"  # or "openai"
+    openai_url: str = ""
+    openai_model: str = ""
+    real_embedding: bool = False
+    heartbeat_interval_s: float = LiveConfig.heartbeat_interval_s
+    heartbeat_liveness: int = LiveConfig.heartbeat_liveness
+    reconnect_initial_s: float = LiveConfig.reconnect_initial_s
+    reconnect_max_s: float = LiveConfig.reconnect_max_s
+    time_scale: float = 1.0
+
+    @property
+    def name(self) -> str:
+        return f"w{self.id}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+class Worker:
+    """One worker's state and loop."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.files = CorpusFiles.load(Path(spec.corpus_dir))
+        self.profiles = load_profiles()
+        self.backend: Backend = self._backend(spec)
+        self.queue: deque[tuple[float, Message]] = deque()  # (received, msg)
+        self.current: tuple[Message, Pending, float, float] | None = None  # msg, job, recv, start
+        self.switch_to: WorkerSpec | None = None
+        self.busy_s = 0.0
+        self.done = 0
+        self.errors = 0
+        self.parent = os.getppid()
+        self.running = True
+
+    def _backend(self, spec: WorkerSpec) -> Backend:
+        device = self.profiles.device(spec.device)
+        scale = spec.time_scale
+        if spec.role == "retriever":
+            return Retriever(self.files, spec.shard)
+        if spec.role == "embedder":
+            model = None
+            if spec.real_embedding:
+                from .embedding import TextEmbedder
+
+                model = TextEmbedder()
+            return Embedder(self.files, device, scale, model)
+        if spec.role == "synthesizer":
+            if spec.synth_backend == "openai":
+                return OpenAISynthesizer(self.files, spec.openai_url, spec.openai_model)
+            return EmulatedSynthesizer(self.files, device, spec.model, scale)
+        if spec.role == "evaluator":
+            return Evaluator(self.files, device, scale)
+        raise ValueError(f"role must be one of {sorted(STAGE_ACTIONS)}, got {spec.role!r}")
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until told to stop, the parent dies, or the coordinator stays unreachable."""
+        ctx = zmq.Context()
+        delay = self.spec.reconnect_initial_s
+        try:
+            while self.running:
+                if self._session(ctx):
+                    delay = self.spec.reconnect_initial_s
+                if not self.running or os.getppid() != self.parent:
+                    break
+                self._nap(delay)
+                delay = min(delay * 2, self.spec.reconnect_max_s)
+        finally:
+            ctx.destroy(linger=0)
+        return 0
+
+    def _nap(self, seconds: float) -> None:
+        end = now_s() + seconds
+        while self.running and now_s() < end and os.getppid() == self.parent:
+            time.sleep(0.1)
+
+    def _session(self, ctx: zmq.Context) -> bool:
+        """One connection: returns whether the coordinator was ever heard from."""
+        spec = self.spec
+        sock = sockets.dealer(ctx, spec.address, spec.name.encode())
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        self._send(sock, CONTROL, "READY", self._state())
+        interval = spec.heartbeat_interval_s
+        heard, last_heard = False, now_s()
+        next_beat = now_s() + interval
+        try:
+            while self.running:
+                events = dict(poller.poll(self._timeout_ms(next_beat)))
+                if sock in events:
+                    while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                        self._receive(sock)
+                    heard, last_heard = True, now_s()
+                self._work(sock)
+                now = now_s()
+                if now >= next_beat:
+                    self._send(sock, CONTROL, "HEARTBEAT", self._state())
+                    next_beat = now + interval
+                    if os.getppid() != self.parent:
+                        self.running = False
+                if now - last_heard > interval * spec.heartbeat_liveness:
+                    return heard  # coordinator silent: reconnect
+        finally:
+            sock.close(linger=0)
+        return heard
+
+    def _timeout_ms(self, next_beat: float) -> float:
+        """Poll until the next heartbeat or the current job's due time (a job waiting on an
+        HTTP call is checked every 5 ms)."""
+        wait = next_beat - now_s()
+        if self.current is not None:
+            job = self.current[1]
+            wait = min(wait, 0.005 if job.future is not None else job.due - now_s())
+        return max(wait, 0.0) * 1000
+
+    def _receive(self, sock: zmq.Socket) -> None:
+        _, msg = sockets.recv(sock, routed=False)
+        if isinstance(msg, ProtocolError):
+            self.errors += 1
+            return
+        if msg.type == DATA:
+            if len(self.queue) >= MAX_QUEUE or self.switch_to is not None:
+                self._send(sock, RESPONSE, "FAILED", {"error": "worker busy"}, msg.task)
+            else:
+                self.queue.append((now_s(), msg))
+        elif msg.type == CONTROL and msg.action == "STOP":
+            self.running = False
+        elif msg.type == CONTROL and msg.action == "ASSIGN":
+            self._assign(sock, msg)
+
+    def _assign(self, sock: zmq.Socket, msg: Message) -> None:
+        p = msg.payload
+        try:
+            layer, role = str(p["layer"]), str(p["role"])
+            shard, model = int(p.get("shard", -1)), str(p.get("model", ""))
+            device = str(p.get("device", self.spec.device))
+            target = replace(
+                self.spec, layer=layer, role=role, shard=shard, model=model, device=device
+            )
+        except (TypeError, KeyError, ValueError):
+            self.errors += 1
+            return
+        self.switch_to = target
+        self._work(sock)
+
+    def _work(self, sock: zmq.Socket) -> None:
+        """Finish the current job when due, start the next; switch role when idle."""
+        now = now_s()
+        if self.current is not None and self.current[1].ready(now):
+            msg, job, recv_at, start = self.current
+            self.current = None
+            self._finish(sock, msg, job, recv_at, start)
+        if self.current is None and self.queue:
+            recv_at, msg = self.queue.popleft()
+            start = now_s()
+            try:
+                job = self.backend.start(msg.payload, start)
+            except (ProtocolError, ValueError, TypeError, KeyError) as err:
+                self._send(sock, RESPONSE, "FAILED", {"error": str(err)[:200]}, msg.task)
+                return
+            self.current = (msg, job, recv_at, start)
+            if job.ready(now_s()):
+                self._work(sock)
+        if self.current is None and not self.queue and self.switch_to is not None:
+            self.spec, self.switch_to = self.switch_to, None
+            self.backend = self._backend(self.spec)
+            self._send(sock, CONTROL, "READY", self._state())
+
+    def _finish(self, sock, msg: Message, job: Pending, recv_at: float, start: float) -> None:
+        end = now_s()
+        self.busy_s += end - start
+        self.done += 1
+        try:
+            value = job.value()
+        except Exception as err:  # a failed HTTP call to an LLM endpoint, ...
+            self._send(sock, RESPONSE, "FAILED", {"error": str(err)[:200]}, msg.task)
+            return
+        value = {**value, "service_s": end - start, "wait_s": start - recv_at}
+        self._send(sock, RESPONSE, "DONE", value, msg.task)
+
+    def _state(self) -> dict[str, Any]:
+        s = self.spec
+        return {
+            "layer": s.layer,
+            "role": s.role,
+            "shard": s.shard,
+            "model": s.model,
+            "device": s.device,
+            "pid": os.getpid(),
+            "queue": len(self.queue),
+            "busy_s": self.busy_s,
+            "done": self.done,
+            "errors": self.errors,
+            "switching": self.switch_to is not None,
+        }
+
+    def _send(self, sock, kind: str, action: str, payload: Any, task: str = "") -> None:
+        sockets.send(sock, Message(kind, action, task, self.spec.name, payload))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m live.worker")
+    parser.add_argument("--spec", required=True, help="the WorkerSpec as JSON")
+    args = parser.parse_args(argv)
+    spec = WorkerSpec(**json.loads(args.spec))
+    worker = Worker(spec)
+
+    def stop(_sig, _frame) -> None:
+        worker.running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return worker.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
