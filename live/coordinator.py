@@ -445,6 +445,9 @@ class Coordinator:
         """Send ``job`` to ``agent`` (or the least-loaded accepting one), else hold it."""
         if agent is None or not self._accepting(agent):
             agent = self._least_loaded(job.layer, job.shard)
+        if agent is None and not self._servable(job.layer, job.shard):
+            self._unservable(job)
+            return
         if agent is None:
             self.backlog[job.layer].append(job)
             return
@@ -457,6 +460,27 @@ class Coordinator:
             agent.jobs.pop(job.id, None)
             self._dead(agent, "unreachable")
             self._send_job(job)
+
+    def _servable(self, layer: str, shard: int) -> bool:
+        """Some agent of ``layer`` (holding ``shard``) runs or is on its way."""
+        return any(
+            a.layer == layer and a.shard == shard and a.state in (RUNNING, STARTING, SWITCHING)
+            for a in self.agents.values()
+        )
+
+    def _unservable(self, job: Job) -> None:
+        """No agent can ever take ``job``: a search skips its shard (the query goes on with
+        the others, at lower recall); any other stage fails the query."""
+        reason = "shard-unavailable" if job.action == "SEARCH" else "no-replica"
+        self._count_error(reason)
+        if job.action != "SEARCH":
+            self.finish(job.query, "failed", reason)
+            return
+        job.query.pending -= 1
+        if job.query.pending == 0:
+            self._join(job.query)
+            job.query.stage += 1
+            self.advance(job.query)
 
     def send_worker(self, agent: Agent, msg: Message) -> bool:
         self.counts["sent"] += 1
