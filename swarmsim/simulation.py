@@ -326,8 +326,9 @@ class Simulation:
         if query.timeline is not None:
             self.timeline.append(self._timeline_record(query))
         if self.on_outcome is not None:
+            late = outcome != COMPLETED or latency > m.slo_s
             self.on_outcome(
-                QueryOutcome(query.id, query.qclass, OUTCOMES[outcome], latency, quality)
+                QueryOutcome(query.id, query.qclass, OUTCOMES[outcome], latency, quality, late)
             )
 
     def answer_quality(self, query: Query) -> float:

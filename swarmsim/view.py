@@ -86,6 +86,7 @@ class QueryOutcome:
     outcome: str  # "completed", "failed" or "dropped"
     latency_s: float  # arrival to end
     quality: float  # answer quality (precision factor x recall@k); 0 unless completed
+    slo_violated: bool  # failed, dropped, or completed slower than the SLO
 
 
 @dataclass(frozen=True)
