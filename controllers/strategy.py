@@ -56,6 +56,30 @@ def fixed(arm: int = DEFAULT) -> FixedStrategy:
     return FixedStrategy(arm)
 
 
+class ByClass:
+    """A fixed strategy per query class: ``c0=1:c1=0`` plays arm 1 for class 0 and arm 0 for
+    class 1; classes not named play the default."""
+
+    task = TASK
+
+    def __init__(self, **arms: int) -> None:
+        self.arms = np.full(MAX_CLASSES, DEFAULT, dtype=np.int64)
+        for key, arm in arms.items():
+            c = int(key[1:]) if key[:1] == "c" and key[1:].isdigit() else -1
+            if not 0 <= c < MAX_CLASSES or not 0 <= int(arm) < len(STRATEGIES):
+                raise ValueError(f"expected c0..c{MAX_CLASSES - 1}=ARM, got {key}={arm}")
+            self.arms[c] = int(arm)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.arms[[query_class(obs)]]
+
+    def reset(self) -> None:
+        """Stateless."""
+
+
+register(TASK, "by-class", "a fixed strategy per query class: c0=ARM:c1=ARM ...")(ByClass)
+
+
 class BanditStrategy:
     """One bandit per query class over ``STRATEGIES``, learning from per-query rewards."""
 
