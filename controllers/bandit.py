@@ -2,8 +2,7 @@
 
 ``UCB1`` and ``ThompsonSampling`` are generic multi-armed bandits over arm indices;
 ``ContextualBandit`` keeps one independent bandit per context (query class) over a set of
-``InferenceStrategy`` arms. None of these is registered as a Task controller: there is no
-inference-strategy Task yet, so nothing turns an arm into a ControlPlane call.
+``InferenceStrategy`` arms. ``controllers.strategy`` wires them to the inference-strategy Task.
 """
 
 from __future__ import annotations
@@ -16,24 +15,11 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from swarmsim.errors import UnknownNameError
+from swarmsim.inference import PRECISIONS as PRECISIONS  # re-exported: one strategy type
+from swarmsim.inference import InferenceStrategy
 
-PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")
 Seed = int | np.random.SeedSequence | None
 ALGORITHMS = ("ucb1", "thompson")
-
-
-@dataclass(frozen=True)
-class InferenceStrategy:
-    """One arm: how a synthesizer serves a query class (batch size and weight precision)."""
-
-    batch_size: int
-    precision: str
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 DEFAULT_STRATEGIES = tuple(

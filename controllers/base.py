@@ -24,6 +24,12 @@ class Controller(Protocol):
         """Forget per-episode state (windows, counters); stateless controllers do nothing."""
 
 
+# Online learners may also define ``feedback(obs, action, reward) -> None``: for a per-query
+# Task with an ``outcome_reward``, ``envs.attach`` calls it when a query the controller decided
+# ends, with that decision's observation and action and the Task's reward for the outcome. It
+# is optional and not part of the protocol: heuristics and learned policies never see it.
+
+
 Factory = Callable[..., Controller]
 _REGISTRY: dict[str, dict[str, tuple[Factory, str]]] = {name: {} for name in TASKS}
 
@@ -62,4 +68,4 @@ def controller_names() -> dict[str, dict[str, str]]:
 
 def _load_builtins() -> None:
     """Import the modules whose decorators register the built-in controllers."""
-    from . import roles, routing, scaling  # noqa: F401
+    from . import roles, routing, scaling, strategy  # noqa: F401

@@ -1,8 +1,8 @@
 """Gymnasium environments: one Task per learned decision, driven by the simulator.
 
-Importing ``envs`` registers ``swarmsim/ShardRouting-v0``, ``swarmsim/Autoscaling-v0`` and
-``swarmsim/RoleAssignment-v0``; ``gymnasium.make("envs:swarmsim/ShardRouting-v0")`` imports
-it for you. Imports only ``swarmsim``.
+Importing ``envs`` registers ``swarmsim/ShardRouting-v0``, ``swarmsim/Autoscaling-v0``,
+``swarmsim/RoleAssignment-v0`` and ``swarmsim/InferenceStrategy-v0``;
+``gymnasium.make("envs:swarmsim/ShardRouting-v0")`` imports it for you. Imports only ``swarmsim``.
 """
 
 from .registry import TASKS, make_task, register_envs
@@ -10,6 +10,7 @@ from .roles import RoleAssignmentTask
 from .routing import ShardRoutingTask
 from .scaling import AutoscalingTask
 from .sim_env import SwarmEnv
+from .strategy import InferenceStrategyTask
 from .task import Actor, Task
 
 register_envs()
@@ -18,6 +19,7 @@ __all__ = [
     "TASKS",
     "Actor",
     "AutoscalingTask",
+    "InferenceStrategyTask",
     "RoleAssignmentTask",
     "ShardRoutingTask",
     "SwarmEnv",

@@ -11,10 +11,12 @@ from swarmsim.errors import UnknownNameError
 from .roles import RoleAssignmentTask
 from .routing import ShardRoutingTask
 from .scaling import AutoscalingTask
+from .strategy import InferenceStrategyTask
 from .task import Task
 
 TASKS: dict[str, type[Task]] = {
-    cls.name: cls for cls in (ShardRoutingTask, AutoscalingTask, RoleAssignmentTask)
+    cls.name: cls
+    for cls in (ShardRoutingTask, AutoscalingTask, RoleAssignmentTask, InferenceStrategyTask)
 }
 
 

@@ -1,8 +1,8 @@
 """One Gymnasium environment for every Task: the simulator run to the Task's next decision.
 
 ``step`` applies the action through the simulator's ControlPlane, then runs the simulation
-until the Task's next decision point (the next query to route, or the next control
-interval) or the end of the episode. The other decisions are taken meanwhile by the
+until the Task's next decision point (the next query to route or to configure, or the
+next control interval) or the end of the episode. The other decisions are taken meanwhile by the
 controllers given for them, or by the simulator's built-in defaults.
 """
 
@@ -123,6 +123,8 @@ class SwarmEnv(gym.Env):
         sim = Simulation(self.scenario, seed=seed)
         if self.task.decision == "route":
             sim.on_route = self._route_pending
+        elif self.task.decision == "configure":
+            sim.on_configure = self._route_pending
         else:
             sim.on_control.append(self._control_pending)
         for task, ctl in self.others.values():

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import numpy as np
 from gymnasium import spaces
 
-from swarmsim.view import ClusterView, ControlPlane, Totals
+from swarmsim.view import ClusterView, ControlPlane, QueryOutcome, Totals
 
 
 class Actor(Protocol):
@@ -30,7 +30,8 @@ class Task(ABC):
     name: ClassVar[str]  # registry name, e.g. "shard-routing"
     env_id: ClassVar[str]  # Gymnasium id, e.g. "swarmsim/ShardRouting-v0"
     version: ClassVar[int]  # bumped when the meaning of an observation or action changes
-    decision: ClassVar[Literal["route", "control"]]  # per query, or per control interval
+    # per query at retrieval ("route") or at its synthesizer ("configure"), or per interval
+    decision: ClassVar[Literal["route", "configure", "control"]]
     roles: ClassVar[tuple[str, ...] | None] = None  # agent rows the observation needs
     layer_stats: ClassVar[bool] = True  # whether the observation needs per-layer statistics
 
@@ -69,6 +70,11 @@ class Task(ABC):
     @abstractmethod
     def reward(self, before: Totals, after: Totals, dt: float) -> float:
         """The reward earned between two decisions, from the change in cumulative totals."""
+
+    def outcome_reward(self, outcome: QueryOutcome) -> float | None:
+        """The reward of one decided query once it ended, for controllers that learn online
+        (``feedback``); None when the Task has no per-query reward (the default)."""
+        return None
 
     @abstractmethod
     def heuristic(self, view: ClusterView) -> np.ndarray:

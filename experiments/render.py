@@ -29,7 +29,8 @@ def render_summary(s: dict[str, Any]) -> str:
         "latency_s  " + "  ".join(f"{k} {_num(v)}" for k, v in lat.items()),
         f"slo        target {slo['target_s']} s"
         f"  violation_rate {_num(slo['violation_rate'], digits=4)}",
-        f"recall@k   {_num(s['recall_at_k'], digits=4)}",
+        f"recall@k   {_num(s['recall_at_k'], digits=4)}"
+        f"  answer_quality {_num(s.get('answer_quality'), digits=4)}",
         f"cost       gpu_hours {_num(s['gpu_hours'], digits=2)}"
         f"  usd {_num(s['cost_usd'], digits=2)}  throughput {_num(s['throughput_qps'], ' q/s', 2)}",
     ]
@@ -61,8 +62,8 @@ def _messages(msgs: dict[str, Any]) -> str:
     )
 
 
-COMPARED = ("latency_s.p50", "latency_s.p99", "slo.violation_rate", "recall_at_k", "gpu_hours",
-            "cost_usd")  # fmt: skip
+COMPARED = ("latency_s.p50", "latency_s.p99", "slo.violation_rate", "recall_at_k",
+            "answer_quality", "gpu_hours", "cost_usd")  # fmt: skip
 
 
 def render_comparison(result: dict[str, Any]) -> str:

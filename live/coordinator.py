@@ -20,6 +20,7 @@ import numpy as np
 import zmq
 
 from envs.task import Actor, Task
+from swarmsim.errors import SwarmError
 from swarmsim.metrics import Metrics
 from swarmsim.scenario import Scenario
 from swarmsim.view import ClusterView, RoutePlan
@@ -564,6 +565,11 @@ class Coordinator:
 
     def attach(self, task: Task, controller: Actor, label: str) -> None:
         """Let ``controller`` take ``task``'s decisions here, as ``envs.attach`` does in sim."""
+        if task.decision not in ("route", "control"):
+            raise SwarmError(
+                f"{task.name}: the live runtime takes route and control decisions, "
+                f"not {task.decision!r} ones yet"
+            )
         stats = self.decisions[task.name] = {
             "name": label,
             "decisions": 0,

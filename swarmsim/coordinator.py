@@ -18,6 +18,7 @@ from .messages import Message, MessageType
 from .pool import add_outstanding
 
 if TYPE_CHECKING:
+    from .inference import InferenceStrategy
     from .simulation import Simulation
 
 ACTIVE, COMPLETED, FAILED, DROPPED = 0, 1, 2, 3
@@ -38,10 +39,12 @@ class Query:
         "pool",
         "qclass",
         "reason",
+        "recall",
         "searched",
         "stage",
         "stage_start",
         "status",
+        "strategy",
         "timeline",
     )
 
@@ -66,6 +69,8 @@ class Query:
         self.stage_start = arrival
         self.pending = 0  # fan-out answers still awaited in the current stage
         self.searched: list[int] = []  # shards whose answers arrived
+        self.recall = 1.0  # recall@k of its retrieval, once joined (1 without a retrieval stage)
+        self.strategy: InferenceStrategy | None = None  # chosen at its synthesizer stage
         self.status = ACTIVE
         self.end = -1.0
         self.reason = ""
@@ -75,12 +80,19 @@ class Query:
 class WorkItem:
     """One job for one agent: a query's stage (and shard, when retrieving)."""
 
-    __slots__ = ("agent", "attempt", "layer", "query", "sent", "shard", "start")
+    __slots__ = ("agent", "attempt", "layer", "query", "sent", "shard", "start", "strategy")
 
-    def __init__(self, query: Query, layer: Layer, shard: int = -1) -> None:
+    def __init__(
+        self,
+        query: Query,
+        layer: Layer,
+        shard: int = -1,
+        strategy: InferenceStrategy | None = None,
+    ) -> None:
         self.query = query
         self.layer = layer
         self.shard = shard
+        self.strategy = strategy  # synthesizer work only: how to serve it (None: the defaults)
         self.agent: Agent | None = None
         self.attempt = 0
         self.sent = 0.0
@@ -125,9 +137,19 @@ class Coordinator:
         if layer.role == "retriever":
             self.sim.start_retrieval(query, layer)
             return
+        if self.sim.on_configure is not None and layer.role == "synthesizer":
+            self.sim.start_synthesis(query, layer)
+            return
         query.pending = 1
         layer.arrivals += 1
         self.dispatch(WorkItem(query, layer))
+
+    def start_synthesis(self, query: Query, layer: Layer, strategy: InferenceStrategy) -> None:
+        """Send the query's synthesizer job, to be served with ``strategy``."""
+        query.strategy = strategy
+        query.pending = 1
+        layer.arrivals += 1
+        self.dispatch(WorkItem(query, layer, -1, strategy))
 
     def fan_out(self, query: Query, layer: Layer, plan: list[tuple[int, Agent]]) -> None:
         """Send the query to one replica of each planned shard; the answers are joined."""
@@ -232,10 +254,19 @@ class Coordinator:
         A batch holds work of one layer: after a role change the old layer's work is still
         served, with the old layer's service model and batch size."""
         queue = agent.queue
-        layer = queue[0].layer
-        batch = [queue.popleft()]
-        while queue and len(batch) < layer.cfg.batch_max and queue[0].layer is layer:
-            batch.append(queue.popleft())
+        head = queue[0]
+        layer = head.layer
+        if head.strategy is not None:
+            batch = self._strategy_batch(queue, layer)
+        else:
+            batch = [queue.popleft()]
+            while (
+                queue
+                and len(batch) < layer.cfg.batch_max
+                and queue[0].layer is layer
+                and queue[0].strategy is None
+            ):
+                batch.append(queue.popleft())
         now = self.env._now
         for item in batch:
             item.start = now
@@ -249,6 +280,25 @@ class Coordinator:
             self.on_served,
             (agent, batch, agent.epoch),
         )
+
+    @staticmethod
+    def _strategy_batch(queue, layer: Layer) -> list[WorkItem]:
+        """The head's batch under its strategy: up to its batch size, joined by the next jobs
+        of the same layer and precision whose own batch size admits the larger batch."""
+        head = queue.popleft()
+        default = layer.cfg.batch_max
+        cap = head.strategy.batch_size or default
+        precision = head.strategy.precision
+        batch = [head]
+        while queue and len(batch) < cap:
+            nxt = queue[0]
+            s = nxt.strategy
+            if nxt.layer is not layer or s is None or s.precision != precision:
+                break
+            if (s.batch_size or default) <= len(batch):
+                break
+            batch.append(queue.popleft())
+        return batch
 
     def on_served(self, done: tuple[Agent, list[WorkItem], int]) -> None:
         agent, batch, epoch = done

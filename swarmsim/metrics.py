@@ -30,9 +30,11 @@ class Metrics:
         self.latencies: list[float] = []  # completed queries that arrived after warm-up
         self.late_failures = 0  # failed or dropped after warm-up: count as SLO violations
         self.recalls: list[float] = []
+        self.qualities: list[float] = []  # answer quality of completed post-warm-up queries
         self.slo_violations = 0  # over the whole run, for rewards (see view.Totals)
         self.latency_sum = 0.0
         self.recall_sum = 0.0
+        self.quality_sum = 0.0  # answer quality of all completed queries, for rewards
         self.retrievals = 0
         self.load_s = 0.0
         self.role_changes = 0

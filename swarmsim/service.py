@@ -1,6 +1,7 @@
 """Service-time models: how long an agent takes for a batch of work, by role and device.
 
-Figures come from ``data/hardware.yaml`` (each with its source). Retrieval cost is the
+Figures come from ``data/hardware.yaml`` and, for synthesizer precision and batching,
+``data/inference.yaml`` (each with its source). Retrieval cost is the
 number of vector-dimensions an index touches times the device's scan cost, with the index
 shapes of REFERENCE.md: flat scans the shard; IVF scans ``nlist`` centroids plus
 ``nprobe/nlist`` of the shard; HNSW visits ``HNSW_VISITS * efSearch * log2(n)`` vectors,
@@ -14,6 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .inference import InferenceProfile, load_inference
 from .rng import Stream
 from .scenario import RetrievalConfig, ServiceConfig
 
@@ -40,10 +42,17 @@ def retrieval_seconds(cfg: RetrievalConfig, shard_vectors: int, scan_ns_per_dim:
 class ServiceModel:
     """Draws the service time of a batch for an agent, deterministic per seed."""
 
-    def __init__(self, retrieval: RetrievalConfig, n_shards: int, stream: Stream) -> None:
+    def __init__(
+        self,
+        retrieval: RetrievalConfig,
+        n_shards: int,
+        stream: Stream,
+        inference: InferenceProfile | None = None,
+    ) -> None:
         self.retrieval = retrieval
         self.shard_vectors = retrieval.vectors_total // max(n_shards, 1)
         self.stream = stream
+        self.inference = inference or load_inference()
         self._search_s: dict[str, float] = {}
 
     def seconds(self, agent: Agent, batch: Sequence[WorkItem]) -> float:
@@ -68,8 +77,12 @@ class ServiceModel:
                 self._search_s[prof.name] = t
             return t * len(batch)
         if role == "synthesizer":
-            model = layer.cfg.model
-            return sum(prof.synth_seconds(model, w.query.in_tok, w.query.out_tok) for w in batch)
+            head = batch[0]
+            if len(batch) == 1 and head.strategy is None:  # the common case, kept cheap
+                return prof.synth_seconds(layer.cfg.model, head.query.in_tok, head.query.out_tok)
+            inf = self.inference
+            precision = inf.reference if head.strategy is None else head.strategy.precision
+            return inf.batch_seconds(prof, layer.cfg.model, batch, precision)
         if role == "evaluator":
             return prof.eval_s * len(batch)
         raise ValueError(f"role {role!r} has no service-time model; give the layer a service")

@@ -2,11 +2,14 @@
 
 ``Simulation`` is also the simulator's ``ControlPlane``. Decisions are taken at decision
 points through hooks: ``on_route(query)`` once per query when it reaches the retrieval
-layer, ``on_control()`` hooks once per control interval (before the interval's statistics
-are reset). A hook reads ``view()`` and answers through ``route`` / ``scale`` / ``assign``,
-at once or later: a query waits at the coordinator until its route arrives, which is how a
-Gymnasium environment pauses the simulation at a decision point. Without hooks the built-in
-defaults apply: every shard searched on its least-loaded replica, fixed replicas, fixed roles.
+layer, ``on_configure(query)`` once per query when it reaches its synthesizer stage,
+``on_control()`` hooks once per control interval (before the interval's statistics are
+reset). A hook reads ``view()`` and answers through ``route`` / ``configure`` / ``scale`` /
+``assign``, at once or later: a query waits at the coordinator until its answer arrives,
+which is how a Gymnasium environment pauses the simulation at a decision point. Without
+hooks the built-in defaults apply: every shard searched on its least-loaded replica, the
+layer's batch size and the profiles' precision, fixed replicas, fixed roles. ``on_outcome``
+hears every query's end (``QueryOutcome``), for controllers that learn from outcomes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .corpus import Corpus, scenario_corpus
 from .errors import UnknownNameError
 from .fabric import Fabric
 from .failures import Failures
+from .inference import InferenceStrategy, load_inference
 from .lifecycle import Lifecycle
 from .metrics import Metrics, check_conservation
 from .profiles import Profiles, load_profiles
@@ -33,10 +37,12 @@ from .service import ServiceModel
 from .snapshot import build_view
 from .summary import summarize
 from .topology import build_topology
-from .view import ClusterView, RoutePlan
+from .view import ClusterView, QueryOutcome, RoutePlan
 from .workload import Workload
 
 RouteHook = Callable[[Query], None]  # a query needs a route plan (answer with ``route``)
+ConfigureHook = Callable[[Query], None]  # a query needs a strategy (answer with ``configure``)
+OutcomeHook = Callable[[QueryOutcome], None]  # a query ended (completed, failed or dropped)
 ControlHook = Callable[[], None]  # a control interval ended (scale / assign now)
 Progress = Callable[[float], None]
 
@@ -52,6 +58,8 @@ class Simulation:
         profiles: Profiles | None = None,
         on_route: RouteHook | None = None,
         on_control: Sequence[ControlHook] = (),
+        on_configure: ConfigureHook | None = None,
+        on_outcome: OutcomeHook | None = None,
         record_timeline: bool = False,
         base_dir: Path | None = None,
     ) -> None:
@@ -62,6 +70,9 @@ class Simulation:
         self.record_timeline = record_timeline
         self.on_route = on_route
         self.on_control = list(on_control)
+        self.on_configure = on_configure
+        self.on_outcome = on_outcome
+        self.inference = load_inference()
         self.cluster = Cluster(scenario, profiles or load_profiles())
         self.corpus: Corpus | None = None
         if scenario.has_retrieval:
@@ -80,7 +91,10 @@ class Simulation:
         )
         if not scenario.fabric.enabled:
             self.fabric.send = self._handoff
-        self.service = ServiceModel(scenario.retrieval, self.n_shards, self.streams["service"])
+        self.service = ServiceModel(
+            scenario.retrieval, self.n_shards, self.streams["service"], self.inference
+        )
+        self.default_quality = self.inference.precision(self.inference.reference).quality
         self.stage_layers = [self._stage_layer(s) for s in scenario.stages]
         self.retriever = next(
             (ly for ly in self.cluster.layers.values() if ly.role == "retriever"), None
@@ -89,7 +103,8 @@ class Simulation:
         self.fabric.on_drop = lambda _msg, item, reason: self.coordinator.lost(item, reason)
         self.lifecycle = Lifecycle(self)
         self.failures = Failures(self)
-        self.awaiting: dict[int, tuple[Query, Layer]] = {}
+        self.awaiting: dict[int, tuple[Query, Layer]] = {}  # waiting for a route
+        self.configuring: dict[int, tuple[Query, Layer]] = {}  # waiting for a strategy
         self.active: dict[int, Query] = {}  # queries in flight, in arrival order
         self.timeline: list[dict[str, Any]] = []
         self.ended = False
@@ -199,6 +214,11 @@ class Simulation:
         self.awaiting[query.id] = (query, layer)
         self.on_route(query)
 
+    def start_synthesis(self, query: Query, layer: Layer) -> None:
+        """A decision point: the query needs an inference strategy for ``layer``."""
+        self.configuring[query.id] = (query, layer)
+        self.on_configure(query)
+
     def default_plan(self) -> list[tuple[int, Agent]]:
         """Every shard, each on its replica with the fewest outstanding jobs."""
         plan = []
@@ -227,7 +247,8 @@ class Simulation:
         """A retrieval's answers joined: credit its recall@k to the totals."""
         self.metrics.retrievals += 1
         if self.corpus is not None:
-            self.metrics.recall_sum += self.corpus.recall_at_k(query.pool, query.searched)
+            query.recall = self.corpus.recall_at_k(query.pool, query.searched)
+            self.metrics.recall_sum += query.recall
 
     # --- ControlPlane -----------------------------------------------------------------------
 
@@ -244,6 +265,15 @@ class Simulation:
             resolved.append((shard, agent))
         q, layer = self.awaiting.pop(query)
         self.coordinator.fan_out(q, layer, resolved)
+
+    def configure(self, query: int, strategy: InferenceStrategy) -> None:
+        """Serve the waiting ``query``'s synthesizer stage with ``strategy``."""
+        if query not in self.configuring:
+            raise ValueError(f"query {query} is not waiting for an inference strategy")
+        if not isinstance(strategy, InferenceStrategy):
+            raise TypeError(f"strategy must be an InferenceStrategy, got {strategy!r}")
+        q, layer = self.configuring.pop(query)
+        self.coordinator.start_synthesis(q, layer, strategy)
 
     def scale(self, layer: str, target: int) -> None:
         self.lifecycle.scale(layer, target)
@@ -274,21 +304,39 @@ class Simulation:
             outcome, reason = FAILED, "deadline"
         query.status, query.end, query.reason = outcome, now, reason
         self.awaiting.pop(query.id, None)
+        if self.configuring:
+            self.configuring.pop(query.id, None)
         del self.active[query.id]
         m = self.metrics
+        quality = 0.0
         if outcome == COMPLETED:
+            quality = self.answer_quality(query)
             m.completed += 1
             m.latency_sum += latency
+            m.quality_sum += quality
             if latency > m.slo_s:
                 m.slo_violations += 1
             if query.arrival >= m.warmup_s:
                 m.latencies.append(latency)
+                m.qualities.append(quality)
                 if self.corpus is not None:
                     m.recalls.append(self.corpus.recall_at_k(query.pool, query.searched))
         else:
             m.count_end(OUTCOMES[outcome], reason, query.arrival)
         if query.timeline is not None:
             self.timeline.append(self._timeline_record(query))
+        if self.on_outcome is not None:
+            late = outcome != COMPLETED or latency > m.slo_s
+            self.on_outcome(
+                QueryOutcome(query.id, query.qclass, OUTCOMES[outcome], latency, quality, late)
+            )
+
+    def answer_quality(self, query: Query) -> float:
+        """A completed answer's quality: its precision's quality factor x its recall@k."""
+        strategy = query.strategy
+        if strategy is None:
+            return self.default_quality * query.recall
+        return self.inference.precision(strategy.precision).quality * query.recall
 
     def _timeline_record(self, query: Query) -> dict[str, Any]:
         return {

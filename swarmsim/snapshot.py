@@ -60,6 +60,7 @@ def _totals(sim: Simulation, now: float) -> Totals:
         load_s=m.load_s,
         cost_usd=sim.cluster.cost_usd(now),
         gpu_hours=sim.cluster.gpu_hours(now),
+        quality=m.quality_sum,
     )
 
 
@@ -126,7 +127,14 @@ def _layer_stats(sim: Simulation, layer, now: float) -> LayerStats:
 
 def _query_info(sim: Simulation, query: Query) -> QueryInfo:
     relevance = sim.corpus.relevance[query.pool] if sim.corpus is not None else np.zeros(0)
-    return QueryInfo(query.id, query.qclass, query.model, query.in_tok, query.out_tok, relevance)
+    layer = -1
+    if query.stage < len(sim.stage_layers):
+        layers = sim.stage_layers[query.stage]
+        name = layers.name if not isinstance(layers, dict) else layers[query.model].name
+        layer = list(sim.cluster.layers).index(name)
+    return QueryInfo(
+        query.id, query.qclass, query.model, query.in_tok, query.out_tok, relevance, layer
+    )
 
 
 def _ro(arr: np.ndarray) -> np.ndarray:

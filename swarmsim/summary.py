@@ -24,6 +24,7 @@ def summarize(sim: Simulation, wall_s: float) -> dict[str, Any]:
         "latency_s": m.latency_summary(),
         "slo": m.slo_summary(sim.overdue(since=m.warmup_s)),
         "recall_at_k": float(np.mean(m.recalls)) if m.recalls else None,
+        "answer_quality": float(np.mean(m.qualities)) if m.qualities else None,
         "gpu_hours": sim.cluster.gpu_hours(now),
         "cost_usd": sim.cluster.cost_usd(now),
         "wall_s": wall_s,

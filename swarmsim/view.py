@@ -9,9 +9,12 @@ else crosses between a controller and the system it controls.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .inference import InferenceStrategy
 
 # A route plan: for each shard to search, the agent id of the replica that serves it.
 RoutePlan = tuple[tuple[int, int], ...]
@@ -71,11 +74,24 @@ class Totals:
     load_s: float  # agent-seconds spent loading (starting or switching), not serving
     cost_usd: float
     gpu_hours: float
+    quality: float = 0.0  # summed answer quality of completed queries (precision x recall@k)
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    """How one query ended: what a controller learning from outcomes is told."""
+
+    id: int
+    qclass: int
+    outcome: str  # "completed", "failed" or "dropped"
+    latency_s: float  # arrival to end
+    quality: float  # answer quality (precision factor x recall@k); 0 unless completed
+    slo_violated: bool  # failed, dropped, or completed slower than the SLO
 
 
 @dataclass(frozen=True)
 class QueryInfo:
-    """The query being routed: its class, token counts and per-shard relevance estimate."""
+    """The query being decided on: its class, token counts and per-shard relevance estimate."""
 
     id: int
     qclass: int
@@ -83,6 +99,7 @@ class QueryInfo:
     input_tokens: int
     output_tokens: int
     relevance: np.ndarray  # float32 (n_shards,): similarity of the query to each shard centroid
+    layer: int = -1  # index into ClusterView.layer_names of the layer of its current stage
 
 
 @dataclass(frozen=True)
@@ -112,6 +129,9 @@ class ControlPlane(Protocol):
 
     def route(self, query: int, plan: RoutePlan) -> None:
         """Search the plan's shards for ``query``, each on the named replica."""
+
+    def configure(self, query: int, strategy: InferenceStrategy) -> None:
+        """Serve ``query``'s synthesizer stage with ``strategy`` (batch size, precision)."""
 
     def scale(self, layer: str, target: int) -> None:
         """Set the number of replicas of ``layer`` (clamped to its min/max)."""

@@ -19,6 +19,9 @@ class RecordingPlane:
     def route(self, query: int, plan) -> None:
         self.calls.append(("route", query, tuple(plan)))
 
+    def configure(self, query: int, strategy) -> None:
+        self.calls.append(("configure", query, strategy))
+
     def scale(self, layer: str, target: int) -> None:
         self.calls.append(("scale", layer, target))
 

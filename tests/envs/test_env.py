@@ -21,9 +21,10 @@ ENV_IDS = sorted(i for i in gym.registry if i.startswith("swarmsim/"))
 SMALL = {"scenario": "homelab", "episode_s": 120.0}
 
 
-def test_the_three_tasks_are_registered():
+def test_the_four_tasks_are_registered():
     assert ENV_IDS == [
         "swarmsim/Autoscaling-v0",
+        "swarmsim/InferenceStrategy-v0",
         "swarmsim/RoleAssignment-v0",
         "swarmsim/ShardRouting-v0",
     ]
@@ -76,8 +77,8 @@ def test_episode_truncates_at_its_duration_with_the_metrics_summary(env_id):
     assert summary["sim_s"] == pytest.approx(60.0)
     q = summary["queries"]
     assert q["submitted"] == q["completed"] + q["failed"] + q["dropped"] + q["in_flight"]
-    if env_id == "swarmsim/ShardRouting-v0":
-        # one decision per query that reached retrieval: every completed query, at most all
+    if env_id in ("swarmsim/ShardRouting-v0", "swarmsim/InferenceStrategy-v0"):
+        # one decision per query that reached the stage: every completed query, at most all
         assert q["completed"] + q["failed"] <= steps <= q["submitted"]
     else:
         assert steps == 4  # control intervals of 15 s in 60 s

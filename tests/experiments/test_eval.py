@@ -77,3 +77,19 @@ def test_eval_text_table(capsys):
 def test_eval_user_errors_are_one_line(capsys, spec, needle):
     code, _, err = run_cli(capsys, "eval", "mmc", "--controllers", spec, "--seeds", "1")
     assert code == 2 and err.count("\n") == 1 and needle in err
+
+
+def test_eval_compares_inference_strategy_bandits(capsys):
+    specs = "inference-strategy=static,inference-strategy=ucb1,inference-strategy=thompson"
+    code, out, _ = run_cli(
+        capsys, "eval", "homelab", "--controllers", specs, "--seeds", "2", "--duration", "900",
+        "--json",
+    )  # fmt: skip
+    assert code == 0
+    result = json.loads(out)
+    static = result["controllers"]["inference-strategy=static"]
+    assert static["answer_quality"]["mean"] == pytest.approx(0.9675)  # int4 x recall 1
+    for label in ("inference-strategy=ucb1", "inference-strategy=thompson"):
+        shares = [v["mean"] for k, v in result["controllers"][label].items() if ".arm_share." in k]
+        assert len(shares) == 4 and sum(shares) == pytest.approx(1.0)
+        assert result["paired"][label]["queries.submitted"]["mean"] == 0.0
