@@ -72,6 +72,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_progress(tr)
     tr.set_defaults(func=cmd_train)
     _add_live(sub)
+    qs = sub.add_parser(
+        "quickstart", help="train a routing policy, evaluate it, attach it to a live swarm"
+    )
+    qs.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/runs/quickstart"),
+        metavar="DIR",
+        help="where the report goes (default results/runs/quickstart)",
+    )
+    qs.add_argument("--steps", type=int, default=20_000, help="training steps (default 20000)")
+    qs.add_argument(
+        "--live-duration",
+        type=float,
+        default=90.0,
+        metavar="S",
+        help="seconds of load per live run (default 90)",
+    )
+    _add_progress(qs)
+    qs.set_defaults(func=cmd_quickstart)
     return parser
 
 
@@ -182,6 +202,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg, out, progress=_show_progress(args))
     verdict = result["verdict"]
     print(f"policy: {out / 'policy'}\nreport: {out / 'report.md'}\nverdict: {verdict}")
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from .quickstart import quickstart
+
+    if args.steps < 64:
+        raise SwarmError(f"--steps: expected at least 64, got {args.steps}")
+    if args.live_duration <= 0:
+        raise SwarmError(f"--live-duration: expected a positive number, got {args.live_duration}")
+    result = quickstart(args.out, args.steps, args.live_duration, _show_progress(args))
+    print(result["report"].read_text())
+    print(f"report: {result['report']}\npolicy: {result['policy']}")
     return 0
 
 
