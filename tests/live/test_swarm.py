@@ -125,8 +125,10 @@ def test_rogue_frames_are_counted_and_the_swarm_keeps_serving():
         coord = swarm.coord
         ctx = zmq.Context()
         try:
+            rogues = []  # kept open: closing with LINGER 0 would discard unsent frames
             for address in (coord.worker_address, coord.client_address):
                 rogue = sockets.dealer(ctx, address, b"rogue")
+                rogues.append(rogue)
                 rogue.send_multipart([b"\xc1not msgpack", b""])
                 rogue.send_multipart([b"a", b"b", b"c", b"d", b"e"])
                 rogue.send(b"lonely frame")
