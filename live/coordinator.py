@@ -574,14 +574,17 @@ class Coordinator:
             "name": label,
             "decisions": 0,
             "invalid": 0,
-            "decision_us": [],
+            "decision_us": [],  # controller.act alone
+            "observe_us": [],  # building the view and encoding the observation
         }
 
         def decide(query: Query | None = None) -> None:
-            t = time.perf_counter()
-            view = self.view(query, task.roles, task.layer_stats)
-            action = controller.act(task.observe(view))
-            stats["decision_us"].append((time.perf_counter() - t) * 1e6)
+            t0 = time.perf_counter()
+            obs = task.observe(self.view(query, task.roles, task.layer_stats))
+            t1 = time.perf_counter()
+            action = controller.act(obs)
+            stats["observe_us"].append((t1 - t0) * 1e6)
+            stats["decision_us"].append((time.perf_counter() - t1) * 1e6)
             stats["decisions"] += 1
             stats["invalid"] += task.act(action, self)
 

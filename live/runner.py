@@ -328,6 +328,12 @@ def _controller_stats(coord: Coordinator) -> dict[str, Any]:
             "invalid": stats["invalid"],
             "decision_us_p50": float(np.percentile(us, 50)) if us else None,
             "decision_us_p99": float(np.percentile(us, 99)) if us else None,
+            "observe_us_p50": _pct(stats["observe_us"], 50),
+            "observe_us_p99": _pct(stats["observe_us"], 99),
             **extra,
         }
     return out
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
