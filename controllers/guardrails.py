@@ -46,6 +46,13 @@ class Guardrail:
         self.fallback = fallback or make_controller(policy.task, DEFAULT_FALLBACK[policy.task])
         self.action_space = action_space
         self.obs_low, self.obs_high, self.tolerance = obs_low, obs_high, obs_tolerance
+        # bounds widened by the tolerance once, so the per-decision check is two compares
+        self._low = None if obs_low is None else np.asarray(obs_low, np.float64) - obs_tolerance
+        self._high = None if obs_high is None else np.asarray(obs_high, np.float64) + obs_tolerance
+        self._nvec = getattr(action_space, "nvec", None)
+        self._offsets = None
+        if isinstance(action_space, spaces.MultiDiscrete):
+            self._offsets = np.concatenate([[0], np.cumsum(action_space.nvec)[:-1]])
         self.deadline_s = deadline_s
         self.mask = mask
         self.decisions = 0
@@ -84,24 +91,32 @@ class Guardrail:
         obs = np.asarray(obs, dtype=np.float64)
         if not np.isfinite(obs).all():
             return "out_of_range"
-        if self.obs_low is not None and (obs < self.obs_low - self.tolerance).any():
+        if self._low is not None and (obs < self._low).any():
             return "out_of_range"
-        if self.obs_high is not None and (obs > self.obs_high + self.tolerance).any():
+        if self._high is not None and (obs > self._high).any():
             return "out_of_range"
         return None
 
     def _valid(self, obs: np.ndarray, action: Any) -> bool:
         try:
-            arr = np.asarray(action, dtype=np.float64)
+            arr = np.asarray(action)
         except (TypeError, ValueError):
             return False
-        if arr.shape != self.action_space.shape or not np.isfinite(arr).all():
+        if arr.shape != self.action_space.shape:
             return False
-        if not (arr == np.round(arr)).all() or not self.action_space.contains(arr.astype(np.int64)):
+        if arr.dtype.kind != "i":  # floats must be finite whole numbers
+            if arr.dtype.kind not in "fu" or not np.isfinite(arr).all():
+                return False
+            if not (arr == np.round(arr)).all():
+                return False
+        arr = arr.astype(np.int64)
+        if self._offsets is not None:  # MultiDiscrete: bounds per head, then the mask
+            if (arr < 0).any() or (arr >= self._nvec).any():
+                return False
+            return self.mask is None or bool(self.mask(obs)[self._offsets + arr].all())
+        if not self.action_space.contains(arr):
             return False
-        return self.mask is None or _allowed(
-            self.mask(obs), arr.astype(np.int64), self.action_space
-        )
+        return self.mask is None or _allowed(self.mask(obs), arr, self.action_space)
 
 
 def _allowed(mask: np.ndarray, action: np.ndarray, space: spaces.Space) -> bool:

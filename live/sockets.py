@@ -44,7 +44,7 @@ def send(sock: zmq.Socket, msg: Message, peer: bytes | None = None) -> bool:
     if peer is not None:
         frames = [peer, *frames]
     try:
-        sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        sock.send_multipart(frames, flags=zmq.NOBLOCK)
     except zmq.Again:
         return False
     except zmq.ZMQError as err:
