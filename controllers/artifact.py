@@ -115,6 +115,9 @@ class Policy:
         starts, choices = np.cumsum(nvec) - nvec, np.arange(nvec.max())
         # The logit of each (head, choice); padding points at an appended -inf column.
         self._index = np.where(choices < nvec[:, None], starts[:, None] + choices, nvec.sum())
+        # heads of one size are a plain reshape (the per-query routing path): no padding
+        self._discrete = isinstance(manifest.action_space, spaces.Discrete)
+        self._heads = (len(nvec), int(nvec[0])) if (nvec == nvec[0]).all() else None
 
     def normalize(self, obs: np.ndarray) -> np.ndarray:
         """``obs`` as the network saw it in training (normalised and clipped), as float32."""
@@ -142,9 +145,12 @@ class Policy:
             if np.shape(mask)[-1:] != out.shape[-1:]:
                 raise ValueError(f"mask must have {out.shape[-1]} entries, got {np.shape(mask)}")
             out = np.where(mask, out, -np.inf)
+        if self._heads is not None:
+            action = out.reshape(*out.shape[:-1], *self._heads).argmax(axis=-1)
+            return action[..., 0] if self._heads[0] == 1 and self._discrete else action
         pad = np.full((*out.shape[:-1], 1), -np.inf, dtype=out.dtype)
         action = np.concatenate([out, pad], axis=-1)[..., self._index].argmax(axis=-1)
-        return action[..., 0] if isinstance(self.manifest.action_space, spaces.Discrete) else action
+        return action[..., 0] if self._discrete else action
 
 
 def save_policy(

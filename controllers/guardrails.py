@@ -63,13 +63,19 @@ class Guardrail:
         reason = self._out_of_range(obs)
         if reason is None:
             start = time.perf_counter()
+            # one mask per decision, given to a policy that takes it and used to validate
+            mask = None if self.mask is None else self.mask(obs)
+            act_masked = getattr(self.policy, "act_masked", None)
             try:
-                action = self.policy.act(obs)
+                if mask is not None and act_masked is not None:
+                    action = act_masked(obs, mask)
+                else:
+                    action = self.policy.act(obs)
             except Exception:  # a failing policy must never take the swarm down with it
                 return self._fall_back(obs, "raised")
             if self.deadline_s is not None and time.perf_counter() - start > self.deadline_s:
                 reason = "deadline"
-            elif not self._valid(obs, action):
+            elif not self._valid(action, mask):
                 reason = "invalid"
             else:
                 return np.asarray(action, dtype=np.int64)
@@ -97,7 +103,7 @@ class Guardrail:
             return "out_of_range"
         return None
 
-    def _valid(self, obs: np.ndarray, action: Any) -> bool:
+    def _valid(self, action: Any, mask: np.ndarray | None) -> bool:
         try:
             arr = np.asarray(action)
         except (TypeError, ValueError):
@@ -113,15 +119,7 @@ class Guardrail:
         if self._offsets is not None:  # MultiDiscrete: bounds per head, then the mask
             if (arr < 0).any() or (arr >= self._nvec).any():
                 return False
-            return self.mask is None or bool(self.mask(obs)[self._offsets + arr].all())
+            return mask is None or bool(mask[self._offsets + arr].all())
         if not self.action_space.contains(arr):
             return False
-        return self.mask is None or _allowed(self.mask(obs), arr, self.action_space)
-
-
-def _allowed(mask: np.ndarray, action: np.ndarray, space: spaces.Space) -> bool:
-    """Whether every sub-action of a MultiDiscrete ``action`` is allowed by the flat ``mask``."""
-    if not isinstance(space, spaces.MultiDiscrete):
-        return bool(mask[int(action)])
-    offsets = np.concatenate([[0], np.cumsum(space.nvec)[:-1]])
-    return bool(mask[offsets + action].all())
+        return mask is None or bool(mask[int(arr)])

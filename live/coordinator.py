@@ -164,9 +164,10 @@ class Coordinator:
 
     def _drain(self, sock: zmq.Socket, handle: Callable[[bytes, Message], None]) -> None:
         for _ in range(1000):  # bounded, so housekeeping runs even under a flood
-            if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            got = sockets.try_recv(sock, routed=True)
+            if got is None:
                 return
-            peer, msg = sockets.recv(sock, routed=True)
+            peer, msg = got
             self.counts["received"] += 1
             if isinstance(msg, ProtocolError):
                 self._refuse(sock, peer, msg)

@@ -100,8 +100,8 @@ def drive(
 
 
 def _receive(sock: zmq.Socket, stats: ClientStats, sent_at: dict[str, float]) -> None:
-    while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-        _, msg = sockets.recv(sock, routed=False)
+    while (got := sockets.try_recv(sock, routed=False)) is not None:
+        msg = got[1]
         if isinstance(msg, ProtocolError) or msg.type != RESPONSE:
             stats.errors += 1
             continue

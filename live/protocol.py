@@ -14,6 +14,7 @@ header field's type and the array's byte length, and raises :class:`ProtocolErro
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,8 @@ ACTIONS: dict[str, frozenset[str]] = {
     RESPONSE: frozenset({"DONE", "FAILED", "ERROR"}),
 }
 DTYPES = frozenset({"float32", "float64", "int32", "int64"})  # arrays we accept on the wire
+_ITEMSIZE = {name: np.dtype(name).itemsize for name in DTYPES}
+_DTYPE_NAME = {np.dtype(name): name for name in DTYPES}  # dtype.name is slow per message
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ def encode(msg: Message) -> list[bytes]:
     header = {"v": VERSION, **msg.to_dict()}
     if isinstance(msg.payload, np.ndarray):
         arr = np.ascontiguousarray(msg.payload)
-        header |= {"enc": "ndarray", "dtype": arr.dtype.name, "shape": list(arr.shape)}
+        dtype = _DTYPE_NAME.get(arr.dtype) or arr.dtype.name
+        header |= {"enc": "ndarray", "dtype": dtype, "shape": list(arr.shape)}
         body = arr.tobytes()
     else:
         header["enc"] = "msgpack"
@@ -138,7 +142,7 @@ def _payload(header: dict, body: bytes) -> Any:
         and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
     ):
         raise ProtocolError("payload", f"array shape {shape!r} is not a list of sizes")
-    want = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    want = math.prod(shape) * _ITEMSIZE[dtype]
     if want != len(body):
         raise ProtocolError("payload", f"{shape} {dtype} needs {want} bytes, got {len(body)}")
     return np.frombuffer(body, dtype=dtype).reshape(shape)

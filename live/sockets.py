@@ -8,6 +8,10 @@ import zmq
 from .errors import ProtocolError
 from .protocol import MAX_FRAMES, MAX_MESSAGE_BYTES, Message, decode, encode
 
+# Flags as plain ints: pyzmq's enum arithmetic on every frame cost more than the send itself.
+_NOBLOCK = int(zmq.NOBLOCK)
+_NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
+
 
 def _common(sock: zmq.Socket, hwm: int) -> zmq.Socket:
     sock.setsockopt(zmq.LINGER, 0)  # closing never blocks on unsent messages
@@ -33,6 +37,14 @@ def dealer(ctx: zmq.Context, connect: str, identity: bytes, hwm: int = 10_000) -
     return sock
 
 
+def try_recv(sock: zmq.Socket, routed: bool) -> tuple[bytes | None, Message | ProtocolError] | None:
+    """``recv`` without blocking: None when no message waits (cheaper than polling EVENTS)."""
+    try:
+        return recv(sock, routed, _NOBLOCK)
+    except zmq.Again:
+        return None
+
+
 def endpoint(sock: zmq.Socket) -> str:
     """The address a bound socket actually listens on."""
     return sock.getsockopt(zmq.LAST_ENDPOINT).decode()
@@ -40,11 +52,12 @@ def endpoint(sock: zmq.Socket) -> str:
 
 def send(sock: zmq.Socket, msg: Message, peer: bytes | None = None) -> bool:
     """Send without blocking; False when the peer is gone or its queue is full."""
-    frames = encode(msg)
-    if peer is not None:
-        frames = [peer, *frames]
-    try:
-        sock.send_multipart(frames, flags=zmq.NOBLOCK)
+    head, body = encode(msg)
+    try:  # a multipart message is atomic: once its first frame is taken, all are
+        if peer is not None:
+            sock.send(peer, _NOBLOCK_MORE)
+        sock.send(head, _NOBLOCK_MORE)
+        sock.send(body, _NOBLOCK)
     except zmq.Again:
         return False
     except zmq.ZMQError as err:
@@ -54,27 +67,27 @@ def send(sock: zmq.Socket, msg: Message, peer: bytes | None = None) -> bool:
     return True
 
 
-def recv_raw(sock: zmq.Socket, routed: bool) -> tuple[bytes | None, list[bytes]]:
+def recv_raw(sock: zmq.Socket, routed: bool, flags: int = 0) -> tuple[bytes | None, list[bytes]]:
     """One multipart message, split into the peer identity (ROUTER) and the rest. Frames past
-    the protocol's count are read and dropped, so a flood of tiny frames stays bounded."""
-    frames: list[bytes] = []
-    while True:
-        frame = sock.recv(copy=True)
-        if len(frames) <= MAX_FRAMES + 1:
-            frames.append(frame)
-        else:
-            frames.append(b"")  # counted, not kept
-        if not sock.getsockopt(zmq.RCVMORE):
-            break
+    the protocol's count are read and dropped, so a flood of tiny frames stays bounded.
+    With ``flags=NOBLOCK`` raises ``zmq.Again`` when no message waits."""
+    frame = sock.recv(flags, copy=False)  # a Frame knows whether more follow: no getsockopt
+    frames = [frame.bytes]
+    while frame.more:  # the rest of a multipart message has arrived with its first frame
+        frame = sock.recv(_NOBLOCK, copy=False)
+        frames.append(frame.bytes if len(frames) <= MAX_FRAMES + 1 else b"")  # counted only
     if routed:
         return frames[0], frames[1:]
     return None, frames
 
 
-def recv(sock: zmq.Socket, routed: bool) -> tuple[bytes | None, Message | ProtocolError]:
+def recv(
+    sock: zmq.Socket, routed: bool, flags: int = 0
+) -> tuple[bytes | None, Message | ProtocolError]:
     """Receive one message: the peer (ROUTER) and the validated message, or the
-    ProtocolError that refused it (returned, not raised: a bad peer is counted, not fatal)."""
-    peer, frames = recv_raw(sock, routed)
+    ProtocolError that refused it (returned, not raised: a bad peer is counted, not fatal).
+    With ``flags=NOBLOCK`` raises ``zmq.Again`` when no message waits."""
+    peer, frames = recv_raw(sock, routed, flags)
     try:
         return peer, decode(frames)
     except ProtocolError as err:

@@ -152,8 +152,9 @@ class Worker:
             while self.running:
                 events = dict(poller.poll(self._timeout_ms(next_beat)))
                 if sock in events:
-                    while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                        self._receive(sock)
+                    for _ in range(1000):  # bounded, so heartbeats go out under a flood
+                        if not self._receive(sock):
+                            break
                     heard, last_heard = True, now_s()
                 self._work(sock)
                 now = now_s()
@@ -177,11 +178,15 @@ class Worker:
             wait = min(wait, 0.005 if job.future is not None else job.due - now_s())
         return max(wait, 0.0) * 1000
 
-    def _receive(self, sock: zmq.Socket) -> None:
-        _, msg = sockets.recv(sock, routed=False)
+    def _receive(self, sock: zmq.Socket) -> bool:
+        """Take one waiting message, if any (False when none waits)."""
+        got = sockets.try_recv(sock, routed=False)
+        if got is None:
+            return False
+        msg = got[1]
         if isinstance(msg, ProtocolError):
             self.errors += 1
-            return
+            return True
         if msg.type == DATA:
             if len(self.queue) >= MAX_QUEUE or self.switch_to is not None:
                 self._send(sock, RESPONSE, "FAILED", {"error": "worker busy"}, msg.task)
@@ -191,6 +196,7 @@ class Worker:
             self.running = False
         elif msg.type == CONTROL and msg.action == "ASSIGN":
             self._assign(sock, msg)
+        return True
 
     def _assign(self, sock: zmq.Socket, msg: Message) -> None:
         p = msg.payload
