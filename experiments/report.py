@@ -98,6 +98,7 @@ def render(cfg: Any, result: dict[str, Any], figures: list[Path], out: Path) -> 
         "",
         f"Command: `swarmsim train <config>`; task `{cfg.task}`, scenario `{cfg.scenario}`,"
         f" {cfg.algo}, {cfg.total_timesteps:,} steps in {result['train_s']:.0f} s.",
+        *_warm_start_line(cfg, out),
         f"Evaluation: seeds {result['seeds'][0]}..{result['seeds'][-1]}, mean and 95% interval.",
         "",
         "| controller | p50 (s) | p99 (s) | SLO violations | recall@k | GPU-hours |",
@@ -110,6 +111,19 @@ def render(cfg: Any, result: dict[str, Any], figures: list[Path], out: Path) -> 
     lines += ["", f"Verdict on `{v['metric']}`: " + json.dumps(v), ""]
     lines += [f"![{p.stem}](plots/{p.name})" for p in [*figures, cost]]
     return "\n".join(lines) + "\n"
+
+
+def _warm_start_line(cfg: Any, out: Path) -> list[str]:
+    path = out / "imitation.json"
+    if not path.is_file():
+        return []
+    s = json.loads(path.read_text())
+    return [
+        f"Warm start: behaviour cloning of `{cfg.imitate.controller}` on {s['demo_steps']:,}"
+        f" demonstration steps ({cfg.imitate.epochs} epochs; the cloned policy's deterministic"
+        f" action equals the heuristic's on {s['agreement']:.1%} of them), then"
+        f" {cfg.algo} fine-tuning."
+    ]
 
 
 def _cell(stat: dict[str, Any] | None) -> str:

@@ -22,6 +22,8 @@ from envs.scaling import ScalingReward
 from swarmsim.config import build
 from swarmsim.errors import ConfigError, check
 
+from .imitation import ImitationConfig
+
 REWARDS = {"shard-routing": RoutingReward, "autoscaling": ScalingReward,
            "role-assignment": RoleReward}  # fmt: skip
 
@@ -63,10 +65,19 @@ class TrainConfig:
     ent_coef: float = 0.0
     checkpoint_every: int = 50_000
     reward: dict[str, float] = field(default_factory=dict)  # the Task's reward weights
+    imitate: ImitationConfig = field(default_factory=ImitationConfig)  # warm start first
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
-        check(self.total_timesteps >= 1, "total_timesteps", self.total_timesteps, ">= 1")
+        least = 0 if self.imitate.controller else 1  # 0 steps: the cloned policy alone
+        check(self.total_timesteps >= least, "total_timesteps", self.total_timesteps,
+              f">= {least}")  # fmt: skip
+        if self.imitate.controller:
+            from controllers.base import controller_names
+
+            names = sorted(controller_names()[self.task])
+            name = self.imitate.controller
+            check(name in names, "imitate.controller", name, f"one of {', '.join(names)}")
         check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
         check(self.algo != "DQN", "algo", self.algo, "PPO, MaskablePPO or A2C (the Tasks' "
               "MultiDiscrete actions have no DQN)")  # fmt: skip
@@ -112,6 +123,8 @@ def train(cfg: TrainConfig, out: Path, progress: bool = False) -> dict[str, Any]
     (out / "config.yaml").write_text(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))
     model, env = _model(cfg, out)
     start = time.perf_counter()
+    if cfg.imitate.controller:
+        _warm_start(cfg, model, out)
     model.learn(cfg.total_timesteps, callback=_callbacks(cfg, out), progress_bar=progress,
                 tb_log_name="run")  # fmt: skip
     train_s = time.perf_counter() - start
@@ -141,6 +154,22 @@ def _model(cfg: TrainConfig, out: Path):
 
         return MaskablePPO("MlpPolicy", env, **ppo_kwargs, **kwargs), env
     return PPO("MlpPolicy", env, **ppo_kwargs, **kwargs), env
+
+
+def _warm_start(cfg: TrainConfig, model: Any, out: Path) -> None:
+    """Clone ``cfg.imitate.controller`` into the policy (see ``experiments.imitation``)."""
+    import json
+
+    from controllers.base import make_controller
+
+    from .imitation import clone, demonstrate
+
+    env = make_env(cfg)
+    heuristic = make_controller(cfg.task, cfg.imitate.controller)
+    demos = demonstrate(env, heuristic, cfg.imitate.steps, cfg.gamma, cfg.seed + 10_000)
+    env.close()
+    stats = clone(model.policy, demos, cfg.imitate, cfg.seed)
+    (out / "imitation.json").write_text(json.dumps(stats, indent=2) + "\n")
 
 
 def _callbacks(cfg: TrainConfig, out: Path) -> list:
