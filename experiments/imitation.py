@@ -22,7 +22,7 @@ from swarmsim.errors import check
 class ImitationConfig:
     """Demonstrations from a registered heuristic of the Task, then supervised epochs."""
 
-    controller: str = ""  # a registered controller name of the Task ("" = no cloning)
+    controller: str = ""  # a heuristic of the Task, NAME[:key=value...] ("" = no cloning)
     steps: int = 20_000  # environment steps of demonstrations
     epochs: int = 200  # a heuristic's thresholds need many passes (measured on roles)
     batch_size: int = 256

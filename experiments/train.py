@@ -16,11 +16,12 @@ from typing import Any, Literal
 
 import yaml
 
+from controllers.spec import Arm
 from envs.roles import RoleReward
 from envs.routing import RoutingReward
 from envs.scaling import ScalingReward
 from swarmsim.config import build
-from swarmsim.errors import ConfigError, check
+from swarmsim.errors import ConfigError, SwarmError, check
 
 from .imitation import ImitationConfig
 
@@ -73,11 +74,7 @@ class TrainConfig:
         check(self.total_timesteps >= least, "total_timesteps", self.total_timesteps,
               f">= {least}")  # fmt: skip
         if self.imitate.controller:
-            from controllers.base import controller_names
-
-            names = sorted(controller_names()[self.task])
-            name = self.imitate.controller
-            check(name in names, "imitate.controller", name, f"one of {', '.join(names)}")
+            self.demonstrator()  # an unknown name or parameter fails at load, naming the field
         check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
         check(self.algo != "DQN", "algo", self.algo, "PPO, MaskablePPO or A2C (the Tasks' "
               "MultiDiscrete actions have no DQN)")  # fmt: skip
@@ -86,6 +83,15 @@ class TrainConfig:
         fields = {f.name for f in dataclasses.fields(REWARDS[self.task])}
         for key in self.reward:
             check(key in fields, f"reward.{key}", key, f"one of {sorted(fields)}")
+
+    def demonstrator(self) -> Arm:
+        """The heuristic cloned by the warm start (``NAME[:key=value...]`` of the Task)."""
+        from controllers.spec import resolve
+
+        try:
+            return resolve(f"{self.task}={self.imitate.controller}")
+        except SwarmError as err:
+            raise ConfigError("imitate.controller", self.imitate.controller, str(err)) from None
 
 
 def load_config(path: str | Path) -> TrainConfig:
@@ -160,12 +166,10 @@ def _warm_start(cfg: TrainConfig, model: Any, out: Path) -> None:
     """Clone ``cfg.imitate.controller`` into the policy (see ``experiments.imitation``)."""
     import json
 
-    from controllers.base import make_controller
-
     from .imitation import clone, demonstrate
 
     env = make_env(cfg)
-    heuristic = make_controller(cfg.task, cfg.imitate.controller)
+    heuristic = cfg.demonstrator().build()
     demos = demonstrate(env, heuristic, cfg.imitate.steps, cfg.gamma, cfg.seed + 10_000)
     env.close()
     stats = clone(model.policy, demos, cfg.imitate, cfg.seed)
