@@ -1,12 +1,18 @@
 """Live runtime speed against raw pyzmq, measured in the same run (a benchmark, not a test).
 
 1. Raw baseline: a ROUTER echo process and a DEALER client, msgpack header + payload frames
-   of 100 B and 2 KiB: pipelined throughput (messages/s one way) and round-trip p50.
+   of 100 B and 2 KiB: pipelined throughput (messages/s one way, and per CPU-second of the
+   client) and round-trip p50.
 2. The coordinator's message throughput with zero-time backends (``time_scale=0``): homelab
    on 8 workers saturated by the load generator; messages/s through the coordinator divided
-   by the raw echo's.
+   by the raw echo's, per wall second (the 2 cores are shared by the coordinator, 8 workers
+   and the load generator) and per CPU-second of the coordinator's own process.
 3. Added latency per query over a raw round trip, at light load (queries one at a time).
-4. Controller decision latency in the live loop for the committed routing MLP artifact.
+4. Controller decision latency in the live loop for the committed routing MLP artifact, at
+   light load (the loop idles between queries) and under load (it does not).
+5. The VM's cold-wake cost: the same decision, and a trivial Python loop, called hot and
+   after 10 ms asleep, in this process. An idle loop's next call runs several times slower
+   on this VM, which is what the light-load decision latency pays.
 
 Run: ``python benchmarks/live_speed.py [--out results/live_speed.json]``.
 """
@@ -63,21 +69,25 @@ def raw_echo(size: int, n: int = 20_000, window: int = 500) -> dict[str, float]:
             sock.send_multipart([head, body])
             sock.recv_multipart()
             rtts.append(time.perf_counter() - t)
-        start, sent, got = time.perf_counter(), 0, 0
+        start, cpu, sent, got = time.perf_counter(), time.process_time(), 0, 0
         while got < n:
             while sent < n and sent - got < window:
                 sock.send_multipart([head, body])
                 sent += 1
             sock.recv_multipart()
             got += 1
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         sock.send_multipart([b"stop", b""])
     finally:
         ctx.destroy(linger=0)
         proc.join(5)
         if proc.is_alive():
             proc.kill()
-    return {"msgs_per_s": 2 * n / elapsed, "rtt_p50_us": float(np.median(rtts) * 1e6)}
+    return {
+        "msgs_per_s": 2 * n / elapsed,
+        "msgs_per_cpu_s": 2 * n / cpu,  # the client's CPU: it sends and receives each one
+        "rtt_p50_us": float(np.median(rtts) * 1e6),
+    }
 
 
 def live_saturated(duration: float) -> dict[str, float]:
@@ -93,15 +103,17 @@ def live_saturated(duration: float) -> dict[str, float]:
     return {
         "completed_qps": s["queries"]["completed"] / s["live_s"],
         "coordinator_msgs_per_s": msgs / s["live_s"],
+        "coordinator_msgs_per_cpu_s": msgs / s["coordinator_cpu_s"],
         "dropped": s["queries"]["dropped"],
         "failed": s["queries"]["failed"],
     }
 
 
-def live_light(duration: float) -> dict[str, float]:
+def live_routed(duration: float, rate: float) -> dict[str, float]:
+    """Queries at ``rate`` with the routing artifact attached: latency and decision cost."""
     run = LiveRun(
         "homelab",
-        overrides=("rate=20",),
+        overrides=(f"rate={rate}",),
         duration_s=duration,
         workers=8,
         controllers=(f"shard-routing={POLICY}",),
@@ -110,6 +122,7 @@ def live_light(duration: float) -> dict[str, float]:
     s = run_live(run)
     ctrl = s["controllers"]["shard-routing"]
     return {
+        "rate": rate,
         "query_p50_s": s["latency_s"]["p50"],
         "query_p99_s": s["latency_s"]["p99"],
         "decision_us_p50": ctrl["decision_us_p50"],
@@ -117,7 +130,36 @@ def live_light(duration: float) -> dict[str, float]:
         "observe_us_p50": ctrl["observe_us_p50"],
         "observe_us_p99": ctrl["observe_us_p99"],
         "completed": s["queries"]["completed"],
+        "fallbacks": sum(ctrl["fallbacks"].values()),
     }
+
+
+def cold_wake(calls: int = 300, idle_s: float = 0.01) -> dict[str, float]:
+    """p50/p99 microseconds of the guarded routing decision and of a trivial Python loop,
+    back to back and each after ``idle_s`` asleep."""
+    from controllers.spec import resolve
+    from envs.registry import make_task
+
+    policy = resolve(str(POLICY)).build()
+    space = make_task("shard-routing").observation_space
+    obs = np.random.default_rng(0).uniform(0, 1, (calls, *space.shape)).astype(np.float32)
+
+    def trivial(_o) -> int:
+        return sum(range(200))
+
+    out: dict[str, float] = {}
+    for name, fn in (("decision", policy.act), ("trivial", trivial)):
+        for label, idle in (("hot", 0.0), ("after_idle", idle_s)):
+            times = []
+            for o in obs:
+                if idle:
+                    time.sleep(idle)
+                t = time.perf_counter()
+                fn(o)
+                times.append((time.perf_counter() - t) * 1e6)
+            out[f"{name}_{label}_us_p50"] = float(np.percentile(times, 50))
+            out[f"{name}_{label}_us_p99"] = float(np.percentile(times, 99))
+    return out
 
 
 def main() -> None:
@@ -126,17 +168,23 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     raw = {size: raw_echo(size) for size in (100, 2048)}
+    wake = cold_wake()
     sat = live_saturated(args.duration)
-    light = live_light(args.duration)
+    light = live_routed(args.duration, rate=20)
+    loaded = live_routed(args.duration, rate=150)
     # per query at light load: 1 embed + 4 searches (parallel) + 1 synth + 1 eval = 4
     # sequential worker round trips, plus the client's own round trip
     hops = 5
     added = light["query_p50_s"] * 1e6 - hops * raw[100]["rtt_p50_us"]
     result = {
         "raw_echo": {str(k): v for k, v in raw.items()},
+        "cold_wake": wake,
         "saturated": sat,
         "light": light,
+        "loaded": loaded,
         "ratio_coordinator_to_raw_100B": sat["coordinator_msgs_per_s"] / raw[100]["msgs_per_s"],
+        "ratio_coordinator_to_raw_100B_per_cpu_s": sat["coordinator_msgs_per_cpu_s"]
+        / raw[100]["msgs_per_cpu_s"],
         "added_latency_per_query_us": added,
         "command": "python benchmarks/live_speed.py",
     }

@@ -63,6 +63,7 @@ class Coordinator:
         self.poller.register(self.workers, zmq.POLLIN)
         self.poller.register(self.clients, zmq.POLLIN)
         self.t0 = time.monotonic()
+        self.cpu0 = time.process_time()  # CPU seconds of this process at time zero
         self.metrics = Metrics(scenario.warmup_s, scenario.slo_latency_s)
         self.telemetry = telemetry or Telemetry(None)
         self.agents: dict[int, Agent] = {}
@@ -106,6 +107,7 @@ class Coordinator:
         offsets of the workload, as in the simulator."""
         shift = self.now()
         self.t0 += shift
+        self.cpu0 = time.process_time()
         for agent in self.agents.values():
             agent.born -= shift
             agent.last_seen -= shift

@@ -277,6 +277,7 @@ def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> dict[st
         "gpu_hours": gpu_hours,
         "cost_usd": cost,
         "wall_s": wall_s,
+        "coordinator_cpu_s": time.process_time() - coord.cpu0,  # since the load started
         "throughput_qps": m.completed / now if now > 0 else 0.0,
         "outcomes": dict(sorted(m.reasons.items())),
         "utilisation": _utilisation(coord, now),
