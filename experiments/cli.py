@@ -72,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_progress(tr)
     tr.set_defaults(func=cmd_train)
     _add_live(sub)
+    cmp = sub.add_parser(
+        "compare", help="fidelity report of timeline B against timeline A (per stage, CDFs)"
+    )
+    cmp.add_argument("reference", type=Path, help="A: the reference timeline (JSONL)")
+    cmp.add_argument("candidate", type=Path, help="B: the timeline judged against A (JSONL)")
+    cmp.add_argument(
+        "-o", "--out", type=Path, metavar="DIR", help="write fidelity.{json,md} and CDF plots"
+    )
+    cmp.add_argument(
+        "--warmup", type=float, default=0.0, metavar="S", help="leave out arrivals before S"
+    )
+    cmp.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    cmp.set_defaults(func=cmd_compare)
     qs = sub.add_parser(
         "quickstart", help="train a routing policy, evaluate it, attach it to a live swarm"
     )
@@ -249,6 +262,18 @@ def cmd_live_run(args: argparse.Namespace) -> int:
     )
     summary = run_live(run)
     print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .fidelity import compare, read_recording, render, write_report
+
+    a = read_recording(args.reference, args.warmup)
+    b = read_recording(args.candidate, args.warmup)
+    result = compare(a, b) if args.out is None else write_report(a, b, args.out)
+    print(json.dumps(result, indent=2) if args.json else render(result), end="")
+    if args.out is not None and not args.json:
+        print(f"report: {args.out / 'fidelity.md'}")
     return 0
 
 

@@ -10,15 +10,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def latency_cdf(samples: Mapping[str, Sequence[float]], path: Path) -> Path:
-    """Empirical CDF of end-to-end latency, one line per controller (log x axis)."""
+def latency_cdf(
+    samples: Mapping[str, Sequence[float]], path: Path, xlabel: str = "end-to-end latency (s)"
+) -> Path:
+    """Empirical CDF of latency, one line per controller or recording (log x axis)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, values in samples.items():
         x = np.sort(np.asarray(values))
         if x.size:
             ax.step(x, np.arange(1, x.size + 1) / x.size, where="post", label=label)
     ax.set_xscale("log")
-    ax.set_xlabel("end-to-end latency (s)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("fraction of queries")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
