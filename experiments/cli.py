@@ -11,8 +11,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from swarmsim.errors import SwarmError
+
+if TYPE_CHECKING:
+    from .replay import TraceReplay
 
 EXIT_USAGE = 2
 
@@ -41,12 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K=V",
         help="override a scenario parameter or dotted field; repeatable",
     )
-    sim.add_argument("--json", action="store_true", help="print the summary as JSON")
-    sim.add_argument(
-        "--trace-out", type=Path, metavar="FILE", help="write the per-query timeline as JSONL"
-    )
-    _add_progress(sim)
+    _add_run_options(sim)
     sim.set_defaults(func=cmd_simulate)
+    rep = sub.add_parser("replay", help="drive the simulator with a recorded or public trace")
+    rep.add_argument("trace", type=Path, help="a trace file (Azure LLM CSV, CSV, JSONL)")
+    rep.add_argument("--scenario", default="homelab", help="the cluster to replay it on")
+    rep.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    rep.add_argument("--duration", type=float, metavar="S",
+                     help="simulated seconds (default: last request + deadline)")  # fmt: skip
+    rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
+    _add_trace_options(rep, "")
+    _add_run_options(rep)
+    rep.set_defaults(func=cmd_replay)
     sub.add_parser("controllers", help="list the built-in controllers by Task").set_defaults(
         func=cmd_controllers
     )
@@ -108,6 +118,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """What simulate and replay share: controllers, output and progress."""
+    p.add_argument("--controller", dest="controllers", action="append", default=[],
+                   metavar="TASK=NAME|PATH",
+                   help="a controller or policy artifact for its Task; repeatable")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--trace-out", type=Path, metavar="FILE", help="write the per-query timeline as JSONL"
+    )
+    _add_progress(p)
+
+
+def _add_trace_options(p: argparse.ArgumentParser, prefix: str) -> None:
+    """How a trace is read and replayed; live run names them --trace-* beside its own."""
+    p.add_argument(f"--{prefix}format", dest="trace_format", default="auto",
+                   choices=("auto", "azure-llm", "csv", "jsonl"), help="trace format")  # fmt: skip
+    p.add_argument(f"--{prefix}map", dest="trace_map", action="append", default=[],
+                   metavar="COLUMN=FIELD",
+                   help="the file's COLUMN holds FIELD (timestamp, input_tokens, "
+                        "output_tokens); repeatable")  # fmt: skip
+    p.add_argument(f"--{prefix}time-scale", dest="trace_time_scale", type=float, default=1.0,
+                   metavar="X", help="arrival times x X (0.5: twice as fast)")  # fmt: skip
+    p.add_argument(f"--{prefix}rate-scale", dest="trace_rate_scale", type=float, default=1.0,
+                   metavar="X", help="X times as many requests at the same times")  # fmt: skip
+    p.add_argument(f"--{prefix}window", dest="trace_window", metavar="START:END",
+                   help="replay the trace's seconds START to END only")  # fmt: skip
+
+
 def _add_live(sub) -> None:
     live = sub.add_parser("live", help="run the swarm for real: processes over ZeroMQ")
     verbs = live.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -129,6 +167,9 @@ def _add_live(sub) -> None:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--record", type=Path, metavar="FILE", help="per-query timeline (JSONL)")
+    run.add_argument("--trace", type=Path, metavar="FILE",
+                     help="replay a request trace as the load (as replay does)")  # fmt: skip
+    _add_trace_options(run, "trace-")
     run.add_argument(
         "--corpus", type=Path, metavar="DIR", help="docs.jsonl + questions.jsonl: real-text RAG"
     )
@@ -245,11 +286,16 @@ def cmd_live_run(args: argparse.Namespace) -> int:
         raise SwarmError(f"--corpus: {args.corpus} is not a directory")
     if args.synth == "openai" and not (args.openai_url and args.openai_model):
         raise SwarmError("--synth openai needs --openai-url and --openai-model")
+    overrides, duration = list(args.overrides), args.duration
+    if args.trace is not None:
+        replay = _trace_replay(args, args.trace)
+        overrides = [*replay.overrides(), *overrides]
+        duration = duration or replay.span_s()
     run = LiveRun(
         scenario=args.scenario,
-        overrides=tuple(args.overrides),
+        overrides=tuple(overrides),
         controllers=tuple(args.controllers),
-        duration_s=args.duration,
+        duration_s=duration,
         workers=args.workers,
         seed=args.seed,
         corpus=args.corpus,
@@ -278,23 +324,46 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from swarmsim.metrics import write_timeline
     from swarmsim.scenario import load_scenario
-    from swarmsim.simulation import Simulation
-
-    from .render import render_summary
 
     overrides = list(args.overrides)
     if args.duration is not None:
         overrides += _duration_overrides(args.scenario, args.duration)
     scenario = load_scenario(args.scenario, overrides)
     base = Path(args.scenario).parent if Path(args.scenario).is_file() else None
+    return _simulate(args, scenario, base)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import replay_scenario
+
+    replay = _trace_replay(args, args.trace)
+    scenario = replay_scenario(replay, args.scenario, args.overrides, args.duration)
+    base = Path(args.scenario).parent if Path(args.scenario).is_file() else None
+    return _simulate(args, scenario, base)
+
+
+def _trace_replay(args: argparse.Namespace, path: Path) -> TraceReplay:
+    from .replay import TraceReplay
+
+    return TraceReplay(path, args.trace_format, tuple(args.trace_map), args.trace_time_scale,
+                       args.trace_rate_scale, args.trace_window)  # fmt: skip
+
+
+def _simulate(args: argparse.Namespace, scenario, base: Path | None) -> int:
+    """Run ``scenario`` with ``args.controllers`` attached; print (and record) the summary."""
+    from swarmsim.metrics import write_timeline
+
+    from .render import render_summary
+    from .replay import controller_stats, prepare
+
     if args.trace_out is not None and not args.trace_out.parent.is_dir():
         raise SwarmError(f"--trace-out: directory {args.trace_out.parent} does not exist")
-    sim = Simulation(
-        scenario, seed=args.seed, record_timeline=args.trace_out is not None, base_dir=base
-    )
+    sim, attached = prepare(scenario, args.seed, args.controllers, args.trace_out is not None,
+                            base)  # fmt: skip
     summary = _run_with_progress(sim) if _show_progress(args) else sim.run()
+    if attached:
+        summary["controllers"] = controller_stats(attached)
     if args.trace_out is not None:
         write_timeline(sim.timeline, args.trace_out)
     print(json.dumps(summary, indent=2) if args.json else render_summary(summary))

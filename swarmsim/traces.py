@@ -83,6 +83,17 @@ class TraceTable:
         """The same requests with times multiplied by ``time_scale`` (0.5 replays twice as fast)."""
         return TraceTable(self.t * time_scale, self.input_tokens, self.output_tokens, self.path)
 
+    def rate_scaled(self, factor: float) -> TraceTable:
+        """About ``factor`` times the requests at the same times: thinned below 1, repeated
+        above. Row ``i`` is kept ``floor((i + 1) f) - floor(i f)`` times, deterministically and
+        evenly, so the trace's bursts keep their shape (scaling time would stretch them)."""
+        i = np.arange(len(self))
+        copies = (np.floor((i + 1) * factor) - np.floor(i * factor)).astype(np.int64)
+        rows = np.repeat(i, copies)
+        return TraceTable(
+            self.t[rows], self.input_tokens[rows], self.output_tokens[rows], self.path
+        )
+
 
 def read_trace(
     path: str | Path, format: str = "auto", columns: Mapping[str, str] | None = None

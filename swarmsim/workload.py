@@ -110,12 +110,14 @@ class DiurnalConfig:
 @dataclass(frozen=True)
 class TraceConfig:
     """Replay of a trace file; ``start_s``/``end_s`` select a window in the trace's own seconds,
-    then times are multiplied by ``time_scale`` (0.5 replays twice as fast)."""
+    then times are multiplied by ``time_scale`` (0.5 replays twice as fast) and the requests
+    thinned or repeated to ``rate_scale`` times as many at the same times."""
 
     path: str
     format: str = "auto"  # one of traces.FORMATS
     columns: dict[str, str] | None = None  # our field -> the file's column name
     time_scale: float = 1.0
+    rate_scale: float = 1.0
     start_s: float = 0.0
     end_s: float | None = None
     loop: bool = False  # repeat the window end to end, forever
@@ -127,6 +129,8 @@ class TraceConfig:
         check(ok, "columns", self.columns, f"a mapping with keys among {list(FIELDS)}")
         ok = _finite(self.time_scale) and self.time_scale > 0
         check(ok, "time_scale", self.time_scale, "a number > 0")
+        ok = _finite(self.rate_scale) and self.rate_scale > 0
+        check(ok, "rate_scale", self.rate_scale, "a number > 0")
         check(_finite(self.start_s) and self.start_s >= 0, "start_s", self.start_s, "a number >= 0")
         ok = self.end_s is None or (_finite(self.end_s) and self.end_s > self.start_s)
         check(ok, "end_s", self.end_s, f"a number > start_s ({self.start_s}) or null")
@@ -263,6 +267,9 @@ def _load_trace(cfg: TraceConfig, base_dir: Path | None) -> tuple[TraceTable, fl
         raise TraceError(str(path), f"no arrivals in the window [{cfg.start_s}, {cfg.end_s}) s")
     span = cfg.end_s - cfg.start_s if cfg.end_s is not None else _natural_span(table)
     check(not cfg.loop or span > 0, "trace.loop", cfg.loop, "a window spanning some time")
+    table = table.rate_scaled(cfg.rate_scale)
+    if len(table) == 0:
+        raise TraceError(str(path), f"rate_scale {cfg.rate_scale} leaves no arrivals")
     return table.scaled(cfg.time_scale), span * cfg.time_scale
 
 

@@ -137,6 +137,17 @@ def test_window_scaled_duration_and_rate(tmp_path):
     assert table.scaled(0.5).duration_s == 4.5
 
 
+def test_rate_scale_thins_and_repeats_at_the_same_times(tmp_path):
+    rows = "".join(f"{t},{t * 10},{t}\n" for t in range(10))
+    table = read_csv(write(tmp_path, "a.csv", "t,input_tokens,output_tokens\n" + rows))
+    assert table.rate_scaled(1.0).t.tolist() == table.t.tolist()
+    half = table.rate_scaled(0.5)
+    assert half.t.tolist() == [1.0, 3.0, 5.0, 7.0, 9.0]  # every other row, evenly
+    assert half.input_tokens.tolist() == [10, 30, 50, 70, 90]
+    assert table.rate_scaled(2.0).t.tolist() == [t for t in range(10) for _ in (0, 1)]
+    assert len(table.rate_scaled(0.25)) == 2 and len(table.rate_scaled(1.5)) == 15
+
+
 HEADER = "t,input_tokens,output_tokens\n"
 DATE_HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
 BAD_FILES = [

@@ -1,0 +1,136 @@
+"""``swarmsim replay TRACE``: drive the simulator with a recorded or public request trace.
+
+The trace becomes the scenario's workload (``workload.kind=trace``) through ordinary
+overrides, so ``swarmsim live run --trace`` hands the very same overrides to the live load
+generator and both replay one request sequence. Requests are classed small or large by their
+input tokens, as the workload does for every trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controllers.spec import resolve
+from envs.attach import attach
+from envs.registry import make_task
+from swarmsim.errors import SwarmError
+from swarmsim.scenario import Scenario, load_scenario
+from swarmsim.simulation import Simulation
+from swarmsim.traces import FIELDS, FORMATS, read_trace
+
+
+@dataclass(frozen=True)
+class TraceReplay:
+    """A trace and how to replay it: column mapping, window, time and rate scaling."""
+
+    path: Path
+    format: str = "auto"
+    columns: tuple[str, ...] = ()  # COLUMN=FIELD: the file's COLUMN holds our FIELD
+    time_scale: float = 1.0  # arrival times x this (0.5 replays twice as fast)
+    rate_scale: float = 1.0  # requests thinned or repeated to this many times as many
+    window: str | None = None  # START:END in the trace's own seconds (either may be empty)
+
+    def __post_init__(self) -> None:
+        if not self.path.is_file():
+            raise SwarmError(f"{self.path}: no such trace file")
+        if self.format not in FORMATS:
+            raise SwarmError(f"--format: expected one of {', '.join(FORMATS)}, got {self.format!r}")
+        for name, x in (("--time-scale", self.time_scale), ("--rate-scale", self.rate_scale)):
+            if not x > 0:
+                raise SwarmError(f"{name}: expected a number > 0, got {x}")
+        self.mapping()
+        self.bounds()
+
+    def mapping(self) -> dict[str, str]:
+        """Our field -> the file's column, from ``COLUMN=FIELD`` items."""
+        out = {}
+        for item in self.columns:
+            column, sep, name = item.partition("=")
+            if not sep or not column or name not in FIELDS:
+                raise SwarmError(f"--map: expected COLUMN=FIELD with FIELD one of "
+                                 f"{', '.join(FIELDS)}, got {item!r}")  # fmt: skip
+            out[name] = column
+        return out
+
+    def bounds(self) -> tuple[float, float | None]:
+        """The window's (start, end) seconds; (0, None) for the whole trace."""
+        if self.window is None:
+            return 0.0, None
+        start, sep, end = self.window.partition(":")
+        try:
+            lo, hi = float(start or 0.0), (float(end) if end else None)
+        except ValueError:
+            lo, hi = -1.0, None
+        if not sep or lo < 0 or (hi is not None and hi <= lo):
+            raise SwarmError(f"--window: expected START:END seconds, START < END, "
+                             f"got {self.window!r}")  # fmt: skip
+        return lo, hi
+
+    def overrides(self) -> list[str]:
+        """Scenario overrides that make this trace the workload (every request counted)."""
+        start, end = self.bounds()
+        out = [
+            "warmup_s=0",
+            "workload.kind=trace",
+            f"workload.trace.path={self.path.resolve()}",
+            f"workload.trace.format={self.format}",
+            f"workload.trace.time_scale={self.time_scale}",
+            f"workload.trace.rate_scale={self.rate_scale}",
+            f"workload.trace.start_s={start}",
+        ]
+        if end is not None:
+            out.append(f"workload.trace.end_s={end}")
+        out += [f"workload.trace.columns.{k}={v}" for k, v in self.mapping().items()]
+        return out
+
+    def span_s(self) -> float:
+        """Seconds from the first replayed request to the last, after scaling."""
+        start, end = self.bounds()
+        table = read_trace(self.path, self.format, self.mapping() or None).window(start, end)
+        return table.rate_scaled(self.rate_scale).scaled(self.time_scale).duration_s
+
+
+def replay_scenario(
+    replay: TraceReplay, scenario: str, overrides: Sequence[str], duration_s: float | None
+) -> Scenario:
+    """``scenario`` with the trace as its workload; unless ``duration_s`` is given it runs to
+    the last request plus its deadline, so that the replayed queries can finish."""
+    base = load_scenario(scenario, [*replay.overrides(), *overrides])
+    if duration_s is None:
+        drain = base.deadline_s or 4 * base.slo_latency_s
+        duration_s = replay.span_s() + drain
+    return load_scenario(scenario, [*replay.overrides(), *overrides, f"duration_s={duration_s}"])
+
+
+Attached = dict[str, tuple[str, Any]]  # task -> (controller label, controller)
+
+
+def prepare(
+    scenario: Scenario,
+    seed: int,
+    controllers: Sequence[str] = (),
+    record_timeline: bool = False,
+    base_dir: Path | None = None,
+) -> tuple[Simulation, Attached]:
+    """A simulation with ``controllers`` (``[TASK=]NAME`` or artifact paths) attached to their
+    Tasks, the simulator's defaults deciding the rest; run it, then ``controller_stats``."""
+    arms = [resolve(spec) for spec in controllers]
+    tasks = [arm.task for arm in arms]
+    if len(set(tasks)) < len(tasks):
+        raise SwarmError(f"--controller: one controller per Task, got {', '.join(controllers)}")
+    sim = Simulation(scenario, seed=seed, record_timeline=record_timeline, base_dir=base_dir)
+    attached = {arm.task: (arm.label, arm.build()) for arm in arms}
+    for task, (_, controller) in attached.items():
+        attach(sim, make_task(task), controller)
+    return sim, attached
+
+
+def controller_stats(attached: Attached) -> dict[str, Any]:
+    """The summary's ``controllers`` block: each attached controller's name and counters."""
+    return {
+        task: {"name": label, **(c.stats() if hasattr(c, "stats") else {})}
+        for task, (label, c) in attached.items()
+    }

@@ -1,0 +1,91 @@
+"""`swarmsim replay` and `simulate --controller`: traces drive the simulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments.cli import main
+
+ROWS = 40  # one request every 0.5 s, alternating small and large prompts
+
+
+@pytest.fixture()
+def trace(tmp_path) -> Path:
+    path = tmp_path / "trace.csv"
+    lines = ["ts,prompt,answer"]
+    lines += [f"{i * 0.5},{300 if i % 2 else 5000},{64}" for i in range(ROWS)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _summary(capsys, argv: list[str]) -> dict:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+MAP = ["--map", "ts=timestamp", "--map", "prompt=input_tokens", "--map", "answer=output_tokens"]
+
+
+def test_replay_serves_every_request_of_the_window(trace, capsys):
+    s = _summary(capsys, ["replay", str(trace), *MAP, "--json", "--no-progress"])
+    assert s["queries"]["submitted"] == ROWS and s["queries"]["in_flight"] == 0
+    s = _summary(capsys, ["replay", str(trace), *MAP, "--window", "5:15", "--json"])
+    assert s["queries"]["submitted"] == 20  # t in [5, 15): rows 10..29
+    s = _summary(capsys, ["replay", str(trace), *MAP, "--rate-scale", "0.5", "--json"])
+    assert s["queries"]["submitted"] == ROWS // 2
+
+
+def test_time_scale_compresses_the_replay(trace, capsys):
+    slow = _summary(capsys, ["replay", str(trace), *MAP, "--json"])
+    fast = _summary(capsys, ["replay", str(trace), *MAP, "--time-scale", "0.5", "--json"])
+    assert fast["sim_s"] == pytest.approx(slow["sim_s"] - 0.5 * (ROWS - 1) * 0.5)
+
+
+def test_replay_is_deterministic_and_takes_controllers(trace, capsys):
+    argv = ["replay", str(trace), *MAP, "--controller", "autoscaling=hpa", "--json"]
+    a, b = _summary(capsys, argv), _summary(capsys, argv)
+    a.pop("wall_s"), b.pop("wall_s")
+    assert a == b
+    assert a["controllers"]["autoscaling"]["name"] == "autoscaling=hpa"
+
+
+def test_simulate_takes_controllers(capsys):
+    argv = ["simulate", "homelab", "--duration", "120", "--json"]
+    s = _summary(capsys, [*argv, "--controller", "shard-routing=round-robin"])
+    assert s["controllers"]["shard-routing"]["name"] == "shard-routing=round-robin"
+    assert main([*argv, "--controller", "hpa", "--controller", "autoscaling=static"]) == 2
+    assert "one controller per Task" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--map", "ts=time"], "--map"),
+        (["--window", "10:5"], "--window"),
+        (["--window", "abc"], "--window"),
+        (["--rate-scale", "0"], "--rate-scale"),
+    ],
+)
+def test_bad_replay_options_name_the_option(trace, capsys, extra, words):
+    assert main(["replay", str(trace), *MAP, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err
+
+
+def test_missing_trace_file(tmp_path, capsys):
+    assert main(["replay", str(tmp_path / "none.csv")]) == 2
+    assert "no such trace file" in capsys.readouterr().err
+
+
+def test_live_run_replays_the_same_trace(trace, capsys):
+    """Real processes over ZeroMQ serve the trace's requests, as the simulator does."""
+    argv = ["live", "run", "homelab", "--trace", str(trace), "--trace-time-scale", "0.1",
+            "--time-scale", "0", "--workers", "6", "--json"]  # fmt: skip
+    for item in MAP:
+        argv.append(item.replace("--map", "--trace-map"))
+    s = _summary(capsys, argv)
+    assert s["mode"] == "live"
+    assert s["queries"]["submitted"] == ROWS and s["queries"]["completed"] == ROWS
