@@ -83,7 +83,7 @@ def test_missing_trace_file(tmp_path, capsys):
 def test_live_run_replays_the_same_trace(trace, capsys):
     """Real processes over ZeroMQ serve the trace's requests, as the simulator does."""
     argv = ["live", "run", "homelab", "--trace", str(trace), "--trace-time-scale", "0.1",
-            "--time-scale", "0", "--workers", "6", "--json"]  # fmt: skip
+            "--time-scale", "0", "--json"]  # fmt: skip
     for item in MAP:
         argv.append(item.replace("--map", "--trace-map"))
     s = _summary(capsys, argv)
