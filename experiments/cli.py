@@ -290,7 +290,7 @@ def cmd_live_run(args: argparse.Namespace) -> int:
     if args.trace is not None:
         replay = _trace_replay(args, args.trace)
         overrides = [*replay.overrides(), *overrides]
-        duration = duration or replay.span_s()
+        duration = duration or replay.span_s() + 1.0  # arrivals at t >= duration are cut
     run = LiveRun(
         scenario=args.scenario,
         overrides=tuple(overrides),
