@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_progress(tr)
     tr.set_defaults(func=cmd_train)
     _add_live(sub)
+    cal = sub.add_parser("calibrate", help="fit the simulator's service models to a recording")
+    cal.add_argument("recording", type=Path, help="a timeline (live run --record) as JSONL")
+    cal.add_argument("-o", "--out", type=Path, required=True, metavar="SCENARIO.yaml",
+                     help="where the calibrated scenario goes")  # fmt: skip
+    cal.add_argument("--scenario", default="homelab", help="the scenario the recording ran")
+    cal.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
+    cal.set_defaults(func=cmd_calibrate)
     cmp = sub.add_parser(
         "compare", help="fidelity report of timeline B against timeline A (per stage, CDFs)"
     )
@@ -308,6 +315,25 @@ def cmd_live_run(args: argparse.Namespace) -> int:
     )
     summary = run_live(run)
     print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate, write_scenario
+
+    if not args.out.parent.is_dir():
+        raise SwarmError(f"--out: directory {args.out.parent} does not exist")
+    result = calibrate(args.recording, args.scenario, tuple(args.overrides))
+    sets = [f"--set {o}" for o in args.overrides]
+    command = " ".join(["swarmsim calibrate", str(args.recording), "-o", str(args.out),
+                        "--scenario", args.scenario, *sets])  # fmt: skip
+    write_scenario(result, args.out, command)
+    for name, fit in result["fits"].items():
+        print(f"{name:14s} n={fit['records']:<6d} base {fit['base_s']:.4g} s"
+              f"  +{fit['per_input_token_s']:.3g}/in  +{fit['per_output_token_s']:.3g}/out"
+              f"  sigma {fit['residual_sigma']:.3f}"
+              f"  overhead {fit['overhead_s']:.4g} s")  # fmt: skip
+    print(f"scenario: {args.out}")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,14 +30,26 @@ Dispatch = Literal["central", "random", "round-robin", "least-loaded"]
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """How long one unit of work takes; ``profile`` uses the device and model profiles."""
+    """How long one unit of work takes; ``profile`` uses the device and model profiles,
+    ``fitted`` a linear model (``swarmsim calibrate`` writes one from a live recording):
+    ``base_s + sum over the batch's jobs of (per_item_s + per_input_token_s * input tokens
+    + per_output_token_s * output tokens)``, times a log-normal residual of mean 1."""
 
-    kind: Literal["profile", "exponential", "deterministic"] = "profile"
+    kind: Literal["profile", "exponential", "deterministic", "fitted"] = "profile"
     rate: float | None = None  # jobs/s for exponential (mean 1/rate) and deterministic
+    base_s: float = 0.0  # fitted: per service (batch)
+    per_item_s: float = 0.0  # fitted: per job in the batch
+    per_input_token_s: float = 0.0
+    per_output_token_s: float = 0.0
+    residual_sigma: float = 0.0  # fitted: log-sd of the multiplicative residual
 
     def __post_init__(self) -> None:
-        if self.kind != "profile":
+        if self.kind in ("exponential", "deterministic"):
             check(self.rate is not None and self.rate > 0, "rate", self.rate, "a rate > 0")
+        for name in ("base_s", "per_item_s", "per_input_token_s", "per_output_token_s",
+                     "residual_sigma"):  # fmt: skip
+            value = getattr(self, name)
+            check(math.isfinite(value) and value >= 0, name, value, "a number >= 0")
 
 
 @dataclass(frozen=True)
@@ -365,6 +378,15 @@ def load_scenario(ref: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     ``KEY`` is a declared parameter (``arrival_rate=0.9``) or any dotted field
     (``workload.rate=20``). Errors name the file, the field and the value.
     """
+    path, raw = raw_scenario(ref)
+    try:
+        return _resolve(raw, overrides)
+    except ConfigError as err:
+        raise err.in_file(path) from None
+
+
+def raw_scenario(ref: str | Path) -> tuple[str, dict[str, Any]]:
+    """A scenario's source (file or built-in) and its YAML mapping as written, unresolved."""
     path, text = _read(ref)
     try:
         raw = yaml.safe_load(text)
@@ -373,10 +395,7 @@ def load_scenario(ref: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     if not isinstance(raw, dict):
         raise ConfigError("(top)", raw, "a mapping of scenario fields", source=path)
     raw.setdefault("name", Path(ref).stem if path.endswith((".yaml", ".yml")) else str(ref))
-    try:
-        return _resolve(raw, overrides)
-    except ConfigError as err:
-        raise err.in_file(path) from None
+    return path, raw
 
 
 def _read(ref: str | Path) -> tuple[str, str]:

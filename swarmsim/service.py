@@ -62,7 +62,20 @@ class ServiceModel:
             return self.stream.exponential(1.0 / svc.rate)
         if svc.kind == "deterministic":
             return 1.0 / svc.rate
+        if svc.kind == "fitted":
+            return self._fitted_seconds(svc, batch)
         return self._profile_seconds(agent, batch)
+
+    def _fitted_seconds(self, svc: ServiceConfig, batch: Sequence[WorkItem]) -> float:
+        t = svc.base_s + sum(
+            svc.per_item_s
+            + svc.per_input_token_s * w.query.in_tok
+            + svc.per_output_token_s * w.query.out_tok
+            for w in batch
+        )
+        if svc.residual_sigma > 0:  # median exp(-sigma^2 / 2) makes the mean factor 1
+            t *= self.stream.lognormal(math.exp(-(svc.residual_sigma**2) / 2), svc.residual_sigma)
+        return t
 
     def _profile_seconds(self, agent: Agent, batch: Sequence[WorkItem]) -> float:
         prof = agent.device.profile

@@ -1,0 +1,159 @@
+"""``swarmsim calibrate RECORDING -o SCENARIO.yaml``: fit the simulator to a recorded run.
+
+Per layer, the recorded service times (a stage record's ``end - start``) are fitted by least
+squares to ``base + a * input tokens + b * output tokens`` for synthesizers and to a constant
+for the other roles (a coefficient that comes out negative is dropped and the rest refitted),
+with the log-sd of ``service / fit`` as a log-normal residual. What a job spends between being
+sent and being served that is not service (the hops there and back, the coordinator's and the
+worker's own handling) is the median of ``(end - sent) - service`` over the layer's jobs that
+found their agent idle (a job sent while its agent still served the one before waited in its
+queue, which the simulator models itself); the calibrated scenario folds it into the layer's
+service base and turns the
+modelled fabric off, because loopback hops are neither bandwidth- nor topology-bound. Start-up
+and role-change times are not fitted yet: the recording carries no such events.
+
+The output is an ordinary scenario file: the source scenario as written, with each recorded
+layer's ``service`` replaced by a ``fitted`` model and ``fabric.enabled: false``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from swarmsim.errors import SwarmError
+from swarmsim.scenario import load_scenario, raw_scenario
+
+MIN_RECORDS = 5  # fewer stage records than this leave a layer's profile as it was
+
+
+@dataclass(frozen=True)
+class LayerFit:
+    """A layer's fitted service model and what it was fitted on."""
+
+    layer: str
+    records: int
+    base_s: float
+    per_input_token_s: float
+    per_output_token_s: float
+    residual_sigma: float
+    overhead_s: float  # median (end - sent) - service of jobs that found their agent idle
+
+    def service(self) -> dict[str, Any]:
+        """The scenario's ``service`` mapping for this layer."""
+        return {
+            "kind": "fitted",
+            "base_s": self.base_s + self.overhead_s,
+            "per_input_token_s": self.per_input_token_s,
+            "per_output_token_s": self.per_output_token_s,
+            "residual_sigma": self.residual_sigma,
+        }
+
+
+def stage_samples(path: Path) -> dict[str, np.ndarray]:
+    """Per layer, rows of (service s, overhead s, input tokens, output tokens, waited) of
+    every stage record of a completed query in the JSONL timeline at ``path``."""
+    if not path.is_file():
+        raise SwarmError(f"{path}: no such recording")
+    rows: dict[str, list[tuple[float, ...]]] = {}
+    for n, line in enumerate(path.open(), 1):
+        if not line.strip():
+            continue
+        try:
+            q = json.loads(line)
+            if q["outcome"] != "completed":
+                continue
+            tokens = float(q["input_tokens"]), float(q["output_tokens"])
+            for st in q["stages"]:
+                sent, start, end = float(st["sent"]), float(st["start"]), float(st["end"])
+                row = (end - start, start - sent, *tokens, float(st["agent"]), sent, start)
+                rows.setdefault(str(st["layer"]), []).append(row)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise SwarmError(f"{path}:{n}: not a timeline record ({err!r})") from None
+    if not rows:
+        raise SwarmError(f"{path}: no completed query to calibrate on")
+    return {layer: _mark_waits(np.array(r)) for layer, r in rows.items()}
+
+
+def _mark_waits(rows: np.ndarray) -> np.ndarray:
+    """(service, overhead, in, out, waited): a job waited when it was sent before the job its
+    agent served just before it had finished."""
+    service, agent, sent, start = rows[:, 0], rows[:, 4], rows[:, 5], rows[:, 6]
+    order = np.lexsort((start, agent))
+    busy_until = np.full(len(rows), -np.inf)
+    same = agent[order][1:] == agent[order][:-1]
+    prev_end = (start + service)[order][:-1]
+    busy_until[order[1:]] = np.where(same, prev_end, -np.inf)
+    waited = (busy_until > sent).astype(float)
+    return np.column_stack([rows[:, :4], waited])
+
+
+def fit_layer(layer: str, samples: np.ndarray, tokens: bool) -> LayerFit:
+    """Least squares of service on a constant (and, with ``tokens``, on the token counts)."""
+    service, overhead, idle = samples[:, 0], samples[:, 1], samples[:, 4] == 0
+    columns = [0, 1, 2] if tokens else [0]
+    design = np.column_stack([np.ones(len(samples)), samples[:, 2], samples[:, 3]])
+    coef = np.zeros(3)
+    while True:
+        sol, *_ = np.linalg.lstsq(design[:, columns], service, rcond=None)
+        negative = [c for c, x in zip(columns, sol, strict=True) if x < 0]
+        if negative in ([], [0]):  # a negative constant alone is floored at zero
+            coef[columns] = np.maximum(sol, 0.0)
+            break
+        columns = [c for c in columns if c == 0 or c not in negative]
+    predicted = design @ coef
+    ok = (predicted > 0) & (service > 0)
+    sigma = float(np.std(np.log(service[ok] / predicted[ok]))) if ok.sum() > 1 else 0.0
+    return LayerFit(
+        layer, len(samples), float(coef[0]), float(coef[1]), float(coef[2]), sigma,
+        float(max(np.median(overhead[idle] if idle.any() else overhead), 0.0)),
+    )  # fmt: skip
+
+
+def calibrate(recording: Path, scenario: str, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fits of every recorded layer of ``scenario`` and the calibrated scenario mapping."""
+    source, raw = raw_scenario(scenario)
+    resolved = load_scenario(scenario, overrides)
+    samples = stage_samples(recording)
+    unknown = sorted(set(samples) - set(resolved.layers))
+    if unknown:
+        raise SwarmError(f"{recording}: layer {unknown[0]!r} is not in scenario {scenario}")
+    fits = {
+        name: fit_layer(name, rows, resolved.layers[name].role == "synthesizer")
+        for name, rows in samples.items()
+        if len(rows) >= MIN_RECORDS
+    }
+    for name, fit in fits.items():
+        raw.setdefault("layers", {}).setdefault(name, {})["service"] = fit.service()
+        raw["layers"][name]["batch_max"] = 1  # the fitted model is per recorded job
+    raw.setdefault("fabric", {})["enabled"] = False
+    raw["description"] = f"{raw.get('description', scenario)} Calibrated on {recording.name}."
+    _check_loads(raw, overrides, source)
+    return {"source": source, "fits": {k: asdict(v) for k, v in fits.items()}, "scenario": raw}
+
+
+def _check_loads(raw: dict[str, Any], overrides: tuple[str, ...], source: str) -> None:
+    """Refuse to write a calibrated scenario that would not load."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        yaml.safe_dump(raw, fh, sort_keys=False)
+    try:
+        load_scenario(fh.name, overrides)
+    except SwarmError as err:
+        raise SwarmError(f"calibrated {source} does not load: {err}") from None
+    finally:
+        Path(fh.name).unlink()
+
+
+def write_scenario(result: dict[str, Any], out: Path, command: str) -> None:
+    """The calibrated scenario as YAML, headed by the command and the fits as comments."""
+    lines = [f"# {command}", "# fitted per layer (service s = base + a*in + b*out; residual):"]
+    for name, fit in result["fits"].items():
+        lines.append(f"#   {name}: " + json.dumps(fit))
+    out.write_text("\n".join(lines) + "\n" + yaml.safe_dump(result["scenario"], sort_keys=False))

@@ -1,0 +1,76 @@
+"""`swarmsim calibrate`: fitted service models recover what made the recording."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.calibrate import calibrate, write_scenario
+from experiments.cli import main
+from swarmsim.metrics import write_timeline
+from swarmsim.scenario import load_scenario
+from swarmsim.simulation import Simulation
+
+# A homelab whose small-model synthesizer and retriever follow known fitted models.
+TRUTH = {"base_s": 0.4, "per_input_token_s": 0.0005, "per_output_token_s": 0.01, "sigma": 0.2}
+KNOWN = [
+    "fabric.enabled=false",
+    "warmup_s=0",
+    "duration_s=3600",
+    "layers.synth-small.service.kind=fitted",
+    f"layers.synth-small.service.base_s={TRUTH['base_s']}",
+    f"layers.synth-small.service.per_input_token_s={TRUTH['per_input_token_s']}",
+    f"layers.synth-small.service.per_output_token_s={TRUTH['per_output_token_s']}",
+    f"layers.synth-small.service.residual_sigma={TRUTH['sigma']}",
+    "layers.retriever.service.kind=fitted",
+    "layers.retriever.service.base_s=0.02",
+]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    sim = Simulation(load_scenario("homelab", KNOWN), seed=11, record_timeline=True)
+    sim.run()
+    path = tmp_path_factory.mktemp("calibrate") / "known.jsonl"
+    write_timeline(sim.timeline, path)
+    return path
+
+
+def test_calibration_recovers_the_known_service_models(recording):
+    fits = calibrate(recording, "homelab")["fits"]
+    synth = fits["synth-small"]
+    assert synth["records"] > 300
+    assert synth["per_input_token_s"] == pytest.approx(TRUTH["per_input_token_s"], rel=0.1)
+    assert synth["per_output_token_s"] == pytest.approx(TRUTH["per_output_token_s"], rel=0.1)
+    assert synth["base_s"] == pytest.approx(TRUTH["base_s"], abs=0.15)
+    assert synth["residual_sigma"] == pytest.approx(TRUTH["sigma"], rel=0.15)
+    retriever = fits["retriever"]
+    assert retriever["base_s"] == pytest.approx(0.02, rel=1e-6)
+    assert retriever["residual_sigma"] == pytest.approx(0.0, abs=1e-6)
+    assert retriever["overhead_s"] == pytest.approx(0.0, abs=1e-9)  # no fabric, no queue
+    # the large model's single GPU queues its jobs; those that found it idle waited nothing
+    assert fits["synth-large"]["overhead_s"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_calibrated_scenario_is_an_ordinary_scenario(recording, tmp_path, capsys):
+    out = tmp_path / "calibrated.yaml"
+    assert main(["calibrate", str(recording), "-o", str(out)]) == 0
+    assert "synth-small" in capsys.readouterr().out
+    text = out.read_text()
+    assert text.startswith("# swarmsim calibrate")
+    scenario = load_scenario(out)
+    svc = scenario.layers["synth-small"].service
+    assert svc.kind == "fitted" and not scenario.fabric.enabled
+    assert main(["simulate", str(out), "--duration", "120", "--json"]) == 0
+
+
+def test_a_recording_of_another_scenario_is_refused(recording, tmp_path, capsys):
+    assert main(["calibrate", str(recording), "-o", str(tmp_path / "x.yaml"),
+                 "--scenario", "tandem"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not in scenario tandem" in err
+
+
+def test_write_scenario_heads_the_file_with_its_command(recording, tmp_path):
+    result = calibrate(recording, "homelab")
+    write_scenario(result, tmp_path / "c.yaml", "swarmsim calibrate x -o c.yaml")
+    assert (tmp_path / "c.yaml").read_text().splitlines()[0] == "# swarmsim calibrate x -o c.yaml"
