@@ -1,24 +1,27 @@
 """``swarmsim calibrate RECORDING -o SCENARIO.yaml``: fit the simulator to a recorded run.
 
 Per layer, the recorded service times (a stage record's ``end - start``) are fitted by least
-squares to ``base + a * input tokens + b * output tokens`` for synthesizers and to a constant
-for the other roles (a coefficient that comes out negative is dropped and the rest refitted),
-with the log-sd of ``service / fit`` as a log-normal residual. What a job spends between being
-sent and being served that is not service (the hops there and back, the coordinator's and the
-worker's own handling) is the median of ``(end - sent) - service`` over the layer's jobs that
-found their agent idle (a job sent while its agent still served the one before waited in its
-queue, which the simulator models itself); the calibrated scenario folds it into the layer's
-service base and turns the
-modelled fabric off, because loopback hops are neither bandwidth- nor topology-bound. Start-up
-and role-change times are not fitted yet: the recording carries no such events.
+squares: to ``base + scale * profile time`` where the layer has a device profile and the
+records name their device (the profile carries each device's speed and the token counts'
+effect, so one scale serves a layer of mixed GPUs); else, for synthesizers, to ``base + a *
+input tokens + b * output tokens``; else to a constant (a coefficient that comes out negative
+is dropped and the rest refitted). The log-sd of ``service / fit`` is the log-normal residual.
+What a job spends between being sent and being served that is not service (the hops there
+and back, the coordinator's and the worker's own handling) is the median of ``(end - sent) -
+service`` over the layer's jobs that found their agent idle (a job sent while its agent still
+served the one before waited in its queue, which the simulator models itself); the calibrated
+scenario folds it into the layer's service base and turns the modelled fabric off, because
+loopback hops are neither bandwidth- nor topology-bound. Start-up and role-change times are
+not fitted yet: the recording carries no such events.
 
 The output is an ordinary scenario file: the source scenario as written, with each recorded
-layer's ``service`` replaced by a ``fitted`` model and ``fabric.enabled: false``.
+layer's ``service`` replaced by the fitted model and ``fabric.enabled: false``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,8 @@ import numpy as np
 import yaml
 
 from swarmsim.errors import SwarmError
-from swarmsim.scenario import load_scenario, raw_scenario
+from swarmsim.profiles import load_profiles
+from swarmsim.scenario import Scenario, load_scenario, raw_scenario
 
 MIN_RECORDS = 5  # fewer stage records than this leave a layer's profile as it was
 
@@ -37,7 +41,9 @@ class LayerFit:
     """A layer's fitted service model and what it was fitted on."""
 
     layer: str
+    model: str  # "profile", "tokens" or "constant": what the service time was fitted on
     records: int
+    scale: float  # profile model: x the profile's time
     base_s: float
     per_input_token_s: float
     per_output_token_s: float
@@ -46,18 +52,24 @@ class LayerFit:
 
     def service(self) -> dict[str, Any]:
         """The scenario's ``service`` mapping for this layer."""
+        base = self.base_s + self.overhead_s
+        if self.model == "profile":
+            return {"kind": "profile", "scale": self.scale, "base_s": base,
+                    "residual_sigma": self.residual_sigma}  # fmt: skip
         return {
             "kind": "fitted",
-            "base_s": self.base_s + self.overhead_s,
+            "base_s": base,
             "per_input_token_s": self.per_input_token_s,
             "per_output_token_s": self.per_output_token_s,
             "residual_sigma": self.residual_sigma,
         }
 
 
-def stage_samples(path: Path) -> dict[str, np.ndarray]:
-    """Per layer, rows of (service s, overhead s, input tokens, output tokens, waited) of
-    every stage record of a completed query in the JSONL timeline at ``path``."""
+def stage_samples(path: Path, scenario: Scenario) -> dict[str, np.ndarray]:
+    """Per layer, rows of (service s, overhead s, input tokens, output tokens, waited,
+    profile s) of every stage record of a completed query in the JSONL timeline at ``path``
+    (profile s is NaN where the layer or the record has no device profile)."""
+    profiles = load_profiles()
     if not path.is_file():
         raise SwarmError(f"{path}: no such recording")
     rows: dict[str, list[tuple[float, ...]]] = {}
@@ -71,7 +83,9 @@ def stage_samples(path: Path) -> dict[str, np.ndarray]:
             tokens = float(q["input_tokens"]), float(q["output_tokens"])
             for st in q["stages"]:
                 sent, start, end = float(st["sent"]), float(st["start"]), float(st["end"])
-                row = (end - start, start - sent, *tokens, float(st["agent"]), sent, start)
+                layer = scenario.layers.get(str(st["layer"]))
+                prof = _profile_s(profiles, layer, st.get("device"), *tokens)
+                row = (end - start, start - sent, *tokens, float(st["agent"]), sent, start, prof)
                 rows.setdefault(str(st["layer"]), []).append(row)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise SwarmError(f"{path}:{n}: not a timeline record ({err!r})") from None
@@ -90,36 +104,70 @@ def _mark_waits(rows: np.ndarray) -> np.ndarray:
     prev_end = (start + service)[order][:-1]
     busy_until[order[1:]] = np.where(same, prev_end, -np.inf)
     waited = (busy_until > sent).astype(float)
-    return np.column_stack([rows[:, :4], waited])
+    return np.column_stack([rows[:, :4], waited, rows[:, 7]])
+
+
+def _profile_s(profiles, layer, device, in_tok: float, out_tok: float) -> float:
+    """The profile's service time of one job, or NaN where there is none to scale."""
+    if layer is None or layer.service.kind != "profile" or not isinstance(device, str):
+        return math.nan
+    try:
+        prof = profiles.device(device)
+    except SwarmError:
+        return math.nan
+    if layer.role == "synthesizer":
+        return prof.synth_seconds(layer.model, int(in_tok), int(out_tok))
+    if layer.role == "embedder":
+        return prof.embed_base_s + prof.embed_per_item_s
+    if layer.role == "evaluator":
+        return prof.eval_s
+    return math.nan  # retrieval: the live shard is a real index, fitted as a constant
 
 
 def fit_layer(layer: str, samples: np.ndarray, tokens: bool) -> LayerFit:
-    """Least squares of service on a constant (and, with ``tokens``, on the token counts)."""
+    """Least squares of service on the profile time where every record has one, else on a
+    constant and (with ``tokens``) the token counts."""
     service, overhead, idle = samples[:, 0], samples[:, 1], samples[:, 4] == 0
-    columns = [0, 1, 2] if tokens else [0]
-    design = np.column_stack([np.ones(len(samples)), samples[:, 2], samples[:, 3]])
-    coef = np.zeros(3)
-    while True:
-        sol, *_ = np.linalg.lstsq(design[:, columns], service, rcond=None)
-        negative = [c for c, x in zip(columns, sol, strict=True) if x < 0]
-        if negative in ([], [0]):  # a negative constant alone is floored at zero
-            coef[columns] = np.maximum(sol, 0.0)
-            break
-        columns = [c for c in columns if c == 0 or c not in negative]
+    profile = samples[:, 5]
+    if np.isfinite(profile).all():
+        model, design = "profile", np.column_stack([np.ones(len(samples)), profile])
+    elif tokens:
+        model, design = "tokens", np.column_stack([np.ones(len(samples)), samples[:, 2:4]])
+    else:
+        model, design = "constant", np.ones((len(samples), 1))
+    coef = _nonnegative_fit(design, service)
     predicted = design @ coef
     ok = (predicted > 0) & (service > 0)
     sigma = float(np.std(np.log(service[ok] / predicted[ok]))) if ok.sum() > 1 else 0.0
+    scale, per_in, per_out = 1.0, 0.0, 0.0
+    if model == "profile":
+        scale = coef[1]
+    elif model == "tokens":
+        per_in, per_out = coef[1], coef[2]
     return LayerFit(
-        layer, len(samples), float(coef[0]), float(coef[1]), float(coef[2]), sigma,
-        float(max(np.median(overhead[idle] if idle.any() else overhead), 0.0)),
+        layer, model, len(samples), float(scale), float(coef[0]), float(per_in), float(per_out),
+        sigma, float(max(np.median(overhead[idle] if idle.any() else overhead), 0.0)),
     )  # fmt: skip
+
+
+def _nonnegative_fit(design: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares with the slopes kept >= 0 (a negative one is dropped and the rest refitted)
+    and a negative constant floored at zero."""
+    columns, coef = list(range(design.shape[1])), np.zeros(design.shape[1])
+    while True:
+        sol, *_ = np.linalg.lstsq(design[:, columns], y, rcond=None)
+        negative = [c for c, x in zip(columns, sol, strict=True) if x < 0]
+        if negative in ([], [0]):
+            coef[columns] = np.maximum(sol, 0.0)
+            return coef
+        columns = [c for c in columns if c == 0 or c not in negative]
 
 
 def calibrate(recording: Path, scenario: str, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     """The fits of every recorded layer of ``scenario`` and the calibrated scenario mapping."""
     source, raw = raw_scenario(scenario)
     resolved = load_scenario(scenario, overrides)
-    samples = stage_samples(recording)
+    samples = stage_samples(recording, resolved)
     unknown = sorted(set(samples) - set(resolved.layers))
     if unknown:
         raise SwarmError(f"{recording}: layer {unknown[0]!r} is not in scenario {scenario}")

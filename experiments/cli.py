@@ -329,8 +329,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                         "--scenario", args.scenario, *sets])  # fmt: skip
     write_scenario(result, args.out, command)
     for name, fit in result["fits"].items():
-        print(f"{name:14s} n={fit['records']:<6d} base {fit['base_s']:.4g} s"
-              f"  +{fit['per_input_token_s']:.3g}/in  +{fit['per_output_token_s']:.3g}/out"
+        slopes = f"+{fit['per_input_token_s']:.3g}/in +{fit['per_output_token_s']:.3g}/out"
+        if fit["model"] == "profile":
+            slopes = f"x{fit['scale']:.4g} profile"
+        print(f"{name:14s} n={fit['records']:<6d} base {fit['base_s']:.4g} s {slopes}"
               f"  sigma {fit['residual_sigma']:.3f}"
               f"  overhead {fit['overhead_s']:.4g} s")  # fmt: skip
     print(f"scenario: {args.out}")

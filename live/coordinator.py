@@ -81,6 +81,7 @@ class Coordinator:
         self.protocol_errors: dict[str, int] = {}
         self.counts = {"sent": 0, "received": 0, "retries": 0, "role_changes": 0, "deaths": 0}
         self.ids = itertools.count()
+        self.ticks = itertools.count(1)  # orders changes of agents' loads (dispatch ties)
         self.stage_s: dict[str, float] = {}
         self.layer_marks: dict[str, dict[str, float]] = {n: {} for n in scenario.layers}
         self.arrivals: dict[str, int] = dict.fromkeys(scenario.layers, 0)
@@ -250,6 +251,7 @@ class Coordinator:
         if p.get("layer") in self.scenario.layers and isinstance(p.get("shard"), int):
             agent.layer, agent.role, agent.shard = p["layer"], str(p.get("role")), p["shard"]
         agent.state = RUNNING
+        agent.load_mark = next(self.ticks)
         self._pump(agent.layer)
 
     def _dead(self, agent: Agent, reason: str) -> None:
@@ -266,6 +268,7 @@ class Coordinator:
         if job is None:
             self._count_error("stray")
             return
+        agent.load_mark = next(self.ticks)
         now = self.now()
         query, p = job.query, msg.payload if isinstance(msg.payload, dict) else {}
         agent.observe_latency(now - job.sent)
@@ -280,7 +283,7 @@ class Coordinator:
             self._retry(job, str(p.get("error", "worker failed"))[:80])
         else:
             node = self.node_names[agent.node] if agent.node < len(self.node_names) else "local"
-            query.timeline.append(_stage_record(job, agent.id, node, now, p))
+            query.timeline.append(_stage_record(job, agent, node, now, p))
             self._stage_done(job, p)
         self._pump(job.layer)
 
@@ -434,13 +437,18 @@ class Coordinator:
         return agent.state == RUNNING and len(agent.jobs) < self.cfg.worker_credit
 
     def _least_loaded(self, layer: str, shard: int = -1) -> Agent | None:
+        """The accepting agent with the fewest jobs; ties go to the one whose load changed
+        longest ago, as in the simulator's pools (a dispatch rule the two must share)."""
         best = None
         for agent in self.agents.values():
             if (
                 agent.layer == layer
                 and agent.shard == shard
                 and self._accepting(agent)
-                and (best is None or len(agent.jobs) < len(best.jobs))
+                and (
+                    best is None
+                    or (len(agent.jobs), agent.load_mark) < (len(best.jobs), best.load_mark)
+                )
             ):
                 best = agent
         return best
@@ -457,6 +465,7 @@ class Coordinator:
             return
         job.agent, job.sent = agent.id, self.now()
         agent.jobs[job.id] = job
+        agent.load_mark = next(self.ticks)
         self.arrivals[job.layer] += 1
         payload = job.query.vector if job.action == "SEARCH" else job.payload
         msg = Message(DATA, job.action, job.id, NAME, payload)
@@ -622,14 +631,17 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _stage_record(job: Job, agent: int, node: str, now: float, p: dict[str, Any]) -> dict[str, Any]:
+def _stage_record(
+    job: Job, agent: Agent, node: str, now: float, p: dict[str, Any]
+) -> dict[str, Any]:
     service = p.get("service_s")
     start = now - float(service) if isinstance(service, float | int) else job.sent
     return {
         "stage": job.query.stage,
         "layer": job.layer,
-        "agent": agent,
+        "agent": agent.id,
         "node": node,
+        "device": agent.device,
         "sent": job.sent,
         "start": max(start, job.sent),
         "end": now,

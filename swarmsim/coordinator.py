@@ -74,7 +74,9 @@ class Query:
         self.status = ACTIVE
         self.end = -1.0
         self.reason = ""
-        self.timeline: list[tuple] | None = None  # (stage, layer, agent, node, sent, start, end)
+        self.timeline: list[tuple] | None = (
+            None  # (stage, layer, agent, node, device, sent, start, end)
+        )
 
 
 class WorkItem:
@@ -337,7 +339,16 @@ class Coordinator:
             return
         if query.timeline is not None:
             query.timeline.append(
-                (query.stage, layer.name, agent.id, agent.node.name, item.sent, item.start, now)
+                (
+                    query.stage,
+                    layer.name,
+                    agent.id,
+                    agent.node.name,
+                    agent.device.profile.name,
+                    item.sent,
+                    item.start,
+                    now,
+                )
             )
         if item.shard >= 0:
             query.searched.append(item.shard)

@@ -30,14 +30,17 @@ Dispatch = Literal["central", "random", "round-robin", "least-loaded"]
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """How long one unit of work takes; ``profile`` uses the device and model profiles,
-    ``fitted`` a linear model (``swarmsim calibrate`` writes one from a live recording):
-    ``base_s + sum over the batch's jobs of (per_item_s + per_input_token_s * input tokens
-    + per_output_token_s * output tokens)``, times a log-normal residual of mean 1."""
+    """How long one unit of work takes. ``profile`` uses the device and model profiles, as
+    ``base_s + scale * profile time`` (``swarmsim calibrate`` fits both to a recording);
+    ``fitted`` is a linear model for roles without a profile: ``base_s + sum over the batch's
+    jobs of (per_item_s + per_input_token_s * input tokens + per_output_token_s * output
+    tokens)``. Both are multiplied by a log-normal residual of mean 1 and log-sd
+    ``residual_sigma``."""
 
     kind: Literal["profile", "exponential", "deterministic", "fitted"] = "profile"
     rate: float | None = None  # jobs/s for exponential (mean 1/rate) and deterministic
-    base_s: float = 0.0  # fitted: per service (batch)
+    scale: float = 1.0  # profile: multiplies the profile's time
+    base_s: float = 0.0  # profile and fitted: per service (batch)
     per_item_s: float = 0.0  # fitted: per job in the batch
     per_input_token_s: float = 0.0
     per_output_token_s: float = 0.0
@@ -46,7 +49,7 @@ class ServiceConfig:
     def __post_init__(self) -> None:
         if self.kind in ("exponential", "deterministic"):
             check(self.rate is not None and self.rate > 0, "rate", self.rate, "a rate > 0")
-        for name in ("base_s", "per_item_s", "per_input_token_s", "per_output_token_s",
+        for name in ("scale", "base_s", "per_item_s", "per_input_token_s", "per_output_token_s",
                      "residual_sigma"):  # fmt: skip
             value = getattr(self, name)
             check(math.isfinite(value) and value >= 0, name, value, "a number >= 0")

@@ -63,19 +63,25 @@ class ServiceModel:
         if svc.kind == "deterministic":
             return 1.0 / svc.rate
         if svc.kind == "fitted":
-            return self._fitted_seconds(svc, batch)
-        return self._profile_seconds(agent, batch)
+            return self._residual(svc, self._fitted_seconds(svc, batch))
+        t = self._profile_seconds(agent, batch)
+        if svc.scale != 1.0 or svc.base_s or svc.residual_sigma:  # a calibrated profile
+            return self._residual(svc, svc.base_s + svc.scale * t)
+        return t
+
+    def _residual(self, svc: ServiceConfig, t: float) -> float:
+        """``t`` times a log-normal draw of mean 1 (median exp(-sigma^2 / 2))."""
+        if svc.residual_sigma > 0:
+            t *= self.stream.lognormal(math.exp(-(svc.residual_sigma**2) / 2), svc.residual_sigma)
+        return t
 
     def _fitted_seconds(self, svc: ServiceConfig, batch: Sequence[WorkItem]) -> float:
-        t = svc.base_s + sum(
+        return svc.base_s + sum(
             svc.per_item_s
             + svc.per_input_token_s * w.query.in_tok
             + svc.per_output_token_s * w.query.out_tok
             for w in batch
         )
-        if svc.residual_sigma > 0:  # median exp(-sigma^2 / 2) makes the mean factor 1
-            t *= self.stream.lognormal(math.exp(-(svc.residual_sigma**2) / 2), svc.residual_sigma)
-        return t
 
     def _profile_seconds(self, agent: Agent, batch: Sequence[WorkItem]) -> float:
         prof = agent.device.profile

@@ -354,11 +354,12 @@ class Simulation:
                     "layer": ly,
                     "agent": ag,
                     "node": nd,
+                    "device": dv,
                     "sent": se,
                     "start": sa,
                     "end": en,
                 }
-                for st, ly, ag, nd, se, sa, en in query.timeline
+                for st, ly, ag, nd, dv, se, sa, en in query.timeline
             ],
         }
 

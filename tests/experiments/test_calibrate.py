@@ -36,7 +36,7 @@ def recording(tmp_path_factory):
 
 
 def test_calibration_recovers_the_known_service_models(recording):
-    fits = calibrate(recording, "homelab")["fits"]
+    fits = calibrate(recording, "homelab", tuple(KNOWN))["fits"]
     synth = fits["synth-small"]
     assert synth["records"] > 300
     assert synth["per_input_token_s"] == pytest.approx(TRUTH["per_input_token_s"], rel=0.1)
@@ -53,7 +53,8 @@ def test_calibration_recovers_the_known_service_models(recording):
 
 def test_the_calibrated_scenario_is_an_ordinary_scenario(recording, tmp_path, capsys):
     out = tmp_path / "calibrated.yaml"
-    assert main(["calibrate", str(recording), "-o", str(out)]) == 0
+    sets = [x for item in KNOWN for x in ("--set", item)]
+    assert main(["calibrate", str(recording), "-o", str(out), *sets]) == 0
     assert "synth-small" in capsys.readouterr().out
     text = out.read_text()
     assert text.startswith("# swarmsim calibrate")
@@ -71,6 +72,24 @@ def test_a_recording_of_another_scenario_is_refused(recording, tmp_path, capsys)
 
 
 def test_write_scenario_heads_the_file_with_its_command(recording, tmp_path):
-    result = calibrate(recording, "homelab")
+    result = calibrate(recording, "homelab", tuple(KNOWN))
     write_scenario(result, tmp_path / "c.yaml", "swarmsim calibrate x -o c.yaml")
     assert (tmp_path / "c.yaml").read_text().splitlines()[0] == "# swarmsim calibrate x -o c.yaml"
+
+
+def test_a_scaled_profile_is_recovered_across_mixed_devices(tmp_path):
+    """synth-small runs on an RTX 3080 and a 3060: one scale of the profile fits both."""
+    known = ["warmup_s=0", "duration_s=3600", "fabric.enabled=false",
+             "layers.synth-small.service.scale=0.3", "layers.synth-small.service.base_s=0.1",
+             "layers.synth-small.service.residual_sigma=0.1"]  # fmt: skip
+    sim = Simulation(load_scenario("homelab", known), seed=5, record_timeline=True)
+    sim.run()
+    write_timeline(sim.timeline, tmp_path / "scaled.jsonl")
+    devices = {st["device"] for r in sim.timeline for st in r["stages"]
+               if st["layer"] == "synth-small"}  # fmt: skip
+    assert len(devices) == 2
+    fit = calibrate(tmp_path / "scaled.jsonl", "homelab", tuple(known))["fits"]["synth-small"]
+    assert fit["model"] == "profile"
+    assert fit["scale"] == pytest.approx(0.3, rel=0.05)
+    assert fit["base_s"] == pytest.approx(0.1, abs=0.05)
+    assert fit["residual_sigma"] == pytest.approx(0.1, rel=0.2)

@@ -1,0 +1,122 @@
+"""The sim-to-real gap, measured: record a live run, calibrate, replay, compare; then rank the
+routing heuristics by p99 in both.
+
+1. A live homelab swarm (real processes over ZeroMQ, real faiss shards, EMULATED LLM stages
+   at ``--stage-scale`` of the profile's time) serves a window of the Azure LLM conversation
+   trace; the per-query timeline is recorded.
+2. ``calibrate`` fits the simulator's per-layer service models and hop overhead to it.
+3. The simulator replays the same trace window on the calibrated scenario.
+4. ``compare`` reports the error of each figure (live is the reference) with CDF overlays.
+5. Each routing heuristic runs live and in the calibrated simulator on the same trace; both
+   rankings by p99 are reported.
+
+Run: ``python -m experiments.sim_to_real [--out results/sim_to_real] [--window 0:120]``.
+Live recordings go to ``results/runs/sim_to_real/``; the report, the fidelity figures and the
+calibrated scenario to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from live.config import LiveConfig
+from live.runner import LiveRun, run_live
+from swarmsim.metrics import write_timeline
+
+from .calibrate import calibrate, write_scenario
+from .fidelity import read_recording, write_report
+from .replay import TraceReplay, prepare, replay_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SWARMSIM_SHARED", ROOT.parent / "shared"))
+TRACE = SHARED / "traces" / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv"
+SCENARIO = "homelab"
+HEURISTICS = ("round-robin", "least-outstanding", "power-of-two", "random")
+
+
+def live_record(replay: TraceReplay, out: Path, stage_scale: float, controller: str = "") -> dict:
+    """One live run of the trace; the summary (the timeline goes to ``out``)."""
+    run = LiveRun(
+        SCENARIO,
+        overrides=tuple(replay.overrides()),
+        controllers=(f"shard-routing={controller}",) if controller else (),
+        duration_s=replay.span_s() + 1.0,
+        record=out,
+        config=LiveConfig(time_scale=stage_scale),
+    )
+    return run_live(run)
+
+
+def sim_record(replay: TraceReplay, scenario: Path, out: Path, controller: str = "") -> dict:
+    """The calibrated simulator on the same trace; the summary (the timeline goes to ``out``)."""
+    resolved = replay_scenario(replay, str(scenario), (), None)
+    sim, _ = prepare(resolved, 0, [f"shard-routing={controller}"] if controller else [], True)
+    summary = sim.run()
+    write_timeline(sim.timeline, out)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m experiments.sim_to_real")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "sim_to_real")
+    parser.add_argument("--trace", type=Path, default=TRACE)
+    parser.add_argument("--window", default="0:120", help="trace seconds START:END")
+    parser.add_argument("--trace-time-scale", type=float, default=1.0)
+    parser.add_argument("--stage-scale", type=float, default=0.05,
+                        help="emulated LLM stage times x this in the live run")  # fmt: skip
+    parser.add_argument("--no-ranking", action="store_true", help="skip step 5")
+    args = parser.parse_args(argv)
+    runs = ROOT / "results" / "runs" / "sim_to_real"
+    runs.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    replay = TraceReplay(args.trace, time_scale=args.trace_time_scale, window=args.window)
+
+    live_path, sim_path = runs / "live.jsonl", runs / "sim.jsonl"
+    live = live_record(replay, live_path, args.stage_scale)
+    calibrated = args.out / "calibrated.yaml"
+    result = calibrate(live_path, SCENARIO, tuple(replay.overrides()))
+    write_scenario(result, calibrated, f"swarmsim calibrate {live_path.name} -o {calibrated.name}")
+    sim = sim_record(replay, calibrated, sim_path)
+    fidelity = write_report(read_recording(live_path), read_recording(sim_path), args.out)
+    ranking = {} if args.no_ranking else rank(replay, calibrated, runs, args.stage_scale)
+    report = {
+        "command": "python -m experiments.sim_to_real " + " ".join(argv or []),
+        "trace": str(args.trace.name),
+        "window": args.window,
+        "stage_scale": args.stage_scale,
+        "live": _brief(live),
+        "sim": _brief(sim),
+        "fidelity": fidelity,
+        "ranking": ranking,
+    }
+    (args.out / "sim_to_real.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("live", "sim", "ranking")}, indent=2))
+    print(f"report: {args.out / 'fidelity.md'}")
+
+
+def rank(replay: TraceReplay, calibrated: Path, runs: Path, stage_scale: float) -> dict[str, Any]:
+    """p99 of each routing heuristic live and in the calibrated simulator, and both orders."""
+    p99: dict[str, dict[str, float]] = {"live": {}, "sim": {}}
+    for name in HEURISTICS:
+        live = live_record(replay, runs / f"live-{name}.jsonl", stage_scale, name)
+        sim = sim_record(replay, calibrated, runs / f"sim-{name}.jsonl", name)
+        p99["live"][name] = live["latency_s"]["p99"]
+        p99["sim"][name] = sim["latency_s"]["p99"]
+    order = {side: sorted(v, key=v.get) for side, v in p99.items()}
+    return {"p99_s": p99, "order": order, "same_order": order["live"] == order["sim"]}
+
+
+def _brief(summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "queries": summary["queries"],
+        "latency_s": summary["latency_s"],
+        "throughput_qps": summary.get("throughput_qps"),
+    }
+
+
+if __name__ == "__main__":
+    main()
