@@ -11,8 +11,9 @@ and back, the coordinator's and the worker's own handling) is the median of ``(e
 service`` over the layer's jobs that found their agent idle (a job sent while its agent still
 served the one before waited in its queue, which the simulator models itself); the calibrated
 scenario folds it into the layer's service base and turns the modelled fabric off, because
-loopback hops are neither bandwidth- nor topology-bound. Start-up and role-change times are
-not fitted yet: the recording carries no such events.
+loopback hops are neither bandwidth- nor topology-bound. A layer's ``load_s`` is the median
+time its replicas took to become ready (the recording's ``startup`` and ``role_change``
+events: process start and model or shard load, live).
 
 The output is an ordinary scenario file: the source scenario as written, with each recorded
 layer's ``service`` replaced by the fitted model and ``fabric.enabled: false``.
@@ -78,7 +79,7 @@ def stage_samples(path: Path, scenario: Scenario) -> dict[str, np.ndarray]:
             continue
         try:
             q = json.loads(line)
-            if q["outcome"] != "completed":
+            if "event" in q or q["outcome"] != "completed":
                 continue
             tokens = float(q["input_tokens"]), float(q["output_tokens"])
             for st in q["stages"]:
@@ -171,6 +172,7 @@ def calibrate(recording: Path, scenario: str, overrides: tuple[str, ...] = ()) -
     unknown = sorted(set(samples) - set(resolved.layers))
     if unknown:
         raise SwarmError(f"{recording}: layer {unknown[0]!r} is not in scenario {scenario}")
+    loads = lifecycle_samples(recording)
     fits = {
         name: fit_layer(name, rows, resolved.layers[name].role == "synthesizer")
         for name, rows in samples.items()
@@ -179,10 +181,32 @@ def calibrate(recording: Path, scenario: str, overrides: tuple[str, ...] = ()) -
     for name, fit in fits.items():
         raw.setdefault("layers", {}).setdefault(name, {})["service"] = fit.service()
         raw["layers"][name]["batch_max"] = 1  # the fitted model is per recorded job
+    for name, kinds in loads.items():
+        if name in resolved.layers:
+            all_s = [t for durations in kinds.values() for t in durations]
+            raw.setdefault("layers", {}).setdefault(name, {})["load_s"] = float(np.median(all_s))
     raw.setdefault("fabric", {})["enabled"] = False
     raw["description"] = f"{raw.get('description', scenario)} Calibrated on {recording.name}."
     _check_loads(raw, overrides, source)
-    return {"source": source, "fits": {k: asdict(v) for k, v in fits.items()}, "scenario": raw}
+    lifecycle = {
+        layer: {kind: {"n": len(d), "median_s": float(np.median(d))} for kind, d in kinds.items()}
+        for layer, kinds in loads.items()
+    }
+    return {"source": source, "fits": {k: asdict(v) for k, v in fits.items()},
+            "lifecycle": lifecycle, "scenario": raw}  # fmt: skip
+
+
+def lifecycle_samples(path: Path) -> dict[str, dict[str, list[float]]]:
+    """Per layer and kind (``startup``, ``role_change``), how long replicas took to be ready."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for line in path.open():
+        if '"event"' not in line:
+            continue
+        row = json.loads(line)
+        if isinstance(row, dict) and row.get("event") in ("startup", "role_change"):
+            seconds = float(row["end"]) - float(row["start"])
+            out.setdefault(str(row["layer"]), {}).setdefault(row["event"], []).append(seconds)
+    return out
 
 
 def _check_loads(raw: dict[str, Any], overrides: tuple[str, ...], source: str) -> None:

@@ -335,6 +335,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"{name:14s} n={fit['records']:<6d} base {fit['base_s']:.4g} s {slopes}"
               f"  sigma {fit['residual_sigma']:.3f}"
               f"  overhead {fit['overhead_s']:.4g} s")  # fmt: skip
+    for name, kinds in result["lifecycle"].items():
+        text = ", ".join(f"{k} {v['median_s']:.3g} s (n={v['n']})" for k, v in kinds.items())
+        print(f"{name:14s} ready after {text}")
     print(f"scenario: {args.out}")
     return 0
 
@@ -393,7 +396,7 @@ def _simulate(args: argparse.Namespace, scenario, base: Path | None) -> int:
     if attached:
         summary["controllers"] = controller_stats(attached)
     if args.trace_out is not None:
-        write_timeline(sim.timeline, args.trace_out)
+        write_timeline(sim.recording(), args.trace_out)
     print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
     return 0
 

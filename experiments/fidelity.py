@@ -48,6 +48,7 @@ def read_recording(path: str | Path, warmup_s: float = 0.0) -> Recording:
     if not path.is_file():
         raise SwarmError(f"{path}: no such recording")
     rows = [_row(path, n, line) for n, line in enumerate(path.open(), 1) if line.strip()]
+    rows = [r for r in rows if "event" not in r]  # lifecycle rows: replicas, not queries
     rows = [r for r in rows if r["arrival"] >= warmup_s]
     if not rows:
         raise SwarmError(f"{path}: no queries after the warm-up ({warmup_s} s)")
@@ -76,6 +77,8 @@ def _row(path: Path, n: int, line: str) -> dict[str, Any]:
         raise SwarmError(f"{path}:{n}: not JSON ({err.msg})") from None
     if not isinstance(row, dict):
         raise SwarmError(f"{path}:{n}: expected a JSON object per line")
+    if "event" in row:
+        return row
     for key in ("arrival", "outcome", "stages"):
         if key not in row:
             raise SwarmError(f"{path}:{n}: missing field {key!r}")

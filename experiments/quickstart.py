@@ -76,7 +76,7 @@ def _latencies(record: Path) -> list[float]:
     out = []
     for line in record.read_text().splitlines():
         q = json.loads(line)
-        if q["outcome"] == "completed":
+        if q.get("outcome") == "completed":  # lifecycle rows have no outcome
             out.append(q["end"] - q["arrival"])
     return out
 

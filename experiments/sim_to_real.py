@@ -56,7 +56,7 @@ def sim_record(replay: TraceReplay, scenario: Path, out: Path, controller: str =
     resolved = replay_scenario(replay, str(scenario), (), None)
     sim, _ = prepare(resolved, 0, [f"shard-routing={controller}"] if controller else [], True)
     summary = sim.run()
-    write_timeline(sim.timeline, out)
+    write_timeline(sim.recording(), out)
     return summary
 
 

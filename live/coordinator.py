@@ -21,6 +21,7 @@ import zmq
 
 from envs.task import Actor, Task
 from swarmsim.errors import SwarmError
+from swarmsim.lifecycle import lifecycle_record
 from swarmsim.metrics import Metrics
 from swarmsim.scenario import Scenario
 from swarmsim.view import ClusterView, RoutePlan
@@ -72,6 +73,7 @@ class Coordinator:
         self.awaiting: dict[int, Query] = {}  # queries waiting for a route plan
         self.backlog: dict[str, deque[Job]] = {name: deque() for name in scenario.layers}
         self.timeline: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # replicas that became ready (lifecycle)
         self.record = False
         self.on_route: Callable[[Query], None] | None = None
         self.on_control: list[Callable[[], None]] = []
@@ -250,6 +252,13 @@ class Coordinator:
             agent.born, agent.gone, agent.jobs = self.now(), -1.0, {}
         if p.get("layer") in self.scenario.layers and isinstance(p.get("shard"), int):
             agent.layer, agent.role, agent.shard = p["layer"], str(p.get("role")), p["shard"]
+        if self.record and agent.state in (STARTING, SWITCHING):
+            kind, since = "startup", agent.born
+            if agent.state == SWITCHING:
+                kind, since = "role_change", agent.switching_since
+            self.events.append(
+                lifecycle_record(kind, agent.id, agent.layer, agent.device, since, self.now())
+            )
         agent.state = RUNNING
         agent.load_mark = next(self.ticks)
         self._pump(agent.layer)
@@ -567,7 +576,7 @@ class Coordinator:
         if a is None or cfg is None or a.state != RUNNING or a.layer == layer:
             return
         shard = -1 if cfg.role != "retriever" else (shard if shard is not None else 0)
-        a.state = SWITCHING
+        a.state, a.switching_since = SWITCHING, self.now()
         self.counts["role_changes"] += 1
         self.metrics.role_changes += 1
         payload = {"layer": layer, "role": cfg.role, "shard": shard, "model": cfg.model}
@@ -605,6 +614,10 @@ class Coordinator:
         else:
             self.on_control.append(decide)
         self.controllers[task.name] = controller
+
+    def recording(self) -> list[dict[str, Any]]:
+        """What ``--record`` writes: the per-query timeline, then the lifecycle events."""
+        return [*self.timeline, *self.events]
 
     def view(
         self,

@@ -224,7 +224,7 @@ def run_live(run: LiveRun, progress: Callable[[float], None] | None = None) -> d
                 load.wait()
         summary = live_summary(swarm, time.perf_counter() - wall, client)
         if run.record is not None:
-            write_timeline(coord.timeline, run.record)
+            write_timeline(coord.recording(), run.record)
     return summary
 
 

@@ -35,6 +35,7 @@ class Agent:
     born: float
     last_seen: float
     jobs: dict[str, Job] = field(default_factory=dict)
+    switching_since: float = -1.0  # when a role change was sent
     load_mark: int = 0  # when len(jobs) last changed: ties go to the oldest, as in the sim
     queue: int = 0  # jobs waiting on the worker, from its last heartbeat
     busy_s: float = 0.0  # reported by the worker

@@ -8,7 +8,7 @@ finishes the agent's outstanding work, then loads the new model or shard.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .clock import Call
 from .cluster import Agent, AgentState, Device, Layer
@@ -122,8 +122,11 @@ class Lifecycle:
         return counts.index(min(counts))
 
     def load_seconds(self, agent: Agent) -> float:
-        """Time to load the agent's model or shard from disk."""
+        """Time to load the agent's model or shard from disk (the layer's ``load_s`` if set,
+        as ``swarmsim calibrate`` fits it)."""
         layer, prof = agent.layer, self.cluster.profiles
+        if layer.cfg.load_s is not None:
+            return layer.cfg.load_s
         if layer.role == "retriever":
             ret = self.sim.scenario.retrieval
             shard_bytes = ret.vectors_total / max(self.sim.n_shards, 1) * ret.dim * 4
@@ -135,6 +138,13 @@ class Lifecycle:
         agent, epoch = started
         if agent.epoch != epoch or agent.state not in (AgentState.STARTING, AgentState.SWITCHING):
             return
+        if self.sim.record_timeline:
+            kind = "startup" if agent.state == AgentState.STARTING else "role_change"
+            began = max(agent.loading_since, agent.device.node.ready_at)  # after provisioning
+            row = lifecycle_record(
+                kind, agent.id, agent.layer.name, agent.device.profile.name, began, self.env.now
+            )
+            self.sim.events.append(row)
         agent.state = AgentState.RUNNING
         self.sim.metrics.load_s += self.env.now - agent.loading_since
         agent.layer.refresh()
@@ -205,3 +215,14 @@ class Lifecycle:
     def _load_new_role(self, agent: Agent) -> None:
         agent.loading_since = self.env.now
         Call(self.env, self.load_seconds(agent), self.ready, (agent, agent.epoch))
+
+
+def lifecycle_record(
+    kind: str, agent: int, layer: str, device: str, start: float, end: float
+) -> dict[str, Any]:
+    """A timeline row for a replica that became ready: ``startup`` (a new or restarted one)
+    or ``role_change``, from when it began loading (after any cloud provisioning; live, from
+    the process's launch) to ready.
+    Live recordings write the same rows; per-query readers skip rows with an ``event``."""
+    return {"event": kind, "agent": agent, "layer": layer, "device": device, "start": start,
+            "end": end}  # fmt: skip

@@ -68,9 +68,12 @@ class LayerConfig:
     max_replicas: int = 100_000
     device: Literal["gpu", "cpu"] = "gpu"  # where new replicas are placed when scaling out
     exclusive: bool | None = None  # one such replica per GPU; default: synthesizers only
+    load_s: float | None = None  # seconds to load model or shard (default: from the profiles)
 
     def __post_init__(self) -> None:
         check(self.batch_max >= 1, "batch_max", self.batch_max, ">= 1")
+        ok = self.load_s is None or (math.isfinite(self.load_s) and self.load_s >= 0)
+        check(ok, "load_s", self.load_s, "a number >= 0 or null")
         check(self.min_replicas >= 0, "min_replicas", self.min_replicas, ">= 0")
         check(
             self.max_replicas >= self.min_replicas,

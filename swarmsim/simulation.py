@@ -107,6 +107,7 @@ class Simulation:
         self.configuring: dict[int, tuple[Query, Layer]] = {}  # waiting for a strategy
         self.active: dict[int, Query] = {}  # queries in flight, in arrival order
         self.timeline: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # replicas that became ready (lifecycle)
         self.ended = False
 
     def _stage_layer(self, stage) -> Layer | dict[str, Layer]:
@@ -337,6 +338,10 @@ class Simulation:
         if strategy is None:
             return self.default_quality * query.recall
         return self.inference.precision(strategy.precision).quality * query.recall
+
+    def recording(self) -> list[dict[str, Any]]:
+        """What ``--trace-out`` writes: the per-query timeline, then the lifecycle events."""
+        return [*self.timeline, *self.events]
 
     def _timeline_record(self, query: Query) -> dict[str, Any]:
         return {

@@ -93,3 +93,17 @@ def test_a_scaled_profile_is_recovered_across_mixed_devices(tmp_path):
     assert fit["scale"] == pytest.approx(0.3, rel=0.05)
     assert fit["base_s"] == pytest.approx(0.1, abs=0.05)
     assert fit["residual_sigma"] == pytest.approx(0.1, rel=0.2)
+
+
+def test_load_time_is_recovered_from_the_lifecycle_events(tmp_path):
+    from experiments.replay import prepare
+
+    known = ["duration_s=1200", "layers.synth-large.load_s=7.5"]
+    sim, _ = prepare(load_scenario("cloud-burst", known), 0, ["autoscaling=hpa"], True)
+    sim.run()
+    write_timeline(sim.recording(), tmp_path / "scaling.jsonl")
+    result = calibrate(tmp_path / "scaling.jsonl", "cloud-burst", tuple(known))
+    startups = result["lifecycle"]["synth-large"]["startup"]
+    assert startups["n"] >= 1
+    assert startups["median_s"] == pytest.approx(7.5)  # provisioning is not load time
+    assert result["scenario"]["layers"]["synth-large"]["load_s"] == pytest.approx(7.5)

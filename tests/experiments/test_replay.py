@@ -80,12 +80,19 @@ def test_missing_trace_file(tmp_path, capsys):
     assert "no such trace file" in capsys.readouterr().err
 
 
-def test_live_run_replays_the_same_trace(trace, capsys):
-    """Real processes over ZeroMQ serve the trace's requests, as the simulator does."""
+def test_live_run_replays_the_same_trace(trace, tmp_path, capsys):
+    """Real processes over ZeroMQ serve the trace's requests, as the simulator does; the
+    recording holds every query and each worker's start-up."""
+    record = tmp_path / "live.jsonl"
     argv = ["live", "run", "homelab", "--trace", str(trace), "--trace-time-scale", "0.1",
-            "--time-scale", "0", "--json"]  # fmt: skip
+            "--time-scale", "0", "--json", "--record", str(record)]  # fmt: skip
     for item in MAP:
         argv.append(item.replace("--map", "--trace-map"))
     s = _summary(capsys, argv)
     assert s["mode"] == "live"
     assert s["queries"]["submitted"] == ROWS and s["queries"]["completed"] == ROWS
+    rows = [json.loads(line) for line in record.read_text().splitlines()]
+    events = [r for r in rows if "event" in r]
+    assert len(rows) - len(events) == ROWS
+    assert len(events) == sum(s["replicas"][layer]["running"] for layer in s["replicas"])
+    assert all(e["event"] == "startup" and e["end"] > e["start"] for e in events)

@@ -6,6 +6,7 @@ LLM stages at a twentieth of the profile's time) and checks that all of them are
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -93,10 +94,10 @@ def test_queries_flow_through_every_role_and_every_process_stops(tmp_path):
     q = summary["queries"]
     assert q["submitted"] >= 10 and q["completed"] == q["submitted"] and q["in_flight"] == 0
     assert summary["recall_at_k"] == pytest.approx(1.0)  # every shard searched, exact search
-    layers = set()
-    for line in record.read_text().splitlines():
-        layers |= {st["layer"] for st in __import__("json").loads(line)["stages"]}
+    rows = [json.loads(line) for line in record.read_text().splitlines()]
+    layers = {st["layer"] for row in rows if "event" not in row for st in row["stages"]}
     assert layers == {"embedder", "retriever", "synth-small", "synth-large", "evaluator"}
+    assert sum(row.get("event") == "startup" for row in rows) == 8  # one per worker
     assert len(seen) == 8 and all(_gone(pid) for pid in seen)
 
 
