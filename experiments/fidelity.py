@@ -35,6 +35,7 @@ class Recording:
     span_s: float  # first arrival to last end
     latency_s: np.ndarray
     stages: dict[str, np.ndarray]
+    ready_s: dict[str, np.ndarray]  # lifecycle: seconds to ready by kind (startup, role_change)
 
     @property
     def throughput_qps(self) -> float:
@@ -48,6 +49,10 @@ def read_recording(path: str | Path, warmup_s: float = 0.0) -> Recording:
     if not path.is_file():
         raise SwarmError(f"{path}: no such recording")
     rows = [_row(path, n, line) for n, line in enumerate(path.open(), 1) if line.strip()]
+    ready: dict[str, list[float]] = {}
+    for r in rows:
+        if "event" in r and isinstance(r.get("start"), float | int):
+            ready.setdefault(str(r["event"]), []).append(float(r["end"]) - float(r["start"]))
     rows = [r for r in rows if "event" not in r]  # lifecycle rows: replicas, not queries
     rows = [r for r in rows if r["arrival"] >= warmup_s]
     if not rows:
@@ -67,6 +72,7 @@ def read_recording(path: str | Path, warmup_s: float = 0.0) -> Recording:
         span_s=span,
         latency_s=np.array([r["end"] - r["arrival"] for r in done]),
         stages={k: np.array(v) for k, v in stages.items()},
+        ready_s={k: np.array(v) for k, v in ready.items()},
     )
 
 
@@ -115,6 +121,10 @@ def compare(a: Recording, b: Recording) -> dict[str, Any]:
         "counts": counts,
         "end_to_end": _quantiles(a.latency_s, b.latency_s),
         "stages": {k: _quantiles(a.stages.get(k), b.stages.get(k)) for k in layers},
+        "lifecycle": {
+            k: _quantiles(a.ready_s.get(k), b.ready_s.get(k))
+            for k in sorted(set(a.ready_s) | set(b.ready_s))
+        },
     }
 
 
@@ -160,6 +170,9 @@ def render(result: dict[str, Any]) -> str:
     for layer, figures in result["stages"].items():
         for name in ("mean", *QUANTILES):
             lines.append(_line(f"{layer} {name} (s)", figures[name]))
+    for kind, figures in result["lifecycle"].items():
+        lines.append(_line(f"{kind}: replicas", figures["n"]))
+        lines.append(_line(f"{kind} p50 (s)", figures["p50"]))
     return "\n".join(lines) + "\n"
 
 

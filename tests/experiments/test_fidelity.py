@@ -46,6 +46,7 @@ def test_identical_recordings_have_zero_error(timeline, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     pairs = [*result["counts"].values(), *result["end_to_end"].values()]
     pairs += [p for stage in result["stages"].values() for p in stage.values()]
+    pairs += [p for kind in result["lifecycle"].values() for p in kind.values()]
     assert pairs and all(p["rel_error"] == 0.0 for p in pairs)
     assert {"embedder", "retriever", "evaluator"} <= set(result["stages"])
     for name in ("fidelity.json", "fidelity.md", "cdf_end_to_end.png", "cdf_retriever.png"):
