@@ -96,12 +96,18 @@ class ShardRoutingTask(Task):
         self.action_space = spaces.MultiDiscrete([MAX_REPLICAS + 1] * MAX_SHARDS)
         self._slots_view: ClusterView | None = None
         self._slots = np.full((MAX_SHARDS, MAX_REPLICAS), -1, dtype=np.int64)
+        self._layout_key = b""  # the agents' shards when the slot layout below was computed
+        self._layout: tuple[np.ndarray, np.ndarray, np.ndarray] = _slot_layout(self._slots)
 
     def slots(self, view: ClusterView) -> np.ndarray:
         """Rows of ``view.agents`` per (shard, slot); -1 where empty. Shape (MAX_SHARDS, R)."""
         if self._slots_view is view:
             return self._slots
         shard = view.agents.shard
+        key = shard.tobytes()  # rows and shards rarely change between decisions: reuse
+        if key == self._layout_key:
+            self._slots_view = view
+            return self._slots
         idx = np.flatnonzero((shard >= 0) & (shard < MAX_SHARDS))
         idx = idx[np.argsort(shard[idx], kind="stable")]  # by shard, then ascending agent row
         s = shard[idx]
@@ -110,27 +116,26 @@ class ShardRoutingTask(Task):
         rows = np.full((MAX_SHARDS, MAX_REPLICAS), -1, dtype=np.int64)
         rows[s[keep], rank[keep]] = idx[keep]
         self._slots_view, self._slots = view, rows
+        self._layout_key, self._layout = key, _slot_layout(rows)
         return rows
 
     def encode(self, view: ClusterView) -> np.ndarray:
-        a, rows = view.agents, self.slots(view)
-        q, f = a.queue, a.in_flight
-        feat = np.empty((q.size, REPLICA_FEATURES))
-        feat[:, 0] = 1.0
-        feat[:, 1] = (a.state == RUNNING) & a.healthy
-        feat[:, 2] = q / (q + QUEUE_SCALE)
-        feat[:, 3] = f / (f + IN_FLIGHT_SCALE)
-        feat[:, 4] = a.latency_s / (a.latency_s + LATENCY_SCALE_S)
-        obs = np.zeros((MAX_SHARDS, SHARD_FEATURES))
-        present = rows >= 0
-        obs[:, 2:].reshape(MAX_SHARDS, MAX_REPLICAS, REPLICA_FEATURES)[present] = feat[
-            rows[present]
-        ]
+        a = view.agents
+        self.slots(view)
+        agent_rows, positions, present = self._layout
+        q, f, lat = a.queue[agent_rows], a.in_flight[agent_rows], a.latency_s[agent_rows]
+        obs = np.zeros(MAX_SHARDS * SHARD_FEATURES + QUERY_FEATURES, dtype=np.float32)
+        obs[present] = 1.0
+        obs[present + 1] = (a.state[agent_rows] == RUNNING) & a.healthy[agent_rows]
+        obs[present + 2] = q / (q + QUEUE_SCALE)
+        obs[present + 3] = f / (f + IN_FLIGHT_SCALE)
+        obs[present + 4] = lat / (lat + LATENCY_SCALE_S)
         n = min(view.n_shards, MAX_SHARDS)
-        obs[:n, 0] = 1.0
+        obs[positions[:n]] = 1.0
         if view.query is not None and view.query.relevance.size:
-            obs[:n, 1] = (np.clip(view.query.relevance[:n], -1, 1) + 1) / 2
-        return np.concatenate([obs.reshape(-1), self._query_features(view)]).astype(np.float32)
+            obs[positions[:n] + 1] = (np.clip(view.query.relevance[:n], -1, 1) + 1) / 2
+        obs[-QUERY_FEATURES:] = self._query_features(view)
+        return obs
 
     def _query_features(self, view: ClusterView) -> np.ndarray:
         q = view.query
@@ -197,6 +202,14 @@ class ShardRoutingTask(Task):
             - w.latency * stage
             - w.slo * (after.slo_violations - before.slo_violations)
         )
+
+
+def _slot_layout(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For ``encode``: the agent row of each filled slot, the flat offset of each shard's
+    block, and the flat offset of each filled slot's first feature."""
+    shard, slot = np.nonzero(rows >= 0)
+    blocks = np.arange(MAX_SHARDS) * SHARD_FEATURES
+    return rows[shard, slot], blocks, blocks[shard] + 2 + slot * REPLICA_FEATURES
 
 
 def _least_loaded(ok: np.ndarray, rows: np.ndarray, load: np.ndarray) -> int:
