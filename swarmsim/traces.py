@@ -23,7 +23,15 @@ from .errors import TraceError
 
 FIELDS = ("timestamp", "input_tokens", "output_tokens")
 KNOWN_COLUMNS: dict[str, tuple[str, ...]] = {
-    "timestamp": ("TIMESTAMP", "arrived_at", "arrival_timestamp", "arrival_time", "timestamp", "t"),
+    "timestamp": (
+        "TIMESTAMP",
+        "arrived_at",
+        "arrival_timestamp",
+        "arrival_time",
+        "timestamp",
+        "t",
+        "arrival",  # swarmsim recordings (simulate --trace-out, live run --record)
+    ),
     "input_tokens": (
         "ContextTokens",
         "num_prefill_tokens",
@@ -143,7 +151,8 @@ def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Trac
 
 
 def read_jsonl(path: str | Path, columns: Mapping[str, str] | None = None) -> TraceTable:
-    """Read a JSON-lines trace (one object per line); ``columns`` maps our fields to its keys."""
+    """Read a JSON-lines trace (one object per line); ``columns`` maps our fields to its keys.
+    A swarmsim recording reads as is: its queries' arrivals and tokens, its events skipped."""
     name = str(path)
     values: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
     lines: list[int] = []
@@ -153,6 +162,8 @@ def read_jsonl(path: str | Path, columns: Mapping[str, str] | None = None) -> Tr
             if not text.strip():
                 continue
             record = _json_object(name, text, number)
+            if "event" in record:  # a swarmsim recording's lifecycle row: not a request
+                continue
             if keys is None:
                 keys = _resolve(name, list(record), columns, number)
             for column, key in zip(values, keys, strict=True):
