@@ -132,17 +132,29 @@ def parse_value(text: str) -> Any:
 
 
 def set_dotted(data: dict, dotted: str, value: Any) -> None:
-    """Set ``data[a][b][c] = value`` for ``dotted = "a.b.c"``, creating mappings on the way."""
+    """Set ``data[a][b][c] = value`` for ``dotted = "a.b.c"``, creating mappings on the way;
+    a numeric key indexes a list (``nodes.0.agents.2.layer``)."""
     keys = dotted.split(".")
-    node = data
-    for i, key in enumerate(keys[:-1]):
-        child = node.get(key)
-        if child is None:
-            child = node[key] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(".".join(keys[: i + 1]), child, "a mapping to set a field inside")
-        node = child
-    node[keys[-1]] = value
+    node: Any = data
+    for i, key in enumerate(keys):
+        where = ".".join(keys[: i + 1])
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError(where, key, f"an index below {len(node)} into the list")
+            if last:
+                node[int(key)] = value
+                return
+            node = node[int(key)]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(".".join(keys[:i]), node, "a mapping or list to set a field inside")
+        if last:
+            node[key] = value
+            return
+        if node.get(key) is None:
+            node[key] = {}
+        node = node[key]
 
 
 def substitute(data: Any, params: Mapping[str, Any], path: str = "") -> Any:

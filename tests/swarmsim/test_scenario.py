@@ -183,3 +183,10 @@ def test_unknown_parameter_override_lists_the_parameters(override: str, names: s
     assert info.value.field == key
     assert str(info.value).startswith(f"mmc (built-in): {key}: expected a declared parameter")
     assert names in str(info.value) and str(info.value).endswith(f"got {value}")
+
+
+def test_overrides_index_into_lists():
+    s = load_scenario("mix-shift", ["nodes.0.agents.2.layer=synth-small"])
+    assert [a.layer for a in s.nodes[0].agents][:4] == ["synth-small"] * 3 + ["synth-large"]
+    with pytest.raises(ConfigError, match=r"nodes\.0\.agents\.9: expected an index below 7"):
+        load_scenario("mix-shift", ["nodes.0.agents.9.layer=x"])
