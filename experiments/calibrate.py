@@ -34,7 +34,7 @@ from swarmsim.errors import SwarmError
 from swarmsim.profiles import load_profiles
 from swarmsim.scenario import Scenario, load_scenario, raw_scenario
 
-MIN_RECORDS = 5  # fewer stage records than this leave a layer's profile as it was
+MIN_RECORDS = 5  # below this a layer fits a profile scale alone, or keeps its model
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,9 @@ def fit_layer(layer: str, samples: np.ndarray, tokens: bool) -> LayerFit:
     constant and (with ``tokens``) the token counts."""
     service, overhead, idle = samples[:, 0], samples[:, 1], samples[:, 4] == 0
     profile = samples[:, 5]
-    if np.isfinite(profile).all():
+    if np.isfinite(profile).all() and len(samples) < MIN_RECORDS:  # too few for a base
+        model, design = "profile", np.column_stack([np.zeros(len(samples)), profile])
+    elif np.isfinite(profile).all():
         model, design = "profile", np.column_stack([np.ones(len(samples)), profile])
     elif tokens:
         model, design = "tokens", np.column_stack([np.ones(len(samples)), samples[:, 2:4]])
@@ -176,7 +178,7 @@ def calibrate(recording: Path, scenario: str, overrides: tuple[str, ...] = ()) -
     fits = {
         name: fit_layer(name, rows, resolved.layers[name].role == "synthesizer")
         for name, rows in samples.items()
-        if len(rows) >= MIN_RECORDS
+        if len(rows) >= MIN_RECORDS or np.isfinite(rows[:, 5]).all()
     }
     for name, fit in fits.items():
         raw.setdefault("layers", {}).setdefault(name, {})["service"] = fit.service()
