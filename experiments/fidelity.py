@@ -194,7 +194,7 @@ def write_report(a: Recording, b: Recording, out: Path) -> dict[str, Any]:
     result = compare(a, b)
     (out / "fidelity.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "fidelity.md").write_text(render(result))
-    names = {"A": a, "B": b}
+    names = {f"A: {Path(a.path).name}": a, f"B: {Path(b.path).name}": b}
     plots.latency_cdf({k: r.latency_s for k, r in names.items()}, out / "cdf_end_to_end.png")
     for layer in result["stages"]:
         samples = {k: r.stages.get(layer, np.array([])) for k, r in names.items()}

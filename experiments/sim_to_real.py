@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="emulated LLM stage times x this in the live run")  # fmt: skip
     parser.add_argument("--no-ranking", action="store_true", help="skip step 5")
     args = parser.parse_args(argv)
-    runs = ROOT / "results" / "runs" / "sim_to_real"
+    runs = ROOT / "results" / "runs" / "sim_to_real" / args.out.name
     runs.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     replay = TraceReplay(args.trace, time_scale=args.trace_time_scale, window=args.window)
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     fidelity = write_report(read_recording(live_path), read_recording(sim_path), args.out)
     ranking = {} if args.no_ranking else rank(replay, calibrated, runs, args.stage_scale)
     report = {
-        "command": "python -m experiments.sim_to_real " + " ".join(argv or []),
+        "command": " ".join(["python -m experiments.sim_to_real", *(argv or sys.argv[1:])]),
         "trace": str(args.trace.name),
         "window": args.window,
         "stage_scale": args.stage_scale,
