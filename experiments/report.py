@@ -52,7 +52,15 @@ def write_report(cfg: Any, out: Path, policy_dir: Path, train_s: float) -> dict[
 
 
 def verdict(task: str, result: dict[str, Any], learned: str) -> dict[str, Any]:
-    """Whether the learned policy meets its Task's bar against the best reference arm."""
+    """Whether the learned policy meets its Task's bar against its reference arm.
+
+    Without a guard the reference is the best reference arm on the metric. With one, it is
+    the arm tuned nearest to the learned policy's level of the guard without being better
+    there (for autoscaling: the HPA whose SLO-violation rate is the smallest one at or above
+    the policy's), ties going to the best on the metric: beating a cheaper HPA that violates
+    twice as often, or a costlier one that violates less, would not be "at no more SLO
+    violations". If every reference arm is better on the guard, the nearest of them is the
+    reference and the guard fails."""
     bar = BARS[task]
     arms = result["controllers"]
     refs = {
@@ -62,7 +70,7 @@ def verdict(task: str, result: dict[str, Any], learned: str) -> dict[str, Any]:
     }
     if not refs or _mean(arms[learned], bar.metric) is None:
         return {"metric": bar.metric, "met": False, "why": "no comparable reference arm"}
-    best = min(refs, key=lambda k: _mean(refs[k], bar.metric))
+    best = _reference(bar, refs, arms[learned])
     mine, theirs = arms[learned][bar.metric], refs[best][bar.metric]
     gain = 1 - mine["mean"] / theirs["mean"]
     separate = mine["ci95"][1] < theirs["ci95"][0]
@@ -73,6 +81,20 @@ def verdict(task: str, result: dict[str, Any], learned: str) -> dict[str, Any]:
     return {"metric": bar.metric, "reference": best, "improvement": gain, "bar": bar.margin,
             "intervals_separate": separate, "guard": bar.guard, "guard_ok": guard_ok,
             "met": gain >= bar.margin and separate and guard_ok}  # fmt: skip
+
+
+def _reference(bar: Bar, refs: dict[str, Any], learned: dict[str, Any]) -> str:
+    """The reference arm of ``verdict`` (see there)."""
+    by_metric = sorted(refs, key=lambda k: _mean(refs[k], bar.metric))
+    if bar.guard is None or _mean(learned, bar.guard) is None:
+        return by_metric[0]
+    sign = -1.0 if bar.guard_higher_is_better else 1.0  # guard loss: lower is better
+    mine = sign * _mean(learned, bar.guard)
+    loss = {k: sign * _mean(refs[k], bar.guard) for k in by_metric}
+    worse = [k for k in by_metric if loss[k] >= mine]
+    if worse:  # the nearest from above; ties go to the best on the metric
+        return min(worse, key=lambda k: loss[k])
+    return max(by_metric, key=lambda k: loss[k])  # all better on the guard: the nearest
 
 
 def _mean(metrics: dict[str, Any], name: str) -> float | None:
