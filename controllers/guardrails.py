@@ -45,7 +45,6 @@ class Guardrail:
         self.policy = policy
         self.fallback = fallback or make_controller(policy.task, DEFAULT_FALLBACK[policy.task])
         self.action_space = action_space
-        self.obs_low, self.obs_high, self.tolerance = obs_low, obs_high, obs_tolerance
         # bounds widened by the tolerance once, so the per-decision check is two compares
         self._low = None if obs_low is None else np.asarray(obs_low, np.float64) - obs_tolerance
         self._high = None if obs_high is None else np.asarray(obs_high, np.float64) + obs_tolerance

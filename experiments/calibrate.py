@@ -32,7 +32,7 @@ import yaml
 
 from swarmsim.errors import SwarmError
 from swarmsim.profiles import load_profiles
-from swarmsim.scenario import Scenario, load_scenario, raw_scenario
+from swarmsim.scenario import Scenario, load_scenario, raw_scenario, resolve_scenario
 
 MIN_RECORDS = 5  # below this a layer fits a profile scale alone, or keeps its model
 
@@ -189,7 +189,7 @@ def calibrate(recording: Path, scenario: str, overrides: tuple[str, ...] = ()) -
             raw.setdefault("layers", {}).setdefault(name, {})["load_s"] = float(np.median(all_s))
     raw.setdefault("fabric", {})["enabled"] = False
     raw["description"] = f"{raw.get('description', scenario)} Calibrated on {recording.name}."
-    _check_loads(raw, overrides, source)
+    resolve_scenario(raw, overrides, f"calibrated {source}")  # refuse one that won't load
     lifecycle = {
         layer: {kind: {"n": len(d), "median_s": float(np.median(d))} for kind, d in kinds.items()}
         for layer, kinds in loads.items()
@@ -209,20 +209,6 @@ def lifecycle_samples(path: Path) -> dict[str, dict[str, list[float]]]:
             seconds = float(row["end"]) - float(row["start"])
             out.setdefault(str(row["layer"]), {}).setdefault(row["event"], []).append(seconds)
     return out
-
-
-def _check_loads(raw: dict[str, Any], overrides: tuple[str, ...], source: str) -> None:
-    """Refuse to write a calibrated scenario that would not load."""
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
-        yaml.safe_dump(raw, fh, sort_keys=False)
-    try:
-        load_scenario(fh.name, overrides)
-    except SwarmError as err:
-        raise SwarmError(f"calibrated {source} does not load: {err}") from None
-    finally:
-        Path(fh.name).unlink()
 
 
 def write_scenario(result: dict[str, Any], out: Path, command: str) -> None:

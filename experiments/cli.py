@@ -139,8 +139,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def _add_trace_options(p: argparse.ArgumentParser, prefix: str) -> None:
     """How a trace is read and replayed; live run names them --trace-* beside its own."""
+    from swarmsim.traces import FORMATS
+
     p.add_argument(f"--{prefix}format", dest="trace_format", default="auto",
-                   choices=("auto", "azure-llm", "csv", "jsonl"), help="trace format")  # fmt: skip
+                   choices=FORMATS, help="trace format")  # fmt: skip
     p.add_argument(f"--{prefix}map", dest="trace_map", action="append", default=[],
                    metavar="COLUMN=FIELD",
                    help="the file's COLUMN holds FIELD (timestamp, input_tokens, "
@@ -297,7 +299,7 @@ def cmd_live_run(args: argparse.Namespace) -> int:
     if args.trace is not None:
         replay = _trace_replay(args, args.trace)
         overrides = [*replay.overrides(), *overrides]
-        duration = duration or replay.span_s() + 1.0  # arrivals at t >= duration are cut
+        duration = duration or replay.load_duration_s()
     run = LiveRun(
         scenario=args.scenario,
         overrides=tuple(overrides),
@@ -385,8 +387,9 @@ def _simulate(args: argparse.Namespace, scenario, base: Path | None) -> int:
     """Run ``scenario`` with ``args.controllers`` attached; print (and record) the summary."""
     from swarmsim.metrics import write_timeline
 
+    from .evaluate import controller_stats
     from .render import render_summary
-    from .replay import controller_stats, prepare
+    from .replay import prepare
 
     if args.trace_out is not None and not args.trace_out.parent.is_dir():
         raise SwarmError(f"--trace-out: directory {args.trace_out.parent} does not exist")

@@ -14,6 +14,7 @@ from typing import Any
 from controllers.spec import Arm, resolve
 from envs.attach import attach
 from envs.registry import make_task
+from swarmsim.errors import SwarmError
 from swarmsim.scenario import Scenario
 from swarmsim.simulation import Simulation
 
@@ -24,18 +25,40 @@ def run_arm(scenario: Scenario, seed: int, arm: Arm, record: bool = False) -> di
     """One simulation with ``arm``'s controller deciding its Task; the metrics summary. With
     ``record``, also ``latencies`` and a per-interval ``series`` of replicas and load."""
     sim = Simulation(scenario, seed=seed)
-    controller = arm.build()
-    attach(sim, make_task(arm.task), controller)
+    attached = attach_arms(sim, [arm])
     recorder = Recorder(sim)
     if record:
         sim.on_control.append(recorder.sample)
     summary = sim.run()
-    stats = controller.stats() if hasattr(controller, "stats") else {}
-    summary["controllers"] = {arm.task: {"name": arm.label, **stats}}
+    summary["controllers"] = controller_stats(attached)
     if record:
         summary["latencies"] = list(sim.metrics.latencies)
         summary["series"] = recorder.series
     return summary
+
+
+Attached = dict[str, tuple[str, Any]]  # task -> (arm label, controller)
+
+
+def attach_arms(sim: Simulation, arms: Sequence[Arm]) -> Attached:
+    """A fresh controller of each arm deciding its Task in ``sim`` (before it runs); the
+    simulator's defaults decide the other Tasks. One arm per Task."""
+    tasks = [arm.task for arm in arms]
+    if len(set(tasks)) < len(tasks):
+        labels = ", ".join(arm.label for arm in arms)
+        raise SwarmError(f"--controller: one controller per Task, got {labels}")
+    attached = {arm.task: (arm.label, arm.build()) for arm in arms}
+    for task, (_, controller) in attached.items():
+        attach(sim, make_task(task), controller)
+    return attached
+
+
+def controller_stats(attached: Attached) -> dict[str, Any]:
+    """The summary's ``controllers`` block: each attached controller's name and counters."""
+    return {
+        task: {"name": label, **(c.stats() if hasattr(c, "stats") else {})}
+        for task, (label, c) in attached.items()
+    }
 
 
 class Recorder:

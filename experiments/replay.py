@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from controllers.spec import resolve
-from envs.attach import attach
-from envs.registry import make_task
 from swarmsim.errors import SwarmError
 from swarmsim.scenario import Scenario, load_scenario
 from swarmsim.simulation import Simulation
 from swarmsim.traces import FIELDS, FORMATS, read_trace
+
+from .evaluate import Attached, attach_arms
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,11 @@ class TraceReplay:
         out += [f"workload.trace.columns.{k}={v}" for k, v in self.mapping().items()]
         return out
 
+    def load_duration_s(self) -> float:
+        """Seconds of load that send every replayed request (arrivals at t >= the duration
+        are cut, so one second past the last)."""
+        return self.span_s() + 1.0
+
     def span_s(self) -> float:
         """Seconds from the first replayed request to the last, after scaling."""
         start, end = self.bounds()
@@ -105,9 +109,6 @@ def replay_scenario(
     return load_scenario(scenario, [*replay.overrides(), *overrides, f"duration_s={duration_s}"])
 
 
-Attached = dict[str, tuple[str, Any]]  # task -> (controller label, controller)
-
-
 def prepare(
     scenario: Scenario,
     seed: int,
@@ -117,20 +118,5 @@ def prepare(
 ) -> tuple[Simulation, Attached]:
     """A simulation with ``controllers`` (``[TASK=]NAME`` or artifact paths) attached to their
     Tasks, the simulator's defaults deciding the rest; run it, then ``controller_stats``."""
-    arms = [resolve(spec) for spec in controllers]
-    tasks = [arm.task for arm in arms]
-    if len(set(tasks)) < len(tasks):
-        raise SwarmError(f"--controller: one controller per Task, got {', '.join(controllers)}")
     sim = Simulation(scenario, seed=seed, record_timeline=record_timeline, base_dir=base_dir)
-    attached = {arm.task: (arm.label, arm.build()) for arm in arms}
-    for task, (_, controller) in attached.items():
-        attach(sim, make_task(task), controller)
-    return sim, attached
-
-
-def controller_stats(attached: Attached) -> dict[str, Any]:
-    """The summary's ``controllers`` block: each attached controller's name and counters."""
-    return {
-        task: {"name": label, **(c.stats() if hasattr(c, "stats") else {})}
-        for task, (label, c) in attached.items()
-    }
+    return sim, attach_arms(sim, [resolve(spec) for spec in controllers])

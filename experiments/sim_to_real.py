@@ -45,7 +45,7 @@ def live_record(replay: TraceReplay, out: Path, stage_scale: float, controller: 
         SCENARIO,
         overrides=tuple(replay.overrides()),
         controllers=(f"shard-routing={controller}",) if controller else (),
-        duration_s=replay.span_s() + 1.0,
+        duration_s=replay.load_duration_s(),
         record=out,
         config=LiveConfig(time_scale=stage_scale),
     )

@@ -28,7 +28,7 @@ from .coordinator import Coordinator
 from .corpusfiles import CorpusFiles, write_corpus
 from .errors import LiveError
 from .launcher import SINGLE_THREAD_ENV, LocalLauncher
-from .telemetry import Telemetry, billing
+from .telemetry import Telemetry, billing, overdue_in_flight
 from .worker import WorkerSpec
 
 LIVE_ROLES = ("embedder", "retriever", "synthesizer", "evaluator")
@@ -264,7 +264,7 @@ def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> dict[st
     coord, scenario = swarm.coord, swarm.scenario
     m, now = coord.metrics, coord.now()
     gpu_hours, cost = billing(coord, now)
-    overdue = sum(1 for q in coord.active.values() if now - q.arrival > m.slo_s)
+    overdue = overdue_in_flight(coord, now)
     summary = {
         "scenario": scenario.name,
         "seed": swarm.run.seed,

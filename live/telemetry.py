@@ -214,13 +214,20 @@ def billing(coord: Coordinator, now: float) -> tuple[float, float]:
     return hours, cost
 
 
-def _totals(coord: Coordinator, now: float) -> Totals:
-    m = coord.metrics
-    overdue = 0  # active queries are in arrival order: count the overdue head only
+def overdue_in_flight(coord: Coordinator, now: float) -> int:
+    """Accepted queries still in flight past the SLO (active is in arrival order, so only
+    its overdue head is read)."""
+    slo, overdue = coord.metrics.slo_s, 0
     for q in coord.active.values():
-        if now - q.arrival <= m.slo_s:
+        if now - q.arrival <= slo:
             break
         overdue += 1
+    return overdue
+
+
+def _totals(coord: Coordinator, now: float) -> Totals:
+    m = coord.metrics
+    overdue = overdue_in_flight(coord, now)
     gpu_hours, cost = billing(coord, now)
     return Totals(
         submitted=m.submitted,

@@ -74,9 +74,8 @@ class Query:
         self.status = ACTIVE
         self.end = -1.0
         self.reason = ""
-        self.timeline: list[tuple] | None = (
-            None  # (stage, layer, agent, node, device, sent, start, end)
-        )
+        # per answered job: (stage, layer, agent, node, device, sent, start, end)
+        self.timeline: list[tuple] | None = None
 
 
 class WorkItem:

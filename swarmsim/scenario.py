@@ -385,10 +385,16 @@ def load_scenario(ref: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     (``workload.rate=20``). Errors name the file, the field and the value.
     """
     path, raw = raw_scenario(ref)
+    return resolve_scenario(raw, overrides, path)
+
+
+def resolve_scenario(raw: dict[str, Any], overrides: Sequence[str], source: str) -> Scenario:
+    """A scenario from its YAML mapping as written (see ``raw_scenario``) and overrides;
+    errors name ``source``."""
     try:
         return _resolve(raw, overrides)
     except ConfigError as err:
-        raise err.in_file(path) from None
+        raise err.in_file(source) from None
 
 
 def raw_scenario(ref: str | Path) -> tuple[str, dict[str, Any]]:
