@@ -68,4 +68,4 @@ def controller_names() -> dict[str, dict[str, str]]:
 
 def _load_builtins() -> None:
     """Import the modules whose decorators register the built-in controllers."""
-    from . import roles, routing, scaling, strategy  # noqa: F401
+    from . import faulty, roles, routing, scaling, strategy  # noqa: F401

@@ -34,6 +34,7 @@ class Guardrail:
         policy: Controller,
         action_space: spaces.Space,
         *,
+        task: str | None = None,
         fallback: Controller | None = None,
         obs_low: np.ndarray | None = None,
         obs_high: np.ndarray | None = None,
@@ -41,9 +42,9 @@ class Guardrail:
         deadline_s: float | None = None,
         mask: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
-        self.task = policy.task
+        self.task = task or policy.task
         self.policy = policy
-        self.fallback = fallback or make_controller(policy.task, DEFAULT_FALLBACK[policy.task])
+        self.fallback = fallback or make_controller(self.task, DEFAULT_FALLBACK[self.task])
         self.action_space = action_space
         # bounds widened by the tolerance once, so the per-decision check is two compares
         self._low = None if obs_low is None else np.asarray(obs_low, np.float64) - obs_tolerance
@@ -56,9 +57,11 @@ class Guardrail:
         self.mask = mask
         self.decisions = 0
         self.fallbacks = dict.fromkeys(REASONS, 0)
+        self.last_reason: str | None = None  # why the last decision fell back, if it did
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         self.decisions += 1
+        self.last_reason = None
         reason = self._out_of_range(obs)
         if reason is None:
             start = time.perf_counter()
@@ -90,6 +93,7 @@ class Guardrail:
 
     def _fall_back(self, obs: np.ndarray, reason: str) -> np.ndarray:
         self.fallbacks[reason] += 1
+        self.last_reason = reason
         return np.asarray(self.fallback.act(obs), dtype=np.int64)
 
     def _out_of_range(self, obs: np.ndarray) -> str | None:

@@ -44,7 +44,7 @@ def resolve(spec: str) -> Arm:
         raise SwarmError(f"controller {ref!r} exists for {', '.join(owners)}: write TASK={ref}")
     try:
         make_controller(owners[0], ref, **kwargs)  # validates name and parameters now
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise SwarmError(f"{spec}: {err}") from None
     return Arm(spec, owners[0], lambda: make_controller(owners[0], ref, **kwargs))
 

@@ -151,6 +151,15 @@ class RoleAssignmentTask(Task):
             return -1
         return int(a.id[rows[np.argmin(a.in_flight[rows])]])
 
+    def estimate(self, view: ClusterView, action: np.ndarray) -> dict[str, float]:
+        """The agents the action would move to another layer."""
+        moves = sum(
+            self._mover(view, g, int(action[2 * g]) - 1, int(action[2 * g + 1])) >= 0
+            for g in range(MAX_GROUPS)
+            if int(action[2 * g]) >= 1
+        )
+        return {"moves": float(moves)}
+
     def heuristic(self, view: ClusterView) -> np.ndarray:
         """Move nothing (the simulator's default: fixed roles)."""
         return np.zeros(2 * MAX_GROUPS, dtype=np.int64)

@@ -186,6 +186,20 @@ class ShardRoutingTask(Task):
                 return [(int(s), int(view.agents.id[rows[s, slot]]))]
         return []
 
+    def estimate(self, view: ClusterView, action: np.ndarray) -> dict[str, float]:
+        """Shards searched and the retrieval time the plan would take with the queues as
+        measured: the slowest chosen replica's (jobs in flight + 1) x its recent latency."""
+        rows, ok = self.slots(view), self.accepting(view)
+        a = view.agents
+        shards, slowest = 0, 0.0
+        for s, choice in enumerate(np.asarray(action, dtype=np.int64).reshape(-1)[:MAX_SHARDS]):
+            slot = int(choice) - 1
+            if 0 <= slot < MAX_REPLICAS and ok[s, slot]:
+                row = rows[s, slot]
+                shards += 1
+                slowest = max(slowest, (a.in_flight[row] + 1) * a.latency_s[row])
+        return {"shards": float(shards), "retrieval_s": float(slowest)}
+
     def heuristic(self, view: ClusterView) -> np.ndarray:
         """Every shard, each on its accepting replica with the fewest jobs in flight."""
         rows, ok = self.slots(view), self.accepting(view)

@@ -142,6 +142,15 @@ class AutoscalingTask(Task):
             plane.scale(name, scale_target(st.running + st.starting, int(choice)))
         return invalid
 
+    def estimate(self, view: ClusterView, action: np.ndarray) -> dict[str, float]:
+        """The replicas the action asks for over all layers (before min/max clamping)."""
+        total = 0
+        for i, name in enumerate(view.layer_names[:MAX_LAYERS]):
+            st, choice = view.layers[name], int(action[i])
+            live = st.running + st.starting
+            total += scale_target(live, choice) if 0 <= choice < len(RATIOS) else live
+        return {"replicas": float(total)}
+
     def heuristic(self, view: ClusterView) -> np.ndarray:
         """Hold every layer (the simulator's default: fixed replicas)."""
         return np.full(MAX_LAYERS, HOLD, dtype=np.int64)

@@ -80,6 +80,11 @@ class Task(ABC):
     def heuristic(self, view: ClusterView) -> np.ndarray:
         """The built-in default decision as an action (what the simulator does unaided)."""
 
+    def estimate(self, view: ClusterView, action: np.ndarray) -> dict[str, float]:
+        """What ``action`` would do on ``view``, in the Task's own units, without applying it:
+        how a shadow controller's differing choice is costed (empty unless overridden)."""
+        return {}
+
     def action_masks(self, view: ClusterView) -> np.ndarray:
         """Flat boolean mask over the MultiDiscrete choices (all valid unless overridden)."""
         return np.ones(int(self.action_space.nvec.sum()), dtype=bool)

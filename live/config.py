@@ -27,6 +27,9 @@ class LiveConfig:
     time_scale: float = 1.0  # emulated stage times are the profile's times x this
     startup_timeout_s: float = 60.0  # workers must report READY within this
     hwm: int = 10_000  # socket high-water marks (messages)
+    decision_deadline_s: float = 0.1  # a controller slower than this has failed the decision
+    failure_limit: int = 3  # failed decisions in one heartbeat interval that detach it
+    route_log_fraction: float = 0.1  # routing decisions logged with their observation
 
     def __post_init__(self) -> None:
         interval = self.heartbeat_interval_s
@@ -35,6 +38,11 @@ class LiveConfig:
         check(self.worker_credit >= 1, "worker_credit", self.worker_credit, ">= 1")
         check(self.max_attempts >= 1, "max_attempts", self.max_attempts, ">= 1")
         check(self.time_scale >= 0, "time_scale", self.time_scale, ">= 0")
+        deadline = self.decision_deadline_s
+        check(deadline > 0, "decision_deadline_s", deadline, "> 0")
+        check(self.failure_limit >= 1, "failure_limit", self.failure_limit, ">= 1")
+        fraction = self.route_log_fraction
+        check(0 <= fraction <= 1, "route_log_fraction", fraction, "in [0, 1]")
 
     @property
     def dead_after_s(self) -> float:

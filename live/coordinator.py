@@ -11,6 +11,7 @@ heartbeating are retried on another replica.
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from envs.registry import make_task
 from envs.task import Actor, Task
 from swarmsim.errors import SwarmError
 from swarmsim.lifecycle import lifecycle_record
@@ -26,7 +28,8 @@ from swarmsim.metrics import Metrics
 from swarmsim.scenario import Scenario
 from swarmsim.view import ClusterView, RoutePlan
 
-from . import sockets
+from . import operator, sockets
+from .attachment import ACTING, CANDIDATE, TaskSlot
 from .config import LiveConfig
 from .corpusfiles import CorpusFiles
 from .errors import ProtocolError
@@ -38,6 +41,7 @@ from .telemetry import Telemetry, build_view
 from .worker import STAGE_ACTIONS, WorkerSpec
 
 NAME = "coordinator"
+FINISHED_WINDOW = 50_000  # the most recent finished queries kept for status and report
 
 
 class Coordinator:
@@ -52,6 +56,7 @@ class Coordinator:
         workers_bind: str = "tcp://127.0.0.1:0",
         clients_bind: str = "tcp://127.0.0.1:0",
         telemetry: Telemetry | None = None,
+        control_bind: str = "tcp://127.0.0.1:0",
     ) -> None:
         self.scenario, self.files, self.launcher = scenario, files, launcher
         self.cfg = cfg or LiveConfig()
@@ -60,9 +65,10 @@ class Coordinator:
         self.ctx = zmq.Context()
         self.workers = sockets.router(self.ctx, workers_bind, self.cfg.hwm)
         self.clients = sockets.router(self.ctx, clients_bind, self.cfg.hwm)
+        self.control = sockets.router(self.ctx, control_bind, self.cfg.hwm)  # operators
         self.poller = zmq.Poller()
-        self.poller.register(self.workers, zmq.POLLIN)
-        self.poller.register(self.clients, zmq.POLLIN)
+        for sock in (self.workers, self.clients, self.control):
+            self.poller.register(sock, zmq.POLLIN)
         self.t0 = time.monotonic()
         self.cpu0 = time.process_time()  # CPU seconds of this process at time zero
         self.metrics = Metrics(scenario.warmup_s, scenario.slo_latency_s)
@@ -73,12 +79,13 @@ class Coordinator:
         self.awaiting: dict[int, Query] = {}  # queries waiting for a route plan
         self.backlog: dict[str, deque[Job]] = {name: deque() for name in scenario.layers}
         self.timeline: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []  # replicas that became ready (lifecycle)
+        self.events: list[dict[str, Any]] = []  # lifecycle and controller events, decisions
         self.record = False
-        self.on_route: Callable[[Query], None] | None = None
-        self.on_control: list[Callable[[], None]] = []
-        self.decisions: dict[str, dict[str, Any]] = {}
-        self.controllers: dict[str, Actor] = {}
+        self.slots: dict[str, TaskSlot] = {}  # controllers attached, per Task
+        self.changes: deque[dict[str, Any]] = deque(maxlen=100)  # controller events (status)
+        self.finished: deque[tuple[float, str, str, float, float | None]] = deque(
+            maxlen=FINISHED_WINDOW
+        )  # (end, arm, outcome, latency, recall) of the most recent queries
         self.node_names = [g.name for g in scenario.nodes]
         self.protocol_errors: dict[str, int] = {}
         self.counts = {"sent": 0, "received": 0, "retries": 0, "role_changes": 0, "deaths": 0}
@@ -100,6 +107,10 @@ class Coordinator:
     @property
     def client_address(self) -> str:
         return sockets.endpoint(self.clients)
+
+    @property
+    def control_address(self) -> str:
+        return sockets.endpoint(self.control)
 
     def now(self) -> float:
         """Seconds since the swarm started (the clock of timelines and views)."""
@@ -158,6 +169,8 @@ class Coordinator:
             self._drain(self.workers, self._from_worker)
         if self.clients in events:
             self._drain(self.clients, self._from_client)
+        if self.control in events:
+            self._drain(self.control, self._from_operator)
         self.housekeeping()
 
     def _housekeeping_due(self) -> float:
@@ -199,13 +212,16 @@ class Coordinator:
         retire_drained(self)
         if now >= self.next_control:
             if self.next_control > 0:
-                for hook in self.on_control:
-                    hook()
+                for slot in list(self.slots.values()):
+                    if slot.active and slot.task.decision == "control":
+                        slot.decide(self)
                 self._reset_interval(now)
             self.next_control = now + self.scenario.control_interval_s
         self.telemetry.sample(self)
 
     def _heartbeat(self, now: float) -> None:
+        for slot in self.slots.values():
+            self._log_changes(slot.check())
         beat = Message(CONTROL, "HEARTBEAT", "", NAME)
         for agent in list(self.agents.values()):
             if agent.state in GONE:
@@ -351,8 +367,9 @@ class Coordinator:
         role = self.scenario.layers[layer].role
         if role == "retriever":
             self.awaiting[query.id] = query
-            if self.on_route is not None:
-                self.on_route(query)
+            slot = self.slots.get("shard-routing")
+            if slot is not None and slot.active:
+                slot.decide(self, query)
             else:
                 self.route(query.id, self.default_plan(layer))
             return
@@ -426,6 +443,7 @@ class Coordinator:
         else:
             m.count_end(outcome, reason, query.arrival)
         self.telemetry.query_out(outcome, latency)
+        self.finished.append((now, query.arm, outcome, latency, query.recall))
         answer = {
             "outcome": outcome,
             "reason": reason,
@@ -584,40 +602,69 @@ class Coordinator:
 
     # --- controllers -----------------------------------------------------------------------
 
-    def attach(self, task: Task, controller: Actor, label: str) -> None:
-        """Let ``controller`` take ``task``'s decisions here, as ``envs.attach`` does in sim."""
-        if task.decision not in ("route", "control"):
-            raise SwarmError(
-                f"{task.name}: the live runtime takes route and control decisions, "
-                f"not {task.decision!r} ones yet"
-            )
-        stats = self.decisions[task.name] = {
-            "name": label,
-            "decisions": 0,
-            "invalid": 0,
-            "decision_us": [],  # controller.act alone
-            "observe_us": [],  # building the view and encoding the observation
-        }
+    def attach(
+        self,
+        task: Task | str,
+        controller: Actor,
+        label: str,
+        *,
+        sha256: str | None = None,
+        mode: str = ACTING,
+        split: float = 0.0,
+    ) -> None:
+        """Let ``controller`` take ``task``'s decisions from the next one on (``mode``
+        acting), or decide beside the acting one as a ``shadow`` or ``split`` candidate."""
+        name = task if isinstance(task, str) else task.name
+        slot = self.slots.get(name)
+        if slot is None:
+            task = make_task(name) if isinstance(task, str) else task
+            if task.decision not in ("route", "control"):
+                raise SwarmError(
+                    f"{task.name}: the live runtime takes route and control decisions, "
+                    f"not {task.decision!r} ones yet"
+                )
+            slot = TaskSlot(task, self.cfg, self.now)
+        self._log_changes(slot.install(label, controller, sha256, mode, split))
+        slot.log = self.events if self.record else None
+        self.slots[name] = slot
 
-        def decide(query: Query | None = None) -> None:
-            t0 = time.perf_counter()
-            obs = task.observe(self.view(query, task.roles, task.layer_stats))
-            t1 = time.perf_counter()
-            action = controller.act(obs)
-            stats["observe_us"].append((t1 - t0) * 1e6)
-            stats["decision_us"].append((time.perf_counter() - t1) * 1e6)
-            stats["decisions"] += 1
-            stats["invalid"] += task.act(action, self)
+    def detach(self, task: str, which: str = ACTING) -> list[dict[str, Any]]:
+        """Return ``task`` to its heuristic (or take its candidate out); the events made."""
+        slot = self.slots.get(task)
+        if slot is None or not slot.active:
+            raise SwarmError(f"detach: no controller is attached to {task}")
+        if which == CANDIDATE and slot.candidate is None:
+            raise SwarmError(f"detach: {task} has no shadow or split candidate")
+        events = slot.remove(which, "by operator")
+        self._log_changes(events)
+        return events
 
-        if task.decision == "route":
-            self.on_route = decide
-        else:
-            self.on_control.append(decide)
-        self.controllers[task.name] = controller
+    def _log_changes(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self.changes.append(event)
+            self.telemetry.controller_change(event["task"], event["change"])
+            if event["change"] == "auto-detached":
+                print(f"swarmsim: {event['task']}: {event['controller']} auto-detached: "
+                      f"{event['detail']}", file=sys.stderr)  # fmt: skip
+            if self.record:
+                self.events.append(event)
+
+    def _from_operator(self, peer: bytes, msg: Message) -> None:
+        reply = operator.handle(self, msg)
+        sockets.send(self.control, reply, peer)
 
     def recording(self) -> list[dict[str, Any]]:
-        """What ``--record`` writes: the per-query timeline, then the lifecycle events."""
+        """What ``--record`` writes: the per-query timeline, then the lifecycle and controller
+        events and the decisions logged with their observations."""
         return [*self.timeline, *self.events]
+
+    def take_recording(self) -> list[dict[str, Any]]:
+        """The rows recorded since the last call, removed (a long-running swarm streams them
+        to its file instead of holding them)."""
+        rows = self.recording()
+        self.timeline.clear()
+        self.events.clear()
+        return rows
 
     def view(
         self,
@@ -673,4 +720,5 @@ def _query_record(q: Query) -> dict[str, Any]:
         "outcome": q.outcome,
         "reason": q.reason,
         "stages": q.timeline,
+        **({"arm": q.arm} if q.arm else {}),
     }

@@ -32,8 +32,11 @@ MAX_FRAMES = 2  # header, payload (after the identity frame a ROUTER adds)
 CONTROL, DATA, RESPONSE = "CONTROL", "DATA", "RESPONSE"
 ACTIONS: dict[str, frozenset[str]] = {
     # READY: a worker joined (or finished a role change); HEARTBEAT: alive, with its load;
-    # ASSIGN: play another role; STOP: exit cleanly.
-    CONTROL: frozenset({"READY", "HEARTBEAT", "ASSIGN", "STOP"}),
+    # ASSIGN: play another role; STOP: exit cleanly. From an operator (``swarmsim live``):
+    # STATUS, ATTACH / DETACH a controller, REPORT on shadow and A/B comparisons.
+    CONTROL: frozenset(
+        {"READY", "HEARTBEAT", "ASSIGN", "STOP", "STATUS", "ATTACH", "DETACH", "REPORT"}
+    ),
     # QUERY: a client's question; the rest are one pipeline stage's work for a worker.
     DATA: frozenset({"QUERY", "EMBED", "SEARCH", "SYNTH", "EVAL"}),
     # DONE / FAILED: the outcome of a stage or of a whole query; ERROR: a message was refused.

@@ -318,23 +318,20 @@ def _replicas(coord: Coordinator) -> dict[str, dict[str, int]]:
 
 
 def _controller_stats(coord: Coordinator) -> dict[str, Any]:
+    """Per Task: the controller acting at the end (None once detached), its decisions and
+    fallbacks, decision timings, and the attach/detach events of the run."""
     out = {}
-    for task, stats in coord.decisions.items():
-        us = stats["decision_us"]
-        ctrl = coord.controllers[task]
-        extra = ctrl.stats() if hasattr(ctrl, "stats") else {}
+    for task, slot in coord.slots.items():
+        st = slot.status()
+        acting = st["acting"] or {}
         out[task] = {
-            "name": stats["name"],
-            "decisions": stats["decisions"],
-            "invalid": stats["invalid"],
-            "decision_us_p50": float(np.percentile(us, 50)) if us else None,
-            "decision_us_p99": float(np.percentile(us, 99)) if us else None,
-            "observe_us_p50": _pct(stats["observe_us"], 50),
-            "observe_us_p99": _pct(stats["observe_us"], 99),
-            **extra,
+            "name": acting.get("name"),
+            "decisions": slot.decisions,
+            "invalid": slot.invalid,
+            "fallbacks": acting.get("fallbacks", {}),
+            **{k: st[k] for k in st if k.endswith(("_p50", "_p99"))},
+            "changes": [
+                f"{e['change']} {e['controller']}" for e in coord.changes if e["task"] == task
+            ],
         }
     return out
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None

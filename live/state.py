@@ -84,6 +84,7 @@ class Query:
     end: float = -1.0
     outcome: str = ""
     reason: str = ""
+    arm: str = ""  # the controller that routed it, when one is attached
 
 
 @dataclass

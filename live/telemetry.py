@@ -59,7 +59,12 @@ class Telemetry:
         self.errors = Counter(
             "swarmsim_protocol_errors", "messages refused", ["reason"], registry=r
         )
-        self.fallbacks = Counter("swarmsim_fallbacks", "guardrail fallbacks", ["task"], registry=r)
+        self.changes = Counter(
+            "swarmsim_controller_changes",
+            "controllers attached, replaced, detached and auto-detached",
+            ["task", "change"],
+            registry=r,
+        )
         self.server = None
         self.port: int | None = None
         if port is not None:
@@ -81,6 +86,9 @@ class Telemetry:
 
     def worker_death(self, reason: str) -> None:
         self.deaths.labels(reason).inc()
+
+    def controller_change(self, task: str, change: str) -> None:
+        self.changes.labels(task, change).inc()
 
     def protocol_error(self, reason: str) -> None:
         self.errors.labels(reason).inc()

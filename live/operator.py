@@ -1,0 +1,195 @@
+"""The operator's side of a running swarm: requests on the coordinator's control socket
+(STATUS, ATTACH, DETACH, REPORT) and the client that ``swarmsim live`` sends them with.
+
+A request is a CONTROL message; the answer is RESPONSE DONE with a payload, or RESPONSE ERROR
+whose payload's ``error`` says, in one line, why the coordinator refused. A refusal changes
+nothing: an artifact is verified (manifest, weights' sha256, the Task's version and spaces)
+before it is attached, and a bad request never stops the swarm.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import zmq
+
+from controllers.artifact import ArtifactError
+from controllers.spec import resolve
+from envs.registry import TASKS
+from swarmsim.errors import SwarmError
+
+from . import sockets
+from .attachment import ACTING, CANDIDATE
+from .errors import LiveError, ProtocolError
+from .protocol import CONTROL, RESPONSE, Message
+from .state import GONE, RUNNING
+
+if TYPE_CHECKING:
+    from .coordinator import Coordinator
+
+NAME = "coordinator"
+RECENT_S = 60.0  # the window of the latency percentiles in status
+TIMEOUT_S = 10.0  # how long a client waits for the coordinator's answer
+
+
+def handle(coord: Coordinator, msg: Message) -> Message:
+    """The answer to one operator request (never raises: a refusal is an ERROR reply)."""
+    p = msg.payload if isinstance(msg.payload, dict) else {}
+    try:
+        if msg.action == "STATUS":
+            body = status(coord)
+        elif msg.action == "ATTACH":
+            body = attach(coord, p)
+        elif msg.action == "DETACH":
+            body = detach(coord, p)
+        elif msg.action == "REPORT":
+            body = report(coord)
+        else:
+            raise SwarmError(f"{msg.action} is not an operator request")
+    except (SwarmError, ValueError) as err:
+        return Message(RESPONSE, "ERROR", msg.task, NAME, {"error": str(err)})
+    except Exception as err:  # an operator's request must never take the swarm down
+        traceback.print_exc()
+        error = f"internal error: {type(err).__name__}: {err}"
+        return Message(RESPONSE, "ERROR", msg.task, NAME, {"error": error})
+    return Message(RESPONSE, "DONE", msg.task, NAME, body)
+
+
+def attach(coord: Coordinator, p: dict[str, Any]) -> dict[str, Any]:
+    """Verify and attach ``p["controller"]`` to ``p["task"]`` (acting, shadow or split)."""
+    task, spec = p.get("task"), p.get("controller")
+    if not isinstance(task, str) or task not in TASKS:
+        raise SwarmError(f"attach: unknown task {task!r}; tasks: {', '.join(TASKS)}")
+    if not isinstance(spec, str) or not spec:
+        raise SwarmError("attach: give the controller as NAME[:k=v] or an artifact directory")
+    mode, split = p.get("mode", ACTING), p.get("split", 0.0)
+    if not isinstance(split, float | int):
+        raise SwarmError(f"--split: expected a fraction, got {split!r}")
+    try:
+        arm = resolve(f"{task}={spec}")
+        controller = arm.build()
+    except ArtifactError as err:
+        raise SwarmError(f"refused: {err}") from None
+    sha256 = _artifact_hash(controller)
+    expected = p.get("sha256")
+    if expected is not None and expected != sha256:
+        raise SwarmError(
+            f"refused: {spec}: the coordinator read weights with sha256 {sha256}, the operator "
+            f"checked {expected}: the artifact changed in between"
+        )
+    coord.attach(task, controller, arm.label.partition("=")[2], sha256=sha256, mode=mode,
+                 split=float(split))  # fmt: skip
+    slot = coord.slots[task]
+    return {"task": task, "mode": mode, "sha256": sha256, "status": slot.status()}
+
+
+def detach(coord: Coordinator, p: dict[str, Any]) -> dict[str, Any]:
+    """Return ``p["task"]`` to its heuristic, or take only its candidate out."""
+    task, which = p.get("task"), p.get("which", ACTING)
+    if not isinstance(task, str) or task not in TASKS:
+        raise SwarmError(f"detach: unknown task {task!r}; tasks: {', '.join(TASKS)}")
+    if which not in (ACTING, CANDIDATE):
+        raise SwarmError(f"detach: which must be acting or candidate, got {which!r}")
+    return {"task": task, "events": coord.detach(task, which)}
+
+
+def status(coord: Coordinator) -> dict[str, Any]:
+    """Workers per layer, queues, controllers and recent latency of the running swarm."""
+    now = coord.now()
+    layers = {}
+    for name, cfg in coord.scenario.layers.items():
+        agents = [a for a in coord.agents.values() if a.layer == name]
+        states: dict[str, int] = {}
+        for a in agents:
+            states[a.state] = states.get(a.state, 0) + 1
+        layers[name] = {
+            "role": cfg.role,
+            "workers": states,
+            "healthy": sum(
+                a.state == RUNNING and now - a.last_seen <= coord.cfg.dead_after_s for a in agents
+            ),
+            "queue": len(coord.backlog[name]) + sum(a.queue for a in agents if a.state not in GONE),
+            "in_flight": sum(len(a.jobs) for a in agents),
+        }
+    recent = [row for row in coord.finished if row[0] >= now - RECENT_S]
+    latencies = [row[3] for row in recent if row[2] == "completed"]
+    return {
+        "scenario": coord.scenario.name,
+        "uptime_s": now,
+        "addresses": {"control": coord.control_address, "queries": coord.client_address},
+        "layers": layers,
+        "queries": coord.metrics.query_summary(),
+        "active": len(coord.active),
+        "recent": {
+            "window_s": RECENT_S,
+            "finished": len(recent),
+            "completed": len(latencies),
+            **{f"p{q}_s": _pct(latencies, q) for q in (50, 95, 99)},
+        },
+        "controllers": {task: slot.status() for task, slot in coord.slots.items()},
+        "events": list(coord.changes)[-20:],
+    }
+
+
+def report(coord: Coordinator) -> dict[str, Any]:
+    """The rows a shadow or A/B report is computed from: the most recent finished queries
+    (arm, outcome, latency, recall) and each Task's shadow comparison."""
+    rows = list(coord.finished)
+    return {
+        "source": coord.control_address,
+        "queries": {
+            "arm": [r[1] for r in rows],
+            "outcome": [r[2] for r in rows],
+            "latency_s": [r[3] for r in rows],
+            "recall": [r[4] for r in rows],
+        },
+        "shadow": [
+            slot.shadow_summary() for slot in coord.slots.values() if slot.shadowed is not None
+        ],
+        "controllers": {task: slot.status() for task, slot in coord.slots.items()},
+    }
+
+
+def request(address: str, action: str, payload: Any = None, timeout_s: float = TIMEOUT_S) -> Any:
+    """Send one operator request to the swarm at ``address``; its answer's payload. Raises
+    LiveError when nobody answers in ``timeout_s`` or the coordinator refuses."""
+    if not address.startswith(("tcp://", "ipc://")):
+        raise LiveError(f"{address!r} is not a swarm address (tcp://HOST:PORT, as live up prints)")
+    ctx = zmq.Context()
+    try:
+        sock = sockets.dealer(ctx, address, f"operator-{os.getpid()}-{time.time_ns()}".encode())
+        sockets.send(sock, Message(CONTROL, action, "op", "operator", payload))
+        if not sock.poll(timeout_s * 1000):
+            raise LiveError(f"no swarm answered at {address} within {timeout_s:g} s")
+        _, reply = sockets.recv(sock, routed=False)
+    finally:
+        ctx.destroy(linger=0)
+    if isinstance(reply, ProtocolError):
+        raise LiveError(f"{address}: unreadable answer ({reply})")
+    body = reply.payload if isinstance(reply.payload, dict) else {}
+    if reply.action == "ERROR":
+        raise LiveError(str(body.get("error", "refused")))
+    return body
+
+
+def artifact_hash(spec: str) -> str | None:
+    """The weights' sha256 an artifact's manifest names, read where the operator runs (the
+    coordinator checks it against what it reads itself); None for a registered name."""
+    from controllers.artifact import read_manifest
+
+    ref = spec.split(":")[0]
+    return read_manifest(ref).weights_sha256 if Path(ref).is_dir() else None
+
+
+def _artifact_hash(controller: Any) -> str | None:
+    policy = getattr(controller, "policy", controller)
+    return getattr(policy, "artifact_hash", None)
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
