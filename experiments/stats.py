@@ -1,4 +1,6 @@
-"""Means and 95% confidence intervals over seeds (Student t), and flattening of summaries."""
+"""Means and 95% confidence intervals over seeds (Student t), intervals for proportions
+(Wilson) and quantiles (distribution-free, from order statistics), and flattening of
+summaries."""
 
 from __future__ import annotations
 
@@ -29,6 +31,29 @@ def mean_ci(values: Iterable[float]) -> dict[str, Any]:
     mean = float(x.mean())
     half = t975(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size) if x.size > 1 else 0.0
     return {"mean": mean, "ci95": [mean - half, mean + half], "n": int(x.size)}
+
+
+def proportion_ci(hits: int, n: int) -> dict[str, Any]:
+    """``{"rate", "ci95", "n"}`` of ``hits`` out of ``n`` with the Wilson score interval
+    (sound near 0 and 1, where the normal approximation is not)."""
+    if n == 0:
+        return {"rate": None, "ci95": [None, None], "n": 0}
+    z, p = 1.96, hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return {"rate": p, "ci95": [max(centre - half, 0.0), min(centre + half, 1.0)], "n": n}
+
+
+def quantile_ci(values: Iterable[float], q: float) -> dict[str, Any]:
+    """``{"value", "ci95", "n"}``: the ``q`` quantile (0 < q < 1) and a distribution-free 95%
+    interval between the order statistics at ranks ``n q -/+ 1.96 sqrt(n q (1 - q))``."""
+    x = np.sort(np.asarray(list(values), dtype=np.float64))
+    if x.size == 0:
+        return {"value": None, "ci95": [None, None], "n": 0}
+    n, half = x.size, 1.96 * math.sqrt(x.size * q * (1 - q))
+    lo, hi = max(math.floor(n * q - half), 0), min(math.ceil(n * q + half), n - 1)
+    value = float(np.percentile(x, 100 * q))
+    return {"value": value, "ci95": [float(x[lo]), float(x[hi])], "n": int(n)}
 
 
 def flatten(summary: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
