@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from .replay import TraceReplay
 
 EXIT_USAGE = 2
+DEFAULT_CONTROL = "tcp://127.0.0.1:5570"  # where live up listens for operators
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,13 +158,78 @@ def _add_trace_options(p: argparse.ArgumentParser, prefix: str) -> None:
 
 
 def _add_live(sub) -> None:
-    live = sub.add_parser("live", help="run the swarm for real: processes over ZeroMQ")
+    live = sub.add_parser("live", help="run and operate the swarm for real: processes over ZeroMQ")
     verbs = live.add_subparsers(dest="verb", required=True, metavar="VERB")
     run = verbs.add_parser(
         "run", help="start a local swarm, drive the load, attach controllers, print the summary"
     )
-    run.add_argument("scenario", help="a built-in scenario name or a scenario YAML file")
-    run.add_argument(
+    _add_swarm_options(run)
+    run.add_argument("--duration", type=float, metavar="S", help="seconds of load")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--trace", type=Path, metavar="FILE",
+                     help="replay a request trace as the load (as replay does)")  # fmt: skip
+    _add_trace_options(run, "trace-")
+    _add_progress(run)
+    run.set_defaults(func=cmd_live_run)
+
+    up = verbs.add_parser(
+        "up", help="start a long-running swarm, print its control address, serve until Ctrl-C"
+    )
+    _add_swarm_options(up)
+    up.add_argument("--bind", default=DEFAULT_CONTROL, metavar="ADDR",
+                    help=f"control address for status, attach, detach, report "
+                    f"(default {DEFAULT_CONTROL})")  # fmt: skip
+    up.add_argument("--query-bind", default="tcp://127.0.0.1:0", metavar="ADDR",
+                    help="where clients send queries (default: a free port, printed)")  # fmt: skip
+    up.add_argument("--no-load", dest="load", action="store_false",
+                    help="start no load generator: clients send to the query address")  # fmt: skip
+    up.add_argument("--duration", type=float, metavar="S",
+                    help="seconds of generated load (default: until stopped)")  # fmt: skip
+    up.add_argument("--heartbeat", type=float, default=1.0, metavar="S",
+                    help="heartbeat interval; a failing controller is detached at the next "
+                    "one (default 1)")  # fmt: skip
+    up.add_argument("--json", action="store_true",
+                    help="print the addresses and, at exit, the summary as JSON lines")  # fmt: skip
+    up.set_defaults(func=cmd_live_up)
+
+    status = verbs.add_parser("status", help="workers, queues, controllers of a running swarm")
+    status.add_argument("address", metavar="ADDR", help="the control address live up printed")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(func=cmd_live_status)
+
+    attach = verbs.add_parser(
+        "attach", help="attach a controller to a Task of a running swarm (verified first)"
+    )
+    attach.add_argument("address", metavar="ADDR", help="the control address live up printed")
+    attach.add_argument("--controller", required=True, metavar="TASK=NAME|PATH",
+                        help="a registered controller or a policy artifact directory")  # fmt: skip
+    how = attach.add_mutually_exclusive_group()
+    how.add_argument("--shadow", action="store_true",
+                     help="decide beside the acting controller, log, apply nothing")  # fmt: skip
+    how.add_argument("--split", type=float, metavar="P",
+                     help="A/B: route a fraction P of the queries with it")  # fmt: skip
+    attach.set_defaults(func=cmd_live_attach)
+
+    detach = verbs.add_parser("detach", help="return a Task of a running swarm to its heuristic")
+    detach.add_argument("address", metavar="ADDR", help="the control address live up printed")
+    detach.add_argument("task", metavar="TASK", help="e.g. shard-routing")
+    detach.add_argument("--candidate", action="store_true",
+                        help="end only the shadow or A/B candidate")  # fmt: skip
+    detach.set_defaults(func=cmd_live_detach)
+
+    report = verbs.add_parser(
+        "report", help="shadow agreement and A/B arms with 95%% intervals, live or recorded"
+    )
+    report.add_argument("source", metavar="ADDR|RECORDING",
+                        help="a running swarm's control address or a --record file")  # fmt: skip
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.set_defaults(func=cmd_live_report)
+
+
+def _add_swarm_options(p: argparse.ArgumentParser) -> None:
+    """What live run and live up share: the swarm, its controllers and its recording."""
+    p.add_argument("scenario", help="a built-in scenario name or a scenario YAML file")
+    p.add_argument(
         "--controller",
         dest="controllers",
         action="append",
@@ -170,38 +237,32 @@ def _add_live(sub) -> None:
         metavar="TASK=NAME|PATH",
         help="attach a controller (a registered name or a policy artifact); repeatable",
     )
-    run.add_argument("--duration", type=float, metavar="S", help="seconds of load")
-    run.add_argument("--workers", type=int, metavar="N", help="total worker processes")
-    run.add_argument("--seed", type=int, default=0, help="workload seed (as in simulate)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
-    run.add_argument("--json", action="store_true", help="print the summary as JSON")
-    run.add_argument("--record", type=Path, metavar="FILE", help="per-query timeline (JSONL)")
-    run.add_argument("--trace", type=Path, metavar="FILE",
-                     help="replay a request trace as the load (as replay does)")  # fmt: skip
-    _add_trace_options(run, "trace-")
-    run.add_argument(
+    p.add_argument("--workers", type=int, metavar="N", help="total worker processes")
+    p.add_argument("--seed", type=int, default=0, help="workload seed (as in simulate)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
+    p.add_argument("--record", type=Path, metavar="FILE",
+                   help="per-query timeline, controller events and decisions (JSONL)")  # fmt: skip
+    p.add_argument(
         "--corpus", type=Path, metavar="DIR", help="docs.jsonl + questions.jsonl: real-text RAG"
     )
-    run.add_argument(
+    p.add_argument(
         "--synth",
         choices=("emulated", "openai"),
         default="emulated",
         help="synthesizer backend: emulated (profile timings) or an OpenAI-compatible endpoint",
     )
-    run.add_argument("--openai-url", default="", metavar="URL", help="e.g. http://127.0.0.1:11434")
-    run.add_argument("--openai-model", default="", metavar="NAME")
-    run.add_argument(
+    p.add_argument("--openai-url", default="", metavar="URL", help="e.g. http://127.0.0.1:11434")
+    p.add_argument("--openai-model", default="", metavar="NAME")
+    p.add_argument(
         "--time-scale",
         type=float,
         default=1.0,
         metavar="X",
         help="emulated stage times are the profile's times x X (default 1)",
     )
-    run.add_argument(
+    p.add_argument(
         "--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics (0: any port)"
     )
-    _add_progress(run)
-    run.set_defaults(func=cmd_live_run)
 
 
 def _add_progress(parser: argparse.ArgumentParser) -> None:
@@ -282,25 +343,35 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def cmd_live_run(args: argparse.Namespace) -> int:
-    from live.config import LiveConfig
-    from live.runner import LiveRun, run_live
+    from live.runner import run_live
 
     from .render import render_summary
 
-    if args.duration is not None and args.duration <= 0:
-        raise SwarmError(f"--duration: expected a positive number of seconds, got {args.duration}")
+    overrides, duration = list(args.overrides), args.duration
+    if args.trace is not None:
+        replay = _trace_replay(args, args.trace)
+        overrides = [*replay.overrides(), *overrides]
+        duration = duration or replay.load_duration_s()
+    summary = run_live(_live_run(args, overrides, duration))
+    print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
+    return 0
+
+
+def _live_run(args: argparse.Namespace, overrides: list[str], duration: float | None, **extra):
+    """The ``LiveRun`` that live run's and live up's shared options describe, checked."""
+    from live.config import LiveConfig
+    from live.runner import LiveRun
+
+    if duration is not None and duration <= 0:
+        raise SwarmError(f"--duration: expected a positive number of seconds, got {duration}")
     if args.record is not None and not args.record.parent.is_dir():
         raise SwarmError(f"--record: directory {args.record.parent} does not exist")
     if args.corpus is not None and not args.corpus.is_dir():
         raise SwarmError(f"--corpus: {args.corpus} is not a directory")
     if args.synth == "openai" and not (args.openai_url and args.openai_model):
         raise SwarmError("--synth openai needs --openai-url and --openai-model")
-    overrides, duration = list(args.overrides), args.duration
-    if args.trace is not None:
-        replay = _trace_replay(args, args.trace)
-        overrides = [*replay.overrides(), *overrides]
-        duration = duration or replay.load_duration_s()
-    run = LiveRun(
+    config = extra.pop("config", {})
+    return LiveRun(
         scenario=args.scenario,
         overrides=tuple(overrides),
         controllers=tuple(args.controllers),
@@ -313,10 +384,106 @@ def cmd_live_run(args: argparse.Namespace) -> int:
         openai_model=args.openai_model,
         metrics_port=args.metrics_port,
         record=args.record,
-        config=LiveConfig(time_scale=args.time_scale),
+        config=LiveConfig(time_scale=args.time_scale, **config),
+        **extra,
     )
-    summary = run_live(run)
-    print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
+
+
+def cmd_live_up(args: argparse.Namespace) -> int:
+    from live.runner import serve
+
+    from .render import render_summary
+
+    if not args.heartbeat > 0:
+        raise SwarmError(
+            f"--heartbeat: expected a positive number of seconds, got {args.heartbeat}"
+        )
+    run = _live_run(
+        args,
+        list(args.overrides),
+        args.duration,
+        config={"heartbeat_interval_s": args.heartbeat},
+        control_bind=args.bind,
+        query_bind=args.query_bind,
+    )
+
+    def announce(up: dict) -> None:
+        if args.json:
+            print(json.dumps({"up": up}), flush=True)
+            return
+        load = "the scenario's load" if up["load"] else "no load generator"
+        print(f"swarm up: {up['scenario']}, {up['workers']} workers, {load}", flush=True)
+        print(f"  control  {up['control']}   (swarmsim live status {up['control']})", flush=True)
+        print(f"  queries  {up['queries']}", flush=True)
+        if up["metrics_port"] is not None:
+            print(f"  metrics  http://127.0.0.1:{up['metrics_port']}/metrics", flush=True)
+        if up["record"]:
+            print(f"  record   {up['record']}", flush=True)
+        print("Ctrl-C stops it.", flush=True)
+
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped by a supervisor: shut down cleanly
+    summary = serve(run, announce, load=args.load)
+    print(json.dumps({"summary": summary}) if args.json else render_summary(summary), flush=True)
+    return 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_live_status(args: argparse.Namespace) -> int:
+    from live.operator import request
+
+    from .render import render_status
+
+    st = request(args.address, "STATUS")
+    print(json.dumps(st, indent=2) if args.json else render_status(st))
+    return 0
+
+
+def cmd_live_attach(args: argparse.Namespace) -> int:
+    from live.operator import artifact_hash, request
+
+    task, sep, ref = args.controller.partition("=")
+    if not sep or not task or not ref:
+        raise SwarmError(f"--controller: expected TASK=NAME|PATH, got {args.controller!r}")
+    label, (name, *params) = ref, ref.split(":")
+    if Path(name).is_dir():  # the coordinator reads the same files: give it an absolute path
+        ref = ":".join([str(Path(name).resolve()), *params])
+    mode = "shadow" if args.shadow else "split" if args.split is not None else "acting"
+    payload = {"task": task, "controller": ref, "label": label, "mode": mode,
+               "split": args.split or 0.0}  # fmt: skip
+    payload["sha256"] = artifact_hash(ref)
+    body = request(args.address, "ATTACH", payload)
+    digest = f" (sha256 {body['sha256'][:12]}, verified)" if body["sha256"] else ""
+    what = {"acting": "acting", "shadow": "as a shadow", "split": f"on a {args.split} split"}
+    print(f"{task}: {label} attached {what[mode]}{digest}")
+    return 0
+
+
+def cmd_live_detach(args: argparse.Namespace) -> int:
+    from live.operator import request
+
+    which = "candidate" if args.candidate else "acting"
+    body = request(args.address, "DETACH", {"task": args.task, "which": which})
+    for e in body["events"]:
+        print(f"{e['task']}: {e['controller']} {e['change']}")
+    if which == "acting":
+        print(f"{args.task}: back on its heuristic")
+    return 0
+
+
+def cmd_live_report(args: argparse.Namespace) -> int:
+    from .live_report import from_recording, from_swarm, render
+
+    path = Path(args.source)
+    if path.is_file():
+        report = from_recording(path)
+    elif args.source.startswith(("tcp://", "ipc://")):
+        report = from_swarm(args.source)
+    else:
+        raise SwarmError(f"{args.source}: neither a recording file nor a tcp:// address")
+    print(json.dumps(report, indent=2) if args.json else render(report))
     return 0
 
 

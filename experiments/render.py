@@ -83,3 +83,60 @@ def _cell(stat: dict[str, Any] | None) -> str:
         return "n/a"
     half = (stat["ci95"][1] - stat["ci95"][0]) / 2
     return f"{stat['mean']:.4g} ± {half:.2g}"
+
+
+def render_status(st: dict[str, Any]) -> str:
+    """``live status`` as text: layers, queries, recent latency, controllers, events."""
+    rec = st["recent"]
+    lines = [
+        f"swarm {st['scenario']}  up {st['uptime_s']:.0f} s  control {st['addresses']['control']}"
+        f"  queries {st['addresses']['queries']}",
+        "queries    "
+        + "  ".join(f"{k} {v:,}" for k, v in st["queries"].items())
+        + f"  in flight {st['active']}",
+        f"last {rec['window_s']:.0f} s  finished {rec['finished']}  completed {rec['completed']}"
+        f"  p50 {_num(rec['p50_s'], ' s')}  p95 {_num(rec['p95_s'], ' s')}"
+        f"  p99 {_num(rec['p99_s'], ' s')}",
+        "",
+        f"  {'layer':<16} {'role':<12} {'workers':<34} {'healthy':>7} {'queue':>6}"
+        f" {'in flight':>9}",
+    ]
+    for name, ly in st["layers"].items():
+        workers = " ".join(f"{k} {v}" for k, v in sorted(ly["workers"].items()))
+        lines.append(
+            f"  {name:<16} {ly['role']:<12} {workers:<34} {ly['healthy']:>7} {ly['queue']:>6}"
+            f" {ly['in_flight']:>9}"
+        )
+    lines.append("")
+    if not st["controllers"]:
+        lines.append("controllers: none attached (every Task runs its heuristic)")
+    for task, c in st["controllers"].items():
+        lines.append(f"{task}: {_controller(c['acting'], 'acting')}")
+        if c["candidate"] is not None:
+            mode = c["mode"] + (f" {c['split']:g}" if c["mode"] == "split" else "")
+            lines.append(f"  {_controller(c['candidate'], mode)}")
+        if c["acting"] is not None:
+            lines.append(
+                f"  decisions {c['decisions']:,}  invalid {c['invalid']:,}  decision p50/p99 "
+                f"{_num(c['decision_us_p50'], ' us', 0)} / {_num(c['decision_us_p99'], ' us', 0)}"
+            )
+    if st["events"]:
+        lines += ["", "events:"]
+        for e in st["events"]:
+            lines.append(
+                f"  {e['t']:9.1f} s  {e['task']}: {e['change']} {e['controller']}"
+                + (f" ({e['detail']})" if e["detail"] else "")
+            )
+    return "\n".join(lines)
+
+
+def _controller(c: dict[str, Any] | None, role: str) -> str:
+    if c is None:
+        return "heuristic (no controller attached)"
+    fallbacks = {k: v for k, v in c["fallbacks"].items() if v}
+    digest = f"  sha256 {c['sha256'][:12]}" if c["sha256"] else ""
+    implicit = " (heuristic, facing the candidate)" if c.get("implicit") else ""
+    return (
+        f"{role} {c['name']}{implicit}{digest}  for {c['for_s']:.0f} s  decisions "
+        f"{c['decisions']:,}  fallbacks {fallbacks or 0}"
+    )

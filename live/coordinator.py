@@ -63,9 +63,13 @@ class Coordinator:
         self.deadline_s = self.cfg.deadline_s or scenario.deadline_s or 4 * scenario.slo_latency_s
         self.stages = [_stage_layers(s) for s in scenario.stages]
         self.ctx = zmq.Context()
-        self.workers = sockets.router(self.ctx, workers_bind, self.cfg.hwm)
-        self.clients = sockets.router(self.ctx, clients_bind, self.cfg.hwm)
-        self.control = sockets.router(self.ctx, control_bind, self.cfg.hwm)  # operators
+        try:
+            self.workers = sockets.router(self.ctx, workers_bind, self.cfg.hwm)
+            self.clients = sockets.router(self.ctx, clients_bind, self.cfg.hwm)
+            self.control = sockets.router(self.ctx, control_bind, self.cfg.hwm)  # operators
+        except BaseException:
+            self.ctx.destroy(linger=0)
+            raise
         self.poller = zmq.Poller()
         for sock in (self.workers, self.clients, self.control):
             self.poller.register(sock, zmq.POLLIN)
@@ -719,6 +723,7 @@ def _query_record(q: Query) -> dict[str, Any]:
         "end": q.end,
         "outcome": q.outcome,
         "reason": q.reason,
+        "recall": q.recall,
         "stages": q.timeline,
         **({"arm": q.arm} if q.arm else {}),
     }

@@ -5,7 +5,8 @@ For a given scenario and seed it sends the same queries at the same offsets as t
 simulator creates them (the ``workload`` and ``queries`` streams of ``RandomStreams``), so
 a live run and a simulated run of one seed see the same arrivals. Run as
 ``python -m live.load --address ADDR --scenario REF [--set K=V ...] --seed N --duration S
---pool N``; it prints one JSON line of client-side counts when done.
+--pool N``; it prints one JSON line of client-side counts when done, or when stopped by
+SIGINT or SIGTERM, or when its parent (the swarm) goes away.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,15 +71,17 @@ def drive(
     arrivals: Iterator[tuple[float, dict]],
     duration_s: float,
     drain_s: float,
+    stop: Callable[[], bool] = lambda: False,
 ) -> ClientStats:
-    """Send ``arrivals`` until ``duration_s``, then wait up to ``drain_s`` for the answers."""
+    """Send ``arrivals`` until ``duration_s``, then wait up to ``drain_s`` for the answers;
+    ``stop()`` true ends it at once (the swarm is shutting down)."""
     ctx = zmq.Context()
     sock = sockets.dealer(ctx, address, f"client-{os.getpid()}".encode())
     stats, sent_at = ClientStats(), {}
     start = time.monotonic()
     try:
         pending = next(arrivals, None)
-        while True:
+        while not stop():
             now = time.monotonic() - start
             if pending is not None and pending[0] >= duration_s:
                 pending = None
@@ -128,7 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     base = Path(args.scenario).parent if Path(args.scenario).is_file() else None
     arrivals = queries(scenario, args.seed, args.pool, base)
-    stats = drive(args.address, arrivals, args.duration, args.drain)
+    parent, stopping = os.getppid(), []
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the swarm stops us: report, then exit
+        signal.signal(sig, lambda *_: stopping.append(True))
+    stats = drive(
+        args.address,
+        arrivals,
+        args.duration,
+        args.drain,
+        stop=lambda: bool(stopping) or os.getppid() != parent,
+    )
     print(json.dumps(stats.to_dict()))
     return 0
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zmq
 
-from controllers.artifact import ArtifactError
 from controllers.spec import resolve
 from envs.registry import TASKS
 from swarmsim.errors import SwarmError
@@ -44,7 +43,10 @@ def handle(coord: Coordinator, msg: Message) -> Message:
         if msg.action == "STATUS":
             body = status(coord)
         elif msg.action == "ATTACH":
-            body = attach(coord, p)
+            try:
+                body = attach(coord, p)
+            except SwarmError as err:
+                raise SwarmError(f"attach refused: {err}") from None
         elif msg.action == "DETACH":
             body = detach(coord, p)
         elif msg.action == "REPORT":
@@ -70,20 +72,16 @@ def attach(coord: Coordinator, p: dict[str, Any]) -> dict[str, Any]:
     mode, split = p.get("mode", ACTING), p.get("split", 0.0)
     if not isinstance(split, float | int):
         raise SwarmError(f"--split: expected a fraction, got {split!r}")
-    try:
-        arm = resolve(f"{task}={spec}")
-        controller = arm.build()
-    except ArtifactError as err:
-        raise SwarmError(f"refused: {err}") from None
+    label = p.get("label") if isinstance(p.get("label"), str) and p["label"] else spec
+    controller = resolve(f"{task}={spec}").build()  # an artifact is verified as it loads
     sha256 = _artifact_hash(controller)
     expected = p.get("sha256")
     if expected is not None and expected != sha256:
         raise SwarmError(
-            f"refused: {spec}: the coordinator read weights with sha256 {sha256}, the operator "
+            f"{spec}: the coordinator read weights with sha256 {sha256}, the operator "
             f"checked {expected}: the artifact changed in between"
         )
-    coord.attach(task, controller, arm.label.partition("=")[2], sha256=sha256, mode=mode,
-                 split=float(split))  # fmt: skip
+    coord.attach(task, controller, label, sha256=sha256, mode=mode, split=float(split))
     slot = coord.slots[task]
     return {"task": task, "mode": mode, "sha256": sha256, "status": slot.status()}
 

@@ -3,8 +3,11 @@ controllers, return the metrics summary, and stop every process it started."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +35,7 @@ from .telemetry import Telemetry, billing, overdue_in_flight
 from .worker import WorkerSpec
 
 LIVE_ROLES = ("embedder", "retriever", "synthesizer", "evaluator")
+SHUTDOWN_DRAIN_S = 3.0  # live up: how long queries in flight may finish once load stops
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class LiveRun:
     metrics_port: int | None = None  # Prometheus endpoint (0: any free port)
     record: Path | None = None  # per-query timeline JSONL
     config: LiveConfig = field(default_factory=LiveConfig)
+    control_bind: str = "tcp://127.0.0.1:0"  # where operators reach the coordinator
+    query_bind: str = "tcp://127.0.0.1:0"  # where clients send queries
 
 
 def check_live(scenario: Scenario) -> None:
@@ -143,7 +149,13 @@ class Swarm:
         run, scenario = self.run, self.scenario
         files = prepare_corpus(run, scenario, Path(self.tmp.name))
         self.coord = Coordinator(
-            scenario, files, self.launcher, run.config, telemetry=Telemetry(run.metrics_port)
+            scenario,
+            files,
+            self.launcher,
+            run.config,
+            clients_bind=run.query_bind,
+            telemetry=Telemetry(run.metrics_port),
+            control_bind=run.control_bind,
         )
         self.coord.record = run.record is not None
         for i, (layer, device, node, shard) in enumerate(plan_workers(scenario, run.workers)):
@@ -226,6 +238,78 @@ def run_live(run: LiveRun, progress: Callable[[float], None] | None = None) -> d
         if run.record is not None:
             write_timeline(coord.recording(), run.record)
     return summary
+
+
+def serve(
+    run: LiveRun,
+    announce: Callable[[dict[str, Any]], None],
+    load: bool = True,
+    stop: Callable[[], bool] = lambda: False,
+) -> dict[str, Any]:
+    """``swarmsim live up``: start the swarm (and its load generator, unless ``load`` is
+    false: clients then send to the query address), ``announce`` its addresses, serve until
+    interrupted or ``stop()``, give queries in flight a moment, fail the rest, and stop every
+    process.
+    The recording, if asked for, is streamed to its file once a second. The summary."""
+    wall = time.perf_counter()
+    with Swarm(run) as swarm:
+        coord = swarm.coord
+        coord.restart_clock()
+        gen = None
+        if load:
+            duration = run.duration_s or math.inf
+            gen = _start_load(run, coord.client_address, duration, 0.0, len(coord.files.queries))
+        out = None if run.record is None else run.record.open("w", encoding="utf-8")
+        try:
+            announce(
+                {
+                    "scenario": swarm.scenario.name,
+                    "workers": len(coord.agents),
+                    "control": coord.control_address,
+                    "queries": coord.client_address,
+                    "metrics_port": coord.telemetry.port,
+                    "load": load,
+                    "record": None if run.record is None else str(run.record),
+                }
+            )
+            flush = 0.0
+            while not stop():
+                coord.step(0.05)
+                if out is not None and time.monotonic() >= flush:
+                    flush = time.monotonic() + 1.0
+                    _append(out, coord.take_recording())
+        except KeyboardInterrupt:  # the way a long-running swarm is stopped
+            pass
+        finally:
+            client = _stop_load(gen)
+            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C cuts this short
+                swarm.serve_until(lambda: not coord.active, SHUTDOWN_DRAIN_S)
+            for query in list(coord.active.values()):  # every accepted query gets its answer
+                coord.finish(query, "failed", "shutdown")
+            if out is not None:
+                _append(out, coord.take_recording())
+                out.close()
+        return live_summary(swarm, time.perf_counter() - wall, client)
+
+
+def _append(out, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        out.write(json.dumps(row) + "\n")
+    out.flush()
+
+
+def _stop_load(gen: subprocess.Popen | None) -> dict[str, Any]:
+    """Stop the load generator (it reports what it saw on SIGTERM); its client stats."""
+    if gen is None:
+        return {}
+    if gen.poll() is None:
+        gen.send_signal(signal.SIGTERM)
+    try:
+        return _client_stats(gen)
+    except subprocess.TimeoutExpired:
+        gen.kill()
+        gen.wait()
+        return {}
 
 
 def _start_load(run: LiveRun, address: str, duration: float, drain: float, pool: int):

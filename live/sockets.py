@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zmq
 
-from .errors import ProtocolError
+from .errors import LiveError, ProtocolError
 from .protocol import MAX_FRAMES, MAX_MESSAGE_BYTES, Message, decode, encode
 
 # Flags as plain ints: pyzmq's enum arithmetic on every frame cost more than the send itself.
@@ -25,7 +25,11 @@ def router(ctx: zmq.Context, bind: str, hwm: int = 10_000) -> zmq.Socket:
     """A ROUTER bound to ``bind`` (``tcp://127.0.0.1:0`` picks a free port; see ``endpoint``)."""
     sock = _common(ctx.socket(zmq.ROUTER), hwm)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unknown peer: raise instead of dropping silently
-    sock.bind(bind)
+    try:
+        sock.bind(bind)
+    except zmq.ZMQError as err:
+        sock.close(linger=0)
+        raise LiveError(f"cannot bind {bind}: {err}") from None
     return sock
 
 
