@@ -18,6 +18,7 @@ from .scenario import LayerConfig, NodeGroup, Scenario, expand_names
 
 if TYPE_CHECKING:
     from .coordinator import WorkItem
+    from .overhead import Overhead
 
 
 class AgentState(IntEnum):
@@ -253,6 +254,7 @@ class Layer:
         self.recent_latency: list[float] = []  # stage latencies since the last control interval
         self.interval_start = 0.0  # when the current control interval began
         self.busy_recent = 0.0  # busy seconds of finished services in the current interval
+        self.overhead: Overhead | None = None  # per-job hop-and-handling draws (the simulation's)
 
     def refresh(self) -> None:
         """Recompute the accepting set after any state change of one of its agents."""

@@ -81,7 +81,7 @@ class Query:
 class WorkItem:
     """One job for one agent: a query's stage (and shard, when retrieving)."""
 
-    __slots__ = ("agent", "attempt", "layer", "query", "sent", "shard", "start", "strategy")
+    __slots__ = ("agent", "attempt", "hop", "layer", "query", "sent", "shard", "start", "strategy")
 
     def __init__(
         self,
@@ -98,6 +98,7 @@ class WorkItem:
         self.attempt = 0
         self.sent = 0.0
         self.start = 0.0
+        self.hop = -1.0  # a fan-out's shared overhead draw; < 0: the job draws its own
 
 
 class Coordinator:
@@ -159,8 +160,11 @@ class Coordinator:
             return
         query.pending = len(plan)
         layer.arrivals += len(plan)
+        hop = -1.0 if layer.overhead is None else layer.overhead.draw(len(self.sim.active))
         for shard, agent in plan:
-            self.send_work(agent, WorkItem(query, layer, shard))
+            item = WorkItem(query, layer, shard)
+            item.hop = hop
+            self.send_work(agent, item)
 
     # --- dispatch ---------------------------------------------------------------------------
 
@@ -233,9 +237,22 @@ class Coordinator:
             self._request_bytes(item),
             agent.id,
         )
-        self.fabric.send(msg, self.node, agent.node.name, self.on_work, item)
+        deliver = self.on_work if item.layer.overhead is None else self._handle
+        self.fabric.send(msg, self.node, agent.node.name, deliver, item)
 
     # --- on the agent -----------------------------------------------------------------------
+
+    def _handle(self, _msg: Message | None, item: WorkItem) -> None:
+        """A job of a layer with an overhead reaches its agent's host: it joins the agent's queue
+        after its stage's hop-and-handling time (a fan-out's jobs share one draw). Spent before
+        service, it leaves the agent free meanwhile, as the live hops leave the worker free; a
+        job that found its agent idle then records ``start - sent`` = overhead, as live does
+        (whose ``start`` is ``end - service``)."""
+        hop = item.hop if item.hop >= 0 else item.layer.overhead.draw(len(self.sim.active))
+        Call(self.env, hop, self._handled, item)
+
+    def _handled(self, item: WorkItem) -> None:
+        self.on_work(None, item)
 
     def on_work(self, _msg: Message | None, item: WorkItem) -> None:
         """A job reaches its agent: queue it and start serving if idle."""

@@ -30,8 +30,9 @@ from .failures import Failures
 from .inference import InferenceStrategy, load_inference
 from .lifecycle import Lifecycle
 from .metrics import Metrics, check_conservation
+from .overhead import Overhead
 from .profiles import Profiles, load_profiles
-from .rng import RandomStreams
+from .rng import RandomStreams, Stream
 from .scenario import Scenario
 from .service import ServiceModel
 from .snapshot import build_view
@@ -94,6 +95,7 @@ class Simulation:
         self.service = ServiceModel(
             scenario.retrieval, self.n_shards, self.streams["service"], self.inference
         )
+        self._overheads()
         self.default_quality = self.inference.precision(self.inference.reference).quality
         self.stage_layers = [self._stage_layer(s) for s in scenario.stages]
         self.retriever = next(
@@ -109,6 +111,15 @@ class Simulation:
         self.timeline: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []  # replicas that became ready (lifecycle)
         self.ended = False
+
+    def _overheads(self) -> None:
+        """Give each layer with an overhead table its sampler, on a stream of its own (spawned
+        per layer in scenario order from the ``overhead`` stream)."""
+        layers = list(self.cluster.layers.values())
+        gens = self.streams["overhead"].gen.spawn(len(layers))
+        for layer, gen in zip(layers, gens, strict=True):
+            if layer.cfg.overhead is not None:
+                layer.overhead = Overhead(layer.cfg.overhead, Stream(gen))
 
     def _stage_layer(self, stage) -> Layer | dict[str, Layer]:
         if stage.layer is not None:
