@@ -6,17 +6,19 @@ records name their device (the profile carries each device's speed and the token
 effect, so one scale serves a layer of mixed GPUs); else, for synthesizers, to ``base + a *
 input tokens + b * output tokens``; else to a constant (a coefficient that comes out negative
 is dropped and the rest refitted). The log-sd of ``service / fit`` is the log-normal residual.
-What a job spends between being sent and being served that is not service (the hops there
-and back, the coordinator's and the worker's own handling) is the median of ``(end - sent) -
-service`` over the layer's jobs that found their agent idle (a job sent while its agent still
-served the one before waited in its queue, which the simulator models itself); the calibrated
-scenario folds it into the layer's service base and turns the modelled fabric off, because
-loopback hops are neither bandwidth- nor topology-bound. A layer's ``load_s`` is the median
+What a stage spends between its jobs being sent and served that is not service (the hops
+there and back, the coordinator's and the worker's own handling) is fitted as a distribution
+by load (``experiments.overhead``: tables of quantiles, dense in the tail where a p99 is
+decided, one row per number of queries in flight), written as the layer's ``overhead``, which
+the simulator draws from per stage without occupying the agent; the modelled fabric is turned
+off, because loopback hops are neither bandwidth- nor topology-bound. A layer's ``load_s`` is
+the median
 time its replicas took to become ready (the recording's ``startup`` and ``role_change``
 events: process start and model or shard load, live).
 
 The output is an ordinary scenario file: the source scenario as written, with each recorded
-layer's ``service`` replaced by the fitted model and ``fabric.enabled: false``.
+layer's ``service`` replaced by the fitted model, its ``overhead`` table (where it is not all
+zero) and ``fabric.enabled: false``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from swarmsim.errors import SwarmError
 from swarmsim.profiles import load_profiles
 from swarmsim.scenario import Scenario, load_scenario, raw_scenario, resolve_scenario
 
+from .overhead import OVERHEAD_LEVELS, fit_overhead, queries_in_flight, stage_overheads
+
 MIN_RECORDS = 5  # below this a layer fits a profile scale alone, or keeps its model
 
 
@@ -49,11 +53,12 @@ class LayerFit:
     per_input_token_s: float
     per_output_token_s: float
     residual_sigma: float
-    overhead_s: float  # median (end - sent) - service of jobs that found their agent idle
+    overhead_s: float  # median overhead of the stages whose jobs found their agents idle
+    overhead_quantiles_s: tuple[tuple[float, ...], ...]  # by load, at OVERHEAD_LEVELS
 
     def service(self) -> dict[str, Any]:
         """The scenario's ``service`` mapping for this layer."""
-        base = self.base_s + self.overhead_s
+        base = self.base_s
         if self.model == "profile":
             return {"kind": "profile", "scale": self.scale, "base_s": base,
                     "residual_sigma": self.residual_sigma}  # fmt: skip
@@ -65,39 +70,62 @@ class LayerFit:
             "residual_sigma": self.residual_sigma,
         }
 
+    def overhead(self) -> dict[str, Any] | None:
+        """The scenario's ``overhead`` mapping for this layer; None where none was measured."""
+        if not any(map(any, self.overhead_quantiles_s)):
+            return None
+        rows = [[round(x, 7) for x in row] for row in self.overhead_quantiles_s]  # to 0.1 us
+        return {"quantiles_s": rows, "probabilities": list(OVERHEAD_LEVELS)}
+
 
 def stage_samples(path: Path, scenario: Scenario) -> dict[str, np.ndarray]:
     """Per layer, rows of (service s, overhead s, input tokens, output tokens, waited,
-    profile s) of every stage record of a completed query in the JSONL timeline at ``path``
-    (profile s is NaN where the layer or the record has no device profile)."""
+    profile s, stage key, sent, queries in flight at sent) of every stage record of a completed
+    query in the JSONL timeline at ``path`` (profile s is NaN where the layer or the record has
+    no device profile; the key numbers the record's query and stage)."""
     profiles = load_profiles()
     if not path.is_file():
         raise SwarmError(f"{path}: no such recording")
     rows: dict[str, list[tuple[float, ...]]] = {}
+    spans: list[tuple[float, float]] = []  # every query's arrival and end
     for n, line in enumerate(path.open(), 1):
         if not line.strip():
             continue
         try:
             q = json.loads(line)
-            if "event" in q or q["outcome"] != "completed":
+            if "event" in q:
+                continue
+            done = q.get("end")
+            spans.append((float(q["arrival"]), float(done) if _is_number(done) else math.inf))
+            if q["outcome"] != "completed":
                 continue
             tokens = float(q["input_tokens"]), float(q["output_tokens"])
             for st in q["stages"]:
                 sent, start, end = float(st["sent"]), float(st["start"]), float(st["end"])
                 layer = scenario.layers.get(str(st["layer"]))
                 prof = _profile_s(profiles, layer, st.get("device"), *tokens)
-                row = (end - start, start - sent, *tokens, float(st["agent"]), sent, start, prof)
+                key, agent = len(spans) * 64.0 + float(st["stage"]), float(st["agent"])
+                row = (end - start, start - sent, *tokens, agent, sent, start, prof, key)
                 rows.setdefault(str(st["layer"]), []).append(row)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise SwarmError(f"{path}:{n}: not a timeline record ({err!r})") from None
     if not rows:
         raise SwarmError(f"{path}: no completed query to calibrate on")
-    return {layer: _mark_waits(np.array(r)) for layer, r in rows.items()}
+    arrivals, ends = np.array(spans).T
+    out = {}
+    for layer, r in rows.items():
+        r = _mark_waits(np.array(r, dtype=float))
+        out[layer] = np.column_stack([r, queries_in_flight(arrivals, ends, r[:, 7])])
+    return out
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def _mark_waits(rows: np.ndarray) -> np.ndarray:
-    """(service, overhead, in, out, waited): a job waited when it was sent before the job its
-    agent served just before it had finished."""
+    """(service, overhead, in, out, waited, profile, key, sent): a job waited when it was sent
+    before the job its agent served just before it had finished."""
     service, agent, sent, start = rows[:, 0], rows[:, 4], rows[:, 5], rows[:, 6]
     order = np.lexsort((start, agent))
     busy_until = np.full(len(rows), -np.inf)
@@ -105,7 +133,7 @@ def _mark_waits(rows: np.ndarray) -> np.ndarray:
     prev_end = (start + service)[order][:-1]
     busy_until[order[1:]] = np.where(same, prev_end, -np.inf)
     waited = (busy_until > sent).astype(float)
-    return np.column_stack([rows[:, :4], waited, rows[:, 7]])
+    return np.column_stack([rows[:, :4], waited, rows[:, 7], rows[:, 8], sent])
 
 
 def _profile_s(profiles, layer, device, in_tok: float, out_tok: float) -> float:
@@ -128,7 +156,7 @@ def _profile_s(profiles, layer, device, in_tok: float, out_tok: float) -> float:
 def fit_layer(layer: str, samples: np.ndarray, tokens: bool) -> LayerFit:
     """Least squares of service on the profile time where every record has one, else on a
     constant and (with ``tokens``) the token counts."""
-    service, overhead, idle = samples[:, 0], samples[:, 1], samples[:, 4] == 0
+    service, overhead = samples[:, 0], samples[:, 1]
     profile = samples[:, 5]
     if np.isfinite(profile).all() and len(samples) < MIN_RECORDS:  # too few for a base
         model, design = "profile", np.column_stack([np.zeros(len(samples)), profile])
@@ -147,9 +175,11 @@ def fit_layer(layer: str, samples: np.ndarray, tokens: bool) -> LayerFit:
         scale = coef[1]
     elif model == "tokens":
         per_in, per_out = coef[1], coef[2]
+    hops, load = stage_overheads(samples[:, 6], samples[:, 7], service, overhead, samples[:, 4],
+                                 samples[:, 8].astype(np.int64))  # fmt: skip
     return LayerFit(
         layer, model, len(samples), float(scale), float(coef[0]), float(per_in), float(per_out),
-        sigma, float(max(np.median(overhead[idle] if idle.any() else overhead), 0.0)),
+        sigma, float(np.median(hops)), fit_overhead(hops, load),
     )  # fmt: skip
 
 
@@ -183,6 +213,7 @@ def calibrate(recording: Path, scenario: str, overrides: tuple[str, ...] = ()) -
     for name, fit in fits.items():
         raw.setdefault("layers", {}).setdefault(name, {})["service"] = fit.service()
         raw["layers"][name]["batch_max"] = 1  # the fitted model is per recorded job
+        raw["layers"][name]["overhead"] = fit.overhead()
     for name, kinds in loads.items():
         if name in resolved.layers:
             all_s = [t for durations in kinds.values() for t in durations]
@@ -213,7 +244,14 @@ def lifecycle_samples(path: Path) -> dict[str, dict[str, list[float]]]:
 
 def write_scenario(result: dict[str, Any], out: Path, command: str) -> None:
     """The calibrated scenario as YAML, headed by the command and the fits as comments."""
-    lines = [f"# {command}", "# fitted per layer (service s = base + a*in + b*out; residual):"]
+    lines = [f"# {command}", "# fitted per layer (service s = base + a*in + b*out; residual; "
+             "median overhead; its table is the layer's overhead):"]  # fmt: skip
     for name, fit in result["fits"].items():
-        lines.append(f"#   {name}: " + json.dumps(fit))
-    out.write_text("\n".join(lines) + "\n" + yaml.safe_dump(result["scenario"], sort_keys=False))
+        brief = {k: v for k, v in fit.items() if k != "overhead_quantiles_s"}
+        lines.append(f"#   {name}: " + json.dumps(brief))
+    out.write_text("\n".join(lines) + "\n" + _dump(result["scenario"]))
+
+
+def _dump(raw: dict[str, Any]) -> str:
+    """YAML with lists of scalars on one line each, so an overhead table reads row by row."""
+    return yaml.safe_dump(raw, sort_keys=False, default_flow_style=None, width=100)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from experiments.calibrate import calibrate, write_scenario
 from experiments.cli import main
+from experiments.fidelity import compare, read_recording
+from experiments.overhead import OVERHEAD_LEVELS
 from swarmsim.metrics import write_timeline
 from swarmsim.scenario import load_scenario
 from swarmsim.simulation import Simulation
@@ -107,3 +110,68 @@ def test_load_time_is_recovered_from_the_lifecycle_events(tmp_path):
     assert startups["n"] >= 1
     assert startups["median_s"] == pytest.approx(7.5)  # provisioning is not load time
     assert result["scenario"]["layers"]["synth-large"]["load_s"] == pytest.approx(7.5)
+
+
+# Known hop-and-handling overheads: the retriever's independent of load, the embedder's
+# heavier once another query is in the swarm.
+RETRIEVER_HOPS = ([[0.001, 0.002, 0.004, 0.012]], [0, 0.5, 0.9, 1])
+EMBEDDER_HOPS = ([[0.0005, 0.001, 0.002], [0.002, 0.004, 0.008]], [0, 0.5, 1])
+HOPS = (
+    f"layers.retriever.overhead.quantiles_s={RETRIEVER_HOPS[0]}",
+    f"layers.retriever.overhead.probabilities={RETRIEVER_HOPS[1]}",
+    f"layers.embedder.overhead.quantiles_s={EMBEDDER_HOPS[0]}",
+)
+PLAIN = ("fabric.enabled=false", "warmup_s=0", "duration_s=3600")
+
+
+@pytest.fixture(scope="module")
+def hop_recording(tmp_path_factory):
+    sim = Simulation(load_scenario("homelab", (*PLAIN, *HOPS)), seed=11, record_timeline=True)
+    sim.run()
+    path = tmp_path_factory.mktemp("calibrate") / "hops.jsonl"
+    write_timeline(sim.timeline, path)
+    return path
+
+
+def _recovered(fitted: list[float], truth: list[float], levels: list[float]) -> bool:
+    """The fitted quantiles match the truth's quantile function from 5% to 85% (above, the
+    retriever's truth has a kink where few samples fall) within 15% of the truth's range:
+    four standard errors of a quantile of >= 100 stages (the fewest a row is fitted on)."""
+    at = np.array(OVERHEAD_LEVELS)
+    keep = (at >= 0.05) & (at <= 0.85)
+    expected = np.interp(at[keep], levels, truth)
+    return bool(np.all(np.abs(np.array(fitted)[keep] - expected) <= 0.15 * (truth[-1] - truth[0])))
+
+
+def test_calibration_recovers_the_overhead_distribution_by_load(hop_recording):
+    """Every row of the retriever's fitted table is the one truth (a fan-out's four jobs
+    share one draw and are fitted as one stage); the embedder's first row (one query in the
+    swarm) is the light truth and every heavier row the heavy one."""
+    fits = calibrate(hop_recording, "homelab", PLAIN)["fits"]
+    retriever = fits["retriever"]["overhead_quantiles_s"]
+    assert len(retriever) >= 3  # the recording is loaded enough for several rows
+    for row in retriever:
+        assert _recovered(row, RETRIEVER_HOPS[0][0], RETRIEVER_HOPS[1])
+    light, *heavy = fits["embedder"]["overhead_quantiles_s"]
+    assert _recovered(light, EMBEDDER_HOPS[0][0], EMBEDDER_HOPS[1])
+    assert heavy and all(_recovered(row, EMBEDDER_HOPS[0][1], EMBEDDER_HOPS[1]) for row in heavy)
+    assert not any(map(any, fits["evaluator"]["overhead_quantiles_s"]))  # it had none
+
+
+def test_a_calibrated_overhead_replays_the_recording(hop_recording, tmp_path):
+    """The calibrated scenario carries the tables; simulated on the recording's seed (its
+    workload and uniform draws, through the fitted tables instead of the true ones) the
+    embedder's and the retriever's stage times are those recorded within 5%, as ``compare``
+    reads them."""
+    result = calibrate(hop_recording, "homelab", PLAIN)
+    assert result["scenario"]["layers"]["evaluator"]["overhead"] is None  # none was measured
+    write_scenario(result, tmp_path / "c.yaml", "swarmsim calibrate hops.jsonl -o c.yaml")
+    scenario = load_scenario(tmp_path / "c.yaml", PLAIN)
+    assert scenario.layers["retriever"].overhead.levels == OVERHEAD_LEVELS
+    sim = Simulation(scenario, seed=11, record_timeline=True)
+    sim.run()
+    write_timeline(sim.timeline, tmp_path / "replayed.jsonl")
+    report = compare(read_recording(hop_recording), read_recording(tmp_path / "replayed.jsonl"))
+    for layer in ("embedder", "retriever"):
+        for figure in ("mean", "p50", "p95", "p99"):
+            assert abs(report["stages"][layer][figure]["rel_error"]) < 0.05, (layer, figure)
