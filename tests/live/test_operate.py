@@ -155,7 +155,8 @@ def test_shadow_decides_on_the_same_observations_and_applies_nothing(tmp_path):
     with swarm(tmp_path, rate=10) as up:
         addr = up["control"]
         assert cli("attach", addr, "--controller", "shard-routing=least-outstanding") == 0
-        assert cli("attach", addr, "--controller", "shard-routing=relevance-threshold", "--shadow") == 0
+        shadow = "shard-routing=relevance-threshold"
+        assert cli("attach", addr, "--controller", shadow, "--shadow") == 0
         assert wait_for(lambda: from_swarm(addr)["shadow"][0]["agreement"]["n"] >= 30, 30)
         live = from_swarm(addr)["shadow"][0]
     out = up["out"]

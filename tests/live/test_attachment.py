@@ -1,0 +1,157 @@
+"""Task slots without processes: acting and candidate controllers, the stable split, shadow
+costing and the automatic detach rule, on hand-built views."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import RecordingPlane, view
+
+from controllers.base import make_controller
+from envs.registry import make_task
+from live.attachment import ACTING, CANDIDATE, SHADOW, SPLIT, TaskSlot, stable_fraction
+from live.config import LiveConfig
+from swarmsim.errors import SwarmError
+from swarmsim.view import QueryInfo
+
+AGENTS = [
+    {"id": 0, "shard": 0, "in_flight": 3, "latency_s": 0.01},
+    {"id": 1, "shard": 0, "in_flight": 0, "latency_s": 0.01},
+    {"id": 2, "shard": 1, "in_flight": 1, "latency_s": 0.02},
+]
+
+
+class Swarm(RecordingPlane):
+    """A recording ControlPlane that also gives views (the coordinator's two roles)."""
+
+    def view(self, query, roles, layer_stats):
+        q = QueryInfo(query.id, 0, "small", 100, 10, np.array([0.9, 0.1], dtype=np.float32))
+        return view(AGENTS, n_shards=2, query=q)
+
+
+class Q:
+    def __init__(self, i: int) -> None:
+        self.id, self.arm = i, ""
+
+
+class Broken:
+    task = "shard-routing"
+
+    def act(self, obs):
+        raise RuntimeError("boom")
+
+    def reset(self):
+        pass
+
+
+def slot(**cfg) -> TaskSlot:
+    clock = iter(range(10**6))
+    return TaskSlot(make_task("shard-routing"), LiveConfig(**cfg), lambda: float(next(clock)))
+
+
+def routing(name: str):
+    return make_controller("shard-routing", name)
+
+
+def test_stable_fraction_is_fixed_per_id_and_uniform():
+    values = np.array([stable_fraction(i) for i in range(20_000)])
+    assert values.tolist() == [stable_fraction(i) for i in range(20_000)]
+    assert abs((values < 0.5).mean() - 0.5) < 0.01 and abs((values < 0.1).mean() - 0.1) < 0.01
+    assert stable_fraction(7) != stable_fraction(7, b"log")  # sampling is independent of arms
+
+
+def test_split_sends_the_queries_below_the_fraction_to_the_candidate():
+    s, swarm = slot(), Swarm()
+    s.install("least-outstanding", routing("least-outstanding"))
+    s.install("round-robin", routing("round-robin"), mode=SPLIT, split=0.3)
+    queries = [Q(i) for i in range(2_000)]
+    for q in queries:
+        s.decide(swarm, q)
+    arms = [q.arm for q in queries]
+    assert arms == ["round-robin" if stable_fraction(q.id) < 0.3 else "least-outstanding"
+                    for q in queries]  # fmt: skip
+    assert abs(arms.count("round-robin") / len(arms) - 0.3) < 0.04
+    assert len(swarm.calls) == len(queries)  # every query routed exactly once
+
+
+def test_shadow_is_costed_but_the_acting_choice_is_what_is_applied():
+    s, swarm = slot(), Swarm()
+    s.install("search-all-shards", routing("search-all-shards"))  # slot 0: the busy replica
+    s.install("least-outstanding", routing("least-outstanding"), mode=SHADOW)
+    s.decide(swarm, Q(1))
+    assert swarm.calls == [("route", 1, ((0, 0), (1, 2)))]  # the acting plan, unchanged
+    assert (s.compared, s.agreed) == (1, 0)
+    acting, shadow = s.differences[0]
+    assert acting == {"shards": 2.0, "retrieval_s": pytest.approx(0.04)}  # (3 + 1) x 10 ms
+    assert shadow == {"shards": 2.0, "retrieval_s": pytest.approx(0.04)}  # shard 1 dominates
+    assert shadow["retrieval_s"] <= acting["retrieval_s"]
+
+
+def test_a_controller_that_raises_falls_back_then_is_detached_at_the_check():
+    s, swarm = slot(failure_limit=3, route_log_fraction=1.0), Swarm()
+    s.install("broken", Broken())
+    s.log = []
+    for i in range(2):
+        s.decide(swarm, Q(i))
+    assert len(swarm.calls) == 2  # the heuristic decided instead
+    assert [row["fallback"] for row in s.log] == ["raised", "raised"]
+    events = s.check()  # every decision since the last check failed
+    assert [e["change"] for e in events] == ["auto-detached"] and "raised 2" in events[0]["detail"]
+    assert not s.active
+
+
+def test_occasional_failures_below_the_limit_keep_the_controller():
+    s, swarm = slot(failure_limit=3), Swarm()
+
+    class Flaky:
+        task = "shard-routing"
+        calls = 0
+
+        def act(self, obs):
+            self.calls += 1
+            if self.calls % 5 == 0:
+                raise RuntimeError("now and then")
+            return routing("least-outstanding").act(obs)
+
+    s.install("flaky", Flaky())
+    for i in range(10):
+        s.decide(swarm, Q(i))
+    assert s.check() == [] and s.active  # 2 of 10 failed: below the limit of 3
+    for i in range(15):
+        s.decide(swarm, Q(i))
+    assert s.check()[0]["change"] == "auto-detached"  # 3 of 15
+
+
+def test_install_replace_and_remove_make_events_and_implicit_incumbents():
+    s = slot()
+    events = s.install("round-robin", routing("round-robin"), mode=SHADOW)
+    assert s.acting.label == "least-outstanding" and s.acting.implicit  # the heuristic faces it
+    assert [e["change"] for e in events] == ["attached"]
+    events = s.install("random", routing("random"), mode=SHADOW)
+    assert [(e["change"], e["controller"]) for e in events] == [
+        ("replaced", "round-robin"), ("attached", "random")]  # fmt: skip
+    events = s.remove(CANDIDATE)
+    assert [e["change"] for e in events] == ["detached"] and not s.active
+    s.install("round-robin", routing("round-robin"))
+    s.install("random", routing("random"), mode=SPLIT, split=0.5)
+    assert [e["controller"] for e in s.remove(ACTING)] == ["random", "round-robin"]
+    assert s.candidate is None and not s.active
+
+
+def test_split_is_refused_for_interval_tasks_and_fractions_outside_zero_one():
+    scaling = TaskSlot(make_task("autoscaling"), LiveConfig(), lambda: 0.0)
+    with pytest.raises(SwarmError, match="--shadow"):
+        scaling.install("hpa", make_controller("autoscaling", "hpa"), mode=SPLIT, split=0.5)
+    with pytest.raises(SwarmError, match="split"):
+        slot().install("random", routing("random"), mode=SPLIT, split=1.0)
+    with pytest.raises(SwarmError, match="mode"):
+        slot().install("random", routing("random"), mode="both")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("decision_deadline_s", 0.0), ("failure_limit", 0), ("route_log_fraction", 1.5)],
+)
+def test_live_config_names_a_bad_operating_field(field, value):
+    with pytest.raises(SwarmError, match=field):
+        LiveConfig(**{field: value})
