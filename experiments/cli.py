@@ -222,6 +222,9 @@ def _add_live(sub) -> None:
     )
     report.add_argument("source", metavar="ADDR|RECORDING",
                         help="a running swarm's control address or a --record file")  # fmt: skip
+    report.add_argument("--against", metavar="TASK=NAME|PATH",
+                        help="offline, on a recording: how often this controller would have "
+                        "chosen the applied action on the logged observations")  # fmt: skip
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     report.set_defaults(func=cmd_live_report)
 
@@ -474,9 +477,15 @@ def cmd_live_detach(args: argparse.Namespace) -> int:
 
 
 def cmd_live_report(args: argparse.Namespace) -> int:
-    from .live_report import from_recording, from_swarm, render
+    from .live_report import against, from_recording, from_swarm, render, render_against
 
     path = Path(args.source)
+    if args.against is not None:
+        if not path.is_file():
+            raise SwarmError(f"--against replays a recording; {args.source} is not a file")
+        result = against(path, args.against)
+        print(json.dumps(result, indent=2) if args.json else render_against(result))
+        return 0
     if path.is_file():
         report = from_recording(path)
     elif args.source.startswith(("tcp://", "ipc://")):

@@ -11,7 +11,9 @@ and the shards searched).
 
 The same report is made from a running swarm (its most recent 50,000 queries and every
 shadow decision) or from a recording (``live up --record``: query rows and the decisions
-logged with their observations, routing ones sampled).
+logged with their observations, routing ones sampled). ``--against TASK=CONTROLLER`` replays
+a recording's logged observations through another controller offline: how often it would have
+chosen what was applied.
 """
 
 from __future__ import annotations
@@ -41,6 +43,60 @@ def from_recording(path: Path) -> dict[str, Any]:
     """The report of a recording (JSONL of query rows, decisions and controller events)."""
     queries: dict[str, list] = {"arm": [], "outcome": [], "latency_s": [], "recall": []}
     shadows: dict[str, dict[str, Any]] = {}
+    for row in _rows(path):
+        if "event" not in row and "outcome" in row:
+            queries["arm"].append(row.get("arm", ""))
+            queries["outcome"].append(row["outcome"])
+            queries["latency_s"].append(float(row["end"]) - float(row["arrival"]))
+            queries["recall"].append(row.get("recall"))
+        elif row.get("event") == "decision" and "shadow" in row:
+            _count_shadow(shadows, row)
+    return build(queries, list(shadows.values()), str(path))
+
+
+def against(path: Path, spec: str) -> dict[str, Any]:
+    """Offline: how often the controller ``spec`` (TASK=NAME|PATH) would have chosen what was
+    applied, on every decision of its Task logged in the recording at ``path``."""
+    from controllers.spec import resolve
+
+    arm = resolve(spec)
+    controller = arm.build()
+    compared = agreed = 0
+    by_controller: dict[str, list[int]] = {}
+    for row in _rows(path):
+        if row.get("event") != "decision" or row.get("task") != arm.task:
+            continue
+        choice = np.asarray(controller.act(np.asarray(row["obs"], dtype=np.float32)))
+        same = choice.tolist() == row["action"]
+        compared, agreed = compared + 1, agreed + same
+        counts = by_controller.setdefault(row["controller"], [0, 0])
+        counts[0], counts[1] = counts[0] + 1, counts[1] + same
+    if compared == 0:
+        raise SwarmError(f"{path}: no logged {arm.task} decisions to replay {spec} against")
+    return {
+        "source": str(path),
+        "against": arm.label,
+        "task": arm.task,
+        "agreement": proportion_ci(agreed, compared),
+        "by_controller": {k: proportion_ci(a, n) for k, (n, a) in by_controller.items()},
+    }
+
+
+def render_against(result: dict[str, Any]) -> str:
+    """The offline agreement as text."""
+    a = result["agreement"]
+    lines = [
+        f"{result['against']} on the {a['n']} logged {result['task']} decisions of "
+        f"{result['source']}: would have chosen the applied action on "
+        f"{_ci(a['rate'], a['ci95'], pct=True)}"
+    ]
+    for label, c in result["by_controller"].items():
+        lines.append(f"  where {label} acted: {_ci(c['rate'], c['ci95'], pct=True)} of {c['n']}")
+    return "\n".join(lines)
+
+
+def _rows(path: Path):
+    """The JSON rows of a recording, with errors naming the line."""
     for n, line in enumerate(path.open(encoding="utf-8"), 1):
         if not line.strip():
             continue
@@ -50,14 +106,7 @@ def from_recording(path: Path) -> dict[str, Any]:
             raise SwarmError(f"{path}:{n}: not JSON ({err.msg})") from None
         if not isinstance(row, dict):
             raise SwarmError(f"{path}:{n}: expected a JSON object per line")
-        if "event" not in row and "outcome" in row:
-            queries["arm"].append(row.get("arm", ""))
-            queries["outcome"].append(row["outcome"])
-            queries["latency_s"].append(float(row["end"]) - float(row["arrival"]))
-            queries["recall"].append(row.get("recall"))
-        elif row.get("event") == "decision" and "shadow" in row:
-            _count_shadow(shadows, row)
-    return build(queries, list(shadows.values()), str(path))
+        yield row
 
 
 def _count_shadow(shadows: dict[str, dict[str, Any]], row: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from experiments.cli import main
 from experiments.live_report import build, from_recording, render
 from experiments.stats import proportion_ci, quantile_ci
 from swarmsim.errors import SwarmError
+from swarmsim.view import QueryInfo
 
 
 def test_quantile_interval_covers_the_true_quantile_about_95_percent_of_the_time():
@@ -116,3 +117,26 @@ def test_faulty_controller_decides_as_its_heuristic_then_fails_as_asked():
     assert invalid.act(obs).shape != task.action_space.shape
     with pytest.raises(ValueError, match="mode"):
         make_controller("autoscaling", "faulty", mode="explode")
+
+
+def test_against_replays_logged_observations_through_another_controller(tmp_path, capsys):
+    task = make_task("shard-routing")
+    acting = make_controller("shard-routing", "least-outstanding")
+    rows = []
+    for i in range(20):  # replica 0 of shard 0 busier on odd decisions
+        agents = [{"id": 0, "shard": 0, "in_flight": i % 2 * 3}, {"id": 1, "shard": 0},
+                  {"id": 2, "shard": 1}]  # fmt: skip
+        q = QueryInfo(i, 0, "small", 100, 10, np.array([0.5, 0.5], dtype=np.float32))
+        obs = task.observe(view(agents, n_shards=2, query=q))
+        action = acting.act(obs).tolist()
+        rows.append({"event": "decision", "task": "shard-routing", "controller": "lo",
+                     "obs": obs.astype(float).tolist(), "action": action})  # fmt: skip
+    path = tmp_path / "rec.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert main(["live", "report", str(path), "--against", "shard-routing=least-outstanding",
+                 "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["agreement"]["rate"] == 1.0
+    assert main(["live", "report", str(path), "--against", "search-all-shards", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["agreement"]["rate"] == 0.5  # load-blind
+    assert main(["live", "report", str(path), "--against", "autoscaling=hpa"]) == 2
+    assert "no logged autoscaling decisions" in capsys.readouterr().err
