@@ -15,6 +15,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,9 @@ class Coordinator:
         self.record = False
         self.slots: dict[str, TaskSlot] = {}  # controllers attached, per Task
         self.changes: deque[dict[str, Any]] = deque(maxlen=100)  # controller events (status)
+        # controllers named by ATTACH requests are read and verified off the loop
+        self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attach")
+        self.loading: list[tuple[bytes, Message, Future]] = []
         self.finished: deque[tuple[float, str, str, float, float | None]] = deque(
             maxlen=FINISHED_WINDOW
         )  # (end, arm, outcome, latency, recall) of the most recent queries
@@ -161,6 +165,7 @@ class Coordinator:
         try:
             self.launcher.close()
         finally:
+            self.loader.shutdown(wait=False, cancel_futures=True)
             self.ctx.destroy(linger=0)
             self.telemetry.close()
 
@@ -175,6 +180,8 @@ class Coordinator:
             self._drain(self.clients, self._from_client)
         if self.control in events:
             self._drain(self.control, self._from_operator)
+        if self.loading:
+            self._install_loaded()
         self.housekeeping()
 
     def _housekeeping_due(self) -> float:
@@ -654,8 +661,22 @@ class Coordinator:
                 self.events.append(event)
 
     def _from_operator(self, peer: bytes, msg: Message) -> None:
-        reply = operator.handle(self, msg)
-        sockets.send(self.control, reply, peer)
+        if msg.action != "ATTACH":
+            sockets.send(self.control, operator.handle(self, msg), peer)
+            return
+        p = msg.payload if isinstance(msg.payload, dict) else {}
+        self.loading.append((peer, msg, self.loader.submit(operator.load, p)))
+
+    def _install_loaded(self) -> None:
+        """Attach the controllers whose loading finished, and answer their operators."""
+        waiting = []
+        for peer, msg, future in self.loading:
+            if not future.done():
+                waiting.append((peer, msg, future))
+                continue
+            reply = operator.answer(msg, lambda f=future: operator.attach(self, f.result()))
+            sockets.send(self.control, reply, peer)
+        self.loading = waiting
 
     def recording(self) -> list[dict[str, Any]]:
         """What ``--record`` writes: the per-query timeline, then the lifecycle and controller

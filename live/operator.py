@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,43 +39,57 @@ TIMEOUT_S = 10.0  # how long a client waits for the coordinator's answer
 
 
 def handle(coord: Coordinator, msg: Message) -> Message:
-    """The answer to one operator request (never raises: a refusal is an ERROR reply)."""
+    """The answer to a STATUS, DETACH or REPORT request (never raises: a refusal is an ERROR
+    reply). ATTACH is two steps, ``load`` then ``attach``, so the artifact is read and
+    verified off the coordinator's loop."""
     p = msg.payload if isinstance(msg.payload, dict) else {}
+    requests = {
+        "STATUS": lambda: status(coord),
+        "DETACH": lambda: detach(coord, p),
+        "REPORT": lambda: report(coord),
+    }
+    return answer(msg, requests.get(msg.action, lambda: _refuse(f"{msg.action}: no such request")))
+
+
+def answer(msg: Message, body: Callable[[], Any]) -> Message:
+    """DONE with ``body()``, or ERROR with the one line that says why it was refused."""
     try:
-        if msg.action == "STATUS":
-            body = status(coord)
-        elif msg.action == "ATTACH":
-            try:
-                body = attach(coord, p)
-            except SwarmError as err:
-                raise SwarmError(f"attach refused: {err}") from None
-        elif msg.action == "DETACH":
-            body = detach(coord, p)
-        elif msg.action == "REPORT":
-            body = report(coord)
-        else:
-            raise SwarmError(f"{msg.action} is not an operator request")
+        return Message(RESPONSE, "DONE", msg.task, NAME, body())
     except (SwarmError, ValueError) as err:
-        return Message(RESPONSE, "ERROR", msg.task, NAME, {"error": str(err)})
+        error = f"attach refused: {err}" if msg.action == "ATTACH" else str(err)
+        return Message(RESPONSE, "ERROR", msg.task, NAME, {"error": error})
     except Exception as err:  # an operator's request must never take the swarm down
         traceback.print_exc()
         error = f"internal error: {type(err).__name__}: {err}"
         return Message(RESPONSE, "ERROR", msg.task, NAME, {"error": error})
-    return Message(RESPONSE, "DONE", msg.task, NAME, body)
 
 
-def attach(coord: Coordinator, p: dict[str, Any]) -> dict[str, Any]:
-    """Verify and attach ``p["controller"]`` to ``p["task"]`` (acting, shadow or split)."""
+@dataclass(frozen=True)
+class Loaded:
+    """A controller read and verified for an ATTACH request, ready to install."""
+
+    task: str
+    label: str
+    controller: Any
+    sha256: str | None
+    mode: str
+    split: float
+
+
+def load(p: dict[str, Any]) -> Loaded:
+    """Read and verify the controller an ATTACH request names (safe off the loop: it touches
+    nothing of the coordinator's). An artifact's manifest, weights' sha256, Task version and
+    spaces are checked as it loads, and the hash must be the one the operator read."""
     task, spec = p.get("task"), p.get("controller")
     if not isinstance(task, str) or task not in TASKS:
-        raise SwarmError(f"attach: unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        raise SwarmError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
     if not isinstance(spec, str) or not spec:
-        raise SwarmError("attach: give the controller as NAME[:k=v] or an artifact directory")
+        raise SwarmError("give the controller as NAME[:k=v] or an artifact directory")
     mode, split = p.get("mode", ACTING), p.get("split", 0.0)
     if not isinstance(split, float | int):
         raise SwarmError(f"--split: expected a fraction, got {split!r}")
     label = p.get("label") if isinstance(p.get("label"), str) and p["label"] else spec
-    controller = resolve(f"{task}={spec}").build()  # an artifact is verified as it loads
+    controller = resolve(f"{task}={spec}").build()
     sha256 = _artifact_hash(controller)
     expected = p.get("sha256")
     if expected is not None and expected != sha256:
@@ -81,9 +97,19 @@ def attach(coord: Coordinator, p: dict[str, Any]) -> dict[str, Any]:
             f"{spec}: the coordinator read weights with sha256 {sha256}, the operator "
             f"checked {expected}: the artifact changed in between"
         )
-    coord.attach(task, controller, label, sha256=sha256, mode=mode, split=float(split))
-    slot = coord.slots[task]
-    return {"task": task, "mode": mode, "sha256": sha256, "status": slot.status()}
+    return Loaded(task, label, controller, sha256, str(mode), float(split))
+
+
+def attach(coord: Coordinator, loaded: Loaded) -> dict[str, Any]:
+    """Install a loaded controller; it takes the Task's next decision."""
+    coord.attach(loaded.task, loaded.controller, loaded.label, sha256=loaded.sha256,
+                 mode=loaded.mode, split=loaded.split)  # fmt: skip
+    status = coord.slots[loaded.task].status()
+    return {"task": loaded.task, "mode": loaded.mode, "sha256": loaded.sha256, "status": status}
+
+
+def _refuse(message: str) -> Any:
+    raise SwarmError(message)
 
 
 def detach(coord: Coordinator, p: dict[str, Any]) -> dict[str, Any]:
