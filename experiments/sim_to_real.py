@@ -7,10 +7,17 @@ routing heuristics by p99 in both.
 2. ``calibrate`` fits the simulator's per-layer service models and hop overhead to it.
 3. The simulator replays the same trace window on the calibrated scenario.
 4. ``compare`` reports the error of each figure (live is the reference) with CDF overlays.
-5. Each routing heuristic runs live and in the calibrated simulator on the same trace; both
-   rankings by p99 are reported.
+5. Each routing heuristic runs ``--repeats`` times live and in the calibrated simulator on the
+   same trace window, with seeds 0..N-1 on both sides: the workload is the same in every run,
+   so the spread is the system's own (live: scheduling; sim: service, overhead and dispatch
+   draws), which is what must be told apart from a difference between heuristics. The live
+   runs go round the heuristics once per repeat, so slow drift in the machine's background
+   load falls on all of them alike. Mean p99 with 95% intervals per side; the rankings agree
+   when no pair whose intervals separate on both sides is ordered differently
+   (``experiments.ranking``).
 
-Run: ``python -m experiments.sim_to_real [--out results/sim_to_real] [--window 0:120]``.
+Run: ``python -m experiments.sim_to_real [--out results/sim_to_real] [--window 0:120]
+[--repeats 3]``.
 Live recordings go to ``results/runs/sim_to_real/``; the report, the fidelity figures and the
 calibrated scenario to ``--out``.
 """
@@ -30,6 +37,7 @@ from swarmsim.metrics import write_timeline
 
 from .calibrate import calibrate, write_scenario
 from .fidelity import read_recording, write_report
+from .ranking import agreement
 from .replay import TraceReplay, prepare, replay_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,23 +47,28 @@ SCENARIO = "homelab"
 HEURISTICS = ("round-robin", "least-outstanding", "power-of-two", "random")
 
 
-def live_record(replay: TraceReplay, out: Path, stage_scale: float, controller: str = "") -> dict:
+def live_record(
+    replay: TraceReplay, out: Path, stage_scale: float, controller: str = "", seed: int = 0
+) -> dict:
     """One live run of the trace; the summary (the timeline goes to ``out``)."""
     run = LiveRun(
         SCENARIO,
         overrides=tuple(replay.overrides()),
         controllers=(f"shard-routing={controller}",) if controller else (),
         duration_s=replay.load_duration_s(),
+        seed=seed,
         record=out,
         config=LiveConfig(time_scale=stage_scale),
     )
     return run_live(run)
 
 
-def sim_record(replay: TraceReplay, scenario: Path, out: Path, controller: str = "") -> dict:
+def sim_record(
+    replay: TraceReplay, scenario: Path, out: Path, controller: str = "", seed: int = 0
+) -> dict:
     """The calibrated simulator on the same trace; the summary (the timeline goes to ``out``)."""
     resolved = replay_scenario(replay, str(scenario), (), None)
-    sim, _ = prepare(resolved, 0, [f"shard-routing={controller}"] if controller else [], True)
+    sim, _ = prepare(resolved, seed, [f"shard-routing={controller}"] if controller else [], True)
     summary = sim.run()
     write_timeline(sim.recording(), out)
     return summary
@@ -70,7 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stage-scale", type=float, default=0.05,
                         help="emulated LLM stage times x this in the live run")  # fmt: skip
     parser.add_argument("--no-ranking", action="store_true", help="skip step 5")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per heuristic and side")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
     runs = ROOT / "results" / "runs" / "sim_to_real" / args.out.name
     runs.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -83,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     write_scenario(result, calibrated, f"swarmsim calibrate {live_path.name} -o {calibrated.name}")
     sim = sim_record(replay, calibrated, sim_path)
     fidelity = write_report(read_recording(live_path), read_recording(sim_path), args.out)
-    ranking = {} if args.no_ranking else rank(replay, calibrated, runs, args.stage_scale)
+    ranking = {} if args.no_ranking else rank(replay, calibrated, runs, args)
     report = {
         "command": " ".join(["python -m experiments.sim_to_real", *(argv or sys.argv[1:])]),
         "trace": str(args.trace.name),
@@ -99,16 +115,27 @@ def main(argv: list[str] | None = None) -> None:
     print(f"report: {args.out / 'fidelity.md'}")
 
 
-def rank(replay: TraceReplay, calibrated: Path, runs: Path, stage_scale: float) -> dict[str, Any]:
-    """p99 of each routing heuristic live and in the calibrated simulator, and both orders."""
-    p99: dict[str, dict[str, float]] = {"live": {}, "sim": {}}
-    for name in HEURISTICS:
-        live = live_record(replay, runs / f"live-{name}.jsonl", stage_scale, name)
-        sim = sim_record(replay, calibrated, runs / f"sim-{name}.jsonl", name)
-        p99["live"][name] = live["latency_s"]["p99"]
-        p99["sim"][name] = sim["latency_s"]["p99"]
-    order = {side: sorted(v, key=v.get) for side, v in p99.items()}
-    return {"p99_s": p99, "order": order, "same_order": order["live"] == order["sim"]}
+def rank(
+    replay: TraceReplay, calibrated: Path, runs: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """p99 of each routing heuristic over the repeats, live and in the calibrated simulator,
+    with 95% intervals and whether the two rankings agree."""
+    p99: dict[str, dict[str, list[float]]] = {side: {h: [] for h in HEURISTICS}
+                                              for side in ("live", "sim")}  # fmt: skip
+    for seed in range(args.repeats):  # round the heuristics once per repeat
+        for name in HEURISTICS:
+            out = runs / f"live-{name}-{seed}.jsonl"
+            live = live_record(replay, out, args.stage_scale, name, seed)
+            p99["live"][name].append(live["latency_s"]["p99"])
+    for seed in range(args.repeats):
+        for name in HEURISTICS:
+            sim = sim_record(replay, calibrated, runs / f"sim-{name}-{seed}.jsonl", name, seed)
+            p99["sim"][name].append(sim["latency_s"]["p99"])
+    result = agreement(p99)
+    means = result["mean_ci95"]
+    error = {h: means["sim"][h]["mean"] / means["live"][h]["mean"] - 1 for h in HEURISTICS}
+    return {"repeats": args.repeats, "seeds": list(range(args.repeats)), "p99_s": p99,
+            "sim_vs_live_mean_p99": error, **result}  # fmt: skip
 
 
 def _brief(summary: dict[str, Any]) -> dict[str, Any]:
