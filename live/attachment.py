@@ -92,6 +92,7 @@ class TaskSlot:
         self.invalid = 0  # sub-actions the Task replaced by its heuristic's
         self.decision_us: deque[float] = deque(maxlen=WINDOW)  # the controller's act alone
         self.observe_us: deque[float] = deque(maxlen=WINDOW)  # view and observation
+        self.decide_us: deque[float] = deque(maxlen=WINDOW)  # all of it, shadow and log too
         self.compared = self.agreed = 0  # shadow decisions, and those equal to the acting one
         self.differences: deque[tuple[dict, dict]] = deque(maxlen=WINDOW)  # (acting, shadow)
         self.shadowed: tuple[str, str] | None = None  # (acting, shadow) labels compared last
@@ -224,6 +225,7 @@ class TaskSlot:
             query.arm = entry.label
         if self.log is not None and self._logged(query):
             self.log.append(self._row(query, entry, obs, action, invalid, shadow))
+        self.decide_us.append((time.perf_counter() - t0) * 1e6)
 
     def _shadow(self, obs: np.ndarray, action: np.ndarray) -> dict[str, Any]:
         """The candidate's choice on the same observation, compared and costed, not applied."""
@@ -279,6 +281,8 @@ class TaskSlot:
             "decision_us_p99": _pct(self.decision_us, 99),
             "observe_us_p50": _pct(self.observe_us, 50),
             "observe_us_p99": _pct(self.observe_us, 99),
+            "decide_us_p50": _pct(self.decide_us, 50),
+            "decide_us_p99": _pct(self.decide_us, 99),
         }
         if self.acting is not None:
             out["acting"]["implicit"] = self.acting.implicit
