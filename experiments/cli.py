@@ -245,6 +245,9 @@ def _add_swarm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     p.add_argument("--record", type=Path, metavar="FILE",
                    help="per-query timeline, controller events and decisions (JSONL)")  # fmt: skip
+    p.add_argument("--log-fraction", type=float, default=0.1, metavar="P",
+                   help="routing decisions recorded with their observation, by query-id "
+                   "hash (default 0.1; interval decisions are all recorded)")  # fmt: skip
     p.add_argument(
         "--corpus", type=Path, metavar="DIR", help="docs.jsonl + questions.jsonl: real-text RAG"
     )
@@ -373,7 +376,9 @@ def _live_run(args: argparse.Namespace, overrides: list[str], duration: float | 
         raise SwarmError(f"--corpus: {args.corpus} is not a directory")
     if args.synth == "openai" and not (args.openai_url and args.openai_model):
         raise SwarmError("--synth openai needs --openai-url and --openai-model")
-    config = extra.pop("config", {})
+    if not 0 <= args.log_fraction <= 1:
+        raise SwarmError(f"--log-fraction: expected a fraction in [0, 1], got {args.log_fraction}")
+    config = {"route_log_fraction": args.log_fraction, **extra.pop("config", {})}
     return LiveRun(
         scenario=args.scenario,
         overrides=tuple(overrides),
@@ -445,12 +450,13 @@ def cmd_live_status(args: argparse.Namespace) -> int:
 
 
 def cmd_live_attach(args: argparse.Namespace) -> int:
+    from controllers.spec import resolve
     from live.operator import artifact_hash, request
 
-    task, sep, ref = args.controller.partition("=")
-    if not sep or not task or not ref:
-        raise SwarmError(f"--controller: expected TASK=NAME|PATH, got {args.controller!r}")
-    label, (name, *params) = ref, ref.split(":")
+    task = resolve(args.controller).task  # a bad name, parameter or artifact stops here
+    head, *params = args.controller.split(":")
+    name = head.partition("=")[2] if "=" in head else head
+    ref = label = ":".join([name, *params])
     if Path(name).is_dir():  # the coordinator reads the same files: give it an absolute path
         ref = ":".join([str(Path(name).resolve()), *params])
     mode = "shadow" if args.shadow else "split" if args.split is not None else "acting"

@@ -135,12 +135,19 @@ def test_an_artifact_for_another_task_version_or_weights_is_refused(tmp_path, ca
     (stale / "manifest.json").write_text(json.dumps(manifest))
     with swarm(tmp_path, rate=2) as up:
         addr = up["control"]
+        # the command checks first, where the operator runs: one line, no traceback
         assert cli("attach", addr, "--controller", f"autoscaling={POLICY}") == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith("swarmsim: error: attach refused:") and "shard-routing" in err
+        assert err.startswith("swarmsim: error:")
+        assert "a shard-routing policy, not autoscaling" in err
         assert "\n" not in err
         assert cli("attach", addr, "--controller", f"shard-routing={stale}") == 2
         assert "retrain" in capsys.readouterr().err
+        # the coordinator verifies again before the first decision, whoever sends the request
+        with pytest.raises(LiveError, match=r"attach refused: .*not autoscaling"):
+            request(addr, "ATTACH", {"task": "autoscaling", "controller": str(POLICY)})
+        with pytest.raises(LiveError, match=r"attach refused: .*retrain"):
+            request(addr, "ATTACH", {"task": "shard-routing", "controller": str(stale)})
         with pytest.raises(LiveError, match="artifact changed"):
             request(addr, "ATTACH", {"task": "shard-routing", "controller": str(POLICY),
                                      "sha256": "0" * 64})  # fmt: skip
