@@ -155,3 +155,22 @@ def test_split_is_refused_for_interval_tasks_and_fractions_outside_zero_one():
 def test_live_config_names_a_bad_operating_field(field, value):
     with pytest.raises(SwarmError, match=field):
         LiveConfig(**{field: value})
+
+
+def test_an_interval_task_shadow_is_logged_and_costed_and_only_the_acting_scales():
+    from fakes import layer
+
+    class Scaling(RecordingPlane):
+        def view(self, query, roles, layer_stats):
+            busy = layer("retriever", running=2, utilisation=0.95, arrival_rate=50.0)
+            return view([{"id": 0}, {"id": 1}], layers={"retriever": busy})
+
+    s = TaskSlot(make_task("autoscaling"), LiveConfig(), lambda: 0.0)
+    s.install("static", make_controller("autoscaling", "static"))
+    s.install("hpa", make_controller("autoscaling", "hpa"), mode=SHADOW)
+    s.log, plane = [], Scaling()
+    s.decide(plane)
+    assert plane.calls == []  # static holds; the HPA's scale-out was not applied
+    row = s.log[0]
+    assert row["query"] is None and row["shadow"]["controller"] == "hpa"
+    assert row["shadow"]["estimate"]["replicas"] > row["shadow"]["acting_estimate"]["replicas"]
