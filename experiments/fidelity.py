@@ -48,7 +48,7 @@ def read_recording(path: str | Path, warmup_s: float = 0.0) -> Recording:
     path = Path(path)
     if not path.is_file():
         raise SwarmError(f"{path}: no such recording")
-    rows = [_row(path, n, line) for n, line in enumerate(path.open(), 1) if line.strip()]
+    rows = [read_row(path, n, line) for n, line in enumerate(path.open(), 1) if line.strip()]
     ready: dict[str, list[float]] = {}
     for r in rows:
         if "event" in r and isinstance(r.get("start"), float | int):
@@ -76,7 +76,9 @@ def read_recording(path: str | Path, warmup_s: float = 0.0) -> Recording:
     )
 
 
-def _row(path: Path, n: int, line: str) -> dict[str, Any]:
+def read_row(path: Path, n: int, line: str) -> dict[str, Any]:
+    """Line ``n`` of the recording at ``path``: an event row as it is, a query row checked
+    for the fields readers need; errors name the line."""
     try:
         row = json.loads(line)
     except json.JSONDecodeError as err:

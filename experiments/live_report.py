@@ -18,7 +18,7 @@ chosen what was applied.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import numpy as np
 
 from swarmsim.errors import SwarmError
 
+from .fidelity import read_row
 from .stats import mean_ci, proportion_ci, quantile_ci
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -95,18 +96,11 @@ def render_against(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _rows(path: Path):
-    """The JSON rows of a recording, with errors naming the line."""
+def _rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a recording, checked as ``compare`` checks them."""
     for n, line in enumerate(path.open(encoding="utf-8"), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise SwarmError(f"{path}:{n}: not JSON ({err.msg})") from None
-        if not isinstance(row, dict):
-            raise SwarmError(f"{path}:{n}: expected a JSON object per line")
-        yield row
+        if line.strip():
+            yield read_row(path, n, line)
 
 
 def _count_shadow(shadows: dict[str, dict[str, Any]], row: dict[str, Any]) -> None:

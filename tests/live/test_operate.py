@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import shutil
 import signal
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from procs import children, gone
 
 from controllers.base import make_controller
 from experiments.cli import main
@@ -234,19 +234,6 @@ def test_a_failing_controller_is_detached_within_three_heartbeats(tmp_path):
     no_query_lost(out)
 
 
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(x) for x in path.read_text().split()] if path.exists() else []
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-
-
 def test_live_up_prints_its_address_serves_until_ctrl_c_and_stops_every_process(tmp_path):
     cmd = [sys.executable, "-m", "experiments.cli", "live", "up", "homelab", "--workers", "8",
            "--set", "rate=4", "--time-scale", "0.05", "--bind", "tcp://127.0.0.1:0", "--json",
@@ -255,8 +242,8 @@ def test_live_up_prints_its_address_serves_until_ctrl_c_and_stops_every_process(
     try:
         up = json.loads(proc.stdout.readline())["up"]
         assert wait_for(lambda: status(up["control"])["queries"]["completed"] >= 3, 30)
-        children = _children(proc.pid)
-        assert len(children) == 9  # 8 workers and the load generator
+        started = children(proc.pid)
+        assert len(started) == 9  # 8 workers and the load generator
         proc.send_signal(signal.SIGINT)
         summary = json.loads(proc.stdout.read().strip().splitlines()[-1])["summary"]
         assert proc.wait(timeout=30) == 0
@@ -264,7 +251,7 @@ def test_live_up_prints_its_address_serves_until_ctrl_c_and_stops_every_process(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert wait_for(lambda: all(_gone(pid) for pid in children), 10)
+    assert wait_for(lambda: all(gone(pid) for pid in started), 10)
     q = summary["queries"]
     assert q["submitted"] == q["completed"] + q["failed"] + q["dropped"]
     assert summary["client"]["sent"] >= q["completed"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from procs import gone
 
 from controllers.learned import LearnedController
 from envs.registry import make_task
@@ -43,14 +44,6 @@ SUMMARY_KEYS = {
     "messages",
     "failures",
 }
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
 def _pids(swarm: Swarm) -> list[int]:
@@ -98,7 +91,7 @@ def test_queries_flow_through_every_role_and_every_process_stops(tmp_path):
     layers = {st["layer"] for row in rows if "event" not in row for st in row["stages"]}
     assert layers == {"embedder", "retriever", "synth-small", "synth-large", "evaluator"}
     assert sum(row.get("event") == "startup" for row in rows) == 8  # one per worker
-    assert len(seen) == 8 and all(_gone(pid) for pid in seen)
+    assert len(seen) == 8 and all(gone(pid) for pid in seen)
 
 
 def test_kill_9_of_a_retriever_loses_no_query_and_is_ejected_in_time():
