@@ -90,7 +90,7 @@ def load(p: dict[str, Any]) -> Loaded:
         raise SwarmError(f"--split: expected a fraction, got {split!r}")
     label = p.get("label") if isinstance(p.get("label"), str) and p["label"] else spec
     controller = resolve(f"{task}={spec}").build()
-    sha256 = _artifact_hash(controller)
+    sha256 = controller_hash(controller)
     expected = p.get("sha256")
     if expected is not None and expected != sha256:
         raise SwarmError(
@@ -210,7 +210,8 @@ def artifact_hash(spec: str) -> str | None:
     return read_manifest(ref).weights_sha256 if Path(ref).is_dir() else None
 
 
-def _artifact_hash(controller: Any) -> str | None:
+def controller_hash(controller: Any) -> str | None:
+    """The sha256 of the weights a (guarded) learned controller runs; None for heuristics."""
     policy = getattr(controller, "policy", controller)
     return getattr(policy, "artifact_hash", None)
 

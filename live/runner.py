@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from controllers.spec import resolve
-from envs.registry import make_task
 from swarmsim.corpus import scenario_corpus
 from swarmsim.errors import SwarmError
 from swarmsim.metrics import check_conservation, write_timeline
@@ -31,6 +30,7 @@ from .coordinator import Coordinator
 from .corpusfiles import CorpusFiles, write_corpus
 from .errors import LiveError
 from .launcher import SINGLE_THREAD_ENV, LocalLauncher
+from .operator import controller_hash
 from .telemetry import Telemetry, billing, overdue_in_flight
 from .worker import WorkerSpec
 
@@ -181,7 +181,8 @@ class Swarm:
         self.wait_ready()
         for spec in run.controllers:
             arm = resolve(spec)
-            self.coord.attach(make_task(arm.task), arm.build(), arm.label)
+            controller = arm.build()
+            self.coord.attach(arm.task, controller, arm.label, sha256=controller_hash(controller))
 
     def wait_ready(self) -> None:
         coord = self.coord
