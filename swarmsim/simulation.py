@@ -364,6 +364,7 @@ class Simulation:
             "end": query.end,
             "outcome": OUTCOMES[query.status],
             "reason": query.reason,
+            "recall": query.recall,
             "stages": [
                 {
                     "stage": st,
