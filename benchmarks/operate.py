@@ -7,7 +7,8 @@ One homelab swarm (8 workers, emulated LLM stages at ``--time-scale`` of the pro
 1. ``steady``: the committed routing MLP acting alone, for ``--phase`` seconds.
 2. ``shadow``: the same, with round-robin shadowing it; 3. ``split``: round-robin taking half
    the queries. For each: the whole decision's cost in the loop (observe, act, shadow, log,
-   apply; p50/p99 us) and the ratio to ``steady``.
+   apply; p50/p99 us) and the ratio to ``steady``; the shadow's agreement and costs, and the
+   split's per-arm report.
 4. ``swaps``: the acting controller swapped between the MLP and round-robin ``--swaps``
    times, one request every ``--swap-every`` seconds: each request's round trip (attach
    requests read and verify the artifact on the coordinator's loader thread), and the
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.live_report import build, from_swarm
 from live.config import LiveConfig
 from live.operator import request
 from live.runner import LiveRun, serve
@@ -60,6 +62,18 @@ def window(rows: list[dict[str, Any]], start: float, end: float) -> dict[str, An
             failed[r["reason"]] = failed.get(r["reason"], 0) + 1
     return {"arrived": len(arrived), "p50_s": pct(done, 50), "p99_s": pct(done, 99),
             "failed": failed}  # fmt: skip
+
+
+def split_report(rows: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
+    """The A/B report of the queries that arrived during the split phase."""
+    arrived = [r for r in rows if "event" not in r and start <= r["arrival"] < end]
+    columns = {
+        "arm": [r.get("arm", "") for r in arrived],
+        "outcome": [r["outcome"] for r in arrived],
+        "latency_s": [r["end"] - r["arrival"] for r in arrived],
+        "recall": [r.get("recall") for r in arrived],
+    }
+    return build(columns, [], "split phase")
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -101,6 +115,8 @@ def main() -> None:
             time.sleep(args.phase)
             phases[name] = {**decide_cost(addr), "decisions_in_phase": 0}
             phases[name]["decisions_in_phase"] = phases[name].pop("decisions") - before
+            if name == "shadow":
+                shadow_report = from_swarm(addr)["shadow"][0]
             request(addr, "DETACH", {"task": "shard-routing"})
         marks["swaps"] = time.monotonic() - t0
         trips = []
@@ -132,6 +148,8 @@ def main() -> None:
             }
             for name in ("shadow", "split")
         },
+        "shadow_report": shadow_report,
+        "split_report": split_report(rows, marks["split"], marks["swaps"]),
         "swaps": {
             "attach_round_trip_ms": {"p50": 1e3 * float(np.median(trips)), "max": 1e3 * max(trips)},
             "queries": {
