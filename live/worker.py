@@ -279,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         worker.running = False
 
     signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    # Ctrl-C in a terminal reaches the whole process group: the coordinator, not the key,
+    # decides when its workers stop (STOP, then SIGTERM), so queries in flight can finish
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     return worker.run()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import shutil
 import signal
@@ -238,22 +239,25 @@ def test_live_up_prints_its_address_serves_until_ctrl_c_and_stops_every_process(
     cmd = [sys.executable, "-m", "experiments.cli", "live", "up", "homelab", "--workers", "8",
            "--set", "rate=4", "--time-scale", "0.05", "--bind", "tcp://127.0.0.1:0", "--json",
            "--record", str(tmp_path / "up.jsonl")]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
     try:
         up = json.loads(proc.stdout.readline())["up"]
         assert wait_for(lambda: status(up["control"])["queries"]["completed"] >= 3, 30)
         started = children(proc.pid)
         assert len(started) == 9  # 8 workers and the load generator
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole group
         summary = json.loads(proc.stdout.read().strip().splitlines()[-1])["summary"]
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert wait_for(lambda: all(gone(pid) for pid in started), 10)
     q = summary["queries"]
     assert q["submitted"] == q["completed"] + q["failed"] + q["dropped"]
+    assert set(summary["outcomes"]) <= {"shutdown"}  # only what was still in flight at the end
+    assert summary["failures"]["workers"] == 0  # the workers outlived the key press
     assert summary["client"]["sent"] >= q["completed"]
     with pytest.raises(LiveError, match="no swarm answered"):
         request(up["control"], "STATUS", timeout_s=0.5)
