@@ -135,6 +135,17 @@ class Coordinator:
             return
         layers = self.stages[query.stage]
         layer = layers if isinstance(layers, Layer) else layers[query.model]
+        if layer.overhead is not None and layer.overhead.dispatch_rows:
+            delay = layer.overhead.dispatch(len(self.sim.active))
+            Call(self.env, delay, self._begin, (query, layer))
+            return
+        self.begin(query, layer)
+
+    def _begin(self, arg: tuple[Query, Layer]) -> None:
+        self.begin(*arg)
+
+    def begin(self, query: Query, layer: Layer) -> None:
+        """Send the query's work for its current stage (after the coordinator's handling)."""
         query.stage_start = self.env._now
         if layer.role == "retriever":
             self.sim.start_retrieval(query, layer)

@@ -58,26 +58,32 @@ class ServiceConfig:
 
 @dataclass(frozen=True)
 class OverheadConfig:
-    """A stage's hop-and-handling time: from its jobs being sent to their being served, less any
-    queueing (the hops to the agents and back, both ends' handling), as tables of its
-    distribution by load: ``quantiles_s[k][i]`` is its ``probabilities[i]`` quantile when
-    ``k + 1`` queries are in the swarm (the last row: that many or more; one row: any load).
-    The stage draws one by inverse-CDF interpolation, shared by the jobs of a fan-out, and
-    spends it on the way to the agents: it delays service without occupying the agent.
-    ``swarmsim calibrate`` fits it to a live recording, whose CPU contention makes it grow with
-    load."""
+    """A stage's coordination time, as tables of its distribution by load: row ``k`` applies
+    when ``k + 1`` queries are in the swarm (the last row: that many or more; one row: any
+    load) and ``row[i]`` is the ``probabilities[i]`` quantile. ``quantiles_s``: the hops and
+    handling from its jobs being sent to their being served, less any queueing; drawn once per
+    stage (a fan-out's jobs share it) and spent on the way to the agents, it delays service
+    without occupying the agent. ``dispatch_quantiles_s`` (optional): the coordinator's
+    handling from the stage becoming ready (the previous stage's last answer, or the query's
+    arrival) to its first job being sent, a routing controller's decision included.
+    ``swarmsim calibrate`` fits both to a live recording, whose CPU contention makes them
+    grow with load."""
 
     quantiles_s: tuple[tuple[float, ...], ...]
     probabilities: tuple[float, ...] = ()  # default: evenly spaced from 0 to 1
+    dispatch_quantiles_s: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         check(len(self.quantiles_s) >= 1, "quantiles_s", self.quantiles_s, "at least one row")
-        for k, q in enumerate(self.quantiles_s):
-            name = f"quantiles_s[{k}]"
-            check(len(q) >= 2, name, q, "at least two quantiles")
-            check(all(math.isfinite(x) and x >= 0 for x in q), name, q, "numbers >= 0 (seconds)")
-            check(all(a <= b for a, b in itertools.pairwise(q)), name, q, "non-decreasing")
-            check(len(q) == len(self.levels), name, q, f"{len(self.levels)} quantiles, one a level")
+        for name in ("quantiles_s", "dispatch_quantiles_s"):
+            for k, q in enumerate(getattr(self, name)):
+                where = f"{name}[{k}]"
+                check(len(q) >= 2, where, q, "at least two quantiles")
+                ok = all(math.isfinite(x) and x >= 0 for x in q)
+                check(ok, where, q, "numbers >= 0 (seconds)")
+                check(all(a <= b for a, b in itertools.pairwise(q)), where, q, "non-decreasing")
+                n = len(self.levels)
+                check(len(q) == n, where, q, f"{n} quantiles, one a level")
         p = self.levels
         check(p[0] == 0 and p[-1] == 1, "probabilities", p, "levels from 0 to 1")
         check(all(a < b for a, b in itertools.pairwise(p)), "probabilities", p, "increasing")
@@ -103,7 +109,7 @@ class LayerConfig:
     device: Literal["gpu", "cpu"] = "gpu"  # where new replicas are placed when scaling out
     exclusive: bool | None = None  # one such replica per GPU; default: synthesizers only
     load_s: float | None = None  # seconds to load model or shard (default: from the profiles)
-    overhead: OverheadConfig | None = None  # per-stage hop-and-handling delay; None: none
+    overhead: OverheadConfig | None = None  # per-stage coordination delays; None: none
 
     def __post_init__(self) -> None:
         check(self.batch_max >= 1, "batch_max", self.batch_max, ">= 1")

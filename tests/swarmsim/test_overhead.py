@@ -45,6 +45,24 @@ def test_the_overhead_delays_service_without_occupying_the_agent(story) -> None:
     assert (second[0]["sent"], second[0]["start"]) == (1.25, 1.25)  # no overhead there
 
 
+def test_the_dispatch_delay_comes_before_the_send(story) -> None:
+    """A 0.5 s dispatch on the second layer: the query's second stage is ready at 1.25 (the
+    first's answer) and sent at 1.75; the first stage, without one, is sent on arrival."""
+    body = SERIES.replace(
+        "second: {role: synthesizer, service: {kind: deterministic, rate: 2.0}}",
+        "second: {role: synthesizer, service: {kind: deterministic, rate: 2.0},\n"
+        "           overhead: {quantiles_s: [[0, 0]], dispatch_quantiles_s: [[0.5, 0.5]]}}",
+    )
+    sim = Simulation(story(body), seed=0, record_timeline=True)
+    sim.run()
+    (record,) = sim.timeline
+    assert [(s["sent"], s["start"], s["end"]) for s in record["stages"]] == [
+        (0.0, 0.25, 1.25),
+        (1.75, 1.75, 2.25),
+    ]
+    assert record["end"] == 2.25
+
+
 def _draws(cfg: OverheadConfig, load: int, n: int = 20_000) -> np.ndarray:
     sampler = Overhead(cfg, RandomStreams(3)["overhead"])
     return np.array([sampler.draw(load) for _ in range(n)])
@@ -88,6 +106,14 @@ def test_a_bad_table_names_its_field(table: str, row: str, expected: str) -> Non
     assert expected in str(info.value) and "homelab" in str(info.value)
 
 
+def test_a_bad_dispatch_table_names_its_field() -> None:
+    with pytest.raises(ConfigError) as info:
+        bad = f"{OVERHEAD}.dispatch_quantiles_s=[[0.1, 1], [2, 1]]"
+        load_scenario("homelab", [f"{TABLE}=[[0, 1]]", bad])
+    assert info.value.field == f"{OVERHEAD}.dispatch_quantiles_s[1]"
+    assert "non-decreasing" in str(info.value)
+
+
 @pytest.mark.parametrize("levels", ["[0.1, 1]", "[0, 0.9]", "[0, 0.5, 0.5, 1]"])
 def test_bad_levels_name_the_probabilities(levels: str) -> None:
     n = len(json.loads(levels))
@@ -103,6 +129,7 @@ WITH_OVERHEAD = (
     "warmup_s=0",
     "layers.embedder.overhead.quantiles_s=[[0.0005, 0.001, 0.004], [0.001, 0.002, 0.02]]",
     f"{TABLE}=[[0.001, 0.002, 0.03]]",
+    f"{OVERHEAD}.dispatch_quantiles_s=[[0.0001, 0.0002, 0.002], [0.001, 0.002, 0.004]]",
 )
 
 
@@ -130,4 +157,4 @@ def test_the_overhead_stream_leaves_the_other_draws_alone() -> None:
         return [(r["arrival"], r["input_tokens"], r["output_tokens"]) for r in sim.timeline]
 
     plain = ("duration_s=120", "warmup_s=0", "fabric.enabled=false")
-    assert queries(plain) == queries((*plain, WITH_OVERHEAD[3]))
+    assert queries(plain) == queries((*plain, *WITH_OVERHEAD[3:]))
