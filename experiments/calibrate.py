@@ -36,7 +36,13 @@ from swarmsim.errors import SwarmError
 from swarmsim.profiles import load_profiles
 from swarmsim.scenario import Scenario, load_scenario, raw_scenario, resolve_scenario
 
-from .overhead import OVERHEAD_LEVELS, fit_overhead, queries_in_flight, stage_overheads
+from .overhead import (
+    OVERHEAD_LEVELS,
+    fit_overhead,
+    queries_in_flight,
+    stage_gaps,
+    stage_overheads,
+)
 
 MIN_RECORDS = 5  # below this a layer fits a profile scale alone, or keeps its model
 
@@ -55,6 +61,8 @@ class LayerFit:
     residual_sigma: float
     overhead_s: float  # median overhead of the stages whose jobs found their agents idle
     overhead_quantiles_s: tuple[tuple[float, ...], ...]  # by load, at OVERHEAD_LEVELS
+    dispatch_s: float  # median time from a stage being ready to its first send
+    dispatch_quantiles_s: tuple[tuple[float, ...], ...]  # the same by load
 
     def service(self) -> dict[str, Any]:
         """The scenario's ``service`` mapping for this layer."""
@@ -74,15 +82,24 @@ class LayerFit:
         """The scenario's ``overhead`` mapping for this layer; None where none was measured."""
         if not any(map(any, self.overhead_quantiles_s)):
             return None
-        rows = [[round(x, 7) for x in row] for row in self.overhead_quantiles_s]  # to 0.1 us
-        return {"quantiles_s": rows, "probabilities": list(OVERHEAD_LEVELS)}
+        out = {"quantiles_s": _rounded(self.overhead_quantiles_s),
+               "probabilities": list(OVERHEAD_LEVELS)}  # fmt: skip
+        if any(map(any, self.dispatch_quantiles_s)):
+            out["dispatch_quantiles_s"] = _rounded(self.dispatch_quantiles_s)
+        return out
+
+
+def _rounded(rows: tuple[tuple[float, ...], ...]) -> list[list[float]]:
+    """A table's rows to 0.1 us, which keeps them non-decreasing."""
+    return [[round(x, 7) for x in row] for row in rows]
 
 
 def stage_samples(path: Path, scenario: Scenario) -> dict[str, np.ndarray]:
     """Per layer, rows of (service s, overhead s, input tokens, output tokens, waited,
-    profile s, stage key, sent, queries in flight at sent) of every stage record of a completed
-    query in the JSONL timeline at ``path`` (profile s is NaN where the layer or the record has
-    no device profile; the key numbers the record's query and stage)."""
+    profile s, stage key, sent, ready, queries in flight at sent, and at ready) of every stage
+    record of a completed query in the JSONL timeline at ``path``: profile s is NaN where the
+    layer or the record has no device profile; the key numbers the record's query and stage;
+    the stage was ready at the previous stage's last answer (the first, at the arrival)."""
     profiles = load_profiles()
     if not path.is_file():
         raise SwarmError(f"{path}: no such recording")
@@ -97,16 +114,9 @@ def stage_samples(path: Path, scenario: Scenario) -> dict[str, np.ndarray]:
                 continue
             done = q.get("end")
             spans.append((float(q["arrival"]), float(done) if _is_number(done) else math.inf))
-            if q["outcome"] != "completed":
-                continue
-            tokens = float(q["input_tokens"]), float(q["output_tokens"])
-            for st in q["stages"]:
-                sent, start, end = float(st["sent"]), float(st["start"]), float(st["end"])
-                layer = scenario.layers.get(str(st["layer"]))
-                prof = _profile_s(profiles, layer, st.get("device"), *tokens)
-                key, agent = len(spans) * 64.0 + float(st["stage"]), float(st["agent"])
-                row = (end - start, start - sent, *tokens, agent, sent, start, prof, key)
-                rows.setdefault(str(st["layer"]), []).append(row)
+            if q["outcome"] == "completed":
+                for layer, row in _query_rows(q, scenario, profiles, len(spans)):
+                    rows.setdefault(layer, []).append(row)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise SwarmError(f"{path}:{n}: not a timeline record ({err!r})") from None
     if not rows:
@@ -115,7 +125,29 @@ def stage_samples(path: Path, scenario: Scenario) -> dict[str, np.ndarray]:
     out = {}
     for layer, r in rows.items():
         r = _mark_waits(np.array(r, dtype=float))
-        out[layer] = np.column_stack([r, queries_in_flight(arrivals, ends, r[:, 7])])
+        loads = [queries_in_flight(arrivals, ends, r[:, c]) for c in (7, 8)]
+        out[layer] = np.column_stack([r, *loads])
+    return out
+
+
+def _query_rows(q: dict, scenario: Scenario, profiles, qid: int) -> list[tuple[str, tuple]]:
+    """(layer, (service, overhead, in, out, agent, sent, start, profile, key, ready)) of each
+    stage record of one completed query."""
+    tokens = float(q["input_tokens"]), float(q["output_tokens"])
+    last: dict[int, float] = {}  # each stage's last answer
+    for st in q["stages"]:
+        last[int(st["stage"])] = max(last.get(int(st["stage"]), -math.inf), float(st["end"]))
+    order = sorted(last)
+    ready = dict(zip(order, [float(q["arrival"]), *(last[s] for s in order[:-1])], strict=True))
+    out = []
+    for st in q["stages"]:
+        sent, start, end = float(st["sent"]), float(st["start"]), float(st["end"])
+        layer = scenario.layers.get(str(st["layer"]))
+        prof = _profile_s(profiles, layer, st.get("device"), *tokens)
+        stage = int(st["stage"])
+        row = (end - start, start - sent, *tokens, float(st["agent"]), sent, start, prof,
+               qid * 64.0 + stage, ready[stage])  # fmt: skip
+        out.append((str(st["layer"]), row))
     return out
 
 
@@ -124,8 +156,8 @@ def _is_number(x: Any) -> bool:
 
 
 def _mark_waits(rows: np.ndarray) -> np.ndarray:
-    """(service, overhead, in, out, waited, profile, key, sent): a job waited when it was sent
-    before the job its agent served just before it had finished."""
+    """(service, overhead, in, out, waited, profile, key, sent, ready): a job waited when it was
+    sent before the job its agent served just before it had finished."""
     service, agent, sent, start = rows[:, 0], rows[:, 4], rows[:, 5], rows[:, 6]
     order = np.lexsort((start, agent))
     busy_until = np.full(len(rows), -np.inf)
@@ -133,7 +165,7 @@ def _mark_waits(rows: np.ndarray) -> np.ndarray:
     prev_end = (start + service)[order][:-1]
     busy_until[order[1:]] = np.where(same, prev_end, -np.inf)
     waited = (busy_until > sent).astype(float)
-    return np.column_stack([rows[:, :4], waited, rows[:, 7], rows[:, 8], sent])
+    return np.column_stack([rows[:, :4], waited, rows[:, 7], rows[:, 8], sent, rows[:, 9]])
 
 
 def _profile_s(profiles, layer, device, in_tok: float, out_tok: float) -> float:
@@ -175,11 +207,14 @@ def fit_layer(layer: str, samples: np.ndarray, tokens: bool) -> LayerFit:
         scale = coef[1]
     elif model == "tokens":
         per_in, per_out = coef[1], coef[2]
-    hops, load = stage_overheads(samples[:, 6], samples[:, 7], service, overhead, samples[:, 4],
-                                 samples[:, 8].astype(np.int64))  # fmt: skip
+    key, sent, ready = samples[:, 6], samples[:, 7], samples[:, 8]
+    hops, load = stage_overheads(key, sent, service, overhead, samples[:, 4],
+                                 samples[:, 9].astype(np.int64))  # fmt: skip
+    gaps, ready_load = stage_gaps(key, sent, ready, samples[:, 10].astype(np.int64))
     return LayerFit(
         layer, model, len(samples), float(scale), float(coef[0]), float(per_in), float(per_out),
-        sigma, float(np.median(hops)), fit_overhead(hops, load),
+        sigma, float(np.median(hops)), fit_overhead(hops, load), float(np.median(gaps)),
+        fit_overhead(gaps, ready_load),
     )  # fmt: skip
 
 
@@ -245,9 +280,9 @@ def lifecycle_samples(path: Path) -> dict[str, dict[str, list[float]]]:
 def write_scenario(result: dict[str, Any], out: Path, command: str) -> None:
     """The calibrated scenario as YAML, headed by the command and the fits as comments."""
     lines = [f"# {command}", "# fitted per layer (service s = base + a*in + b*out; residual; "
-             "median overhead; its table is the layer's overhead):"]  # fmt: skip
+             "median overhead and dispatch; their tables are the layer's overhead):"]  # fmt: skip
     for name, fit in result["fits"].items():
-        brief = {k: v for k, v in fit.items() if k != "overhead_quantiles_s"}
+        brief = {k: v for k, v in fit.items() if not k.endswith("quantiles_s")}
         lines.append(f"#   {name}: " + json.dumps(brief))
     out.write_text("\n".join(lines) + "\n" + _dump(result["scenario"]))
 

@@ -115,10 +115,12 @@ def test_load_time_is_recovered_from_the_lifecycle_events(tmp_path):
 # Known hop-and-handling overheads: the retriever's independent of load, the embedder's
 # heavier once another query is in the swarm.
 RETRIEVER_HOPS = ([[0.001, 0.002, 0.004, 0.012]], [0, 0.5, 0.9, 1])
+RETRIEVER_DISPATCH = [[0.0005, 0.001, 0.002, 0.003]]  # before the fan-out, at the same levels
 EMBEDDER_HOPS = ([[0.0005, 0.001, 0.002], [0.002, 0.004, 0.008]], [0, 0.5, 1])
 HOPS = (
     f"layers.retriever.overhead.quantiles_s={RETRIEVER_HOPS[0]}",
     f"layers.retriever.overhead.probabilities={RETRIEVER_HOPS[1]}",
+    f"layers.retriever.overhead.dispatch_quantiles_s={RETRIEVER_DISPATCH}",
     f"layers.embedder.overhead.quantiles_s={EMBEDDER_HOPS[0]}",
 )
 PLAIN = ("fabric.enabled=false", "warmup_s=0", "duration_s=3600")
@@ -145,8 +147,9 @@ def _recovered(fitted: list[float], truth: list[float], levels: list[float]) -> 
 
 def test_calibration_recovers_the_overhead_distribution_by_load(hop_recording):
     """Every row of the retriever's fitted table is the one truth (a fan-out's four jobs
-    share one draw and are fitted as one stage); the embedder's first row (one query in the
-    swarm) is the light truth and every heavier row the heavy one."""
+    share one draw and are fitted as one stage), and so is its dispatch's; the embedder's
+    first row (one query in the swarm) is the light truth and every heavier row the heavy
+    one."""
     fits = calibrate(hop_recording, "homelab", PLAIN)["fits"]
     retriever = fits["retriever"]["overhead_quantiles_s"]
     assert len(retriever) >= 3  # the recording is loaded enough for several rows
@@ -156,6 +159,9 @@ def test_calibration_recovers_the_overhead_distribution_by_load(hop_recording):
     assert _recovered(light, EMBEDDER_HOPS[0][0], EMBEDDER_HOPS[1])
     assert heavy and all(_recovered(row, EMBEDDER_HOPS[0][1], EMBEDDER_HOPS[1]) for row in heavy)
     assert not any(map(any, fits["evaluator"]["overhead_quantiles_s"]))  # it had none
+    dispatch = fits["retriever"]["dispatch_quantiles_s"]
+    assert all(_recovered(row, RETRIEVER_DISPATCH[0], RETRIEVER_HOPS[1]) for row in dispatch)
+    assert not any(map(any, fits["embedder"]["dispatch_quantiles_s"]))  # sent on arrival
 
 
 def test_a_calibrated_overhead_replays_the_recording(hop_recording, tmp_path):
