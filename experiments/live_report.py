@@ -34,10 +34,10 @@ QUANTILES = (0.5, 0.95, 0.99)
 
 def from_swarm(address: str) -> dict[str, Any]:
     """The report of the swarm running at ``address``."""
-    from live.operator import request
+    from live.operator import report_rows, request
 
-    body = request(address, "REPORT")
-    return build(body["queries"], body["shadow"], str(address))
+    columns, shadows = report_rows(request(address, "REPORT"))
+    return build(columns, shadows, str(address))
 
 
 def from_recording(path: Path) -> dict[str, Any]:

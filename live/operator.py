@@ -161,22 +161,61 @@ def status(coord: Coordinator) -> dict[str, Any]:
 
 
 def report(coord: Coordinator) -> dict[str, Any]:
-    """The rows a shadow or A/B report is computed from: the most recent finished queries
-    (arm, outcome, latency, recall) and each Task's shadow comparison."""
+    """What a shadow or A/B report is computed from, compactly (labels and outcomes as
+    codes, so the most recent 50,000 queries fit one message): per finished query its arm,
+    outcome, latency and recall, and each Task's shadow comparison."""
     rows = list(coord.finished)
+    arms = sorted({r[1] for r in rows})
+    outcomes = sorted({r[2] for r in rows})
+    arm_code = {a: i for i, a in enumerate(arms)}
+    outcome_code = {o: i for i, o in enumerate(outcomes)}
+    shadows = []
+    for slot in coord.slots.values():
+        if slot.shadowed is None:
+            continue
+        summary = slot.shadow_summary()
+        pairs = summary.pop("differences")
+        keys = sorted({k for acting, _ in pairs for k in acting})
+        summary["estimates"] = {
+            "keys": keys,
+            "acting": [[a[k] for k in keys] for a, _ in pairs],
+            "shadow": [[s[k] for k in keys] for _, s in pairs],
+        }
+        shadows.append(summary)
     return {
         "source": coord.control_address,
         "queries": {
-            "arm": [r[1] for r in rows],
-            "outcome": [r[2] for r in rows],
+            "arms": arms,
+            "arm": [arm_code[r[1]] for r in rows],
+            "outcomes": outcomes,
+            "outcome": [outcome_code[r[2]] for r in rows],
             "latency_s": [r[3] for r in rows],
             "recall": [r[4] for r in rows],
         },
-        "shadow": [
-            slot.shadow_summary() for slot in coord.slots.values() if slot.shadowed is not None
-        ],
+        "shadow": shadows,
         "controllers": {task: slot.status() for task, slot in coord.slots.items()},
     }
+
+
+def report_rows(body: dict[str, Any]) -> tuple[dict[str, list], list[dict[str, Any]]]:
+    """A REPORT answer decoded: per-query columns (arm, outcome, latency_s, recall) and the
+    shadow comparisons with their (acting, shadow) estimate pairs."""
+    q = body["queries"]
+    columns = {
+        "arm": [q["arms"][i] for i in q["arm"]],
+        "outcome": [q["outcomes"][i] for i in q["outcome"]],
+        "latency_s": q["latency_s"],
+        "recall": q["recall"],
+    }
+    shadows = []
+    for s in body["shadow"]:
+        est = s["estimates"]
+        pairs = [
+            [dict(zip(est["keys"], a, strict=True)), dict(zip(est["keys"], b, strict=True))]
+            for a, b in zip(est["acting"], est["shadow"], strict=True)
+        ]
+        shadows.append({**{k: v for k, v in s.items() if k != "estimates"}, "differences": pairs})
+    return columns, shadows
 
 
 def request(address: str, action: str, payload: Any = None, timeout_s: float = TIMEOUT_S) -> Any:

@@ -174,3 +174,36 @@ def test_an_interval_task_shadow_is_logged_and_costed_and_only_the_acting_scales
     row = s.log[0]
     assert row["query"] is None and row["shadow"]["controller"] == "hpa"
     assert row["shadow"]["estimate"]["replicas"] > row["shadow"]["acting_estimate"]["replicas"]
+
+
+def test_a_full_report_fits_one_message_and_decodes_to_what_was_kept():
+    from collections import deque
+    from types import SimpleNamespace
+
+    from live.attachment import WINDOW
+    from live.coordinator import FINISHED_WINDOW
+    from live.operator import report, report_rows
+    from live.protocol import MAX_MESSAGE_BYTES, RESPONSE, Message, decode, encode
+
+    label = "/a/long/path/to/results/training/routing-escape-velocity/policy"
+    rng = np.random.default_rng(0)
+    finished = deque(
+        (float(i), label if i % 2 else "round-robin", "completed" if i % 9 else "failed",
+         float(rng.exponential()), 1.0 if i % 3 else None)
+        for i in range(FINISHED_WINDOW)
+    )  # fmt: skip
+    s = slot()
+    s.install("least-outstanding", routing("least-outstanding"))
+    s.install("random", routing("random"), mode=SHADOW)
+    for _ in range(WINDOW):
+        s.differences.append(({"shards": 2.0, "retrieval_s": float(rng.random())},
+                              {"shards": 1.0, "retrieval_s": float(rng.random())}))  # fmt: skip
+    coord = SimpleNamespace(finished=finished, slots={"shard-routing": s},
+                            control_address="tcp://127.0.0.1:1")  # fmt: skip
+    frames = encode(Message(RESPONSE, "DONE", "op", "coordinator", report(coord)))
+    assert sum(map(len, frames)) < MAX_MESSAGE_BYTES
+    columns, shadows = report_rows(decode(frames).payload)
+    assert columns["arm"] == [r[1] for r in finished]
+    assert columns["outcome"] == [r[2] for r in finished]
+    assert columns["recall"] == [r[4] for r in finished]
+    assert shadows[0]["differences"] == [list(pair) for pair in s.differences]
