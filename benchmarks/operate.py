@@ -1,7 +1,8 @@
 """Operating a running swarm, measured (a benchmark, not a test): what swaps, shadows and
 splits cost the live loop, against baselines measured in the same run.
 
-One homelab swarm (8 workers, emulated LLM stages at ``--time-scale`` of the profile) serves
+One homelab swarm (8 workers, emulated LLM stages at ``--time-scale`` of the profile; 0 by
+default, so latencies are the runtime's own and not the synthesizers' queues) serves
 ``--rate`` q/s throughout, and the phases follow one another on it:
 
 1. ``steady``: the committed routing MLP acting alone, for ``--phase`` seconds.
@@ -12,8 +13,9 @@ One homelab swarm (8 workers, emulated LLM stages at ``--time-scale`` of the pro
 4. ``swaps``: the acting controller swapped between the MLP and round-robin ``--swaps``
    times, one request every ``--swap-every`` seconds: each request's round trip (attach
    requests read and verify the artifact on the coordinator's loader thread), and the
-   end-to-end latency of the queries that arrived during the swaps against those of
-   ``steady``. Every accepted query must be answered: the lost count is reported.
+   end-to-end latency and routing delay (embedding answered to first search sent) of the
+   queries that arrived during the swaps against those of ``steady``. Every accepted query
+   must be answered: the lost count is reported.
 
 Run: ``python benchmarks/operate.py [--out results/operate.json]``.
 """
@@ -49,19 +51,30 @@ def attach(address: str, spec: str, mode: str = "acting", split: float = 0.0) ->
 
 def decide_cost(address: str) -> dict[str, float]:
     c = request(address, "STATUS")["controllers"]["shard-routing"]
-    return {k: c[k] for k in ("decide_us_p50", "decide_us_p99", "decisions")}
+    keys = [f"{part}_us_{q}" for part in ("decide", "observe", "decision") for q in ("p50", "p99")]
+    return {k: c[k] for k in (*keys, "decisions")}
 
 
 def window(rows: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
     """Latency p50/p99 of the queries that arrived in [start, end), and how many failed."""
     arrived = [r for r in rows if "event" not in r and start <= r["arrival"] < end]
-    done = [r["end"] - r["arrival"] for r in arrived if r["outcome"] == "completed"]
+    done = [r for r in arrived if r["outcome"] == "completed"]
+    latency = [r["end"] - r["arrival"] for r in done]
+    routed = [route_delay(r) for r in done]
     failed: dict[str, int] = {}
     for r in arrived:
         if r["outcome"] != "completed":
             failed[r["reason"]] = failed.get(r["reason"], 0) + 1
-    return {"arrived": len(arrived), "p50_s": pct(done, 50), "p99_s": pct(done, 99),
+    return {"arrived": len(arrived), "p50_s": pct(latency, 50), "p99_s": pct(latency, 99),
+            "route_delay_ms": {"p50": 1e3 * pct(routed, 50), "p99": 1e3 * pct(routed, 99)},
             "failed": failed}  # fmt: skip
+
+
+def route_delay(query: dict[str, Any]) -> float:
+    """From the embedding's answer to the first search sent: the coordinator's routing
+    decision and dispatch, where a swap would stall a query."""
+    embedded = max(st["end"] for st in query["stages"] if st["layer"] == "embedder")
+    return min(st["sent"] for st in query["stages"] if st["layer"] == "retriever") - embedded
 
 
 def split_report(rows: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
@@ -83,7 +96,7 @@ def pct(values: list[float], q: float) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=10.0)
-    parser.add_argument("--time-scale", type=float, default=0.05)
+    parser.add_argument("--time-scale", type=float, default=0.0)
     parser.add_argument("--phase", type=float, default=20.0, help="seconds per phase")
     parser.add_argument("--swaps", type=int, default=40)
     parser.add_argument("--swap-every", type=float, default=0.5)
