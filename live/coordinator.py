@@ -87,6 +87,7 @@ class Coordinator:
         self.events: list[dict[str, Any]] = []  # lifecycle and controller events, decisions
         self.record = False
         self.slots: dict[str, TaskSlot] = {}  # controllers attached, per Task
+        self.route_slot: TaskSlot | None = None  # the slot of the per-query routing Task
         self.changes: deque[dict[str, Any]] = deque(maxlen=100)  # controller events (status)
         # controllers named by ATTACH requests are read and verified off the loop
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attach")
@@ -378,7 +379,7 @@ class Coordinator:
         role = self.scenario.layers[layer].role
         if role == "retriever":
             self.awaiting[query.id] = query
-            slot = self.slots.get("shard-routing")
+            slot = self.route_slot
             if slot is not None and slot.active:
                 slot.decide(self, query)
             else:
@@ -638,6 +639,8 @@ class Coordinator:
         self._log_changes(slot.install(label, controller, sha256, mode, split))
         slot.log = self.events if self.record else None
         self.slots[name] = slot
+        if slot.task.decision == "route":
+            self.route_slot = slot
 
     def detach(self, task: str, which: str = ACTING) -> list[dict[str, Any]]:
         """Return ``task`` to its heuristic (or take its candidate out); the events made."""

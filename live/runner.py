@@ -274,13 +274,12 @@ def serve(
                 }
             )
             flush = 0.0
-            while not stop():
-                coord.step(0.05)
-                if out is not None and time.monotonic() >= flush:
-                    flush = time.monotonic() + 1.0
-                    _append(out, coord.take_recording())
-        except KeyboardInterrupt:  # the way a long-running swarm is stopped
-            pass
+            with contextlib.suppress(KeyboardInterrupt):  # how a long-running swarm stops
+                while not stop():
+                    coord.step(0.05)
+                    if out is not None and time.monotonic() >= flush:
+                        flush = time.monotonic() + 1.0
+                        _append(out, coord.take_recording())
         finally:
             client = _stop_load(gen)
             with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C cuts this short

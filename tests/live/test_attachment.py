@@ -40,9 +40,6 @@ class Broken:
     def act(self, obs):
         raise RuntimeError("boom")
 
-    def reset(self):
-        pass
-
 
 def slot(**cfg) -> TaskSlot:
     clock = iter(range(10**6))
