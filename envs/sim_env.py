@@ -97,7 +97,7 @@ class SwarmEnv(gym.Env):
         reward = self.task.reward(self._last.totals, view.totals, view.time_s - self._last.time_s)
         self._last = view
         obs = self.task.observe(view)
-        terminated = not self.sim.can_serve()
+        terminated = not self.sim.coordinator.can_serve()
         truncated = not terminated and not self._pending
         info: dict[str, Any] = {"invalid_actions": invalid}
         if terminated or truncated:

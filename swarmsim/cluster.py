@@ -9,27 +9,16 @@ retriever layer holding shard ``s`` is a *replica* of that shard.
 from __future__ import annotations
 
 from collections import deque
-from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from .pool import Pool
 from .profiles import DeviceProfile, Profiles
+from .query import AgentState
 from .scenario import LayerConfig, NodeGroup, Scenario, expand_names
 
 if TYPE_CHECKING:
-    from .coordinator import WorkItem
     from .overhead import Overhead
-
-
-class AgentState(IntEnum):
-    """An agent's life: starting (provision + load) -> running -> draining -> stopped."""
-
-    STARTING = 0
-    RUNNING = 1
-    DRAINING = 2
-    SWITCHING = 3  # changing role: finishing old work, then loading the new model or shard
-    DEAD = 4
-    STOPPED = 5
+    from .query import Job
 
 
 class Meter:
@@ -201,12 +190,12 @@ class Agent:
         self.retiring = False  # scaled in: stops once drained, and is not restarted after a crash
         self.known_alive = True  # the coordinator's belief, updated by heartbeats
         self.epoch = 0  # bumped on crash so that stale completion events are ignored
-        self.queue: deque[WorkItem] = deque()  # received, waiting for service
-        self.blocked: deque[WorkItem] = deque()  # held at the sender by the high-water mark
-        self.lost: list[WorkItem] = []  # work that reached or sat on the agent when it died
+        self.queue: deque[Job] = deque()  # received, waiting for service
+        self.blocked: deque[Job] = deque()  # held at the sender by the high-water mark
+        self.lost: list[Job] = []  # work that reached or sat on the agent when it died
         self.outstanding = 0  # sent by the coordinator and not yet answered
         self.pool: Pool | None = None  # the dispatch pool holding the agent while it accepts
-        self.batch: list[WorkItem] = []  # in service now
+        self.batch: list[Job] = []  # in service now
         self.born = now
         self.loading_since = now
         self.gone = -1.0
@@ -247,7 +236,7 @@ class Layer:
         self.ready: list[Agent] = []  # accepting agents, for random and round-robin dispatch
         self.pool = Pool()  # accepting agents by outstanding jobs, for least-loaded dispatch
         self.shard_pools: dict[int, Pool] = {}  # retrievers: accepting replicas of each shard
-        self.backlog: deque[WorkItem] = deque()  # work queued at the coordinator for the layer
+        self.backlog: deque[Job] = deque()  # work queued at the coordinator for the layer
         self.rr = 0
         self.arrivals = 0  # work items dispatched to the layer since the last control interval
         self.stage_s = 0.0  # summed time queries spent in this layer's stage, to the join

@@ -6,137 +6,108 @@ replica per searched shard and joins the answers); the agent queues it, serves i
 batches and answers. Dispatch is per layer: ``central`` keeps one FIFO at the coordinator
 and hands work to agents as they answer (Majordomo-style, an M/M/c queue); the others send
 at once to an agent picked at random, round-robin, or by fewest outstanding jobs (JSQ).
+
+The query's whole life (accept -> advance -> decide -> join -> finish -> record) is here;
+decisions reach it through the hooks ``on_route`` / ``on_configure`` and come back through
+``route`` / ``configure``, which ``Simulation`` exposes as its ControlPlane.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .clock import Call
-from .cluster import Agent, AgentState, Layer
-from .messages import Message, MessageType
+from .cluster import Agent, Layer
+from .inference import InferenceProfile, InferenceStrategy
+from .messages import Message, MessageType, request_bytes, response_bytes
 from .pool import add_outstanding
+from .query import AgentState, FailureReason, Job, Outcome, Query
+from .view import QueryOutcome, RoutePlan
 
 if TYPE_CHECKING:
-    from .inference import InferenceStrategy
-    from .simulation import Simulation
+    import simpy
 
-ACTIVE, COMPLETED, FAILED, DROPPED = 0, 1, 2, 3
-OUTCOMES = ("in_flight", "completed", "failed", "dropped")
+    from .corpus import Corpus
+    from .fabric import Fabric
+    from .metrics import Metrics
+    from .rng import Stream
+    from .scenario import Scenario
+    from .service import ServiceModel
 
-
-class Query:
-    """One user query on its way through the pipeline."""
-
-    __slots__ = (
-        "arrival",
-        "end",
-        "id",
-        "in_tok",
-        "model",
-        "out_tok",
-        "pending",
-        "pool",
-        "qclass",
-        "reason",
-        "recall",
-        "searched",
-        "stage",
-        "stage_start",
-        "status",
-        "strategy",
-        "timeline",
-    )
-
-    def __init__(
-        self,
-        qid: int,
-        arrival: float,
-        qclass: int,
-        model: str,
-        in_tok: int,
-        out_tok: int,
-        pool: int,
-    ) -> None:
-        self.id = qid
-        self.arrival = arrival
-        self.qclass = qclass
-        self.model = model
-        self.in_tok = in_tok
-        self.out_tok = out_tok
-        self.pool = pool  # index into the corpus's query pool
-        self.stage = 0
-        self.stage_start = arrival
-        self.pending = 0  # fan-out answers still awaited in the current stage
-        self.searched: list[int] = []  # shards whose answers arrived
-        self.recall = 1.0  # recall@k of its retrieval, once joined (1 without a retrieval stage)
-        self.strategy: InferenceStrategy | None = None  # chosen at its synthesizer stage
-        self.status = ACTIVE
-        self.end = -1.0
-        self.reason = ""
-        # per answered job: (stage, layer, agent, node, device, sent, start, end)
-        self.timeline: list[tuple] | None = None
-
-
-class WorkItem:
-    """One job for one agent: a query's stage (and shard, when retrieving)."""
-
-    __slots__ = ("agent", "attempt", "hop", "layer", "query", "sent", "shard", "start", "strategy")
-
-    def __init__(
-        self,
-        query: Query,
-        layer: Layer,
-        shard: int = -1,
-        strategy: InferenceStrategy | None = None,
-    ) -> None:
-        self.query = query
-        self.layer = layer
-        self.shard = shard
-        self.strategy = strategy  # synthesizer work only: how to serve it (None: the defaults)
-        self.agent: Agent | None = None
-        self.attempt = 0
-        self.sent = 0.0
-        self.start = 0.0
-        self.hop = -1.0  # a fan-out's shared overhead draw; < 0: the job draws its own
+StageLayers = Layer | dict[str, Layer]  # a stage's layer, or its layer per model class
+QueryHook = Callable[[Query], None]
+OutcomeHook = Callable[[QueryOutcome], None]
 
 
 class Coordinator:
     """Moves queries through the stages; the simulator's side of the swarm's planner."""
 
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
-        self.env = sim.env
-        self.fabric = sim.fabric
-        self.node = sim.cluster.coordinator.name
-        self.sizes = sim.scenario.fabric.sizes
-        self.hwm = sim.scenario.fabric.hwm
-        self.drops_at_hwm = sim.scenario.fabric.socket in ("router", "pub")
-        self.stages = sim.stage_layers
-        self.dispatch_stream = sim.streams["dispatch"]
-        self.max_retries = sim.scenario.failures.max_retries
-        self.record = sim.record_timeline
-        self.service = sim.service
-        self.metrics = sim.metrics
+    def __init__(
+        self,
+        env: simpy.Environment,
+        scenario: Scenario,
+        fabric: Fabric,
+        service: ServiceModel,
+        metrics: Metrics,
+        stages: Sequence[StageLayers],
+        *,
+        node: str,
+        corpus: Corpus | None,
+        inference: InferenceProfile,
+        dispatch_stream: Stream,
+        timeline: list[dict[str, Any]] | None,
+    ) -> None:
+        self.env = env
+        self.fabric = fabric
+        self.service = service
+        self.metrics = metrics
+        self.stages = list(stages)
+        self.node = node
+        self.corpus = corpus
+        self.k = corpus.k if corpus else 0
+        self.n_shards = corpus.n_shards if corpus else 0
+        self.inference = inference
+        self.default_quality = inference.precision(inference.reference).quality
+        self.dispatch_stream = dispatch_stream
+        self.timeline = timeline  # finished queries' records, when recording
+        self.sizes = scenario.fabric.sizes
+        self.hwm = scenario.fabric.hwm
+        self.drops_at_hwm = scenario.fabric.socket in ("router", "pub")
+        self.max_attempts = scenario.failures.max_attempts
+        self.deadline_s = scenario.deadline_s
+        self.slo_s = scenario.slo_latency_s
+        self.retriever = next(
+            (ly for ly in _stage_members(self.stages) if ly.role == "retriever"), None
+        )
+        self.active: dict[int, Query] = {}  # queries in flight, in arrival order
+        self.awaiting: dict[int, tuple[Query, Layer]] = {}  # waiting for a route
+        self.configuring: dict[int, tuple[Query, Layer]] = {}  # waiting for a strategy
+        self.on_route: QueryHook | None = None  # a query needs a route plan
+        self.on_configure: QueryHook | None = None  # a query needs an inference strategy
+        self.on_outcome: OutcomeHook | None = None  # a query ended
+        self.on_drained: Callable[[Agent], None] = _ignore  # a draining agent answered its last
+        self.on_lost_found: Callable[[Agent], None] = _ignore  # work reached a dead agent
 
     # --- stages -----------------------------------------------------------------------------
 
     def accept(self, query: Query) -> None:
         """A query arrives from a client: start its first stage."""
         self.metrics.submitted += 1
-        if self.record:
+        self.active[query.id] = query
+        if self.timeline is not None:
             query.timeline = []
         self.advance(query)
 
     def advance(self, query: Query) -> None:
         """Start the query's current stage, or finish it after the last one."""
         if query.stage == len(self.stages):
-            self.sim.finish(query, COMPLETED)
+            self.finish(query, Outcome.COMPLETED)
             return
         layers = self.stages[query.stage]
         layer = layers if isinstance(layers, Layer) else layers[query.model]
         if layer.overhead is not None and layer.overhead.dispatch_rows:
-            delay = layer.overhead.dispatch(len(self.sim.active))
+            delay = layer.overhead.dispatch(len(self.active))
             Call(self.env, delay, self._begin, (query, layer))
             return
         self.begin(query, layer)
@@ -145,53 +116,98 @@ class Coordinator:
         self.begin(*arg)
 
     def begin(self, query: Query, layer: Layer) -> None:
-        """Send the query's work for its current stage (after the coordinator's handling)."""
+        """Send the query's work for its current stage (after the coordinator's handling);
+        a retrieval or, with a strategy hook, a synthesis is first a decision point."""
         query.stage_start = self.env._now
         if layer.role == "retriever":
-            self.sim.start_retrieval(query, layer)
+            if self.on_route is None:
+                self.fan_out(query, layer, self.default_plan())
+                return
+            self.awaiting[query.id] = (query, layer)
+            self.on_route(query)
             return
-        if self.sim.on_configure is not None and layer.role == "synthesizer":
-            self.sim.start_synthesis(query, layer)
+        if self.on_configure is not None and layer.role == "synthesizer":
+            self.configuring[query.id] = (query, layer)
+            self.on_configure(query)
             return
         query.pending = 1
         layer.arrivals += 1
-        self.dispatch(WorkItem(query, layer))
+        self.dispatch(Job(query, layer))
 
     def start_synthesis(self, query: Query, layer: Layer, strategy: InferenceStrategy) -> None:
         """Send the query's synthesizer job, to be served with ``strategy``."""
         query.strategy = strategy
         query.pending = 1
         layer.arrivals += 1
-        self.dispatch(WorkItem(query, layer, -1, strategy))
+        self.dispatch(Job(query, layer, -1, strategy))
 
     def fan_out(self, query: Query, layer: Layer, plan: list[tuple[int, Agent]]) -> None:
         """Send the query to one replica of each planned shard; the answers are joined."""
         if not plan:
-            self.sim.finish(query, FAILED, "no_replica")
+            self.finish(query, Outcome.FAILED, FailureReason.NO_REPLICA)
             return
         query.pending = len(plan)
         layer.arrivals += len(plan)
-        hop = -1.0 if layer.overhead is None else layer.overhead.draw(len(self.sim.active))
+        hop = -1.0 if layer.overhead is None else layer.overhead.draw(len(self.active))
         for shard, agent in plan:
-            item = WorkItem(query, layer, shard)
-            item.hop = hop
-            self.send_work(agent, item)
+            job = Job(query, layer, shard)
+            job.hop = hop
+            self.send_work(agent, job)
+
+    # --- decisions --------------------------------------------------------------------------
+
+    def default_plan(self) -> list[tuple[int, Agent]]:
+        """Every shard, each on its replica with the fewest outstanding jobs (none: [])."""
+        plan = []
+        for shard in range(self.n_shards):
+            agent = self.pick_replica(shard)
+            if agent is None:
+                return []
+            plan.append((shard, agent))
+        return plan
+
+    def pick_replica(self, shard: int) -> Agent | None:
+        """The least-loaded accepting replica of ``shard``, or None."""
+        pool = None if self.retriever is None else self.retriever.shard_pools.get(shard)
+        return None if pool is None else pool.least()
+
+    def route(self, query: int, plan: RoutePlan, agents: Sequence[Agent]) -> None:
+        """Search ``plan``'s shards for the waiting ``query``, each on the named replica."""
+        if query not in self.awaiting:
+            raise ValueError(f"query {query} is not waiting for a route")
+        resolved = []
+        for shard, aid in plan:
+            agent = agents[aid] if 0 <= aid < len(agents) else None
+            if agent is None or agent.shard != shard or not agent.accepting:
+                raise ValueError(f"agent {aid} is not an accepting replica of shard {shard}")
+            resolved.append((shard, agent))
+        q, layer = self.awaiting.pop(query)
+        self.fan_out(q, layer, resolved)
+
+    def configure(self, query: int, strategy: InferenceStrategy) -> None:
+        """Serve the waiting ``query``'s synthesizer stage with ``strategy``."""
+        if query not in self.configuring:
+            raise ValueError(f"query {query} is not waiting for an inference strategy")
+        if not isinstance(strategy, InferenceStrategy):
+            raise TypeError(f"strategy must be an InferenceStrategy, got {strategy!r}")
+        q, layer = self.configuring.pop(query)
+        self.start_synthesis(q, layer, strategy)
 
     # --- dispatch ---------------------------------------------------------------------------
 
-    def dispatch(self, item: WorkItem) -> None:
+    def dispatch(self, item: Job) -> None:
         """Hand ``item`` to an agent of its layer by the layer's rule, or queue it at the
         coordinator (the layer's backlog) until one can take it."""
         layer = item.layer
         if item.shard >= 0:
-            agent = self.sim.pick_replica(item.shard)
+            agent = self.pick_replica(item.shard)
             if agent is None:
-                self.sim.finish(item.query, FAILED, "no_replica")
+                self.finish(item.query, Outcome.FAILED, FailureReason.NO_REPLICA)
             else:
                 self.send_work(agent, item)
             return
         if not layer.agents:
-            self.sim.finish(item.query, FAILED, "no_replica")
+            self.finish(item.query, Outcome.FAILED, FailureReason.NO_REPLICA)
             return
         layer.backlog.append(item)
         self.pump(layer)
@@ -208,6 +224,11 @@ class Coordinator:
                 return
             self.send_work(agent, backlog.popleft())
 
+    def on_capacity(self, layer: Layer) -> None:
+        """An agent of ``layer`` became ready: its backlog may move."""
+        if layer.backlog:
+            self.pump(layer)
+
     def pick(self, layer: Layer) -> Agent | None:
         """The agent the layer's dispatch rule chooses, or None when none can take work."""
         ready = layer.ready
@@ -223,7 +244,7 @@ class Coordinator:
         layer.rr = (layer.rr + 1) % len(ready)
         return ready[layer.rr]
 
-    def send_work(self, agent: Agent, item: WorkItem) -> None:
+    def send_work(self, agent: Agent, item: Job) -> None:
         """Send one job to ``agent``, subject to its socket's high-water mark: at the mark a
         ROUTER or PUB socket drops the message, a DEALER or PUSH socket holds it back."""
         item.agent = agent
@@ -237,7 +258,7 @@ class Coordinator:
         add_outstanding(agent, 1)
         self._transmit(agent, item)
 
-    def _transmit(self, agent: Agent, item: WorkItem) -> None:
+    def _transmit(self, agent: Agent, item: Job) -> None:
         item.sent = self.env._now
         msg = Message(
             MessageType.DATA,
@@ -245,7 +266,7 @@ class Coordinator:
             item.query.id,
             -1,
             item.sent,
-            self._request_bytes(item),
+            request_bytes(self.sizes, item.layer.role, item.query),
             agent.id,
         )
         deliver = self.on_work if item.layer.overhead is None else self._handle
@@ -253,25 +274,25 @@ class Coordinator:
 
     # --- on the agent -----------------------------------------------------------------------
 
-    def _handle(self, _msg: Message | None, item: WorkItem) -> None:
+    def _handle(self, _msg: Message | None, item: Job) -> None:
         """A job of a layer with an overhead reaches its agent's host: it joins the agent's queue
         after its stage's hop-and-handling time (a fan-out's jobs share one draw). Spent before
         service, it leaves the agent free meanwhile, as the live hops leave the worker free; a
         job that found its agent idle then records ``start - sent`` = overhead, as live does
         (whose ``start`` is ``end - service``)."""
-        hop = item.hop if item.hop >= 0 else item.layer.overhead.draw(len(self.sim.active))
+        hop = item.hop if item.hop >= 0 else item.layer.overhead.draw(len(self.active))
         Call(self.env, hop, self._handled, item)
 
-    def _handled(self, item: WorkItem) -> None:
+    def _handled(self, item: Job) -> None:
         self.on_work(None, item)
 
-    def on_work(self, _msg: Message | None, item: WorkItem) -> None:
+    def on_work(self, _msg: Message | None, item: Job) -> None:
         """A job reaches its agent: queue it and start serving if idle."""
         agent = item.agent
         if agent.state == AgentState.DEAD:
             agent.lost.append(item)
             if not agent.known_alive:
-                self.sim.failures.recover_lost(agent)
+                self.on_lost_found(agent)
             return
         agent.queue.append(item)
         if not agent.batch:
@@ -311,7 +332,7 @@ class Coordinator:
         )
 
     @staticmethod
-    def _strategy_batch(queue, layer: Layer) -> list[WorkItem]:
+    def _strategy_batch(queue, layer: Layer) -> list[Job]:
         """The head's batch under its strategy: up to its batch size, joined by the next jobs
         of the same layer and precision whose own batch size admits the larger batch."""
         head = queue.popleft()
@@ -329,7 +350,7 @@ class Coordinator:
             batch.append(queue.popleft())
         return batch
 
-    def on_served(self, done: tuple[Agent, list[WorkItem], int]) -> None:
+    def on_served(self, done: tuple[Agent, list[Job], int]) -> None:
         agent, batch, epoch = done
         if epoch != agent.epoch:
             return  # the agent crashed mid-service; its work was handed to the failure path
@@ -343,7 +364,7 @@ class Coordinator:
                 item.query.id,
                 agent.id,
                 now,
-                self._response_bytes(item),
+                response_bytes(self.sizes, item.layer.role, item.query, self.k),
                 -1,
             )
             self.fabric.send(msg, agent.node.name, self.node, self.on_response, item)
@@ -352,7 +373,7 @@ class Coordinator:
 
     # --- back at the coordinator ------------------------------------------------------------
 
-    def on_response(self, _msg: Message | None, item: WorkItem) -> None:
+    def on_response(self, _msg: Message | None, item: Job) -> None:
         """An answer reaches the coordinator: join fan-outs and move the query on."""
         agent = item.agent
         now = self.env._now
@@ -362,7 +383,7 @@ class Coordinator:
         layer.recent_latency.append(latency)
         self.release(agent, layer)
         query = item.query
-        if query.status != ACTIVE:
+        if query.outcome is not Outcome.IN_FLIGHT:
             return
         if query.timeline is not None:
             query.timeline.append(
@@ -383,7 +404,7 @@ class Coordinator:
         if query.pending == 0:
             layer.stage_s += now - query.stage_start
             if item.shard >= 0:
-                self.sim.on_retrieved(query)
+                self.on_retrieved(query)
             query.stage += 1
             self.advance(query)
 
@@ -393,48 +414,96 @@ class Coordinator:
         if layer.backlog:
             self.pump(layer)
         if agent.outstanding == 0 and agent.state in (AgentState.DRAINING, AgentState.SWITCHING):
-            self.sim.lifecycle.drained(agent)
+            self.on_drained(agent)
 
-    def lost(self, item: WorkItem, reason: str) -> None:
+    def lost(self, item: Job, reason: str) -> None:
         """A message of ``item`` was dropped on the fabric: its query is dropped."""
         self.release(item.agent, item.layer)
-        self.sim.finish(item.query, DROPPED, reason)
+        self.finish(item.query, Outcome.DROPPED, reason)
 
-    def retry(self, item: WorkItem, reason: str) -> None:
+    def retry(self, item: Job, reason: str) -> None:
         """Re-dispatch work lost on a dead agent, or fail its query past the retry limit."""
         self.release(item.agent, item.layer)
-        if item.query.status != ACTIVE:
+        if item.query.outcome is not Outcome.IN_FLIGHT:
             return
-        if item.attempt >= self.max_retries:
-            self.sim.finish(item.query, FAILED, reason)
+        if item.attempt >= self.max_attempts:
+            self.finish(item.query, Outcome.FAILED, reason)
             return
         item.attempt += 1
-        self.sim.metrics.retries += 1
+        self.metrics.retries += 1
         self.dispatch(item)
 
-    # --- message sizes ----------------------------------------------------------------------
+    # --- the end of a query -----------------------------------------------------------------
 
-    def _request_bytes(self, item: WorkItem) -> int:
-        s, role = self.sizes, item.layer.role
-        if role == "embedder":
-            return s.header + s.query
-        if role == "retriever":
-            return s.header + s.embedding
-        if role == "synthesizer":
-            return s.header + item.query.in_tok * s.per_token
-        return s.header + item.query.out_tok * s.per_token
+    def on_retrieved(self, query: Query) -> None:
+        """A retrieval's answers joined: credit its recall@k to the totals."""
+        self.metrics.retrievals += 1
+        if self.corpus is not None:
+            query.recall = self.corpus.recall_at_k(query.pool, query.searched)
+            self.metrics.recall_sum += query.recall
 
-    def _response_bytes(self, item: WorkItem) -> int:
-        s, role = self.sizes, item.layer.role
-        if role == "embedder":
-            return s.header + s.embedding
-        if role == "retriever":
-            return s.header + self.sim.k * s.document
-        if role == "synthesizer":
-            return s.header + item.query.out_tok * s.per_token
-        return s.header + s.control
+    def finish(self, query: Query, outcome: Outcome, reason: str = "") -> None:
+        """Record a query's end (once); completed queries over the deadline count as failed."""
+        if query.outcome is not Outcome.IN_FLIGHT:
+            return
+        now = self.env.now
+        latency = now - query.arrival
+        deadline = self.deadline_s
+        if outcome is Outcome.COMPLETED and deadline is not None and latency > deadline:
+            outcome, reason = Outcome.FAILED, FailureReason.DEADLINE
+        query.outcome, query.end, query.reason = outcome, now, str(reason)
+        self.awaiting.pop(query.id, None)
+        if self.configuring:
+            self.configuring.pop(query.id, None)
+        del self.active[query.id]
+        quality = self.answer_quality(query) if outcome is Outcome.COMPLETED else 0.0
+        self.metrics.record_end(query, latency, quality)
+        if self.timeline is not None:
+            self.timeline.append(query.to_record())
+        if self.on_outcome is not None:
+            late = outcome is not Outcome.COMPLETED or latency > self.slo_s
+            self.on_outcome(
+                QueryOutcome(query.id, query.qclass, str(outcome), latency, quality, late)
+            )
+
+    def answer_quality(self, query: Query) -> float:
+        """A completed answer's quality: its precision's quality factor x its recall@k (1
+        without a retrieval)."""
+        recall = 1.0 if query.recall is None else query.recall
+        strategy = query.strategy
+        if strategy is None:
+            return self.default_quality * recall
+        return self.inference.precision(strategy.precision).quality * recall
+
+    def overdue(self, since: float = 0.0) -> int:
+        """Queries in flight (arrived at or after ``since``) older than the SLO: O(overdue),
+        since ``active`` is in arrival order."""
+        cutoff = self.env.now - self.slo_s
+        count = 0
+        for query in self.active.values():
+            if query.arrival >= cutoff:
+                break
+            count += query.arrival >= since
+        return count
+
+    def can_serve(self) -> bool:
+        """False when some stage has no agent left at all (none running, starting or dead
+        awaiting restart): the cluster can serve nothing more."""
+        for layers in self.stages:
+            group = [layers] if isinstance(layers, Layer) else list(layers.values())
+            if not any(layer.agents for layer in group):
+                return False
+        return True
 
 
 def _at_receiver(agent: Agent) -> int:
     """Jobs sent to ``agent`` and not yet in service: in transit or in its socket queue."""
     return agent.outstanding - len(agent.batch) - len(agent.blocked)
+
+
+def _stage_members(stages: Sequence[StageLayers]) -> list[Layer]:
+    return [ly for st in stages for ly in ([st] if isinstance(st, Layer) else st.values())]
+
+
+def _ignore(_agent: Agent) -> None:
+    """The default of a callback nobody wired (a coordinator without lifecycle or failures)."""

@@ -10,27 +10,46 @@ work to the dead agent; that work, and what the agent held, is retried on detect
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING
 
 import simpy
 
 from .clock import Call
-from .cluster import Agent, AgentState, Node
-from .scenario import PartitionConfig
+from .cluster import Agent, Node
+from .query import AgentState, FailureReason
+from .scenario import FailureConfig, PartitionConfig
 
 if TYPE_CHECKING:
-    from .simulation import Simulation
+    from .cluster import Cluster
+    from .coordinator import Coordinator
+    from .fabric import Fabric
+    from .lifecycle import Lifecycle
+    from .rng import Stream
 
 
 class Failures:
     """Starts the scenario's failure processes and handles crashes, detection and recovery."""
 
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
-        self.env = sim.env
-        self.cfg = sim.scenario.failures
-        self.stream = sim.streams["failures"]
+    def __init__(
+        self,
+        env: simpy.Environment,
+        cfg: FailureConfig,
+        stream: Stream,
+        cluster: Cluster,
+        fabric: Fabric,
+        coordinator: Coordinator,
+        lifecycle: Lifecycle,
+        partitions: Sequence[PartitionConfig] = (),
+    ) -> None:
+        self.env = env
+        self.cfg = cfg
+        self.stream = stream
+        self.cluster = cluster
+        self.fabric = fabric
+        self.coordinator = coordinator
+        self.lifecycle = lifecycle
+        self.partition_cfgs = tuple(partitions)
         self.node_failures = 0
         self.agent_failures = 0
         self.partitions = 0
@@ -38,11 +57,11 @@ class Failures:
     def start(self) -> None:
         cfg = self.cfg
         if cfg.node_mtbf_s:
-            for node in self.sim.cluster.nodes:
+            for node in self.cluster.nodes:
                 self.env.process(self._node_life(node))
         if cfg.agent_mtbf_s:
             self.env.process(self._agent_crashes())
-        for part in self.sim.scenario.fabric.partitions:
+        for part in self.partition_cfgs:
             self.env.process(self._partition(part))
 
     def detection_delay(self) -> float:
@@ -69,12 +88,12 @@ class Failures:
     def _agent_crashes(self) -> Generator[simpy.Event, None, None]:
         """Superposed crashes: each live agent fails at rate 1/MTBF, memorylessly."""
         while True:
-            alive = [a for a in self.sim.cluster.agents if a.state == AgentState.RUNNING]
+            alive = [a for a in self.cluster.agents if a.state == AgentState.RUNNING]
             if not alive:
                 yield self.env.timeout(self.cfg.agent_mtbf_s)
                 continue
             yield self.env.timeout(self.stream.exponential(self.cfg.agent_mtbf_s / len(alive)))
-            alive = [a for a in self.sim.cluster.agents if a.state == AgentState.RUNNING]
+            alive = [a for a in self.cluster.agents if a.state == AgentState.RUNNING]
             if alive:
                 agent = alive[self.stream.randrange(len(alive))]
                 self.agent_failures += 1
@@ -84,12 +103,12 @@ class Failures:
     def _partition(self, part: PartitionConfig) -> Generator[simpy.Event, None, None]:
         yield self.env.timeout(part.start_s)
         self.partitions += 1
-        fabric = self.sim.fabric
+        fabric = self.fabric
         fabric.cut = set(part.nodes)
-        coord_side = self.sim.cluster.coordinator.name in fabric.cut
+        coord_side = self.cluster.coordinator.name in fabric.cut
         cut_off = [
             a
-            for a in self.sim.cluster.agents
+            for a in self.cluster.agents
             if (a.node.name in fabric.cut) != coord_side and a.state != AgentState.STOPPED
         ]
         Call(self.env, self.detection_delay(), self._declare_unreachable, cut_off)
@@ -104,7 +123,7 @@ class Failures:
     def _agents_on(self, node: Node) -> list[Agent]:
         return [
             a
-            for a in self.sim.cluster.agents
+            for a in self.cluster.agents
             if a.node is node and a.state not in (AgentState.STOPPED,)
         ]
 
@@ -131,7 +150,7 @@ class Failures:
             self.recover_lost(agent)
 
     def _declare_unreachable(self, agents: list[Agent]) -> None:
-        if self.sim.fabric.cut:
+        if self.fabric.cut:
             for agent in agents:
                 self._set_known(agent, False)
 
@@ -139,13 +158,13 @@ class Failures:
         agent.known_alive = alive
         agent.layer.refresh()
         if alive:
-            self.sim.on_capacity(agent.layer)
+            self.coordinator.on_capacity(agent.layer)
 
     def recover_lost(self, agent: Agent) -> None:
         """Retry (or fail) the work a dead agent took with it."""
         lost, agent.lost = agent.lost, []
-        for item in lost:
-            self.sim.coordinator.retry(item, "agent_failed")
+        for job in lost:
+            self.coordinator.retry(job, FailureReason.AGENT_FAILED)
 
     def _restart(self, agent: Agent, delay: float) -> None:
         """Restart a crashed agent's process after ``delay``."""
@@ -159,11 +178,11 @@ class Failures:
             return
         if agent.retiring:
             self.recover_lost(agent)
-            self.sim.lifecycle.retire_crashed(agent)
+            self.lifecycle.retire_crashed(agent)
             return
         agent.state = AgentState.STARTING
         agent.loading_since = self.env.now
         self._set_known(agent, True)
         self.recover_lost(agent)
-        load = self.sim.lifecycle.load_seconds(agent)
-        Call(self.env, load, self.sim.lifecycle.ready, (agent, agent.epoch))
+        load = self.lifecycle.load_seconds(agent)
+        Call(self.env, load, self.lifecycle.ready, (agent, agent.epoch))

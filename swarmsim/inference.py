@@ -23,8 +23,8 @@ from .errors import ConfigError, UnknownNameError
 from .profiles import _figure, _known_keys, _mapping
 
 if TYPE_CHECKING:
-    from .coordinator import WorkItem
     from .profiles import DeviceProfile
+    from .query import Job
 
 PRECISIONS = ("fp16", "int8", "int4")  # the precisions data/inference.yaml must describe
 REFERENCE = "int4"  # the precision of hardware.yaml's LLM speeds (llama.cpp Q4_0)
@@ -87,17 +87,17 @@ class InferenceProfile:
         return rows[-1][1]
 
     def batch_seconds(
-        self, device: DeviceProfile, model: str, batch: Sequence[WorkItem], precision: str
+        self, device: DeviceProfile, model: str, batch: Sequence[Job], precision: str
     ) -> float:
         """Seconds for ``device`` to serve ``batch`` with ``model`` at ``precision``."""
         if len(batch) == 1 and precision == self.reference:
             q = batch[0].query
-            return device.synth_seconds(model, q.in_tok, q.out_tok)
+            return device.synth_seconds(model, q.input_tokens, q.output_tokens)
         perf, f = device.llm.get(model), self.precision(precision)
         if perf is None:
             return device.synth_seconds(model, 0, 0)  # raises: the model is not on the device
-        prefill = sum(w.query.in_tok for w in batch) / (perf.prefill_tok_s * f.prefill)
-        longest = max(w.query.out_tok for w in batch)
+        prefill = sum(w.query.input_tokens for w in batch) / (perf.prefill_tok_s * f.prefill)
+        longest = max(w.query.output_tokens for w in batch)
         return prefill + longest / (perf.decode_tok_s * f.decode) * self.step_factor(len(batch))
 
 

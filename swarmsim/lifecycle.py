@@ -11,11 +11,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .clock import Call
-from .cluster import Agent, AgentState, Device, Layer
-from .errors import ConfigError
+from .cluster import Agent, Device, Layer
+from .errors import ConfigError, UnknownNameError
+from .query import AgentState
 
 if TYPE_CHECKING:
-    from .simulation import Simulation
+    import simpy
+
+    from .cluster import Cluster
+    from .coordinator import Coordinator
+    from .metrics import Metrics
 
 LIVE = (AgentState.STARTING, AgentState.RUNNING, AgentState.SWITCHING)
 
@@ -23,11 +28,30 @@ LIVE = (AgentState.STARTING, AgentState.RUNNING, AgentState.SWITCHING)
 class Lifecycle:
     """Starts, stops and re-roles agents for the simulation's control plane."""
 
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
-        self.env = sim.env
-        self.cluster = sim.cluster
+    def __init__(
+        self,
+        env: simpy.Environment,
+        cluster: Cluster,
+        coordinator: Coordinator,
+        metrics: Metrics,
+        *,
+        n_shards: int,
+        events: list[dict[str, Any]] | None,
+    ) -> None:
+        self.env = env
+        self.cluster = cluster
+        self.scenario = cluster.scenario
+        self.coordinator = coordinator
+        self.metrics = metrics
+        self.n_shards = n_shards
+        self.events = events  # replicas that became ready, when recording
         self.unmet = 0  # replicas asked for that found no capacity
+
+    def layer(self, name: str) -> Layer:
+        """The layer called ``name``; an unknown name suggests the nearest."""
+        if name not in self.cluster.layers:
+            raise UnknownNameError("layer", name, self.cluster.layers)
+        return self.cluster.layers[name]
 
     def start_initial(self) -> None:
         """Place the scenario's agents, running at time 0 (a warm cluster)."""
@@ -41,7 +65,7 @@ class Lifecycle:
                 for _ in range(group.count):
                     if not self.cluster.fits(device, layer):
                         raise ConfigError(
-                            f"nodes[{self.sim.scenario.nodes.index(node.group)}].agents[{j}]",
+                            f"nodes[{self.scenario.nodes.index(node.group)}].agents[{j}]",
                             group.layer,
                             f"room on {node.name}'s {device.profile.name} (memory, cores, "
                             "or the whole GPU for an exclusive layer such as a synthesizer)",
@@ -59,13 +83,13 @@ class Lifecycle:
             return fixed
         i = spread.get(layer.name, 0)
         spread[layer.name] = i + 1
-        return i % self.sim.n_shards
+        return i % self.n_shards
 
     # --- scaling ----------------------------------------------------------------------------
 
     def scale(self, name: str, target: int) -> None:
         """Bring the number of live replicas of layer ``name`` to ``target`` (clamped)."""
-        layer = self.sim.layer(name)
+        layer = self.layer(name)
         target = max(layer.cfg.min_replicas, min(layer.cfg.max_replicas, int(target)))
         live = [a for a in layer.agents if a.state in LIVE]
         for _ in range(target - len(live)):
@@ -110,11 +134,11 @@ class Lifecycle:
         now = self.env.now
         if not node.up:
             node.power(now, True)
-            node.ready_at = now + self.sim.scenario.cloud.provision_delay_s
+            node.ready_at = now + self.scenario.cloud.provision_delay_s
         return max(0.0, node.ready_at - now)
 
     def _least_replicated_shard(self) -> int:
-        counts = [0] * self.sim.n_shards
+        counts = [0] * self.n_shards
         for layer in self.cluster.layers.values():
             for a in layer.agents:
                 if a.shard >= 0 and a.state in LIVE:
@@ -128,8 +152,8 @@ class Lifecycle:
         if layer.cfg.load_s is not None:
             return layer.cfg.load_s
         if layer.role == "retriever":
-            ret = self.sim.scenario.retrieval
-            shard_bytes = ret.vectors_total / max(self.sim.n_shards, 1) * ret.dim * 4
+            ret = self.scenario.retrieval
+            shard_bytes = ret.vectors_total / max(self.n_shards, 1) * ret.dim * 4
             return shard_bytes / (prof.load_gbps * 1e9)
         model = prof.models.get(layer.cfg.model or "")
         return 0.0 if model is None else model.vram_gb / prof.load_gbps
@@ -138,17 +162,17 @@ class Lifecycle:
         agent, epoch = started
         if agent.epoch != epoch or agent.state not in (AgentState.STARTING, AgentState.SWITCHING):
             return
-        if self.sim.record_timeline:
+        if self.events is not None:
             kind = "startup" if agent.state == AgentState.STARTING else "role_change"
             began = max(agent.loading_since, agent.device.node.ready_at)  # after provisioning
             row = lifecycle_record(
                 kind, agent.id, agent.layer.name, agent.device.profile.name, began, self.env.now
             )
-            self.sim.events.append(row)
+            self.events.append(row)
         agent.state = AgentState.RUNNING
-        self.sim.metrics.load_s += self.env.now - agent.loading_since
+        self.metrics.load_s += self.env.now - agent.loading_since
         agent.layer.refresh()
-        self.sim.on_capacity(agent.layer)
+        self.coordinator.on_capacity(agent.layer)
 
     def _retire(self, agent: Agent) -> None:
         if agent.state == AgentState.STARTING or agent.outstanding == 0:
@@ -182,7 +206,7 @@ class Lifecycle:
         """Move agent ``aid`` into layer ``name``; it reloads before serving again."""
         if not 0 <= aid < len(self.cluster.agents):
             raise ValueError(f"agent must be in 0..{len(self.cluster.agents) - 1}, got {aid}")
-        agent, layer = self.cluster.agents[aid], self.sim.layer(name)
+        agent, layer = self.cluster.agents[aid], self.layer(name)
         if agent.state != AgentState.RUNNING:
             raise ValueError(f"agent {aid} is {agent.state.name.lower()}, not running")
         shard = self._check_shard(layer, shard)
@@ -199,7 +223,7 @@ class Lifecycle:
             )
         agent.state = AgentState.SWITCHING  # before the move, so the new layer skips it
         self.cluster.move_agent(agent, layer, shard, self.env.now)
-        self.sim.metrics.role_changes += 1
+        self.metrics.role_changes += 1
         if agent.outstanding == 0:
             self._load_new_role(agent)
 
@@ -208,8 +232,8 @@ class Lifecycle:
             return -1
         if shard is None:
             return self._least_replicated_shard()
-        if not 0 <= shard < self.sim.n_shards:
-            raise ValueError(f"shard must be in 0..{self.sim.n_shards - 1}, got {shard}")
+        if not 0 <= shard < self.n_shards:
+            raise ValueError(f"shard must be in 0..{self.n_shards - 1}, got {shard}")
         return shard
 
     def _load_new_role(self, agent: Agent) -> None:

@@ -8,7 +8,11 @@ in bytes, which is what the fabric's delays depend on.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .query import Query
+    from .scenario import MessageSizes
 
 
 class MessageType(IntEnum):
@@ -54,3 +58,25 @@ class Message:
             "timestamp": self.timestamp,
             "size": self.size,
         }
+
+
+def request_bytes(sizes: MessageSizes, role: str, query: Query) -> int:
+    """Bytes of the message that sends ``query``'s work to an agent of ``role``."""
+    if role == "embedder":
+        return sizes.header + sizes.query
+    if role == "retriever":
+        return sizes.header + sizes.embedding
+    if role == "synthesizer":
+        return sizes.header + query.input_tokens * sizes.per_token
+    return sizes.header + query.output_tokens * sizes.per_token
+
+
+def response_bytes(sizes: MessageSizes, role: str, query: Query, k: int) -> int:
+    """Bytes of an agent's answer to ``query``'s work (``k`` documents from a retriever)."""
+    if role == "embedder":
+        return sizes.header + sizes.embedding
+    if role == "retriever":
+        return sizes.header + k * sizes.document
+    if role == "synthesizer":
+        return sizes.header + query.output_tokens * sizes.per_token
+    return sizes.header + sizes.control

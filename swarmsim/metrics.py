@@ -14,6 +14,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from .query import Outcome, Query
+
 
 class Metrics:
     """Counters and samples collected while a simulation runs."""
@@ -40,8 +42,26 @@ class Metrics:
         self.role_changes = 0
         self.timeline: list[dict[str, Any]] | None = None
 
+    def record_end(self, query: Query, latency: float, quality: float | None) -> None:
+        """Account a query's one final outcome (``quality`` None where it is not known)."""
+        if query.outcome is not Outcome.COMPLETED:
+            self.count_end(query.outcome, query.reason, query.arrival)
+            return
+        self.completed += 1
+        self.latency_sum += latency
+        self.slo_violations += latency > self.slo_s
+        if quality is not None:
+            self.quality_sum += quality
+        if query.arrival >= self.warmup_s:
+            self.latencies.append(latency)
+            if quality is not None:
+                self.qualities.append(quality)
+            if query.recall is not None:
+                self.recalls.append(query.recall)
+
     def count_end(self, outcome: str, reason: str, arrival: float) -> None:
-        if outcome == "failed":
+        """Account a query that failed or was dropped, by ``reason``."""
+        if outcome == Outcome.FAILED:
             self.failed += 1
         else:
             self.dropped += 1

@@ -279,7 +279,7 @@ class FailureConfig:
     agent_restart_s: float = 5.0  # process restart before the model / shard reload
     heartbeat_interval_s: float = 1.0  # REFERENCE.md: Paranoid Pirate, 1 s
     heartbeat_liveness: int = 3  # REFERENCE.md: liveness 3
-    max_retries: int = 1  # re-dispatches of work lost on a dead agent
+    max_attempts: int = 3  # sends of one stage's work: the first plus retries after a death
 
     def __post_init__(self) -> None:
         for name in ("node_mtbf_s", "agent_mtbf_s"):
@@ -290,7 +290,7 @@ class FailureConfig:
             self.heartbeat_interval_s > 0, "heartbeat_interval_s", self.heartbeat_interval_s, "> 0"
         )
         check(self.heartbeat_liveness >= 1, "heartbeat_liveness", self.heartbeat_liveness, ">= 1")
-        check(self.max_retries >= 0, "max_retries", self.max_retries, ">= 0")
+        check(self.max_attempts >= 1, "max_attempts", self.max_attempts, ">= 1")
 
 
 @dataclass(frozen=True)

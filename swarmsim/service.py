@@ -21,7 +21,7 @@ from .scenario import RetrievalConfig, ServiceConfig
 
 if TYPE_CHECKING:
     from .cluster import Agent
-    from .coordinator import WorkItem
+    from .query import Job
 
 HNSW_VISITS = 10.5  # fitted: 0.77 ms / (64 * log2(1e5) * 384 dims * 0.18 ns)
 SEARCH_OVERHEAD_S = 50e-6  # per query: request decode, heap merge, reply (assumption)
@@ -55,7 +55,7 @@ class ServiceModel:
         self.inference = inference or load_inference()
         self._search_s: dict[str, float] = {}
 
-    def seconds(self, agent: Agent, batch: Sequence[WorkItem]) -> float:
+    def seconds(self, agent: Agent, batch: Sequence[Job]) -> float:
         """Service time of ``batch`` (work of one layer) on ``agent``'s device."""
         svc: ServiceConfig = batch[0].layer.cfg.service
         if svc.kind == "exponential":
@@ -75,15 +75,15 @@ class ServiceModel:
             t *= self.stream.lognormal(math.exp(-(svc.residual_sigma**2) / 2), svc.residual_sigma)
         return t
 
-    def _fitted_seconds(self, svc: ServiceConfig, batch: Sequence[WorkItem]) -> float:
+    def _fitted_seconds(self, svc: ServiceConfig, batch: Sequence[Job]) -> float:
         return svc.base_s + sum(
             svc.per_item_s
-            + svc.per_input_token_s * w.query.in_tok
-            + svc.per_output_token_s * w.query.out_tok
+            + svc.per_input_token_s * w.query.input_tokens
+            + svc.per_output_token_s * w.query.output_tokens
             for w in batch
         )
 
-    def _profile_seconds(self, agent: Agent, batch: Sequence[WorkItem]) -> float:
+    def _profile_seconds(self, agent: Agent, batch: Sequence[Job]) -> float:
         prof = agent.device.profile
         layer = batch[0].layer
         role = layer.role
@@ -98,7 +98,9 @@ class ServiceModel:
         if role == "synthesizer":
             head = batch[0]
             if len(batch) == 1 and head.strategy is None:  # the common case, kept cheap
-                return prof.synth_seconds(layer.cfg.model, head.query.in_tok, head.query.out_tok)
+                return prof.synth_seconds(
+                    layer.cfg.model, head.query.input_tokens, head.query.output_tokens
+                )
             inf = self.inference
             precision = inf.reference if head.strategy is None else head.strategy.precision
             return inf.batch_seconds(prof, layer.cfg.model, batch, precision)

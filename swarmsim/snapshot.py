@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .cluster import AgentState
+from .query import AgentState
 from .view import AgentTable, ClusterView, LayerStats, QueryInfo, Totals
 
 if TYPE_CHECKING:
-    from .coordinator import Query
+    from .query import Query
     from .simulation import Simulation
 
 
@@ -52,7 +52,7 @@ def _totals(sim: Simulation, now: float) -> Totals:
         completed=m.completed,
         failed=m.failed,
         dropped=m.dropped,
-        slo_violations=m.slo_violations + sim.overdue(),
+        slo_violations=m.slo_violations + sim.coordinator.overdue(),
         latency_s=m.latency_sum,
         recall=m.recall_sum,
         retrievals=m.retrievals,
@@ -133,7 +133,13 @@ def _query_info(sim: Simulation, query: Query) -> QueryInfo:
         name = layers.name if not isinstance(layers, dict) else layers[query.model].name
         layer = list(sim.cluster.layers).index(name)
     return QueryInfo(
-        query.id, query.qclass, query.model, query.in_tok, query.out_tok, relevance, layer
+        query.id,
+        query.qclass,
+        query.model,
+        query.input_tokens,
+        query.output_tokens,
+        relevance,
+        layer,
     )
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .cluster import AgentState
+from .query import AgentState
 
 if TYPE_CHECKING:
     from .simulation import Simulation
@@ -22,7 +22,7 @@ def summarize(sim: Simulation, wall_s: float) -> dict[str, Any]:
         "sim_s": now,
         "queries": m.query_summary(),
         "latency_s": m.latency_summary(),
-        "slo": m.slo_summary(sim.overdue(since=m.warmup_s)),
+        "slo": m.slo_summary(sim.coordinator.overdue(since=m.warmup_s)),
         "recall_at_k": float(np.mean(m.recalls)) if m.recalls else None,
         "answer_quality": float(np.mean(m.qualities)) if m.qualities else None,
         "gpu_hours": sim.cluster.gpu_hours(now),

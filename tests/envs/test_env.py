@@ -85,7 +85,7 @@ def test_episode_truncates_at_its_duration_with_the_metrics_summary(env_id):
 
 
 def _awaiting(env) -> int:
-    return len(env.unwrapped.sim.awaiting)
+    return len(env.unwrapped.sim.coordinator.awaiting)
 
 
 def test_routing_decisions_are_per_query_and_masked_choices_are_executable():

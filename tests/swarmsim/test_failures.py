@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from swarmsim import Simulation, load_scenario
-from swarmsim.cluster import AgentState
 from swarmsim.metrics import check_conservation
+from swarmsim.query import AgentState
 
 INTERVAL, LIVENESS = 1.0, 3
 CRASH_AT = 0.5
@@ -68,9 +68,9 @@ def test_crashed_agents_work_is_retried_elsewhere_after_detection(story) -> None
 
 
 def test_without_retries_lost_work_fails_its_query(story) -> None:
-    """With ``max_retries: 0`` the job agent 0 held is not re-dispatched: its query fails
+    """With ``max_attempts: 1`` the job agent 0 held is not re-dispatched: its query fails
     with reason ``agent_failed`` when the crash is detected."""
-    sim = crash_agent_0(story(TWO_NODES, arrivals=[0], overrides=["failures.max_retries=0"]))
+    sim = crash_agent_0(story(TWO_NODES, arrivals=[0], overrides=["failures.max_attempts=1"]))
     (rec,) = sim.timeline
     assert (rec["outcome"], rec["reason"], rec["stages"]) == ("failed", "agent_failed", [])
     assert CRASH_AT + (LIVENESS - 1) * INTERVAL <= rec["end"] <= CRASH_AT + LIVENESS * INTERVAL

@@ -117,7 +117,7 @@ def test_configure_rejects_unknown_queries_and_non_strategies(story):
     with pytest.raises(ValueError, match="precision"):
         InferenceStrategy(4, "int3")
     sim.configure(0, InferenceStrategy())
-    assert not sim.configuring
+    assert not sim.coordinator.configuring
 
 
 def test_the_outcome_hook_hears_every_query_end(story):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from swarmsim import Simulation
-from swarmsim.cluster import AgentState
 from swarmsim.profiles import load_profiles
+from swarmsim.query import AgentState
 
 PROFILES = load_profiles()
 
