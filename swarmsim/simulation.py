@@ -34,7 +34,7 @@ from .overhead import Overhead
 from .profiles import Profiles, load_profiles
 from .query import Query
 from .rng import RandomStreams, Stream
-from .scenario import Scenario
+from .scenario import Scenario, StageConfig
 from .service import ServiceModel
 from .snapshot import build_view
 from .summary import summarize
