@@ -101,8 +101,8 @@ def live_saturated(duration: float) -> dict[str, float]:
     s = run_live(run)
     msgs = s["messages"]["sent"] + s["messages"]["received"]
     return {
-        "completed_qps": s["queries"]["completed"] / s["live_s"],
-        "coordinator_msgs_per_s": msgs / s["live_s"],
+        "completed_qps": s["queries"]["completed"] / s["duration_s"],
+        "coordinator_msgs_per_s": msgs / s["duration_s"],
         "coordinator_msgs_per_cpu_s": msgs / s["coordinator_cpu_s"],
         "dropped": s["queries"]["dropped"],
         "failed": s["queries"]["failed"],

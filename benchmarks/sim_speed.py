@@ -54,12 +54,12 @@ def run(name: str, overrides: list[str], profile: bool = False) -> dict:
     return {
         "scenario": name,
         "overrides": overrides,
-        "sim_s": summary["sim_s"],
+        "sim_s": summary["duration_s"],
         "wall_s": summary["wall_s"],
         "events": summary["events"],
         "events_per_s": summary["events"] / summary["wall_s"],
         "queries": summary["queries"]["submitted"],
-        "realtime_x": summary["sim_s"] / summary["wall_s"],
+        "realtime_x": summary["duration_s"] / summary["wall_s"],
         "latency_p50_s": summary["latency_s"]["p50"],
         "latency_p99_s": summary["latency_s"]["p99"],
     }

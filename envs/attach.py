@@ -9,42 +9,64 @@ Controllers without ``feedback`` are never told anything, and nothing is kept fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from swarmsim.coordinator import OutcomeHook
+from swarmsim.query import Query
 from swarmsim.simulation import Simulation
-from swarmsim.view import QueryOutcome
+from swarmsim.view import QueryOutcome, Swarm
 
 from .task import Actor, Task
 
 Memory = dict[int, tuple[Any, Any]]  # query id -> (observation, action) of its decision
 
 
-def decide(
-    sim: Simulation, task: Task, controller: Actor, query: Any = None, memory: Memory | None = None
-) -> int:
-    """One decision: observe through ``task``, ask ``controller``, apply through ``sim``.
+@dataclass(frozen=True)
+class Decision:
+    """What one decision saw, chose and changed, and how long its parts took."""
 
-    Returns the number of sub-actions the Task did not execute as given. With ``memory``, the
-    observation and action are kept under the query's id (for ``feedback``)."""
-    view = sim.view(query, roles=task.roles, layer_stats=task.layer_stats)
-    obs = task.observe(view)
+    obs: np.ndarray
+    action: Any
+    invalid: int  # sub-actions the Task replaced by its heuristic's (never executed as given)
+    observe_s: float  # building the view and the observation
+    act_s: float  # the controller's ``act`` alone
+
+
+def decide(swarm: Swarm, task: Task, controller: Actor, query: Any = None) -> Decision:
+    """One decision, the same in the simulator and live: observe through ``task``, ask
+    ``controller``, apply through ``swarm``'s ControlPlane."""
+    t0 = time.perf_counter()
+    obs = task.observe(swarm.view(query, task.roles, task.layer_stats))
+    t1 = time.perf_counter()
     action = controller.act(obs)
-    if memory is not None:
-        memory[query.id] = (obs, action)
-    return task.act(action, sim)
+    t2 = time.perf_counter()
+    return Decision(obs, action, task.act(action, swarm), t1 - t0, t2 - t1)
 
 
 def attach(sim: Simulation, task: Task, controller: Actor) -> None:
     """Let ``controller`` take ``task``'s decisions in ``sim`` (before it starts)."""
     if task.decision == "control":
-        sim.on_control.append(lambda: decide(sim, task, controller))
+
+        def on_interval() -> None:
+            decide(sim, task, controller)
+
+        sim.on_control.append(on_interval)
         return
     memory = _feedback(sim, task, controller)
     hook = "on_route" if task.decision == "route" else "on_configure"
     if getattr(sim, hook) is not None:
         raise ValueError(f"{task.name}: {hook} is already taken by another hook")
-    setattr(sim, hook, lambda query: decide(sim, task, controller, query, memory))
+
+    def on_query(query: Query) -> None:
+        made = decide(sim, task, controller, query)
+        if memory is not None:
+            memory[query.id] = (made.obs, made.action)
+
+    setattr(sim, hook, on_query)
 
 
 def _feedback(sim: Simulation, task: Task, controller: Actor) -> Memory | None:
@@ -63,7 +85,7 @@ def _feedback(sim: Simulation, task: Task, controller: Actor) -> Memory | None:
     return memory
 
 
-def _chain(first: Callable | None, second: Callable) -> Callable:
+def _chain(first: OutcomeHook | None, second: OutcomeHook) -> OutcomeHook:
     """``second`` alone, or both in order when a hook is already there."""
     if first is None:
         return second

@@ -99,14 +99,16 @@ class RoleAssignmentTask(Task):
         layers = np.zeros((MAX_LAYERS, LAYER_FEATURES))
         for i, name in enumerate(view.layer_names[:MAX_LAYERS]):
             st = view.layers[name]
-            layers[i] = [
-                1.0,
-                squash(st.queue + st.in_flight, BACKLOG_SCALE),
-                squash(st.throughput, THROUGHPUT_SCALE),
-                min(max(st.utilisation, 0.0), 1.0),
-                squash(st.p95_latency_s, P95_SCALE_S),
-                float(st.on_gpu),
-            ]
+            layers[i] = np.array(
+                [
+                    1.0,
+                    squash(st.queue + st.in_flight, BACKLOG_SCALE),
+                    squash(st.throughput, THROUGHPUT_SCALE),
+                    min(max(st.utilisation, 0.0), 1.0),
+                    squash(st.p95_latency_s, P95_SCALE_S),
+                    float(st.on_gpu),
+                ]
+            )
         groups = np.zeros((MAX_GROUPS, 1 + MAX_LAYERS))
         groups[: min(len(view.group_names), MAX_GROUPS), 0] = 1.0
         counts = self.counts(view)

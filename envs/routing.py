@@ -148,7 +148,8 @@ class ShardRoutingTask(Task):
         """Boolean (MAX_SHARDS, MAX_REPLICAS): slot holds a replica that can take work."""
         rows = self.slots(view)
         ok = (view.agents.state == RUNNING) & view.agents.healthy
-        return (rows >= 0) & ok[np.where(rows >= 0, rows, 0)]
+        accepting: np.ndarray = (rows >= 0) & ok[np.where(rows >= 0, rows, 0)]
+        return accepting
 
     def action_masks(self, view: ClusterView) -> np.ndarray:
         mask = np.zeros((MAX_SHARDS, MAX_REPLICAS + 1), dtype=bool)
@@ -178,7 +179,9 @@ class ShardRoutingTask(Task):
         plane.route(view.query.id, tuple(plan))
         return invalid
 
-    def _most_relevant(self, view, rows, ok, load) -> list[tuple[int, int]]:
+    def _most_relevant(
+        self, view: ClusterView, rows: np.ndarray, ok: np.ndarray, load: np.ndarray
+    ) -> list[tuple[int, int]]:
         rel = view.query.relevance if view.query is not None else np.zeros(view.n_shards)
         for s in np.argsort(-rel[:MAX_SHARDS], kind="stable"):
             slot = _least_loaded(ok[s], rows[s], load)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from swarmsim.clock import Call
+from swarmsim.query import Query
 from swarmsim.scenario import Scenario, load_scenario
 from swarmsim.simulation import Simulation
 from swarmsim.view import ClusterView
@@ -40,7 +41,7 @@ class SwarmEnv(gym.Env):
     ``info["invalid_actions"]`` counts the sub-actions of the step not executed as given.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012  (Gymnasium's own field)
 
     def __init__(
         self,
@@ -88,16 +89,17 @@ class SwarmEnv(gym.Env):
         return self.task.observe(view), {"sim_seed": sim_seed}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self.sim is None or not self._pending:
+        sim = self.sim
+        if sim is None or not self._pending:
             raise RuntimeError("step() needs a decision pending: call reset() first")
-        invalid = self.task.act(action, self.sim)
+        invalid = self.task.act(action, sim)
         self._pending.popleft()
         self._advance()
         view = self._decision_view()
         reward = self.task.reward(self._last.totals, view.totals, view.time_s - self._last.time_s)
         self._last = view
         obs = self.task.observe(view)
-        terminated = not self.sim.coordinator.can_serve()
+        terminated = not sim.coordinator.can_serve()
         truncated = not terminated and not self._pending
         info: dict[str, Any] = {"invalid_actions": invalid}
         if terminated or truncated:
@@ -107,9 +109,14 @@ class SwarmEnv(gym.Env):
     def summary(self) -> dict[str, Any]:
         """The episode's metrics summary, without ``wall_s`` so that step info stays
         deterministic (the same seed and actions give the same info)."""
-        summary = self.sim.summary(0.0)
+        summary = dict(self._simulation().summary(0.0))
         del summary["wall_s"]
         return summary
+
+    def _simulation(self) -> Simulation:
+        if self.sim is None:
+            raise RuntimeError("the environment has no simulation yet: call reset() first")
+        return self.sim
 
     def action_masks(self) -> np.ndarray:
         """Valid choices for the pending decision (sb3-contrib MaskablePPO calls this)."""
@@ -131,7 +138,7 @@ class SwarmEnv(gym.Env):
             attach(sim, task, ctl)
         return sim
 
-    def _route_pending(self, query) -> None:
+    def _route_pending(self, query: Query) -> None:
         self._pending.append(query)
         self._pause()
 
@@ -150,7 +157,7 @@ class SwarmEnv(gym.Env):
 
     def _advance(self) -> None:
         """Run the simulation until a decision is pending or the episode's time is up."""
-        env = self.sim.env
+        env = self._simulation().env
         while not self._pending and env.now < self.episode_s:
             self._stop = env.event()
             env.run(until=self._stop)
@@ -161,5 +168,7 @@ class SwarmEnv(gym.Env):
             return head
         return self._view(head)
 
-    def _view(self, query) -> ClusterView:
-        return self.sim.view(query, roles=self.task.roles, layer_stats=self.task.layer_stats)
+    def _view(self, query: Query | None) -> ClusterView:
+        return self._simulation().view(
+            query, roles=self.task.roles, layer_stats=self.task.layer_stats
+        )

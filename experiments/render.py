@@ -16,11 +16,11 @@ def _num(value: Any, unit: str = "", digits: int = 3) -> str:
 def render_summary(s: dict[str, Any]) -> str:
     """The metrics summary as aligned text: queries, latency, SLO, recall, cost, detail."""
     q, lat, slo = s["queries"], s["latency_s"], s["slo"]
-    if s.get("mode") == "live":
-        head = f"scenario {s['scenario']}  seed {s['seed']}  LIVE {s['live_s']:.0f} s"
+    if s["mode"] == "live":
+        head = f"scenario {s['scenario']}  seed {s['seed']}  LIVE {s['duration_s']:.0f} s"
     else:
         head = (
-            f"scenario {s['scenario']}  seed {s['seed']}  simulated {s['sim_s']:.0f} s"
+            f"scenario {s['scenario']}  seed {s['seed']}  simulated {s['duration_s']:.0f} s"
             f"  in {s['wall_s']:.2f} s wall ({s['events']:,} events)"
         )
     lines = [
@@ -49,15 +49,9 @@ def render_summary(s: dict[str, Any]) -> str:
 
 
 def _messages(msgs: dict[str, Any]) -> str:
-    if "received" in msgs:  # live: refused = malformed or unexpected messages
-        refused = sum(msgs["refused"].values())
-        return (
-            f"messages   sent {msgs['sent']:,}  received {msgs['received']:,}"
-            f"  refused {refused:,}" + (f" {msgs['refused']}" if refused else "")
-        )
     dropped = sum(msgs["dropped"].values())
     return (
-        f"messages   sent {msgs['sent']:,}  delivered {msgs['delivered']:,}  dropped {dropped:,}"
+        f"messages   sent {msgs['sent']:,}  received {msgs['received']:,}  dropped {dropped:,}"
         + (f" {msgs['dropped']}" if dropped else "")
     )
 

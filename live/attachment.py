@@ -19,25 +19,18 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from controllers.base import make_controller
 from controllers.guardrails import DEFAULT_FALLBACK, Guardrail
+from envs.attach import decide
 from envs.task import Actor, Task
 from swarmsim.errors import SwarmError
-from swarmsim.view import ClusterView, ControlPlane
+from swarmsim.view import Swarm
 
 from .config import LiveConfig
-
-
-class Swarm(ControlPlane, Protocol):
-    """What a slot decides through: a ControlPlane that also gives views."""
-
-    def view(self, query: Any, roles: tuple[str, ...] | None, layer_stats: bool) -> ClusterView:
-        """A ``ClusterView`` for a decision about ``query`` (None: an interval's)."""
-
 
 ACTING, CANDIDATE = "acting", "candidate"
 SHADOW, SPLIT = "shadow", "split"
@@ -203,28 +196,24 @@ class TaskSlot:
     # --- decisions -------------------------------------------------------------------------
 
     def decide(self, swarm: Swarm, query: Any = None) -> None:
-        """One decision: observe, ask the acting controller (or the candidate, for queries
-        in its split), apply through ``swarm``; the shadow decides too and is only logged."""
+        """One decision through the simulator's decide loop, by the acting controller (or the
+        candidate, for queries in its split); the shadow decides too and is only logged."""
         t0 = time.perf_counter()
-        task = self.task
-        obs = task.observe(swarm.view(query, task.roles, task.layer_stats))
-        t1 = time.perf_counter()
         entry = self.acting
         if self.mode == SPLIT and query is not None and stable_fraction(query.id) < self.split:
             entry = self.candidate
-        action = entry.guard.act(obs)
-        self.observe_us.append((t1 - t0) * 1e6)
-        self.decision_us.append((time.perf_counter() - t1) * 1e6)
+        made = decide(swarm, self.task, entry.guard, query)
+        self.observe_us.append(made.observe_s * 1e6)
+        self.decision_us.append(made.act_s * 1e6)
         shadow = None
         if self.mode == SHADOW:
-            shadow = self._shadow(obs, action)
+            shadow = self._shadow(made.obs, made.action)
         self.decisions += 1
-        invalid = task.act(action, swarm)
-        self.invalid += invalid
+        self.invalid += made.invalid
         if query is not None:
             query.arm = entry.label
         if self.log is not None and self._logged(query):
-            self.log.append(self._row(query, entry, obs, action, invalid, shadow))
+            self.log.append(self._row(query, entry, made.obs, made.action, made.invalid, shadow))
         self.decide_us.append((time.perf_counter() - t0) * 1e6)
 
     def _shadow(self, obs: np.ndarray, action: np.ndarray) -> dict[str, Any]:

@@ -17,13 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from controllers.spec import resolve
 from swarmsim.corpus import scenario_corpus
 from swarmsim.errors import SwarmError
 from swarmsim.metrics import check_conservation, write_timeline
 from swarmsim.scenario import Scenario, load_scenario
+from swarmsim.summary import (
+    FailureCounts,
+    Messages,
+    Replicas,
+    Summary,
+    count_overdue,
+    query_figures,
+)
 
 from .config import LiveConfig
 from .coordinator import Coordinator
@@ -31,7 +37,8 @@ from .corpusfiles import CorpusFiles, write_corpus
 from .errors import LiveError
 from .launcher import SINGLE_THREAD_ENV, LocalLauncher
 from .operator import controller_hash
-from .telemetry import Telemetry, billing, overdue_in_flight
+from .state import DEAD, DRAINING, RUNNING, STARTING, SWITCHING
+from .telemetry import Telemetry, billing
 from .worker import WorkerSpec
 
 LIVE_ROLES = ("embedder", "retriever", "synthesizer", "evaluator")
@@ -343,42 +350,41 @@ def _client_stats(load: subprocess.Popen) -> dict[str, Any]:
     return json.loads(lines[-1]) if lines else {}
 
 
-def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> dict[str, Any]:
-    """The same metrics summary schema as ``swarmsim simulate``, from the live run."""
+def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> Summary:
+    """The simulator's ``Summary`` (the same keys), from the live run."""
     coord, scenario = swarm.coord, swarm.scenario
     m, now = coord.metrics, coord.now()
     gpu_hours, cost = billing(coord, now)
-    overdue = overdue_in_flight(coord, now)
-    summary = {
-        "scenario": scenario.name,
-        "seed": swarm.run.seed,
-        "mode": "live",
-        "live_s": now,
-        "queries": m.query_summary(),
-        "latency_s": m.latency_summary(),
-        "slo": m.slo_summary(overdue),
-        "recall_at_k": float(np.mean(m.recalls)) if m.recalls else None,
-        "gpu_hours": gpu_hours,
-        "cost_usd": cost,
-        "wall_s": wall_s,
-        "coordinator_cpu_s": time.process_time() - coord.cpu0,  # since the load started
-        "throughput_qps": m.completed / now if now > 0 else 0.0,
-        "outcomes": dict(sorted(m.reasons.items())),
-        "utilisation": _utilisation(coord, now),
-        "replicas": _replicas(coord),
-        "messages": {
-            "sent": coord.counts["sent"],
-            "received": coord.counts["received"],
-            "refused": dict(sorted(coord.protocol_errors.items())),
-        },
-        "failures": {
-            "workers": coord.counts["deaths"],
-            "retries": m.retries,
-            "role_changes": m.role_changes,
-        },
-        "controllers": _controller_stats(coord),
-        "client": client,
-    }
+    summary = Summary(
+        scenario=scenario.name,
+        seed=swarm.run.seed,
+        mode="live",
+        duration_s=now,
+        wall_s=wall_s,
+        **query_figures(m, count_overdue(coord.active, now, m.slo_s, since=m.warmup_s)),
+        gpu_hours=gpu_hours,
+        cost_usd=cost,
+        throughput_qps=m.completed / now if now > 0 else 0.0,
+        utilisation=_utilisation(coord, now),
+        replicas=_replicas(coord),
+        messages=Messages(
+            sent=coord.counts["sent"],
+            received=coord.counts["received"],
+            dropped=dict(sorted(coord.protocol_errors.items())),
+        ),
+        failures=FailureCounts(
+            nodes=0,  # a live swarm on one machine has no node failures of its own
+            agents=coord.counts["deaths"],
+            partitions=0,
+            retries=m.retries,
+            role_changes=m.role_changes,
+            unmet_scale_requests=None,
+        ),
+        controllers=_controller_stats(coord),
+        events=None,
+        coordinator_cpu_s=time.process_time() - coord.cpu0,  # since the load started
+        client=client,
+    )
     check_conservation(summary)
     return summary
 
@@ -393,11 +399,16 @@ def _utilisation(coord: Coordinator, now: float) -> dict[str, float | None]:
     return out
 
 
-def _replicas(coord: Coordinator) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
+def _replicas(coord: Coordinator) -> dict[str, Replicas]:
+    out: dict[str, Replicas] = {}
     for name in coord.scenario.layers:
         states = [a.state for a in coord.agents.values() if a.layer == name]
-        out[name] = {s: states.count(s) for s in ("running", "starting", "draining", "dead")}
+        out[name] = Replicas(
+            running=states.count(RUNNING),
+            starting=states.count(STARTING) + states.count(SWITCHING),
+            draining=states.count(DRAINING),
+            dead=states.count(DEAD),
+        )
     return out
 
 

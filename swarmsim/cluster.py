@@ -215,7 +215,8 @@ class Agent:
         """Seconds of the current batch's service inside the layer's current interval."""
         if not self.batch:
             return 0.0
-        return now - max(self.busy_since, self.batch[0].layer.interval_start)
+        start: float = self.batch[0].layer.interval_start
+        return now - max(self.busy_since, start)
 
     @property
     def accepting(self) -> bool:
@@ -295,10 +296,10 @@ class Cluster:
         exclusive layer, or a free core), counting ``replacing``'s place as free."""
         if device.node.failed or (not device.node.up and not device.node.cloud):
             return False
-        mine = replacing is not None and replacing.device is device
+        mine = replacing if replacing is not None and replacing.device is device else None
         if device.is_gpu:
-            vram = device.vram_used - (replacing.vram_gb if mine else 0.0)
-            others = device.exclusive_users - (1 if mine and replacing.layer.exclusive else 0)
+            vram = device.vram_used - (mine.vram_gb if mine else 0.0)
+            others = device.exclusive_users - (1 if mine and mine.layer.exclusive else 0)
             if layer.exclusive and others > 0:
                 return False
             return vram + self.model_vram(layer) <= device.profile.vram_gb

@@ -14,6 +14,7 @@ decisions reach it through the hooks ``on_route`` / ``on_configure`` and come ba
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from .inference import InferenceProfile, InferenceStrategy
 from .messages import Message, MessageType, request_bytes, response_bytes
 from .pool import add_outstanding
 from .query import AgentState, FailureReason, Job, Outcome, Query
+from .summary import count_overdue
 from .view import QueryOutcome, RoutePlan
 
 if TYPE_CHECKING:
@@ -332,13 +334,16 @@ class Coordinator:
         )
 
     @staticmethod
-    def _strategy_batch(queue, layer: Layer) -> list[Job]:
+    def _strategy_batch(queue: deque[Job], layer: Layer) -> list[Job]:
         """The head's batch under its strategy: up to its batch size, joined by the next jobs
         of the same layer and precision whose own batch size admits the larger batch."""
         head = queue.popleft()
+        strategy = head.strategy
+        if strategy is None:
+            raise AssertionError("a strategy batch starts with a job that has a strategy")
         default = layer.cfg.batch_max
-        cap = head.strategy.batch_size or default
-        precision = head.strategy.precision
+        cap = strategy.batch_size or default
+        precision = strategy.precision
         batch = [head]
         while queue and len(batch) < cap:
             nxt = queue[0]
@@ -476,15 +481,8 @@ class Coordinator:
         return self.inference.precision(strategy.precision).quality * recall
 
     def overdue(self, since: float = 0.0) -> int:
-        """Queries in flight (arrived at or after ``since``) older than the SLO: O(overdue),
-        since ``active`` is in arrival order."""
-        cutoff = self.env.now - self.slo_s
-        count = 0
-        for query in self.active.values():
-            if query.arrival >= cutoff:
-                break
-            count += query.arrival >= since
-        return count
+        """Queries in flight (arrived at or after ``since``) older than the SLO."""
+        return count_overdue(self.active, self.env.now, self.slo_s, since)
 
     def can_serve(self) -> bool:
         """False when some stage has no agent left at all (none running, starting or dead

@@ -58,9 +58,9 @@ class Failures:
         cfg = self.cfg
         if cfg.node_mtbf_s:
             for node in self.cluster.nodes:
-                self.env.process(self._node_life(node))
+                self.env.process(self._node_life(node, cfg.node_mtbf_s))
         if cfg.agent_mtbf_s:
-            self.env.process(self._agent_crashes())
+            self.env.process(self._agent_crashes(cfg.agent_mtbf_s))
         for part in self.partition_cfgs:
             self.env.process(self._partition(part))
 
@@ -71,9 +71,9 @@ class Failures:
 
     # --- processes --------------------------------------------------------------------------
 
-    def _node_life(self, node: Node) -> Generator[simpy.Event, None, None]:
+    def _node_life(self, node: Node, mtbf_s: float) -> Generator[simpy.Event, None, None]:
         while True:
-            yield self.env.timeout(self.stream.exponential(self.cfg.node_mtbf_s))
+            yield self.env.timeout(self.stream.exponential(mtbf_s))
             if not node.up:
                 continue  # a released cloud node cannot fail
             self.node_failures += 1
@@ -85,14 +85,14 @@ class Failures:
             for agent in self._agents_on(node):
                 self._restart(agent, 0.0)
 
-    def _agent_crashes(self) -> Generator[simpy.Event, None, None]:
+    def _agent_crashes(self, mtbf_s: float) -> Generator[simpy.Event, None, None]:
         """Superposed crashes: each live agent fails at rate 1/MTBF, memorylessly."""
         while True:
             alive = [a for a in self.cluster.agents if a.state == AgentState.RUNNING]
             if not alive:
-                yield self.env.timeout(self.cfg.agent_mtbf_s)
+                yield self.env.timeout(mtbf_s)
                 continue
-            yield self.env.timeout(self.stream.exponential(self.cfg.agent_mtbf_s / len(alive)))
+            yield self.env.timeout(self.stream.exponential(mtbf_s / len(alive)))
             alive = [a for a in self.cluster.agents if a.state == AgentState.RUNNING]
             if alive:
                 agent = alive[self.stream.randrange(len(alive))]

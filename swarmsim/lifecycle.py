@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .clock import Call
-from .cluster import Agent, Device, Layer
+from .cluster import Agent, Device, Layer, Node
 from .errors import ConfigError, UnknownNameError
 from .query import AgentState
 
@@ -117,7 +117,7 @@ class Lifecycle:
     def _place(self, layer: Layer) -> Device | None:
         """The device with room and the fewest users, preferring nodes already up."""
         want_gpu = layer.cfg.device == "gpu"
-        best: tuple | None = None
+        best: tuple[tuple[bool, int, int, int], Device] | None = None
         for node in self.cluster.nodes:
             if node.failed:
                 continue
@@ -129,13 +129,13 @@ class Lifecycle:
                         best = (key, dev)
         return None if best is None else best[1]
 
-    def _bring_up(self, node) -> float:
+    def _bring_up(self, node: Node) -> float:
         """Seconds until ``node`` can host work; provisions a released cloud node."""
         now = self.env.now
         if not node.up:
             node.power(now, True)
             node.ready_at = now + self.scenario.cloud.provision_delay_s
-        return max(0.0, node.ready_at - now)
+        return max(0.0, float(node.ready_at - now))
 
     def _least_replicated_shard(self) -> int:
         counts = [0] * self.n_shards

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from .query import Outcome, Query
+
+if TYPE_CHECKING:
+    from .summary import LatencySummary, QueryCounts, SloSummary, Summary
 
 
 class Metrics:
@@ -74,25 +77,23 @@ class Metrics:
     def in_flight(self) -> int:
         return self.submitted - self.completed - self.failed - self.dropped
 
-    def latency_summary(self) -> dict[str, float | None]:
+    def latency_summary(self) -> LatencySummary:
         if not self.latencies:
             return {"mean": None, "p50": None, "p95": None, "p99": None}
         lat = np.asarray(self.latencies)
         p50, p95, p99 = np.percentile(lat, [50, 95, 99])
         return {"mean": float(lat.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99)}
 
-    def slo_summary(self, overdue: int = 0) -> dict[str, float | None]:
+    def slo_summary(self, overdue: int = 0) -> SloSummary:
         """Violation rate over post-warm-up queries: finished slower than the SLO, failed,
         dropped, or (``overdue``) still in flight past the SLO when the run ends, so that a
         controller cannot hide violations by starving queries."""
         judged = len(self.latencies) + self.late_failures + overdue
-        out: dict[str, float | None] = {"target_s": self.slo_s, "overdue_in_flight": overdue}
-        if judged == 0:
-            return {**out, "violation_rate": None}
         late = sum(1 for x in self.latencies if x > self.slo_s) + self.late_failures + overdue
-        return {**out, "violation_rate": late / judged}
+        rate = late / judged if judged else None
+        return {"target_s": self.slo_s, "overdue_in_flight": overdue, "violation_rate": rate}
 
-    def query_summary(self) -> dict[str, int]:
+    def query_summary(self) -> QueryCounts:
         return {
             "submitted": self.submitted,
             "completed": self.completed,
@@ -102,11 +103,14 @@ class Metrics:
         }
 
 
-def check_conservation(summary: dict[str, Any]) -> None:
+def check_conservation(summary: Summary) -> None:
     """Raise AssertionError unless submitted = completed + failed + dropped + in_flight."""
     q = summary["queries"]
     total = q["completed"] + q["failed"] + q["dropped"] + q["in_flight"]
-    if q["submitted"] != total or min(q.values()) < 0:
+    if (
+        q["submitted"] != total
+        or min(q["completed"], q["failed"], q["dropped"], q["in_flight"]) < 0
+    ):
         raise AssertionError(f"query conservation violated: {q}")
 
 

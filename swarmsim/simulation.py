@@ -25,7 +25,7 @@ from .cluster import Cluster, Layer
 from .coordinator import Coordinator, OutcomeHook, QueryHook, StageLayers
 from .corpus import Corpus, scenario_corpus
 from .errors import UnknownNameError
-from .fabric import Fabric
+from .fabric import Fabric, Handoff
 from .failures import Failures
 from .inference import InferenceStrategy, load_inference
 from .lifecycle import Lifecycle
@@ -37,7 +37,7 @@ from .rng import RandomStreams, Stream
 from .scenario import Scenario, StageConfig
 from .service import ServiceModel
 from .snapshot import build_view
-from .summary import summarize
+from .summary import Summary, summarize
 from .topology import build_topology
 from .view import ClusterView, RoutePlan
 from .workload import Workload
@@ -78,15 +78,14 @@ class Simulation:
         self.workload = Workload(scenario.workload, self.streams["workload"].gen, base_dir)
         self.qclass_models = [c.model for c in scenario.workload.classes]
         self.metrics = Metrics(scenario.warmup_s, scenario.slo_latency_s)
-        self.fabric = Fabric(
+        fabric = Fabric if scenario.fabric.enabled else Handoff
+        self.fabric = fabric(
             self.env,
             build_topology(scenario),
             self.streams["fabric"],
             scenario.fabric.ipc_latency_s,
             scenario.fabric.loss_prob,
         )
-        if not scenario.fabric.enabled:
-            self.fabric.send = self._handoff
         self.service = ServiceModel(
             scenario.retrieval, self.n_shards, self.streams["service"], self.inference
         )
@@ -145,17 +144,12 @@ class Simulation:
     def _stage_layer(self, stage: StageConfig) -> StageLayers:
         if stage.layer is not None:
             return self.cluster.layers[stage.layer]
-        return {m: self.cluster.layers[name] for m, name in stage.layer_by_model.items()}
-
-    def _handoff(self, msg, _src: str, _dst: str, deliver, ctx) -> None:
-        """Instantaneous delivery, for scenarios without a fabric (queueing validation)."""
-        self.fabric.sent += 1
-        self.fabric.delivered += 1
-        deliver(msg, ctx)
+        by_model = stage.layer_by_model or {}
+        return {m: self.cluster.layers[name] for m, name in by_model.items()}
 
     # --- running ----------------------------------------------------------------------------
 
-    def run(self, until: float | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    def run(self, until: float | None = None, progress: Progress | None = None) -> Summary:
         """Run to ``until`` (default: the scenario's duration) and return the metrics summary."""
         end = self.scenario.duration_s if until is None else until
         wall = time.perf_counter()
@@ -279,6 +273,6 @@ class Simulation:
         """What ``--trace-out`` writes: the per-query timeline, then the lifecycle events."""
         return [*self.timeline, *self.events]
 
-    def summary(self, wall_s: float) -> dict[str, Any]:
+    def summary(self, wall_s: float) -> Summary:
         """The metrics summary (ARCHITECTURE.md schema plus simulator detail)."""
         return summarize(self, wall_s)

@@ -11,6 +11,7 @@ from .query import AgentState
 from .view import AgentTable, ClusterView, LayerStats, QueryInfo, Totals
 
 if TYPE_CHECKING:
+    from .cluster import Agent, Layer
     from .query import Query
     from .simulation import Simulation
 
@@ -97,11 +98,11 @@ def _agent_table(
     )  # fmt: skip
 
 
-def _busy(agent, now: float) -> float:
+def _busy(agent: Agent, now: float) -> float:
     return agent.busy_s + (now - agent.busy_since if agent.batch else 0.0)
 
 
-def _layer_stats(sim: Simulation, layer, now: float) -> LayerStats:
+def _layer_stats(sim: Simulation, layer: Layer, now: float) -> LayerStats:
     live = [a for a in layer.agents if a.state != AgentState.DEAD]
     lat = layer.recent_latency
     interval = sim.scenario.control_interval_s

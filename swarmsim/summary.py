@@ -1,57 +1,164 @@
-"""The metrics summary of a finished (or paused) simulation run."""
+"""The metrics summary of a run: one ``Summary`` type for the simulator and the live runtime.
+
+Both builders return the same keys (ARCHITECTURE.md's schema plus detail), so a simulated and a
+live run compare line by line; a figure one side cannot measure is None there (``events`` live,
+``coordinator_cpu_s`` and ``client`` in the simulator).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
 
 from .query import AgentState
 
 if TYPE_CHECKING:
+    from .cluster import Layer
+    from .metrics import Metrics
+    from .query import Query
     from .simulation import Simulation
 
 
-def summarize(sim: Simulation, wall_s: float) -> dict[str, Any]:
-    """The ARCHITECTURE.md metrics summary plus utilisation, messages, failures and cost."""
+class QueryCounts(TypedDict):
+    submitted: int
+    completed: int
+    failed: int
+    dropped: int
+    in_flight: int
+
+
+class LatencySummary(TypedDict):
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class SloSummary(TypedDict):
+    target_s: float
+    overdue_in_flight: int  # post-warm-up queries still in flight past the SLO at the end
+    violation_rate: float | None
+
+
+class Replicas(TypedDict):
+    running: int
+    starting: int  # starting or switching into the layer
+    draining: int
+    dead: int
+
+
+class Messages(TypedDict):
+    sent: int  # simulator: sent on the fabric; live: sent by the coordinator
+    received: int  # simulator: delivered; live: received by the coordinator
+    dropped: dict[str, int]  # by reason; live: refused (malformed or unexpected) messages
+
+
+class FailureCounts(TypedDict):
+    nodes: int
+    agents: int  # agents (worker processes) that died
+    partitions: int
+    retries: int
+    role_changes: int
+    unmet_scale_requests: int | None
+
+
+class QueryFigures(TypedDict):
+    """The parts of a summary both sides compute the same way from their ``Metrics``."""
+
+    queries: QueryCounts
+    latency_s: LatencySummary
+    slo: SloSummary
+    recall_at_k: float | None
+    answer_quality: float | None
+    outcomes: dict[str, int]  # failed or dropped queries by FailureReason
+
+
+class Summary(QueryFigures):
+    scenario: str
+    seed: int
+    mode: Literal["sim", "live"]
+    duration_s: float  # simulated seconds, or live seconds since the load started
+    wall_s: float
+    gpu_hours: float
+    cost_usd: float
+    throughput_qps: float
+    utilisation: dict[str, float | None]
+    replicas: dict[str, Replicas]
+    messages: Messages
+    failures: FailureCounts
+    controllers: dict[str, Any]  # per Task: the controller that decided and its counters
+    events: int | None  # SimPy events (simulator only)
+    coordinator_cpu_s: float | None  # the live coordinator's CPU seconds (live only)
+    client: dict[str, Any] | None  # the live load generator's own counts (live only)
+
+
+SUMMARY_KEYS = frozenset(Summary.__required_keys__)
+
+
+def query_figures(m: Metrics, overdue: int) -> QueryFigures:
+    """The query counts, latency, SLO, recall, quality and failure reasons of a run."""
+    return QueryFigures(
+        queries=m.query_summary(),
+        latency_s=m.latency_summary(),
+        slo=m.slo_summary(overdue),
+        recall_at_k=float(np.mean(m.recalls)) if m.recalls else None,
+        answer_quality=float(np.mean(m.qualities)) if m.qualities else None,
+        outcomes=dict(sorted(m.reasons.items())),
+    )
+
+
+def count_overdue(active: Mapping[int, Query], now: float, slo_s: float, since: float) -> int:
+    """Queries in flight (arrived at or after ``since``) older than the SLO: O(overdue),
+    since ``active`` is in arrival order."""
+    cutoff = now - slo_s
+    count = 0
+    for query in active.values():
+        if query.arrival >= cutoff:
+            break
+        count += query.arrival >= since
+    return count
+
+
+def summarize(sim: Simulation, wall_s: float) -> Summary:
+    """The simulator's summary: utilisation, messages, failures and cost beside the queries."""
     m, now = sim.metrics, sim.env.now
     fabric, failures = sim.fabric, sim.failures
-    return {
-        "scenario": sim.scenario.name,
-        "seed": sim.seed,
-        "sim_s": now,
-        "queries": m.query_summary(),
-        "latency_s": m.latency_summary(),
-        "slo": m.slo_summary(sim.coordinator.overdue(since=m.warmup_s)),
-        "recall_at_k": float(np.mean(m.recalls)) if m.recalls else None,
-        "answer_quality": float(np.mean(m.qualities)) if m.qualities else None,
-        "gpu_hours": sim.cluster.gpu_hours(now),
-        "cost_usd": sim.cluster.cost_usd(now),
-        "wall_s": wall_s,
-        "throughput_qps": m.completed / now if now > 0 else 0.0,
-        "outcomes": dict(sorted(m.reasons.items())),
-        "utilisation": {
-            name: _utilisation(layer, now) for name, layer in sim.cluster.layers.items()
-        },
-        "replicas": {name: _replicas(layer) for name, layer in sim.cluster.layers.items()},
-        "messages": {
-            "sent": fabric.sent,
-            "delivered": fabric.delivered,
-            "dropped": dict(sorted(fabric.dropped.items())),
-        },
-        "failures": {
-            "nodes": failures.node_failures,
-            "agents": failures.agent_failures,
-            "partitions": failures.partitions,
-            "retries": m.retries,
-            "role_changes": m.role_changes,
-            "unmet_scale_requests": sim.lifecycle.unmet,
-        },
-        "events": sim.event_count(),
-    }
+    layers = sim.cluster.layers
+    return Summary(
+        scenario=sim.scenario.name,
+        seed=sim.seed,
+        mode="sim",
+        duration_s=now,
+        wall_s=wall_s,
+        **query_figures(m, sim.coordinator.overdue(since=m.warmup_s)),
+        gpu_hours=sim.cluster.gpu_hours(now),
+        cost_usd=sim.cluster.cost_usd(now),
+        throughput_qps=m.completed / now if now > 0 else 0.0,
+        utilisation={name: _utilisation(layer, now) for name, layer in layers.items()},
+        replicas={name: _replicas(layer) for name, layer in layers.items()},
+        messages=Messages(
+            sent=fabric.sent,
+            received=fabric.delivered,
+            dropped=dict(sorted(fabric.dropped.items())),
+        ),
+        failures=FailureCounts(
+            nodes=failures.node_failures,
+            agents=failures.agent_failures,
+            partitions=failures.partitions,
+            retries=m.retries,
+            role_changes=m.role_changes,
+            unmet_scale_requests=sim.lifecycle.unmet,
+        ),
+        controllers={},
+        events=sim.event_count(),
+        coordinator_cpu_s=None,
+        client=None,
+    )
 
 
-def _utilisation(layer, now: float) -> float | None:
+def _utilisation(layer: Layer, now: float) -> float | None:
     """Busy fraction of the layer's replica-time (agents ever in the layer and still there)."""
     busy = alive = 0.0
     for a in layer.agents:
@@ -61,10 +168,10 @@ def _utilisation(layer, now: float) -> float | None:
     return busy / alive if alive > 0 else None
 
 
-def _replicas(layer) -> dict[str, int]:
-    return {
-        "running": layer.count(AgentState.RUNNING),
-        "starting": layer.count(AgentState.STARTING, AgentState.SWITCHING),
-        "draining": layer.count(AgentState.DRAINING),
-        "dead": layer.count(AgentState.DEAD),
-    }
+def _replicas(layer: Layer) -> Replicas:
+    return Replicas(
+        running=layer.count(AgentState.RUNNING),
+        starting=layer.count(AgentState.STARTING, AgentState.SWITCHING),
+        draining=layer.count(AgentState.DRAINING),
+        dead=layer.count(AgentState.DEAD),
+    )

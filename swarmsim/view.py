@@ -9,7 +9,7 @@ else crosses between a controller and the system it controls.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -124,6 +124,7 @@ class ClusterView:
         return np.flatnonzero(self.agents.shard == shard)
 
 
+@runtime_checkable
 class ControlPlane(Protocol):
     """The commands a controller's action turns into (simulator or live runtime)."""
 
@@ -138,3 +139,15 @@ class ControlPlane(Protocol):
 
     def assign(self, agent: int, layer: str, shard: int | None = None) -> None:
         """Move ``agent`` into ``layer`` (a role and its model); retrievers hold ``shard``."""
+
+
+@runtime_checkable
+class Swarm(ControlPlane, Protocol):
+    """What a decision runs against: views in, ControlPlane commands out. The simulator
+    (``Simulation``) and the live coordinator are both one, so one decide loop serves both."""
+
+    def view(
+        self, query: Any = None, roles: tuple[str, ...] | None = None, layer_stats: bool = True
+    ) -> ClusterView:
+        """A ``ClusterView`` for a decision about ``query`` (None: an interval's decision),
+        with the agent rows of ``roles`` (all when None) and, if asked, layer statistics."""

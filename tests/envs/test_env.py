@@ -74,7 +74,7 @@ def test_episode_truncates_at_its_duration_with_the_metrics_summary(env_id):
             break
     assert truncated and not terminated
     summary = info["summary"]
-    assert summary["sim_s"] == pytest.approx(60.0)
+    assert summary["duration_s"] == pytest.approx(60.0)
     q = summary["queries"]
     assert q["submitted"] == q["completed"] + q["failed"] + q["dropped"] + q["in_flight"]
     if env_id in ("swarmsim/ShardRouting-v0", "swarmsim/InferenceStrategy-v0"):

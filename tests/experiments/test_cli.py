@@ -40,7 +40,7 @@ def test_simulate_json_is_the_metrics_summary(capsys):
     for key in ("mean", "p50", "p95", "p99"):
         assert summary["latency_s"][key] > 0
     assert {"slo", "recall_at_k", "gpu_hours", "wall_s"} <= summary.keys()
-    assert summary["sim_s"] == 300.0
+    assert summary["duration_s"] == 300.0
 
 
 def test_simulate_text_summary_names_the_scenario(capsys):

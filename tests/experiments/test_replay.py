@@ -41,7 +41,7 @@ def test_replay_serves_every_request_of_the_window(trace, capsys):
 def test_time_scale_compresses_the_replay(trace, capsys):
     slow = _summary(capsys, ["replay", str(trace), *MAP, "--json"])
     fast = _summary(capsys, ["replay", str(trace), *MAP, "--time-scale", "0.5", "--json"])
-    assert fast["sim_s"] == pytest.approx(slow["sim_s"] - 0.5 * (ROWS - 1) * 0.5)
+    assert fast["duration_s"] == pytest.approx(slow["duration_s"] - 0.5 * (ROWS - 1) * 0.5)
 
 
 def test_replay_is_deterministic_and_takes_controllers(trace, capsys):

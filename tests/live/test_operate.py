@@ -257,7 +257,7 @@ def test_live_up_prints_its_address_serves_until_ctrl_c_and_stops_every_process(
     q = summary["queries"]
     assert q["submitted"] == q["completed"] + q["failed"] + q["dropped"]
     assert set(summary["outcomes"]) <= {"shutdown"}  # only what was still in flight at the end
-    assert summary["failures"]["workers"] == 0  # the workers outlived the key press
+    assert summary["failures"]["agents"] == 0  # the workers outlived the key press
     assert summary["client"]["sent"] >= q["completed"]
     with pytest.raises(LiveError, match="no swarm answered"):
         request(up["control"], "STATUS", timeout_s=0.5)

@@ -43,7 +43,7 @@ def test_builtin_scenario_runs_and_conserves_queries(name: str) -> None:
     summary = short(name)
     check_conservation(summary)
     assert summary["queries"]["completed"] > 0
-    assert summary["sim_s"] == SHORT_S.get(name, DEFAULT_S)
+    assert summary["duration_s"] == SHORT_S.get(name, DEFAULT_S)
 
 
 def test_same_seed_gives_identical_summary() -> None:
@@ -87,7 +87,7 @@ def test_dotted_field_override_takes_effect() -> None:
     assert scenario.workload.rate == 7.0
     assert scenario.duration_s == 123.0
     assert scenario.layers["server"].dispatch == "random"
-    assert Simulation(scenario, seed=1).run()["sim_s"] == 123.0
+    assert Simulation(scenario, seed=1).run()["duration_s"] == 123.0
 
 
 # --- bad scenario files ----------------------------------------------------------------------
