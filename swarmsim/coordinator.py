@@ -14,16 +14,16 @@ decisions reach it through the hooks ``on_route`` / ``on_configure`` and come ba
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .clock import Call
 from .cluster import Agent, Layer
 from .inference import InferenceProfile, InferenceStrategy
-from .messages import Message, MessageType, request_bytes, response_bytes
+from .messages import Message, MessageType, request_bytes
 from .pool import add_outstanding
 from .query import AgentState, FailureReason, Job, Outcome, Query
+from .serving import Serving, at_receiver
 from .summary import count_overdue
 from .view import QueryOutcome, RoutePlan
 
@@ -90,6 +90,19 @@ class Coordinator:
         self.on_outcome: OutcomeHook | None = None  # a query ended
         self.on_drained: Callable[[Agent], None] = _ignore  # a draining agent answered its last
         self.on_lost_found: Callable[[Agent], None] = _ignore  # work reached a dead agent
+        self.serving = Serving(
+            env,
+            fabric,
+            service,
+            node=node,
+            sizes=self.sizes,
+            k=self.k,
+            hwm=self.hwm,
+            transmit=self._transmit,
+            respond=self.on_response,
+            lost_found=lambda agent: self.on_lost_found(agent),
+            load=self.active.__len__,
+        )
 
     # --- stages -----------------------------------------------------------------------------
 
@@ -250,7 +263,7 @@ class Coordinator:
         """Send one job to ``agent``, subject to its socket's high-water mark: at the mark a
         ROUTER or PUB socket drops the message, a DEALER or PUSH socket holds it back."""
         item.agent = agent
-        if agent.blocked or _at_receiver(agent) >= self.hwm:
+        if agent.blocked or at_receiver(agent) >= self.hwm:
             add_outstanding(agent, 1)
             if self.drops_at_hwm:
                 self.fabric.drop(None, item, "hwm")
@@ -271,110 +284,9 @@ class Coordinator:
             request_bytes(self.sizes, item.layer.role, item.query),
             agent.id,
         )
-        deliver = self.on_work if item.layer.overhead is None else self._handle
+        serving = self.serving
+        deliver = serving.on_work if item.layer.overhead is None else serving.handle
         self.fabric.send(msg, self.node, agent.node.name, deliver, item)
-
-    # --- on the agent -----------------------------------------------------------------------
-
-    def _handle(self, _msg: Message | None, item: Job) -> None:
-        """A job of a layer with an overhead reaches its agent's host: it joins the agent's queue
-        after its stage's hop-and-handling time (a fan-out's jobs share one draw). Spent before
-        service, it leaves the agent free meanwhile, as the live hops leave the worker free; a
-        job that found its agent idle then records ``start - sent`` = overhead, as live does
-        (whose ``start`` is ``end - service``)."""
-        hop = item.hop if item.hop >= 0 else item.layer.overhead.draw(len(self.active))
-        Call(self.env, hop, self._handled, item)
-
-    def _handled(self, item: Job) -> None:
-        self.on_work(None, item)
-
-    def on_work(self, _msg: Message | None, item: Job) -> None:
-        """A job reaches its agent: queue it and start serving if idle."""
-        agent = item.agent
-        if agent.state == AgentState.DEAD:
-            agent.lost.append(item)
-            if not agent.known_alive:
-                self.on_lost_found(agent)
-            return
-        agent.queue.append(item)
-        if not agent.batch:
-            self.serve(agent)
-
-    def serve(self, agent: Agent) -> None:
-        """Take a batch from the agent's queue and schedule its completion.
-
-        A batch holds work of one layer: after a role change the old layer's work is still
-        served, with the old layer's service model and batch size."""
-        queue = agent.queue
-        head = queue[0]
-        layer = head.layer
-        if head.strategy is not None:
-            batch = self._strategy_batch(queue, layer)
-        else:
-            batch = [queue.popleft()]
-            while (
-                queue
-                and len(batch) < layer.cfg.batch_max
-                and queue[0].layer is layer
-                and queue[0].strategy is None
-            ):
-                batch.append(queue.popleft())
-        now = self.env._now
-        for item in batch:
-            item.start = now
-        agent.batch = batch
-        agent.busy_since = now
-        while agent.blocked and _at_receiver(agent) < self.hwm:
-            self._transmit(agent, agent.blocked.popleft())
-        Call(
-            self.env,
-            self.service.seconds(agent, batch),
-            self.on_served,
-            (agent, batch, agent.epoch),
-        )
-
-    @staticmethod
-    def _strategy_batch(queue: deque[Job], layer: Layer) -> list[Job]:
-        """The head's batch under its strategy: up to its batch size, joined by the next jobs
-        of the same layer and precision whose own batch size admits the larger batch."""
-        head = queue.popleft()
-        strategy = head.strategy
-        if strategy is None:
-            raise AssertionError("a strategy batch starts with a job that has a strategy")
-        default = layer.cfg.batch_max
-        cap = strategy.batch_size or default
-        precision = strategy.precision
-        batch = [head]
-        while queue and len(batch) < cap:
-            nxt = queue[0]
-            s = nxt.strategy
-            if nxt.layer is not layer or s is None or s.precision != precision:
-                break
-            if (s.batch_size or default) <= len(batch):
-                break
-            batch.append(queue.popleft())
-        return batch
-
-    def on_served(self, done: tuple[Agent, list[Job], int]) -> None:
-        agent, batch, epoch = done
-        if epoch != agent.epoch:
-            return  # the agent crashed mid-service; its work was handed to the failure path
-        now = self.env._now
-        agent.end_service(now)
-        agent.served += len(batch)
-        for item in batch:
-            msg = Message(
-                MessageType.RESPONSE,
-                "DONE",
-                item.query.id,
-                agent.id,
-                now,
-                response_bytes(self.sizes, item.layer.role, item.query, self.k),
-                -1,
-            )
-            self.fabric.send(msg, agent.node.name, self.node, self.on_response, item)
-        if agent.queue:
-            self.serve(agent)
 
     # --- back at the coordinator ------------------------------------------------------------
 
@@ -492,11 +404,6 @@ class Coordinator:
             if not any(layer.agents for layer in group):
                 return False
         return True
-
-
-def _at_receiver(agent: Agent) -> int:
-    """Jobs sent to ``agent`` and not yet in service: in transit or in its socket queue."""
-    return agent.outstanding - len(agent.batch) - len(agent.blocked)
 
 
 def _stage_members(stages: Sequence[StageLayers]) -> list[Layer]:
