@@ -16,7 +16,8 @@ import gymnasium as gym
 import numpy as np
 
 from swarmsim.clock import Call
-from swarmsim.scenario import Scenario, load_scenario
+from swarmsim.scenario import Scenario
+from swarmsim.scenario_files import load_scenario
 from swarmsim.simulation import Simulation
 from swarmsim.view import ClusterView
 

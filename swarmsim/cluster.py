@@ -12,13 +12,15 @@ from collections import deque
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from .layers import LayerConfig
+from .nodes import NodeGroup, expand_names
 from .pool import Pool
 from .profiles import DeviceProfile, Profiles
-from .scenario import LayerConfig, NodeGroup, Scenario, expand_names
 
 if TYPE_CHECKING:
     from .coordinator import WorkItem
     from .overhead import Overhead
+    from .scenario import Scenario
 
 
 class AgentState(IntEnum):

@@ -1,5 +1,7 @@
-"""Build frozen configuration dataclasses from plain data (YAML), validated once at the edge.
+"""Read and build frozen configuration dataclasses from YAML or JSON, validated once at the edge.
 
+``read_config(cls, path)`` is the one way a config file becomes typed data: it reads the file
+(:func:`read_document`: JSON by a ``.json`` suffix, else YAML) and builds ``cls`` from it.
 ``build(cls, data)`` walks the dataclass's type hints, converts and checks every field and
 reports the first problem as a :class:`~swarmsim.errors.ConfigError` carrying the dotted
 path of the field (``workload.mmpp.rates``). Supported field types: ``int``, ``float``,
@@ -12,10 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import re
 import types
 import typing
 from collections.abc import Mapping
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
@@ -24,6 +29,48 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 _PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def read_config(
+    cls: type[T], path: str | Path | Traversable, source: str | None = None, what: str = "config"
+) -> T:
+    """The dataclass ``cls`` built from the YAML or JSON file ``path``; every error is one
+    ConfigError naming the file (``source``, default the path) and the dotted field."""
+    data = read_document(path, source, what)
+    try:
+        return build(cls, data)
+    except ConfigError as err:
+        raise err.in_file(source or str(path)) from None
+
+
+def read_document(
+    path: str | Path | Traversable, source: str | None = None, what: str = "config"
+) -> Any:
+    """The plain data in the YAML or JSON file ``path`` (JSON by a ``.json`` suffix); a missing
+    file or a parse error is one ConfigError naming the file (``source``, default the path)."""
+    path = Path(path) if isinstance(path, str) else path
+    source = source or str(path)
+    if not path.is_file():
+        raise ConfigError("(file)", str(path), f"an existing {what} file", source)
+    text = path.read_text(encoding="utf-8")
+    if path.name.endswith(".json"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            where = f"{err.msg} at line {err.lineno}, column {err.colno}"
+            raise ConfigError("(json)", where, "valid JSON", source) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError("(yaml)", _yaml_problem(err), "valid YAML", source) from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML parse error on one line: the problem and where it is."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        return f"{err.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(err).splitlines()[0]
 
 
 def build(cls: type[T], data: Any, path: str = "") -> T:
