@@ -5,9 +5,9 @@
 ``build(cls, data)`` walks the dataclass's type hints, converts and checks every field and
 reports the first problem as a :class:`~swarmsim.errors.ConfigError` carrying the dotted
 path of the field (``workload.mmpp.rates``). Supported field types: ``int``, ``float``,
-``str``, ``bool``, ``Literal[...]``, ``tuple[T, ...]``, ``dict[str, T]``, nested frozen
-dataclasses and ``X | None``. Dataclasses validate their own values in ``__post_init__``
-with :func:`swarmsim.errors.check`.
+``str``, ``bool``, ``Any``, ``Literal[...]``, ``tuple[T, ...]``, ``list[T]``, ``dict[str, T]``,
+nested frozen dataclasses (alone, in lists or ``| None``) and ``X | None``. Dataclasses
+validate their own values in ``__post_init__`` with :func:`swarmsim.errors.check`.
 """
 
 from __future__ import annotations
@@ -105,8 +105,8 @@ def convert(hint: Any, value: Any, path: str) -> Any:
         if value not in get_args(hint):
             raise ConfigError(path, value, f"one of {list(get_args(hint))}")
         return value
-    if origin is tuple:
-        return _convert_tuple(hint, value, path)
+    if origin in (tuple, list):
+        return _convert_sequence(hint, value, path)
     if origin in (dict, Mapping):
         return _convert_dict(hint, value, path)
     if dataclasses.is_dataclass(hint):
@@ -130,11 +130,13 @@ def _convert_union(hint: Any, value: Any, path: str) -> Any:
     raise ConfigError(path, value, " or ".join(getattr(a, "__name__", str(a)) for a in args))
 
 
-def _convert_tuple(hint: Any, value: Any, path: str) -> tuple:
+def _convert_sequence(hint: Any, value: Any, path: str) -> tuple[Any, ...] | list[Any]:
+    """``tuple[T, ...]`` or ``list[T]`` from a list, each item converted to ``T``."""
     if not isinstance(value, list | tuple):
         raise ConfigError(path, value, "a list")
     (item,) = [a for a in get_args(hint) if a is not Ellipsis]
-    return tuple(convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    items = [convert(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return items if get_origin(hint) is list else tuple(items)
 
 
 def _convert_dict(hint: Any, value: Any, path: str) -> dict:

@@ -14,11 +14,11 @@ import importlib.resources
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from .config import read_document
 from .errors import ConfigError, UnknownNameError
 from .profiles import _figure, _known_keys, _mapping
 
@@ -105,23 +105,20 @@ def load_inference(path: Path | None = None) -> InferenceProfile:
     """Load and validate ``path``, or the packaged ``data/inference.yaml`` (cached)."""
     if path is None:
         return _packaged()
-    path = Path(path)
-    return _parse(path.read_text(encoding="utf-8"), str(path))
+    return _parse(Path(path))
 
 
 @functools.cache
 def _packaged() -> InferenceProfile:
-    resource = importlib.resources.files("swarmsim").joinpath("data/inference.yaml")
-    return _parse(resource.read_text(encoding="utf-8"), str(resource))
+    return _parse(importlib.resources.files("swarmsim").joinpath("data/inference.yaml"))
 
 
-def _parse(text: str, source: str) -> InferenceProfile:
+def _parse(path: Path | Traversable) -> InferenceProfile:
+    data = read_document(path, what="inference profile")
     try:
-        return _profile(yaml.safe_load(text))
-    except yaml.YAMLError as err:
-        raise ConfigError("(file)", str(err), "valid YAML", source) from None
+        return _profile(data)
     except ConfigError as err:
-        raise err.in_file(source) from None
+        raise err.in_file(str(path)) from None
 
 
 def _profile(data: Any) -> InferenceProfile:
