@@ -21,13 +21,16 @@ import typing
 from collections.abc import Mapping
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
 from .errors import ConfigError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 _PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -109,7 +112,7 @@ def convert(hint: Any, value: Any, path: str) -> Any:
         return _convert_sequence(hint, value, path)
     if origin in (dict, Mapping):
         return _convert_dict(hint, value, path)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build(hint, value, path)
     return _convert_scalar(hint, value, path)
 
@@ -139,7 +142,7 @@ def _convert_sequence(hint: Any, value: Any, path: str) -> tuple[Any, ...] | lis
     return items if get_origin(hint) is list else tuple(items)
 
 
-def _convert_dict(hint: Any, value: Any, path: str) -> dict:
+def _convert_dict(hint: Any, value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(path, value, "a mapping")
     _, item = get_args(hint)
@@ -180,7 +183,7 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def set_dotted(data: dict, dotted: str, value: Any) -> None:
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     """Set ``data[a][b][c] = value`` for ``dotted = "a.b.c"``, creating mappings on the way;
     a numeric key indexes a list (``nodes.0.agents.2.layer``)."""
     keys = dotted.split(".")

@@ -142,7 +142,7 @@ class Fabric:
         self.sent = 0
         self.delivered = 0
         self.dropped: dict[str, int] = {}
-        self.on_drop: Callable[[Message, Any, str], None] = lambda m, c, r: None
+        self.on_drop: Callable[[Message | None, Any, str], None] = lambda m, c, r: None
 
     def path(self, src: str, dst: str) -> tuple[Link, ...]:
         """The links from host ``src`` to host ``dst`` (shortest by latency), cached."""
@@ -161,7 +161,8 @@ class Fabric:
             self.drop(msg, ctx, "loss")
             return
         if src == dst:
-            self.env.schedule(Transit(msg, (), deliver, ctx, self), NORMAL, self.ipc_latency_s)
+            transit = Transit(msg, (), deliver, ctx, self)
+            self.env.schedule(transit, NORMAL, self.ipc_latency_s)  # type: ignore[arg-type]  # see Transit
             return
         if self.cut and ((src in self.cut) != (dst in self.cut)):
             self.drop(msg, ctx, "partition")
@@ -175,7 +176,10 @@ class Fabric:
 
 
 class Transit:
-    """A message on its way: the one event object re-scheduled at every hop of its path."""
+    """A message on its way: the one event object re-scheduled at every hop of its path.
+
+    Not a ``simpy.Event`` subclass (slots keep the hot path cheap), but it carries exactly
+    what ``Environment.step`` reads of an event: ``callbacks``, ``_ok`` and ``_value``."""
 
     __slots__ = ("_ok", "_value", "callbacks", "ctx", "deliver", "fabric", "i", "links", "msg")
 
@@ -209,7 +213,7 @@ def _hop(tr: Transit) -> None:
     link.messages += 1
     link.bytes_carried += tr.msg.size
     tr.callbacks = _ON_EVENT
-    env.schedule(tr, NORMAL, done + link.latency_s - now)
+    env.schedule(tr, NORMAL, done + link.latency_s - now)  # type: ignore[arg-type]  # see Transit
 
 
 _ON_EVENT = (_hop,)

@@ -130,7 +130,7 @@ def _profile(data: Any) -> InferenceProfile:
         raise ConfigError("precisions", sorted(table), f"exactly {list(PRECISIONS)}")
     precisions = {str(n): _precision(str(n), d, sources) for n, d in table.items()}
     reference = data.get("reference")
-    ref = precisions.get(reference)
+    ref = precisions[REFERENCE]  # present: the table holds exactly PRECISIONS
     if reference != REFERENCE or (ref.prefill, ref.decode) != (1.0, 1.0):
         raise ConfigError("reference", reference, f"{REFERENCE!r}, with prefill and decode 1.0")
     steps = _mapping(data.get("batched_decode"), "batched_decode")

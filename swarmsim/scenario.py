@@ -74,7 +74,8 @@ def _check_references(s: Scenario) -> None:
     retrievers = [name for name, layer in s.layers.items() if layer.role == "retriever"]
     check(len(retrievers) <= 1, "layers", retrievers, "at most one retriever layer")
     for i, stage in enumerate(s.stages):
-        names = [stage.layer] if stage.layer else list(stage.layer_by_model.values())
+        by_model = stage.layer_by_model
+        names = [stage.layer] if by_model is None else list(by_model.values())
         for name in names:
             check(name in s.layers, f"stages[{i}].layer", name, f"a layer ({sorted(s.layers)})")
     switches = {sw.name for sw in s.fabric.switches}

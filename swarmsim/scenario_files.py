@@ -74,7 +74,7 @@ def _locate(ref: str | Path) -> tuple[Traversable, str]:
     return BUILTIN / f"{ref_s}.yaml", f"{ref_s} (built-in)"
 
 
-def _resolve(raw: dict, overrides: Sequence[str]) -> Scenario:
+def _resolve(raw: dict[str, Any], overrides: Sequence[str]) -> Scenario:
     data = copy.deepcopy(raw)
     params = dict(data.get("parameters") or {})
     for item in overrides:

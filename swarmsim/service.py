@@ -75,6 +75,7 @@ class RetrievalConfig:
 def retrieval_seconds(cfg: RetrievalConfig, shard_vectors: int, scan_ns_per_dim: float) -> float:
     """Seconds for one query against one shard of ``shard_vectors`` vectors."""
     n = max(shard_vectors, 1)
+    scanned: float
     if cfg.index == "flat":
         scanned = n
     elif cfg.index == "ivf":
@@ -104,8 +105,10 @@ class ServiceModel:
         """Service time of ``batch`` (work of one layer) on ``agent``'s device."""
         svc: ServiceConfig = batch[0].layer.cfg.service
         if svc.kind == "exponential":
+            assert svc.rate is not None  # ServiceConfig requires a rate for this kind
             return self.stream.exponential(1.0 / svc.rate)
         if svc.kind == "deterministic":
+            assert svc.rate is not None
             return 1.0 / svc.rate
         if svc.kind == "fitted":
             return self._residual(svc, self._fitted_seconds(svc, batch))
@@ -141,12 +144,13 @@ class ServiceModel:
                 self._search_s[prof.name] = t
             return t * len(batch)
         if role == "synthesizer":
-            head = batch[0]
+            head, model = batch[0], layer.cfg.model
+            assert model is not None  # LayerConfig requires one for a profiled synthesizer
             if len(batch) == 1 and head.strategy is None:  # the common case, kept cheap
-                return prof.synth_seconds(layer.cfg.model, head.query.in_tok, head.query.out_tok)
+                return prof.synth_seconds(model, head.query.in_tok, head.query.out_tok)
             inf = self.inference
             precision = inf.reference if head.strategy is None else head.strategy.precision
-            return inf.batch_seconds(prof, layer.cfg.model, batch, precision)
+            return inf.batch_seconds(prof, model, batch, precision)
         if role == "evaluator":
             return prof.eval_s * len(batch)
         raise ValueError(f"role {role!r} has no service-time model; give the layer a service")
