@@ -17,7 +17,8 @@ import numpy as np
 
 from swarmsim.clock import Call
 from swarmsim.query import Query
-from swarmsim.scenario import Scenario, load_scenario
+from swarmsim.scenario import Scenario
+from swarmsim.scenario_files import load_scenario
 from swarmsim.simulation import Simulation
 from swarmsim.view import ClusterView
 

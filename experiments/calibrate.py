@@ -34,7 +34,8 @@ import yaml
 
 from swarmsim.errors import SwarmError
 from swarmsim.profiles import load_profiles
-from swarmsim.scenario import Scenario, load_scenario, raw_scenario, resolve_scenario
+from swarmsim.scenario import Scenario
+from swarmsim.scenario_files import load_scenario, raw_scenario, resolve_scenario
 
 from .overhead import (
     OVERHEAD_LEVELS,

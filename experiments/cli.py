@@ -285,7 +285,7 @@ def _show_progress(args: argparse.Namespace) -> bool:
 
 
 def cmd_scenarios(_args: argparse.Namespace) -> int:
-    from swarmsim.scenario import builtin_scenarios
+    from swarmsim.scenario_files import builtin_scenarios
 
     scenarios = builtin_scenarios()
     width = max(map(len, scenarios))
@@ -306,7 +306,7 @@ def cmd_controllers(_args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from swarmsim.scenario import load_scenario
+    from swarmsim.scenario_files import load_scenario
 
     from .evaluate import evaluate
     from .render import render_comparison
@@ -539,7 +539,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from swarmsim.scenario import load_scenario
+    from swarmsim.scenario_files import load_scenario
 
     overrides = list(args.overrides)
     if args.duration is not None:
@@ -587,7 +587,7 @@ def _simulate(args: argparse.Namespace, scenario, base: Path | None) -> int:
 
 
 def _duration_overrides(ref: str, duration: float) -> list[str]:
-    from swarmsim.scenario import load_scenario
+    from swarmsim.scenario_files import load_scenario
 
     if duration <= 0:
         raise SwarmError(f"--duration: expected a positive number of seconds, got {duration}")

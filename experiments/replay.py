@@ -14,7 +14,8 @@ from pathlib import Path
 
 from controllers.spec import resolve
 from swarmsim.errors import SwarmError
-from swarmsim.scenario import Scenario, load_scenario
+from swarmsim.scenario import Scenario
+from swarmsim.scenario_files import load_scenario
 from swarmsim.simulation import Simulation
 from swarmsim.traces import FIELDS, FORMATS, read_trace
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swarmsim.scenario import load_scenario
+from swarmsim.scenario_files import load_scenario
 
 from . import plots
 from .evaluate import evaluate, resolve, run_arm

@@ -24,7 +24,8 @@ from pathlib import Path
 import zmq
 
 from swarmsim.rng import RandomStreams
-from swarmsim.scenario import Scenario, load_scenario
+from swarmsim.scenario import Scenario
+from swarmsim.scenario_files import load_scenario
 from swarmsim.workload import Workload
 
 from . import sockets

@@ -21,7 +21,8 @@ from controllers.spec import resolve
 from swarmsim.corpus import scenario_corpus
 from swarmsim.errors import SwarmError
 from swarmsim.metrics import check_conservation, write_timeline
-from swarmsim.scenario import Scenario, load_scenario
+from swarmsim.scenario import Scenario
+from swarmsim.scenario_files import load_scenario
 from swarmsim.summary import (
     FailureCounts,
     Messages,

@@ -4,7 +4,8 @@ The bottom layer of the project: it imports none of ``envs``, ``controllers``, `
 ``experiments``. Start with :func:`load_scenario` and :class:`Simulation`.
 """
 
-from .scenario import Scenario, builtin_scenarios, load_scenario
+from .scenario import Scenario
+from .scenario_files import builtin_scenarios, load_scenario
 from .simulation import Simulation
 from .view import ClusterView, ControlPlane, RoutePlan
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from .layers import LayerConfig
+from .nodes import NodeGroup, expand_names
 from .pool import Pool
 from .profiles import DeviceProfile, Profiles
 from .query import AgentState
-from .scenario import LayerConfig, NodeGroup, Scenario, expand_names
 
 if TYPE_CHECKING:
     from .overhead import Overhead
     from .query import Job
+    from .scenario import Scenario
 
 
 class Meter:

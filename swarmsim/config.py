@@ -1,29 +1,79 @@
-"""Build frozen configuration dataclasses from plain data (YAML), validated once at the edge.
+"""Read and build frozen configuration dataclasses from YAML or JSON, validated once at the edge.
 
+``read_config(cls, path)`` is the one way a config file becomes typed data: it reads the file
+(:func:`read_document`: JSON by a ``.json`` suffix, else YAML) and builds ``cls`` from it.
 ``build(cls, data)`` walks the dataclass's type hints, converts and checks every field and
 reports the first problem as a :class:`~swarmsim.errors.ConfigError` carrying the dotted
 path of the field (``workload.mmpp.rates``). Supported field types: ``int``, ``float``,
-``str``, ``bool``, ``Literal[...]``, ``tuple[T, ...]``, ``dict[str, T]``, nested frozen
-dataclasses and ``X | None``. Dataclasses validate their own values in ``__post_init__``
-with :func:`swarmsim.errors.check`.
+``str``, ``bool``, ``Any``, ``Literal[...]``, ``tuple[T, ...]``, ``list[T]``, ``dict[str, T]``,
+nested frozen dataclasses (alone, in lists or ``| None``) and ``X | None``. Dataclasses
+validate their own values in ``__post_init__`` with :func:`swarmsim.errors.check`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import re
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
 from .errors import ConfigError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 _PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def read_config(
+    cls: type[T], path: str | Path | Traversable, source: str | None = None, what: str = "config"
+) -> T:
+    """The dataclass ``cls`` built from the YAML or JSON file ``path``; every error is one
+    ConfigError naming the file (``source``, default the path) and the dotted field."""
+    data = read_document(path, source, what)
+    try:
+        return build(cls, data)
+    except ConfigError as err:
+        raise err.in_file(source or str(path)) from None
+
+
+def read_document(
+    path: str | Path | Traversable, source: str | None = None, what: str = "config"
+) -> Any:
+    """The plain data in the YAML or JSON file ``path`` (JSON by a ``.json`` suffix); a missing
+    file or a parse error is one ConfigError naming the file (``source``, default the path)."""
+    path = Path(path) if isinstance(path, str) else path
+    source = source or str(path)
+    if not path.is_file():
+        raise ConfigError("(file)", str(path), f"an existing {what} file", source)
+    text = path.read_text(encoding="utf-8")
+    if path.name.endswith(".json"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            where = f"{err.msg} at line {err.lineno}, column {err.colno}"
+            raise ConfigError("(json)", where, "valid JSON", source) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError("(yaml)", _yaml_problem(err), "valid YAML", source) from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML parse error on one line: the problem and where it is."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        return f"{err.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(err).splitlines()[0]
 
 
 def build(cls: type[T], data: Any, path: str = "") -> T:
@@ -58,11 +108,11 @@ def convert(hint: Any, value: Any, path: str) -> Any:
         if value not in get_args(hint):
             raise ConfigError(path, value, f"one of {list(get_args(hint))}")
         return value
-    if origin is tuple:
-        return _convert_tuple(hint, value, path)
+    if origin in (tuple, list):
+        return _convert_sequence(hint, value, path)
     if origin in (dict, Mapping):
         return _convert_dict(hint, value, path)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build(hint, value, path)
     return _convert_scalar(hint, value, path)
 
@@ -83,14 +133,16 @@ def _convert_union(hint: Any, value: Any, path: str) -> Any:
     raise ConfigError(path, value, " or ".join(getattr(a, "__name__", str(a)) for a in args))
 
 
-def _convert_tuple(hint: Any, value: Any, path: str) -> tuple:
+def _convert_sequence(hint: Any, value: Any, path: str) -> tuple[Any, ...] | list[Any]:
+    """``tuple[T, ...]`` or ``list[T]`` from a list, each item converted to ``T``."""
     if not isinstance(value, list | tuple):
         raise ConfigError(path, value, "a list")
     (item,) = [a for a in get_args(hint) if a is not Ellipsis]
-    return tuple(convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    items = [convert(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return items if get_origin(hint) is list else tuple(items)
 
 
-def _convert_dict(hint: Any, value: Any, path: str) -> dict:
+def _convert_dict(hint: Any, value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(path, value, "a mapping")
     _, item = get_args(hint)
@@ -131,7 +183,7 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def set_dotted(data: dict, dotted: str, value: Any) -> None:
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     """Set ``data[a][b][c] = value`` for ``dotted = "a.b.c"``, creating mappings on the way;
     a numeric key indexes a list (``nodes.0.agents.2.layer``)."""
     keys = dotted.split(".")

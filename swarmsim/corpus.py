@@ -107,7 +107,7 @@ def _check_shapes(
         raise ValueError(f"shard_of must be ({n},) and use every shard id in [0, {n_shards})")
     if gold is not None and gold.shape != (q,):
         raise ValueError(f"gold must have shape ({q},), got {gold.shape}")
-    return dim
+    return int(dim)
 
 
 def _nearest(base: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -328,7 +328,11 @@ class Corpus:
     def fingerprint(self) -> str:
         """sha256 over the corpus arrays, so sim and live can check they built the same one."""
         digest = hashlib.sha256(f"k={self.k};n_shards={self.n_shards}".encode())
-        named = {"vectors": self.vectors, "shard_of": self.shard_of, "queries": self.queries}
+        named: dict[str, np.ndarray | None] = {
+            "vectors": self.vectors,
+            "shard_of": self.shard_of,
+            "queries": self.queries,
+        }
         named |= {"ground_truth": self.ground_truth, "gold": self.gold}
         for name, array in named.items():
             if array is not None:

@@ -14,14 +14,86 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import networkx as nx
 import simpy
 from simpy.events import NORMAL
 
+from .errors import check
 from .messages import Message
 from .rng import Stream
+
+
+@dataclass(frozen=True)
+class SwitchConfig:
+    name: str
+    region: str = "default"
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """A full-duplex link between two switches."""
+
+    a: str
+    b: str
+    gbps: float = 100.0
+    latency_s: float = 0.0005
+
+    def __post_init__(self) -> None:
+        check(self.gbps > 0, "gbps", self.gbps, "> 0")
+        check(self.latency_s >= 0, "latency_s", self.latency_s, ">= 0")
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """From ``start_s`` for ``duration_s`` the listed nodes cannot reach the others."""
+
+    start_s: float
+    duration_s: float
+    nodes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        check(self.start_s >= 0, "start_s", self.start_s, ">= 0")
+        check(self.duration_s > 0, "duration_s", self.duration_s, "> 0")
+
+
+@dataclass(frozen=True)
+class MessageSizes:
+    """Payload bytes per message kind (ARCHITECTURE.md: embedding ~2 KB, answers 20-50 KB)."""
+
+    header: int = 64
+    query: int = 1024
+    per_token: int = 4  # bytes per prompt / answer token carried
+    embedding: int = 2048
+    document: int = 2048  # per retrieved document
+    control: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("header", "query", "per_token", "embedding", "document", "control"):
+            check(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
+
+
+@dataclass(frozen=True)
+class FabricConfig:
+    """The message fabric: links with serialization + propagation delay, bounded socket queues."""
+
+    enabled: bool = True  # false: hand-offs are instantaneous (queueing validation)
+    switches: tuple[SwitchConfig, ...] = (SwitchConfig("switch"),)
+    links: tuple[LinkConfig, ...] = ()
+    ipc_latency_s: float = 0.0001  # same-node hand-off (ARCHITECTURE.md: local IPC < 1 ms)
+    hwm: int = 1000  # per-socket high-water mark, messages (ZeroMQ default SNDHWM/RCVHWM)
+    socket: Literal["dealer", "router", "push", "pub"] = "dealer"  # router/pub drop, others block
+    loss_prob: float = 0.0
+    sizes: MessageSizes = field(default_factory=MessageSizes)
+    partitions: tuple[PartitionConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        check(len(self.switches) >= 1, "switches", self.switches, "at least one switch")
+        check(self.hwm >= 1, "hwm", self.hwm, ">= 1")
+        check(0 <= self.loss_prob < 1, "loss_prob", self.loss_prob, "in [0, 1)")
+        check(self.ipc_latency_s >= 0, "ipc_latency_s", self.ipc_latency_s, ">= 0")
 
 
 class Link:
@@ -70,7 +142,7 @@ class Fabric:
         self.sent = 0
         self.delivered = 0
         self.dropped: dict[str, int] = {}
-        self.on_drop: Callable[[Message, Any, str], None] = lambda m, c, r: None
+        self.on_drop: Callable[[Message | None, Any, str], None] = lambda m, c, r: None
 
     def path(self, src: str, dst: str) -> tuple[Link, ...]:
         """The links from host ``src`` to host ``dst`` (shortest by latency), cached."""
@@ -89,7 +161,8 @@ class Fabric:
             self.drop(msg, ctx, "loss")
             return
         if src == dst:
-            self.env.schedule(Transit(msg, (), deliver, ctx, self), NORMAL, self.ipc_latency_s)
+            transit = Transit(msg, (), deliver, ctx, self)
+            self.env.schedule(transit, NORMAL, self.ipc_latency_s)  # type: ignore[arg-type]  # see Transit
             return
         if self.cut and ((src in self.cut) != (dst in self.cut)):
             self.drop(msg, ctx, "partition")
@@ -103,7 +176,10 @@ class Fabric:
 
 
 class Transit:
-    """A message on its way: the one event object re-scheduled at every hop of its path."""
+    """A message on its way: the one event object re-scheduled at every hop of its path.
+
+    Not a ``simpy.Event`` subclass (slots keep the hot path cheap), but it carries exactly
+    what ``Environment.step`` reads of an event: ``callbacks``, ``_ok`` and ``_value``."""
 
     __slots__ = ("_ok", "_value", "callbacks", "ctx", "deliver", "fabric", "i", "links", "msg")
 
@@ -137,7 +213,7 @@ def _hop(tr: Transit) -> None:
     link.messages += 1
     link.bytes_carried += tr.msg.size
     tr.callbacks = _ON_EVENT
-    env.schedule(tr, NORMAL, done + link.latency_s - now)
+    env.schedule(tr, NORMAL, done + link.latency_s - now)  # type: ignore[arg-type]  # see Transit
 
 
 _ON_EVENT = (_hop,)

@@ -11,14 +11,16 @@ work to the dead agent; that work, and what the agent held, is retried on detect
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import simpy
 
 from .clock import Call
 from .cluster import Agent, Node
+from .errors import check
+from .fabric import PartitionConfig
 from .query import AgentState, FailureReason
-from .scenario import FailureConfig, PartitionConfig
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -26,6 +28,30 @@ if TYPE_CHECKING:
     from .fabric import Fabric
     from .lifecycle import Lifecycle
     from .rng import Stream
+
+
+@dataclass(frozen=True)
+class FailureConfig:
+    """Failure processes and how the coordinator detects them (Paranoid Pirate heartbeats)."""
+
+    node_mtbf_s: float | None = None
+    node_mttr_s: float = 300.0
+    agent_mtbf_s: float | None = None
+    agent_restart_s: float = 5.0  # process restart before the model / shard reload
+    heartbeat_interval_s: float = 1.0  # REFERENCE.md: Paranoid Pirate, 1 s
+    heartbeat_liveness: int = 3  # REFERENCE.md: liveness 3
+    max_attempts: int = 3  # sends of one stage's work: the first plus retries after a death
+
+    def __post_init__(self) -> None:
+        for name in ("node_mtbf_s", "agent_mtbf_s"):
+            value = getattr(self, name)
+            check(value is None or value > 0, name, value, "> 0 or null")
+        check(self.node_mttr_s > 0, "node_mttr_s", self.node_mttr_s, "> 0")
+        check(
+            self.heartbeat_interval_s > 0, "heartbeat_interval_s", self.heartbeat_interval_s, "> 0"
+        )
+        check(self.heartbeat_liveness >= 1, "heartbeat_liveness", self.heartbeat_liveness, ">= 1")
+        check(self.max_attempts >= 1, "max_attempts", self.max_attempts, ">= 1")
 
 
 class Failures:

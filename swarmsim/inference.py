@@ -14,11 +14,11 @@ import importlib.resources
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from .config import read_document
 from .errors import ConfigError, UnknownNameError
 from .profiles import _figure, _known_keys, _mapping
 
@@ -105,23 +105,20 @@ def load_inference(path: Path | None = None) -> InferenceProfile:
     """Load and validate ``path``, or the packaged ``data/inference.yaml`` (cached)."""
     if path is None:
         return _packaged()
-    path = Path(path)
-    return _parse(path.read_text(encoding="utf-8"), str(path))
+    return _parse(Path(path))
 
 
 @functools.cache
 def _packaged() -> InferenceProfile:
-    resource = importlib.resources.files("swarmsim").joinpath("data/inference.yaml")
-    return _parse(resource.read_text(encoding="utf-8"), str(resource))
+    return _parse(importlib.resources.files("swarmsim").joinpath("data/inference.yaml"))
 
 
-def _parse(text: str, source: str) -> InferenceProfile:
+def _parse(path: Path | Traversable) -> InferenceProfile:
+    data = read_document(path, what="inference profile")
     try:
-        return _profile(yaml.safe_load(text))
-    except yaml.YAMLError as err:
-        raise ConfigError("(file)", str(err), "valid YAML", source) from None
+        return _profile(data)
     except ConfigError as err:
-        raise err.in_file(source) from None
+        raise err.in_file(str(path)) from None
 
 
 def _profile(data: Any) -> InferenceProfile:
@@ -133,7 +130,7 @@ def _profile(data: Any) -> InferenceProfile:
         raise ConfigError("precisions", sorted(table), f"exactly {list(PRECISIONS)}")
     precisions = {str(n): _precision(str(n), d, sources) for n, d in table.items()}
     reference = data.get("reference")
-    ref = precisions.get(reference)
+    ref = precisions[REFERENCE]  # present: the table holds exactly PRECISIONS
     if reference != REFERENCE or (ref.prefill, ref.decode) != (1.0, 1.0):
         raise ConfigError("reference", reference, f"{REFERENCE!r}, with prefill and decode 1.0")
     steps = _mapping(data.get("batched_decode"), "batched_decode")

@@ -11,8 +11,8 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .fabric import MessageSizes
     from .query import Query
-    from .scenario import MessageSizes
 
 
 class MessageType(IntEnum):

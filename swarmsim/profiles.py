@@ -13,11 +13,11 @@ import importlib.resources
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
-
+from .config import read_document
 from .errors import ConfigError, UnknownNameError
 
 Kind = Literal["gpu", "cpu", "accelerator"]
@@ -112,25 +112,20 @@ def load_profiles(path: Path | None = None) -> Profiles:
     """Load and validate profiles from ``path``, or the packaged ``hardware.yaml`` (cached)."""
     if path is None:
         return _packaged()
-    path = Path(path)
-    return _parse(path.read_text(encoding="utf-8"), str(path))
+    return _parse(Path(path))
 
 
 @functools.cache
 def _packaged() -> Profiles:
-    resource = importlib.resources.files("swarmsim").joinpath("data/hardware.yaml")
-    return _parse(resource.read_text(encoding="utf-8"), str(resource))
+    return _parse(importlib.resources.files("swarmsim").joinpath("data/hardware.yaml"))
 
 
-def _parse(text: str, source: str) -> Profiles:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError("(file)", str(err), "valid YAML", source) from None
+def _parse(path: Path | Traversable) -> Profiles:
+    data = read_document(path, what="hardware profiles")
     try:
         return _profiles(data)
     except ConfigError as err:
-        raise err.in_file(source) from None
+        raise err.in_file(str(path)) from None
 
 
 def _profiles(data: Any) -> Profiles:

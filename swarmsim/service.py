@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
+from .errors import check
 from .inference import InferenceProfile, load_inference
 from .rng import Stream
-from .scenario import RetrievalConfig, ServiceConfig
 
 if TYPE_CHECKING:
     from .cluster import Agent
@@ -27,9 +28,54 @@ HNSW_VISITS = 10.5  # fitted: 0.77 ms / (64 * log2(1e5) * 384 dims * 0.18 ns)
 SEARCH_OVERHEAD_S = 50e-6  # per query: request decode, heap merge, reply (assumption)
 
 
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How long one unit of work takes. ``profile`` uses the device and model profiles, as
+    ``base_s + scale * profile time`` (``swarmsim calibrate`` fits both to a recording);
+    ``fitted`` is a linear model for roles without a profile: ``base_s + sum over the batch's
+    jobs of (per_item_s + per_input_token_s * input tokens + per_output_token_s * output
+    tokens)``. Both are multiplied by a log-normal residual of mean 1 and log-sd
+    ``residual_sigma``."""
+
+    kind: Literal["profile", "exponential", "deterministic", "fitted"] = "profile"
+    rate: float | None = None  # jobs/s for exponential (mean 1/rate) and deterministic
+    scale: float = 1.0  # profile: multiplies the profile's time
+    base_s: float = 0.0  # profile and fitted: per service (batch)
+    per_item_s: float = 0.0  # fitted: per job in the batch
+    per_input_token_s: float = 0.0
+    per_output_token_s: float = 0.0
+    residual_sigma: float = 0.0  # fitted: log-sd of the multiplicative residual
+
+    def __post_init__(self) -> None:
+        if self.kind in ("exponential", "deterministic"):
+            check(self.rate is not None and self.rate > 0, "rate", self.rate, "a rate > 0")
+        for name in ("scale", "base_s", "per_item_s", "per_input_token_s", "per_output_token_s",
+                     "residual_sigma"):  # fmt: skip
+            value = getattr(self, name)
+            check(math.isfinite(value) and value >= 0, name, value, "a number >= 0")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """The modelled index: its size sets search cost; recall comes from the simulated corpus."""
+
+    index: Literal["flat", "ivf", "hnsw"] = "flat"
+    vectors_total: int = 1_000_000  # modelled corpus size, split evenly over the shards
+    dim: int = 384
+    nlist: int = 1024
+    nprobe: int = 8
+    hnsw_m: int = 32
+    ef_search: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("vectors_total", "dim", "nlist", "nprobe", "hnsw_m", "ef_search"):
+            check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+
+
 def retrieval_seconds(cfg: RetrievalConfig, shard_vectors: int, scan_ns_per_dim: float) -> float:
     """Seconds for one query against one shard of ``shard_vectors`` vectors."""
     n = max(shard_vectors, 1)
+    scanned: float
     if cfg.index == "flat":
         scanned = n
     elif cfg.index == "ivf":
@@ -59,8 +105,10 @@ class ServiceModel:
         """Service time of ``batch`` (work of one layer) on ``agent``'s device."""
         svc: ServiceConfig = batch[0].layer.cfg.service
         if svc.kind == "exponential":
+            assert svc.rate is not None  # ServiceConfig requires a rate for this kind
             return self.stream.exponential(1.0 / svc.rate)
         if svc.kind == "deterministic":
+            assert svc.rate is not None
             return 1.0 / svc.rate
         if svc.kind == "fitted":
             return self._residual(svc, self._fitted_seconds(svc, batch))
@@ -96,14 +144,13 @@ class ServiceModel:
                 self._search_s[prof.name] = t
             return t * len(batch)
         if role == "synthesizer":
-            head = batch[0]
+            head, model = batch[0], layer.cfg.model
+            assert model is not None  # LayerConfig requires one for a profiled synthesizer
             if len(batch) == 1 and head.strategy is None:  # the common case, kept cheap
-                return prof.synth_seconds(
-                    layer.cfg.model, head.query.input_tokens, head.query.output_tokens
-                )
+                return prof.synth_seconds(model, head.query.input_tokens, head.query.output_tokens)
             inf = self.inference
             precision = inf.reference if head.strategy is None else head.strategy.precision
-            return inf.batch_seconds(prof, layer.cfg.model, batch, precision)
+            return inf.batch_seconds(prof, model, batch, precision)
         if role == "evaluator":
             return prof.eval_s * len(batch)
         raise ValueError(f"role {role!r} has no service-time model; give the layer a service")

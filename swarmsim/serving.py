@@ -15,8 +15,7 @@ if TYPE_CHECKING:
     import simpy
 
     from .cluster import Agent, Layer
-    from .fabric import Fabric
-    from .scenario import MessageSizes
+    from .fabric import Fabric, MessageSizes
     from .service import ServiceModel
 
 

@@ -28,13 +28,14 @@ from .errors import UnknownNameError
 from .fabric import Fabric, Handoff
 from .failures import Failures
 from .inference import InferenceStrategy, load_inference
+from .layers import StageConfig
 from .lifecycle import Lifecycle
 from .metrics import Metrics, check_conservation
 from .overhead import Overhead
 from .profiles import Profiles, load_profiles
 from .query import Query
 from .rng import RandomStreams, Stream
-from .scenario import Scenario, StageConfig
+from .scenario import Scenario
 from .service import ServiceModel
 from .snapshot import build_view
 from .summary import Summary, summarize

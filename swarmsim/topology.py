@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import networkx as nx
 
-from .scenario import Scenario, expand_names
+from .nodes import expand_names
+
+if TYPE_CHECKING:
+    from .scenario import Scenario
 
 SWITCH = "sw:"  # prefix of switch vertices, so a switch and a host may share a name
 

@@ -251,7 +251,8 @@ def _times(path: str, values: list[Any], lines: list[int]) -> np.ndarray:
     if len(bad):
         raise TraceError(path, f"unparseable timestamp {values[bad[0]]!r}", lines[bad[0]])
     ns = (stamps - stamps.min()).astype(np.int64)
-    return ns / 1e9
+    seconds: np.ndarray = ns / 1e9
+    return seconds
 
 
 def _datetimes(values: list[Any]) -> np.ndarray:
@@ -264,7 +265,8 @@ def _datetimes(values: list[Any]) -> np.ndarray:
 def _datetime(path: str, value: Any, line: int) -> np.datetime64:
     """Parse one datetime, naming its line when it cannot be parsed."""
     try:
-        return _datetimes([value])[0]
+        stamp: np.datetime64 = _datetimes([value])[0]
+        return stamp
     except (TypeError, ValueError):
         raise TraceError(path, f"unparseable timestamp {value!r}", line) from None
 

@@ -203,6 +203,7 @@ class Workload:
         self.table: TraceTable | None = None
         self.period_s = math.inf
         if cfg.kind == "trace":
+            assert cfg.trace is not None  # WorkloadConfig requires the section for its kind
             self.table, self.period_s = _load_trace(cfg.trace, base_dir)
 
     def arrivals(self) -> Iterator[Arrival]:
@@ -217,19 +218,19 @@ class Workload:
     def mean_rate(self) -> float:
         """The long-run arrival rate in queries/s."""
         cfg = self.cfg
-        if cfg.kind == "mmpp":
+        if cfg.mmpp is not None and cfg.kind == "mmpp":
             rates, dwell = np.array(cfg.mmpp.rates), np.array(cfg.mmpp.mean_dwell_s)
             return float(rates @ dwell / dwell.sum())
-        if cfg.kind == "trace":
+        if self.table is not None:  # kind "trace"
             return len(self.table) / self.period_s if self.period_s > 0 else 0.0
         return cfg.rate
 
     def _synthetic(self) -> Iterator[Arrival]:
         """Synthetic times with classes and tokens drawn per block."""
         cfg = self.cfg
-        if cfg.kind == "mmpp":
+        if cfg.mmpp is not None and cfg.kind == "mmpp":
             blocks = _mmpp_times(cfg.mmpp, self.rng)
-        elif cfg.kind == "diurnal":
+        elif cfg.diurnal is not None and cfg.kind == "diurnal":
             blocks = _diurnal_times(cfg.rate, cfg.diurnal, self.rng)
         else:
             blocks = _poisson_times(cfg.rate, self.rng)
@@ -241,6 +242,7 @@ class Workload:
     def _replay(self) -> Iterator[Arrival]:
         """The trace's rows, classed by input size; repeated every ``period_s`` when looping."""
         table, cfg = self.table, self.cfg
+        assert table is not None and cfg.trace is not None  # set in __init__ for kind "trace"
         large = next(i for i, c in enumerate(cfg.classes) if c.model == "large")
         small = next(i for i, c in enumerate(cfg.classes) if c.model == "small")
         qclass = np.where(table.input_tokens >= cfg.complex_input_tokens, large, small).tolist()
@@ -280,7 +282,7 @@ class _Marks:
         weights = np.array([c.weight for c in classes])
         self.p = weights / weights.sum()
         self.mix_ends = np.cumsum([ph.duration_s for ph in mix])
-        mix_weights = np.array([ph.weights for ph in mix] or [[1.0]], dtype=float)
+        mix_weights = np.array([ph.weights for ph in mix] or [(1.0,)], dtype=float)
         self.mix_cum = np.cumsum(mix_weights, axis=1) / mix_weights.sum(axis=1, keepdims=True)
         self.dists = [
             np.array([(math.log(d.median), d.sigma, d.min, d.max) for d in dists]).T
@@ -308,7 +310,9 @@ class _Marks:
         """Classes drawn with the weights of the mix phase each arrival falls in (cycled)."""
         phase = np.searchsorted(self.mix_ends, np.mod(times, self.mix_ends[-1]), side="right")
         u = rng.random(len(times))
-        return (u[:, None] >= self.mix_cum[phase]).sum(axis=1).clip(max=self.mix_cum.shape[1] - 1)
+        drawn = (u[:, None] >= self.mix_cum[phase]).sum(axis=1)
+        classes: np.ndarray = drawn.clip(max=self.mix_cum.shape[1] - 1)
+        return classes
 
 
 def _poisson_times(rate: float, rng: np.random.Generator) -> Iterator[np.ndarray]:

@@ -10,7 +10,7 @@ from experiments.cli import main
 from experiments.fidelity import compare, read_recording
 from experiments.overhead import OVERHEAD_LEVELS
 from swarmsim.metrics import write_timeline
-from swarmsim.scenario import load_scenario
+from swarmsim.scenario_files import load_scenario
 from swarmsim.simulation import Simulation
 
 # A homelab whose small-model synthesizer and retriever follow known fitted models.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from experiments.cli import main
-from swarmsim.scenario import builtin_scenarios
+from swarmsim.scenario_files import builtin_scenarios
 
 SHORT = ["--duration", "300", "--set", "arrival_rate=2.0"]
 

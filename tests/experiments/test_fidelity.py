@@ -9,7 +9,7 @@ import pytest
 
 from experiments.cli import main
 from experiments.fidelity import compare, read_recording
-from swarmsim.scenario import load_scenario
+from swarmsim.scenario_files import load_scenario
 from swarmsim.simulation import Simulation
 
 

@@ -7,7 +7,7 @@ from live.corpusfiles import CorpusFiles, write_corpus
 from live.state import RUNNING, Job
 from live.worker import WorkerSpec
 from swarmsim.corpus import scenario_corpus
-from swarmsim.scenario import load_scenario
+from swarmsim.scenario_files import load_scenario
 
 
 class NoLauncher:

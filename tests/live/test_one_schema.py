@@ -10,7 +10,7 @@ import json
 
 from live.config import LiveConfig
 from live.runner import LiveRun, run_live
-from swarmsim.scenario import load_scenario
+from swarmsim.scenario_files import load_scenario
 from swarmsim.simulation import Simulation
 from swarmsim.summary import SUMMARY_KEYS
 

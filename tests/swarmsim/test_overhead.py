@@ -9,9 +9,8 @@ import pytest
 
 from swarmsim import Simulation, load_scenario
 from swarmsim.errors import ConfigError
-from swarmsim.overhead import Overhead
+from swarmsim.overhead import Overhead, OverheadConfig
 from swarmsim.rng import RandomStreams
-from swarmsim.scenario import OverheadConfig
 
 # Two servers in series; the first's stage has a fixed 0.25 s overhead.
 SERIES = """
