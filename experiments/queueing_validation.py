@@ -31,7 +31,8 @@ def measure(name: str, overrides: list[str]) -> tuple[float, float, int]:
     lat = np.asarray(sim.metrics.latencies)
     per = len(lat) // BATCHES
     means = lat[: per * BATCHES].reshape(BATCHES, per).mean(axis=1)
-    return float(lat.mean()), t975(BATCHES - 1) * float(means.std(ddof=1)) / math.sqrt(BATCHES), len(lat)
+    half = t975(BATCHES - 1) * float(means.std(ddof=1)) / math.sqrt(BATCHES)
+    return float(lat.mean()), half, len(lat)
 
 
 def rows() -> list[tuple[str, float, float, float, float, int]]:
