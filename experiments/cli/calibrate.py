@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from swarmsim.errors import SwarmError
 
@@ -45,27 +46,35 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     command = " ".join(["swarmsim calibrate", str(args.recording), "-o", str(args.out),
                         "--scenario", args.scenario, *sets])  # fmt: skip
     write_scenario(result, args.out, command)
-    for name, fit in result["fits"].items():
-        slopes = f"+{fit['per_input_token_s']:.3g}/in +{fit['per_output_token_s']:.3g}/out"
-        if fit["model"] == "profile":
-            slopes = f"x{fit['scale']:.4g} profile"
-        print(f"{name:14s} n={fit['records']:<6d} base {fit['base_s']:.4g} s {slopes}"
-              f"  sigma {fit['residual_sigma']:.3f}"
-              f"  overhead {fit['overhead_s']:.4g} s")  # fmt: skip
+    print(_fits_table(result))
     for name, kinds in result["lifecycle"].items():
         text = ", ".join(f"{k} {v['median_s']:.3g} s (n={v['n']})" for k, v in kinds.items())
-        print(f"{name:14s} ready after {text}")
+        print(f"{name} ready after {text}")
     print(f"scenario: {args.out}")
     return 0
 
 
+def _fits_table(result: dict[str, Any]) -> str:
+    """One row per fitted layer: records, base, slopes (or profile scale), residual, overhead."""
+    from ..tables import table, text
+
+    rows = []
+    for name, fit in result["fits"].items():
+        slopes = f"+{fit['per_input_token_s']:.3g}/in +{fit['per_output_token_s']:.3g}/out"
+        if fit["model"] == "profile":
+            slopes = f"x{fit['scale']:.4g} profile"
+        rows.append([name, fit["records"], f"{fit['base_s']:.4g}", slopes,
+                     f"{fit['residual_sigma']:.3f}", f"{fit['overhead_s']:.4g}"])  # fmt: skip
+    return text(table(["layer", "n", "base s", "per token", "sigma", "overhead s"], rows))
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..fidelity import compare, read_recording, render, write_report
+    from ..fidelity import compare, read_recording, render_table, write_report
 
     a = read_recording(args.reference, args.warmup)
     b = read_recording(args.candidate, args.warmup)
     result = compare(a, b) if args.out is None else write_report(a, b, args.out)
-    print(json.dumps(result, indent=2) if args.json else render(result), end="")
+    print(json.dumps(result, indent=2) if args.json else render_table(result), end="")
     if args.out is not None and not args.json:
         print(f"report: {args.out / 'fidelity.md'}")
     return 0
