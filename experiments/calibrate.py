@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from scipy.optimize import nnls
 
 from swarmsim.errors import SwarmError
 from swarmsim.profiles import load_profiles
@@ -187,8 +188,8 @@ def _profile_s(profiles, layer, device, in_tok: float, out_tok: float) -> float:
 
 
 def fit_layer(layer: str, samples: np.ndarray, tokens: bool) -> LayerFit:
-    """Least squares of service on the profile time where every record has one, else on a
-    constant and (with ``tokens``) the token counts."""
+    """Non-negative least squares of service on the profile time where every record has one,
+    else on a constant and (with ``tokens``) the token counts."""
     service, overhead = samples[:, 0], samples[:, 1]
     profile = samples[:, 5]
     if np.isfinite(profile).all() and len(samples) < MIN_RECORDS:  # too few for a base
@@ -199,7 +200,7 @@ def fit_layer(layer: str, samples: np.ndarray, tokens: bool) -> LayerFit:
         model, design = "tokens", np.column_stack([np.ones(len(samples)), samples[:, 2:4]])
     else:
         model, design = "constant", np.ones((len(samples), 1))
-    coef = _nonnegative_fit(design, service)
+    coef, _ = nnls(design, service)  # no negative base or slope: time never shrinks
     predicted = design @ coef
     ok = (predicted > 0) & (service > 0)
     sigma = float(np.std(np.log(service[ok] / predicted[ok]))) if ok.sum() > 1 else 0.0
@@ -217,19 +218,6 @@ def fit_layer(layer: str, samples: np.ndarray, tokens: bool) -> LayerFit:
         sigma, float(np.median(hops)), fit_overhead(hops, load), float(np.median(gaps)),
         fit_overhead(gaps, ready_load),
     )  # fmt: skip
-
-
-def _nonnegative_fit(design: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least squares with the slopes kept >= 0 (a negative one is dropped and the rest refitted)
-    and a negative constant floored at zero."""
-    columns, coef = list(range(design.shape[1])), np.zeros(design.shape[1])
-    while True:
-        sol, *_ = np.linalg.lstsq(design[:, columns], y, rcond=None)
-        negative = [c for c, x in zip(columns, sol, strict=True) if x < 0]
-        if negative in ([], [0]):
-            coef[columns] = np.maximum(sol, 0.0)
-            return coef
-        columns = [c for c in columns if c == 0 or c not in negative]
 
 
 def calibrate(recording: Path, scenario: str, overrides: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from swarmsim.errors import SwarmError
+
+from .tables import table, text
 
 QUANTILES = {"p50": 50, "p95": 95, "p99": 99}
 
@@ -154,6 +156,19 @@ def _pair(a: float | None, b: float | None) -> dict[str, float | None]:
     return {"a": a, "b": b, "rel_error": err}
 
 
+def figures(result: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The comparison's rows: each figure's name and its ``{"a", "b", "rel_error"}``."""
+    yield from result["counts"].items()
+    for name in ("mean", *QUANTILES):
+        yield f"end-to-end {name} (s)", result["end_to_end"][name]
+    for layer, stage in result["stages"].items():
+        for name in ("mean", *QUANTILES):
+            yield f"{layer} {name} (s)", stage[name]
+    for kind, ready in result["lifecycle"].items():
+        yield f"{kind}: replicas", ready["n"]
+        yield f"{kind} p50 (s)", ready["p50"]
+
+
 def render(result: dict[str, Any]) -> str:
     """The comparison as a Markdown report."""
     lines = [
@@ -165,23 +180,21 @@ def render(result: dict[str, Any]) -> str:
         "| figure | A | B | B vs A |",
         "| --- | --- | --- | --- |",
     ]
-    for name, pair in result["counts"].items():
-        lines.append(_line(name, pair))
-    for name in ("mean", *QUANTILES):
-        lines.append(_line(f"end-to-end {name} (s)", result["end_to_end"][name]))
-    for layer, figures in result["stages"].items():
-        for name in ("mean", *QUANTILES):
-            lines.append(_line(f"{layer} {name} (s)", figures[name]))
-    for kind, figures in result["lifecycle"].items():
-        lines.append(_line(f"{kind}: replicas", figures["n"]))
-        lines.append(_line(f"{kind} p50 (s)", figures["p50"]))
+    lines += ["| " + " | ".join(_cells(name, pair)) + " |" for name, pair in figures(result)]
     return "\n".join(lines) + "\n"
 
 
-def _line(name: str, pair: dict[str, Any]) -> str:
+def render_table(result: dict[str, Any]) -> str:
+    """The comparison as a table for the terminal."""
+    head = f"A (reference): {result['reference']}\nB (candidate): {result['candidate']}\n"
+    rows = [_cells(name, pair) for name, pair in figures(result)]
+    return head + text(table(["figure", "A", "B", "B vs A"], rows)) + "\n"
+
+
+def _cells(name: str, pair: dict[str, Any]) -> list[str]:
     err = pair["rel_error"]
     rel = "n/a" if err is None else f"{err:+.1%}"
-    return f"| {name} | {_num(pair['a'])} | {_num(pair['b'])} | {rel} |"
+    return [name, _num(pair["a"]), _num(pair["b"]), rel]
 
 
 def _num(x: float | None) -> str:

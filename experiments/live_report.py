@@ -28,6 +28,7 @@ from swarmsim.errors import SwarmError
 
 from .fidelity import read_row
 from .stats import mean_ci, proportion_ci, quantile_ci
+from .tables import table, text
 
 QUANTILES = (0.5, 0.95, 0.99)
 
@@ -181,19 +182,14 @@ def render(report: dict[str, Any]) -> str:
     """The report as text for a terminal."""
     lines = [f"live report: {report['source']}"]
     if report["arms"]:
-        lines += ["", "queries by arm (95% intervals):"]
-        w = max(len(label) for label in report["arms"])
-        head = f"  {'arm':<{w}} {'finished':>8} {'p50 s':>22} {'p95 s':>22} {'p99 s':>22}"
-        lines += [head + f" {'recall@k':>20} {'failed':>20}"]
-        for label, arm in report["arms"].items():
-            cells = [_q(arm[f"p{q}_s"]) for q in (50, 95, 99)]
-            recall, failed = arm["recall_at_k"], arm["failure_rate"]
-            lines.append(
-                f"  {label:<{w}} {arm['finished']:>8} "
-                + " ".join(f"{c:>22}" for c in cells)
-                + f" {_ci(recall['mean'], recall['ci95']):>20}"
-                + f" {_ci(failed['rate'], failed['ci95']):>20}"
-            )
+        rows = [
+            [label, arm["finished"], *(_q(arm[f"p{q}_s"]) for q in (50, 95, 99)),
+             _ci(arm["recall_at_k"]["mean"], arm["recall_at_k"]["ci95"]),
+             _ci(arm["failure_rate"]["rate"], arm["failure_rate"]["ci95"])]
+            for label, arm in report["arms"].items()
+        ]  # fmt: skip
+        heads = ["arm", "finished", "p50 s", "p95 s", "p99 s", "recall@k", "failed"]
+        lines += ["", "queries by arm (95% intervals):", text(table(heads, rows))]
         if "separated" in report:
             sep = [k for k, v in report["separated"].items() if v]
             lines.append("  intervals separate: " + (", ".join(sep) if sep else "none"))

@@ -16,12 +16,12 @@ import numpy as np
 
 from swarmsim import Simulation, load_scenario
 
+from .stats import t975
 from .theory import mm1_sojourn, mmc_sojourn, tandem_sojourn
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "queueing_validation.md"
 SEED = 1
 BATCHES = 20
-T_19 = 2.093  # Student t, 19 degrees of freedom, two-sided 95%
 
 
 def measure(name: str, overrides: list[str]) -> tuple[float, float, int]:
@@ -31,7 +31,8 @@ def measure(name: str, overrides: list[str]) -> tuple[float, float, int]:
     lat = np.asarray(sim.metrics.latencies)
     per = len(lat) // BATCHES
     means = lat[: per * BATCHES].reshape(BATCHES, per).mean(axis=1)
-    return float(lat.mean()), T_19 * float(means.std(ddof=1)) / math.sqrt(BATCHES), len(lat)
+    half = t975(BATCHES - 1) * float(means.std(ddof=1)) / math.sqrt(BATCHES)
+    return float(lat.mean()), half, len(lat)
 
 
 def rows() -> list[tuple[str, float, float, float, float, int]]:

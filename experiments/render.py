@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .tables import table, text
+
 
 def _num(value: Any, unit: str = "", digits: int = 3) -> str:
     if value is None:
@@ -63,13 +65,10 @@ COMPARED = ("latency_s.p50", "latency_s.p99", "slo.violation_rate", "recall_at_k
 def render_comparison(result: dict[str, Any]) -> str:
     """A table of the key metrics per controller: mean and 95% half-width over seeds."""
     seeds = result["seeds"]
-    lines = [f"scenario {result['scenario']}  seeds {seeds[0]}..{seeds[-1]} ({len(seeds)})"]
-    width = max(len(label) for label in result["controllers"])
-    lines.append(" " * width + "".join(f"  {m:>22}" for m in COMPARED))
-    for label, metrics in result["controllers"].items():
-        cells = "".join(f"  {_cell(metrics.get(m)):>22}" for m in COMPARED)
-        lines.append(f"{label:<{width}}{cells}")
-    return "\n".join(lines)
+    head = f"scenario {result['scenario']}  seeds {seeds[0]}..{seeds[-1]} ({len(seeds)})"
+    rows = [[label, *(_cell(metrics.get(m)) for m in COMPARED)]
+            for label, metrics in result["controllers"].items()]  # fmt: skip
+    return head + "\n" + text(table(["controller", *COMPARED], rows))
 
 
 def _cell(stat: dict[str, Any] | None) -> str:
@@ -91,17 +90,8 @@ def render_status(st: dict[str, Any]) -> str:
         f"last {rec['window_s']:.0f} s  finished {rec['finished']}  completed {rec['completed']}"
         f"  p50 {_num(rec['p50_s'], ' s')}  p95 {_num(rec['p95_s'], ' s')}"
         f"  p99 {_num(rec['p99_s'], ' s')}",
-        "",
-        f"  {'layer':<16} {'role':<12} {'workers':<34} {'healthy':>7} {'queue':>6}"
-        f" {'in flight':>9}",
     ]
-    for name, ly in st["layers"].items():
-        workers = " ".join(f"{k} {v}" for k, v in sorted(ly["workers"].items()))
-        lines.append(
-            f"  {name:<16} {ly['role']:<12} {workers:<34} {ly['healthy']:>7} {ly['queue']:>6}"
-            f" {ly['in_flight']:>9}"
-        )
-    lines.append("")
+    lines += ["", _layers(st["layers"]), ""]
     if not st["controllers"]:
         lines.append("controllers: none attached (every Task runs its heuristic)")
     for task, c in st["controllers"].items():
@@ -122,6 +112,15 @@ def render_status(st: dict[str, Any]) -> str:
                 + (f" ({e['detail']})" if e["detail"] else "")
             )
     return "\n".join(lines)
+
+
+def _layers(layers: dict[str, Any]) -> str:
+    rows = [
+        [name, ly["role"], " ".join(f"{k} {v}" for k, v in sorted(ly["workers"].items())),
+         ly["healthy"], ly["queue"], ly["in_flight"]]
+        for name, ly in layers.items()
+    ]  # fmt: skip
+    return text(table(["layer", "role", "workers", "healthy", "queue", "in flight"], rows, 3))
 
 
 def _controller(c: dict[str, Any] | None, role: str) -> str:

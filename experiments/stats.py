@@ -9,18 +9,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
-# Two-sided 95% Student t quantiles t(0.975, df) for df = 1..30; the normal 1.96 beyond.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+LEVEL = 0.95
 
 
 def t975(df: int) -> float:
     """The 97.5% quantile of Student's t with ``df`` degrees of freedom."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    return _T975[df - 1] if df <= len(_T975) else 1.96
+    return float(stats.t.ppf(0.975, df))
 
 
 def mean_ci(values: Iterable[float]) -> dict[str, Any]:
@@ -38,20 +36,20 @@ def proportion_ci(hits: int, n: int) -> dict[str, Any]:
     (sound near 0 and 1, where the normal approximation is not)."""
     if n == 0:
         return {"rate": None, "ci95": [None, None], "n": 0}
-    z, p = 1.96, hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return {"rate": p, "ci95": [max(centre - half, 0.0), min(centre + half, 1.0)], "n": n}
+    ci = stats.binomtest(hits, n).proportion_ci(confidence_level=LEVEL, method="wilson")
+    return {"rate": hits / n, "ci95": [max(float(ci.low), 0.0), min(float(ci.high), 1.0)], "n": n}
 
 
 def quantile_ci(values: Iterable[float], q: float) -> dict[str, Any]:
     """``{"value", "ci95", "n"}``: the ``q`` quantile (0 < q < 1) and a distribution-free 95%
-    interval between the order statistics at ranks ``n q -/+ 1.96 sqrt(n q (1 - q))``."""
+    interval between order statistics, their ranks from the Binomial(n, q) count of values
+    below the quantile (exact, conservative; clipped to the sample at the extremes)."""
     x = np.sort(np.asarray(list(values), dtype=np.float64))
     if x.size == 0:
         return {"value": None, "ci95": [None, None], "n": 0}
-    n, half = x.size, 1.96 * math.sqrt(x.size * q * (1 - q))
-    lo, hi = max(math.floor(n * q - half), 0), min(math.ceil(n * q + half), n - 1)
+    n, tail = x.size, (1 - LEVEL) / 2
+    lo = max(int(stats.binom.ppf(tail, n, q)) - 1, 0)  # P(count <= lo) < 2.5%
+    hi = min(int(stats.binom.ppf(1 - tail, n, q)), n - 1)  # P(count <= hi) >= 97.5%
     value = float(np.percentile(x, 100 * q))
     return {"value": value, "ci95": [float(x[lo]), float(x[hi])], "n": int(n)}
 

@@ -1,0 +1,103 @@
+"""``swarmsim eval``, ``train`` and ``quickstart``: compare, train and try out controllers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from swarmsim.errors import SwarmError
+
+from .options import add_overrides, add_progress, duration_overrides, show_progress
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """``eval`` (controllers over seeds) and ``train`` (one training config)."""
+    ev = sub.add_parser("eval", help="compare controllers over seeds (common random numbers)")
+    ev.add_argument("scenario", help="a built-in scenario name or a scenario YAML file")
+    ev.add_argument(
+        "--controllers",
+        required=True,
+        metavar="A,B,...",
+        help="NAME, TASK=NAME or a policy artifact directory, comma-separated",
+    )
+    ev.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds per controller")
+    ev.add_argument("--seed-start", type=int, default=0, metavar="S", help="first seed")
+    ev.add_argument("--duration", type=float, metavar="S", help="simulated seconds")
+    add_overrides(ev)
+    ev.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    ev.set_defaults(func=cmd_eval)
+    tr = sub.add_parser("train", help="train a policy, save it, evaluate it, write a report")
+    tr.add_argument("config", help="a training config YAML (see experiments/configs/)")
+    tr.add_argument(
+        "--out", type=Path, metavar="DIR", help="run directory (default results/runs/<name>)"
+    )
+    add_progress(tr)
+    tr.set_defaults(func=cmd_train)
+
+
+def add_quickstart(sub: argparse._SubParsersAction) -> None:
+    """``quickstart``: train, evaluate and attach a routing policy in one go."""
+    qs = sub.add_parser(
+        "quickstart", help="train a routing policy, evaluate it, attach it to a live swarm"
+    )
+    qs.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/runs/quickstart"),
+        metavar="DIR",
+        help="where the report goes (default results/runs/quickstart)",
+    )
+    qs.add_argument("--steps", type=int, default=20_000, help="training steps (default 20000)")
+    qs.add_argument(
+        "--live-duration",
+        type=float,
+        default=90.0,
+        metavar="S",
+        help="seconds of load per live run (default 90)",
+    )
+    add_progress(qs)
+    qs.set_defaults(func=cmd_quickstart)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from swarmsim.scenario_files import load_scenario
+
+    from ..evaluate import evaluate
+    from ..render import render_comparison
+
+    if args.seeds < 1:
+        raise SwarmError(f"--seeds: expected at least 1, got {args.seeds}")
+    overrides = list(args.overrides)
+    if args.duration is not None:
+        overrides += duration_overrides(args.scenario, args.duration)
+    scenario = load_scenario(args.scenario, overrides)
+    specs = [s.strip() for s in args.controllers.split(",") if s.strip()]
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    result = evaluate(scenario, specs, seeds)
+    print(json.dumps(result, indent=2) if args.json else render_comparison(result))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..train import load_config, train
+
+    cfg = load_config(args.config)
+    out = args.out or Path("results") / "runs" / cfg.name
+    result = train(cfg, out, progress=show_progress(args))
+    verdict = result["verdict"]
+    print(f"policy: {out / 'policy'}\nreport: {out / 'report.md'}\nverdict: {verdict}")
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from ..quickstart import quickstart
+
+    if args.steps < 64:
+        raise SwarmError(f"--steps: expected at least 64, got {args.steps}")
+    if args.live_duration <= 0:
+        raise SwarmError(f"--live-duration: expected a positive number, got {args.live_duration}")
+    result = quickstart(args.out, args.steps, args.live_duration, show_progress(args))
+    print(result["report"].read_text())
+    print(f"report: {result['report']}\npolicy: {result['policy']}")
+    return 0

@@ -1,0 +1,247 @@
+"""``swarmsim live``: run a swarm for real (processes over ZeroMQ) and operate it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from swarmsim.errors import SwarmError
+
+from .options import add_progress, add_swarm_options, add_trace_options, trace_replay
+
+if TYPE_CHECKING:
+    from live.runner import LiveRun
+
+DEFAULT_CONTROL = "tcp://127.0.0.1:5570"  # where live up listens for operators
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """``live`` and its verbs: run, up, status, attach, detach, report."""
+    live = sub.add_parser("live", help="run and operate the swarm for real: processes over ZeroMQ")
+    verbs = live.add_subparsers(dest="verb", required=True, metavar="VERB")
+    run = verbs.add_parser(
+        "run", help="start a local swarm, drive the load, attach controllers, print the summary"
+    )
+    add_swarm_options(run)
+    run.add_argument("--duration", type=float, metavar="S", help="seconds of load")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--trace", type=Path, metavar="FILE",
+                     help="replay a request trace as the load (as replay does)")  # fmt: skip
+    add_trace_options(run, "trace-")
+    add_progress(run)
+    run.set_defaults(func=cmd_live_run)
+
+    up = verbs.add_parser(
+        "up", help="start a long-running swarm, print its control address, serve until Ctrl-C"
+    )
+    add_swarm_options(up)
+    up.add_argument("--bind", default=DEFAULT_CONTROL, metavar="ADDR",
+                    help=f"control address for status, attach, detach, report "
+                    f"(default {DEFAULT_CONTROL})")  # fmt: skip
+    up.add_argument("--query-bind", default="tcp://127.0.0.1:0", metavar="ADDR",
+                    help="where clients send queries (default: a free port, printed)")  # fmt: skip
+    up.add_argument("--no-load", dest="load", action="store_false",
+                    help="start no load generator: clients send to the query address")  # fmt: skip
+    up.add_argument("--duration", type=float, metavar="S",
+                    help="seconds of generated load (default: until stopped)")  # fmt: skip
+    up.add_argument("--heartbeat", type=float, default=1.0, metavar="S",
+                    help="heartbeat interval; a failing controller is detached at the next "
+                    "one (default 1)")  # fmt: skip
+    up.add_argument("--json", action="store_true",
+                    help="print the addresses and, at exit, the summary as JSON lines")  # fmt: skip
+    up.set_defaults(func=cmd_live_up)
+
+    status = verbs.add_parser("status", help="workers, queues, controllers of a running swarm")
+    status.add_argument("address", metavar="ADDR", help="the control address live up printed")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(func=cmd_live_status)
+
+    attach = verbs.add_parser(
+        "attach", help="attach a controller to a Task of a running swarm (verified first)"
+    )
+    attach.add_argument("address", metavar="ADDR", help="the control address live up printed")
+    attach.add_argument("--controller", required=True, metavar="TASK=NAME|PATH",
+                        help="a registered controller or a policy artifact directory")  # fmt: skip
+    how = attach.add_mutually_exclusive_group()
+    how.add_argument("--shadow", action="store_true",
+                     help="decide beside the acting controller, log, apply nothing")  # fmt: skip
+    how.add_argument("--split", type=float, metavar="P",
+                     help="A/B: route a fraction P of the queries with it")  # fmt: skip
+    attach.set_defaults(func=cmd_live_attach)
+
+    detach = verbs.add_parser("detach", help="return a Task of a running swarm to its heuristic")
+    detach.add_argument("address", metavar="ADDR", help="the control address live up printed")
+    detach.add_argument("task", metavar="TASK", help="e.g. shard-routing")
+    detach.add_argument("--candidate", action="store_true",
+                        help="end only the shadow or A/B candidate")  # fmt: skip
+    detach.set_defaults(func=cmd_live_detach)
+
+    report = verbs.add_parser(
+        "report", help="shadow agreement and A/B arms with 95%% intervals, live or recorded"
+    )
+    report.add_argument("source", metavar="ADDR|RECORDING",
+                        help="a running swarm's control address or a --record file")  # fmt: skip
+    report.add_argument("--against", metavar="TASK=NAME|PATH",
+                        help="offline, on a recording: how often this controller would have "
+                        "chosen the applied action on the logged observations")  # fmt: skip
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.set_defaults(func=cmd_live_report)
+
+
+def cmd_live_run(args: argparse.Namespace) -> int:
+    from live.runner import run_live
+
+    from ..render import render_summary
+
+    overrides, duration = list(args.overrides), args.duration
+    if args.trace is not None:
+        replay = trace_replay(args, args.trace)
+        overrides = [*replay.overrides(), *overrides]
+        duration = duration or replay.load_duration_s()
+    summary = run_live(_live_run(args, overrides, duration))
+    print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
+    return 0
+
+
+def _live_run(
+    args: argparse.Namespace, overrides: list[str], duration: float | None, **extra: Any
+) -> LiveRun:
+    """The ``LiveRun`` that live run's and live up's shared options describe, checked."""
+    from live.config import LiveConfig
+    from live.runner import LiveRun
+
+    if duration is not None and duration <= 0:
+        raise SwarmError(f"--duration: expected a positive number of seconds, got {duration}")
+    if args.record is not None and not args.record.parent.is_dir():
+        raise SwarmError(f"--record: directory {args.record.parent} does not exist")
+    if args.corpus is not None and not args.corpus.is_dir():
+        raise SwarmError(f"--corpus: {args.corpus} is not a directory")
+    if args.synth == "openai" and not (args.openai_url and args.openai_model):
+        raise SwarmError("--synth openai needs --openai-url and --openai-model")
+    if not 0 <= args.log_fraction <= 1:
+        raise SwarmError(f"--log-fraction: expected a fraction in [0, 1], got {args.log_fraction}")
+    config = {"route_log_fraction": args.log_fraction, **extra.pop("config", {})}
+    return LiveRun(
+        scenario=args.scenario,
+        overrides=tuple(overrides),
+        controllers=tuple(args.controllers),
+        duration_s=duration,
+        workers=args.workers,
+        seed=args.seed,
+        corpus=args.corpus,
+        synth_backend=args.synth,
+        openai_url=args.openai_url,
+        openai_model=args.openai_model,
+        metrics_port=args.metrics_port,
+        record=args.record,
+        config=LiveConfig(time_scale=args.time_scale, **config),
+        **extra,
+    )
+
+
+def cmd_live_up(args: argparse.Namespace) -> int:
+    from live.runner import serve
+
+    from ..render import render_summary
+
+    if not args.heartbeat > 0:
+        raise SwarmError(
+            f"--heartbeat: expected a positive number of seconds, got {args.heartbeat}"
+        )
+    run = _live_run(
+        args,
+        list(args.overrides),
+        args.duration,
+        config={"heartbeat_interval_s": args.heartbeat},
+        control_bind=args.bind,
+        query_bind=args.query_bind,
+    )
+
+    def announce(up: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps({"up": up}), flush=True)
+            return
+        load = "the scenario's load" if up["load"] else "no load generator"
+        print(f"swarm up: {up['scenario']}, {up['workers']} workers, {load}", flush=True)
+        print(f"  control  {up['control']}   (swarmsim live status {up['control']})", flush=True)
+        print(f"  queries  {up['queries']}", flush=True)
+        if up["metrics_port"] is not None:
+            print(f"  metrics  http://127.0.0.1:{up['metrics_port']}/metrics", flush=True)
+        if up["record"]:
+            print(f"  record   {up['record']}", flush=True)
+        print("Ctrl-C stops it.", flush=True)
+
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped by a supervisor: shut down cleanly
+    summary = serve(run, announce, load=args.load)
+    print(json.dumps({"summary": summary}) if args.json else render_summary(summary), flush=True)
+    return 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_live_status(args: argparse.Namespace) -> int:
+    from live.operator import request
+
+    from ..render import render_status
+
+    st = request(args.address, "STATUS")
+    print(json.dumps(st, indent=2) if args.json else render_status(st))
+    return 0
+
+
+def cmd_live_attach(args: argparse.Namespace) -> int:
+    from controllers.spec import resolve
+    from live.operator import artifact_hash, request
+
+    task = resolve(args.controller).task  # a bad name, parameter or artifact stops here
+    head, *params = args.controller.split(":")
+    name = head.partition("=")[2] if "=" in head else head
+    ref = label = ":".join([name, *params])
+    if Path(name).is_dir():  # the coordinator reads the same files: give it an absolute path
+        ref = ":".join([str(Path(name).resolve()), *params])
+    mode = "shadow" if args.shadow else "split" if args.split is not None else "acting"
+    payload = {"task": task, "controller": ref, "label": label, "mode": mode,
+               "split": args.split or 0.0}  # fmt: skip
+    payload["sha256"] = artifact_hash(ref)
+    body = request(args.address, "ATTACH", payload)
+    digest = f" (sha256 {body['sha256'][:12]}, verified)" if body["sha256"] else ""
+    what = {"acting": "acting", "shadow": "as a shadow", "split": f"on a {args.split} split"}
+    print(f"{task}: {label} attached {what[mode]}{digest}")
+    return 0
+
+
+def cmd_live_detach(args: argparse.Namespace) -> int:
+    from live.operator import request
+
+    which = "candidate" if args.candidate else "acting"
+    body = request(args.address, "DETACH", {"task": args.task, "which": which})
+    for e in body["events"]:
+        print(f"{e['task']}: {e['controller']} {e['change']}")
+    if which == "acting":
+        print(f"{args.task}: back on its heuristic")
+    return 0
+
+
+def cmd_live_report(args: argparse.Namespace) -> int:
+    from ..live_report import against, from_recording, from_swarm, render, render_against
+
+    path = Path(args.source)
+    if args.against is not None:
+        if not path.is_file():
+            raise SwarmError(f"--against replays a recording; {args.source} is not a file")
+        result = against(path, args.against)
+        print(json.dumps(result, indent=2) if args.json else render_against(result))
+        return 0
+    if path.is_file():
+        report = from_recording(path)
+    elif args.source.startswith(("tcp://", "ipc://")):
+        report = from_swarm(args.source)
+    else:
+        raise SwarmError(f"{args.source}: neither a recording file nor a tcp:// address")
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0

@@ -1,0 +1,125 @@
+"""The options several commands share, declared once: scenario overrides, run options
+(simulate, replay), trace options (replay, live run), swarm options (live run, live up) and
+the progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from swarmsim.errors import SwarmError
+
+if TYPE_CHECKING:
+    from ..replay import TraceReplay
+
+
+def add_overrides(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    """``--set K=V``, repeatable, collected in ``args.overrides``."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
+                   help=help)  # fmt: skip
+
+
+def add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether to draw a progress bar: ``--progress``/``--no-progress``, else a terminal."""
+    return sys.stderr.isatty() if args.progress is None else args.progress
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """What simulate and replay share: controllers, output and progress."""
+    p.add_argument("--controller", dest="controllers", action="append", default=[],
+                   metavar="TASK=NAME|PATH",
+                   help="a controller or policy artifact for its Task; repeatable")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--trace-out", type=Path, metavar="FILE", help="write the per-query timeline as JSONL"
+    )
+    add_progress(p)
+
+
+def add_trace_options(p: argparse.ArgumentParser, prefix: str) -> None:
+    """How a trace is read and replayed; live run names them --trace-* beside its own."""
+    from swarmsim.traces import FORMATS
+
+    p.add_argument(f"--{prefix}format", dest="trace_format", default="auto",
+                   choices=FORMATS, help="trace format")  # fmt: skip
+    p.add_argument(f"--{prefix}map", dest="trace_map", action="append", default=[],
+                   metavar="COLUMN=FIELD",
+                   help="the file's COLUMN holds FIELD (timestamp, input_tokens, "
+                        "output_tokens); repeatable")  # fmt: skip
+    p.add_argument(f"--{prefix}time-scale", dest="trace_time_scale", type=float, default=1.0,
+                   metavar="X", help="arrival times x X (0.5: twice as fast)")  # fmt: skip
+    p.add_argument(f"--{prefix}rate-scale", dest="trace_rate_scale", type=float, default=1.0,
+                   metavar="X", help="X times as many requests at the same times")  # fmt: skip
+    p.add_argument(f"--{prefix}window", dest="trace_window", metavar="START:END",
+                   help="replay the trace's seconds START to END only")  # fmt: skip
+
+
+def trace_replay(args: argparse.Namespace, path: Path) -> TraceReplay:
+    """The trace at ``path`` read as the trace options in ``args`` say."""
+    from ..replay import TraceReplay
+
+    return TraceReplay(path, args.trace_format, tuple(args.trace_map), args.trace_time_scale,
+                       args.trace_rate_scale, args.trace_window)  # fmt: skip
+
+
+def duration_overrides(ref: str, duration: float) -> list[str]:
+    """``--duration`` as scenario overrides; the warm-up is capped at a tenth of it."""
+    from swarmsim.scenario_files import load_scenario
+
+    if duration <= 0:
+        raise SwarmError(f"--duration: expected a positive number of seconds, got {duration}")
+    warmup = load_scenario(ref).warmup_s
+    return [f"duration_s={duration}", f"warmup_s={min(warmup, duration / 10)}"]
+
+
+def add_swarm_options(p: argparse.ArgumentParser) -> None:
+    """What live run and live up share: the swarm, its controllers and its recording."""
+    p.add_argument("scenario", help="a built-in scenario name or a scenario YAML file")
+    p.add_argument(
+        "--controller",
+        dest="controllers",
+        action="append",
+        default=[],
+        metavar="TASK=NAME|PATH",
+        help="attach a controller (a registered name or a policy artifact); repeatable",
+    )
+    p.add_argument("--workers", type=int, metavar="N", help="total worker processes")
+    p.add_argument("--seed", type=int, default=0, help="workload seed (as in simulate)")
+    add_overrides(p)
+    p.add_argument("--record", type=Path, metavar="FILE",
+                   help="per-query timeline, controller events and decisions (JSONL)")  # fmt: skip
+    p.add_argument("--log-fraction", type=float, default=0.1, metavar="P",
+                   help="routing decisions recorded with their observation, by query-id "
+                   "hash (default 0.1; interval decisions are all recorded)")  # fmt: skip
+    p.add_argument(
+        "--corpus", type=Path, metavar="DIR", help="docs.jsonl + questions.jsonl: real-text RAG"
+    )
+    p.add_argument(
+        "--synth",
+        choices=("emulated", "openai"),
+        default="emulated",
+        help="synthesizer backend: emulated (profile timings) or an OpenAI-compatible endpoint",
+    )
+    p.add_argument("--openai-url", default="", metavar="URL", help="e.g. http://127.0.0.1:11434")
+    p.add_argument("--openai-model", default="", metavar="NAME")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="emulated stage times are the profile's times x X (default 1)",
+    )
+    p.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics (0: any port)"
+    )
