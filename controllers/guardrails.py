@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from .base import Controller, make_controller
+from .base import Controller
+from .registry import make_controller
 
 # The heuristic a Task falls back to: the simulator's own default decision for it.
 DEFAULT_FALLBACK = {

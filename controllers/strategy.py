@@ -13,7 +13,6 @@ import numpy as np
 from envs.strategy import DEFAULT, MAX_CLASSES, STRATEGIES
 
 from .bandit import ContextualBandit, NormalGamma
-from .base import register
 
 TASK = "inference-strategy"
 LABELS = tuple(s.label for s in STRATEGIES)
@@ -41,17 +40,14 @@ class FixedStrategy:
         """Stateless."""
 
 
-@register(TASK, "static", "the simulator's default for every query: layer batch size, int4")
 def static() -> FixedStrategy:
     return FixedStrategy(DEFAULT)
 
 
-@register(TASK, "int8", "int8 weights for every query (the layer's batch size)")
 def int8() -> FixedStrategy:
     return FixedStrategy(LABELS.index("int8"))
 
 
-@register(TASK, "fixed", "one strategy for every query: arm=INDEX into STRATEGIES")
 def fixed(arm: int = DEFAULT) -> FixedStrategy:
     return FixedStrategy(arm)
 
@@ -75,9 +71,6 @@ class ByClass:
 
     def reset(self) -> None:
         """Stateless."""
-
-
-register(TASK, "by-class", "a fixed strategy per query class: c0=ARM:c1=ARM ...")(ByClass)
 
 
 class BanditStrategy:
@@ -117,14 +110,12 @@ def _shares(counts: np.ndarray) -> dict[str, float]:
     return {label: float(k) / n for label, k in zip(LABELS, counts, strict=True)}
 
 
-@register(TASK, "ucb1", "UCB1 per query class over the strategies (c=0.1 by default)")
 def ucb1(c: float = 0.1) -> BanditStrategy:
     """UCB1 with exploration ``c``: per-query rewards spread over ~0.1-0.3, not UCB1's [0, 1],
     so the textbook sqrt(2) would explore for most of an hour."""
     return BanditStrategy("ucb1", c=c)
 
 
-@register(TASK, "thompson", "Gaussian Thompson sampling per query class (seeded)")
 def thompson(seed: int = 0, prior_mean: float = 0.9) -> BanditStrategy:
     """Normal-gamma Thompson sampling; the prior mean sits near a good answer's reward
     (quality ~0.97 minus a few seconds' latency) so the first draws are not all optimistic."""
