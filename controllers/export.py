@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from gymnasium import spaces
 
-ALGORITHMS = ("PPO", "A2C", "MaskablePPO", "DQN")
-KINDS = ("actor-critic", "q-network")  # logits heads, or one Q-value per action
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+Algorithm = Literal["PPO", "A2C", "MaskablePPO", "DQN"]
+Kind = Literal["actor-critic", "q-network"]  # logits heads, or one Q-value per action
+Activation = Literal["Tanh", "ReLU"]
+ALGORITHMS: tuple[Algorithm, ...] = get_args(Algorithm)
+KINDS: tuple[Kind, ...] = get_args(Kind)
+ACTIVATIONS: dict[Activation, Callable[[np.ndarray], np.ndarray]] = {
     "Tanh": np.tanh,  # SB3's default for PPO, A2C and MaskablePPO
     "ReLU": lambda x: np.maximum(x, 0.0),  # SB3's default for DQN
 }
@@ -36,8 +39,8 @@ class Network:
     """The saved MLP. Actor: shared + policy trunk + action head (logits, or Q-values for a
     q-network); critic: shared + value trunk + value head (none for a q-network)."""
 
-    kind: str
-    activation: str
+    kind: Kind
+    activation: Activation
     input_dim: int
     shared: tuple[Linear, ...]
     policy: tuple[Linear, ...]
