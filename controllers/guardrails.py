@@ -33,7 +33,7 @@ class Guardrail:
     def __init__(
         self,
         policy: Controller,
-        action_space: spaces.Space,
+        action_space: spaces.Space[Any],
         *,
         task: str | None = None,
         fallback: Controller | None = None,

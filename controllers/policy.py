@@ -36,13 +36,14 @@ class Policy:
 
     def normalize(self, obs: Any) -> Array:
         """``obs`` as the network saw it in training (normalised and clipped), as float32."""
-        obs, shape = np.asarray(obs, dtype=np.float32), self.manifest.observation_space.shape
-        if obs.shape[-1:] != shape:
-            raise ValueError(f"observation must have shape {shape}, got {obs.shape}")
+        x: Array = np.asarray(obs, dtype=np.float32)
+        shape = self.manifest.observation_space.shape
+        if x.shape[-1:] != shape:
+            raise ValueError(f"observation must have shape {shape}, got {x.shape}")
         if self._std is None:
-            return obs
+            return x
         stats = self.manifest.obs_stats
-        return np.clip((obs - stats.mean) / self._std, -stats.clip, stats.clip).astype(np.float32)
+        return np.clip((x - stats.mean) / self._std, -stats.clip, stats.clip).astype(np.float32)
 
     def logits(self, obs: Any) -> Array:
         """The action head's output for one observation or a batch: logits or Q-values."""

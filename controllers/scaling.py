@@ -122,8 +122,8 @@ class KPA(_PerLayer):
             1, round(self.stable_window_s * self.panic_window_pct / 100 / self.interval_s)
         )
         per_replica = self.target_concurrency * self.target_utilization
-        stable = math.ceil(np.mean(window) / per_replica)
-        panic = math.ceil(np.mean(list(window)[-panic_n:]) / per_replica)
+        stable = math.ceil(float(np.mean(window)) / per_replica)
+        panic = math.ceil(float(np.mean(list(window)[-panic_n:])) / per_replica)
         if current and panic / current >= self.panic_threshold:
             mem["panic_left"] = n  # stay in panic for one stable window
         if mem.get("panic_left", 0) > 0:
@@ -149,7 +149,7 @@ class RayServe(_PerLayer):
         mem = self.memory(layer)
         window = mem.setdefault("samples", deque(maxlen=n))
         window.append(raw[ONGOING])
-        want = math.ceil(np.mean(window) / self.target_ongoing_requests)
+        want = math.ceil(float(np.mean(window)) / self.target_ongoing_requests)
         if want == current:
             mem["streak"] = 0
             return current

@@ -23,7 +23,7 @@ from envs.registry import make_task
 from envs.task import Task
 
 from .errors import ArtifactError
-from .export import export
+from .export import algorithm_of, export
 from .manifest import Array, Manifest, ObsStats, check_compatible, parse
 from .policy import Policy
 from .schema import MANIFEST, WEIGHTS
@@ -56,7 +56,7 @@ def save_policy(
         action_space=model.action_space,
         obs_stats=obs_stats or ObsStats(),
         network=network,
-        algorithm=type(model).__name__,  # export refused any other algorithm
+        algorithm=algorithm_of(model),  # export refused any other
         train_config=dict(train_config),
         scenario=scenario,
         versions=_versions(),

@@ -8,11 +8,13 @@ reward (``outcome_reward``); the context is the query class read back from the o
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from envs.strategy import DEFAULT, MAX_CLASSES, STRATEGIES
 
-from .bandit import ContextualBandit, NormalGamma
+from .bandit import Algo, ContextualBandit, NormalGamma
 
 TASK = "inference-strategy"
 LABELS = tuple(s.label for s in STRATEGIES)
@@ -78,7 +80,7 @@ class BanditStrategy:
 
     task = TASK
 
-    def __init__(self, algo: str, seed: int | None = 0, **params) -> None:
+    def __init__(self, algo: Algo, seed: int | None = 0, **params: Any) -> None:
         self.algo, self.seed, self.params = algo, seed, params
         self.reset()
 
