@@ -21,9 +21,17 @@ from swarmsim.errors import ConfigError
 
 from .errors import ArtifactError
 from .export import Algorithm, Linear, Network
-from .schema import FORMAT_VERSION, WEIGHTS, Document, Normalization, SeenRange, SpaceDoc
+from .schema import (
+    FORMAT_VERSION,
+    WEIGHTS,
+    Array,
+    Document,
+    Normalization,
+    SeenRange,
+    SpaceDoc,
+    space_to_json,
+)
 
-Array = np.ndarray[Any, np.dtype[Any]]
 ActionSpace = spaces.MultiDiscrete | spaces.Discrete
 
 
@@ -93,12 +101,7 @@ def parse(data: Any, path: Path | str) -> Manifest:
     except ConfigError as err:
         message = f"expected {err.expected}, got {reprlib.repr(err.value)}"
         raise ArtifactError(path, message, err.field) from None
-    obs = _space(doc.observation_space, "observation_space", path)
-    if not isinstance(obs, spaces.Box) or len(obs.shape) != 1:
-        raise ArtifactError(path, f"expected a 1-D Box, got {obs}", "observation_space")
-    act = _space(doc.action_space, "action_space", path)
-    if not isinstance(act, ActionSpace):
-        raise ArtifactError(path, f"expected a discrete space, got {act}", "action_space")
+    obs, act = _spaces(doc, path)
     _check_network(doc.network, obs.shape[0], int(action_nvec(act).sum()), path)
     if (doc.algorithm == "DQN") != (doc.network.kind == "q-network"):
         message = f"{doc.network.kind} does not fit {doc.algorithm}"
@@ -135,19 +138,6 @@ def check_compatible(manifest: Manifest, task: Task) -> None:
             raise ArtifactError(where, f"artifact has {saved}, the task has {wanted}", name)
 
 
-def space_to_json(space: spaces.Space[Any]) -> dict[str, Any]:
-    """A Box, MultiDiscrete or Discrete space as plain JSON data."""
-    if isinstance(space, spaces.Box):
-        low, high = _bound(space.low), _bound(space.high)
-        shape, dtype = list(space.shape), str(space.dtype)
-        return {"type": "Box", "shape": shape, "dtype": dtype, "low": low, "high": high}
-    if isinstance(space, spaces.MultiDiscrete):
-        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist()}
-    if isinstance(space, spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n)}
-    raise ValueError(f"space must be a Box, MultiDiscrete or Discrete, got {space}")
-
-
 def action_nvec(space: ActionSpace) -> np.ndarray[Any, np.dtype[np.int64]]:
     """The number of choices of each action head."""
     if isinstance(space, spaces.Discrete):
@@ -156,18 +146,6 @@ def action_nvec(space: ActionSpace) -> np.ndarray[Any, np.dtype[np.int64]]:
 
 
 # --- JSON encoding ----------------------------------------------------------------------------
-
-
-def _num(x: float) -> float | str:
-    return float(x) if np.isfinite(x) else ("inf" if x > 0 else "-inf")
-
-
-def _bound(values: Array) -> float | str | list[float | str]:
-    """A Box bound: a scalar when uniform, else a flat list; infinities as strings."""
-    flat = values.reshape(-1)
-    if flat.size and (flat == flat[0]).all():
-        return _num(flat[0])
-    return [_num(x) for x in flat]
 
 
 def _stats_to_json(stats: ObsStats) -> dict[str, dict[str, Any] | None]:
@@ -185,6 +163,17 @@ def _stats_to_json(stats: ObsStats) -> dict[str, dict[str, Any] | None]:
 
 
 # --- meaning: what the typed values must be together ------------------------------------------
+
+
+def _spaces(doc: Document, path: Path | str) -> tuple[spaces.Box, ActionSpace]:
+    """The observation space (a 1-D Box) and the action space (discrete) of ``doc``."""
+    obs = _space(doc.observation_space, "observation_space", path)
+    if not isinstance(obs, spaces.Box) or len(obs.shape) != 1:
+        raise ArtifactError(path, f"expected a 1-D Box, got {obs}", "observation_space")
+    act = _space(doc.action_space, "action_space", path)
+    if not isinstance(act, ActionSpace):
+        raise ArtifactError(path, f"expected a discrete space, got {act}", "action_space")
+    return obs, act
 
 
 def _space(doc: SpaceDoc, field: str, path: Path | str) -> spaces.Space[Any]:

@@ -13,7 +13,8 @@ import numpy as np
 from gymnasium import spaces
 
 from .export import ACTIVATIONS
-from .manifest import Array, Manifest, action_nvec
+from .manifest import Manifest, action_nvec
+from .schema import Array
 
 
 class Policy:

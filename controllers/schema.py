@@ -1,4 +1,5 @@
-"""The ``manifest.json`` document as frozen dataclasses, read with ``swarmsim.config.build``.
+"""The ``manifest.json`` document: frozen dataclasses read with ``swarmsim.config.build``,
+and the JSON form of spaces.
 
 These hold the JSON's shape and types only (build names the dotted field of any mismatch);
 what the values must mean together (sizes, spaces, algorithm and network) is checked when
@@ -10,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+import numpy as np
+from gymnasium import spaces
+
 from .export import Algorithm, Network
 
 FormatVersion = Literal[1]
@@ -17,6 +21,7 @@ WeightsFile = Literal["weights.safetensors"]
 FORMAT_VERSION: int = get_args(FormatVersion)[0]
 WEIGHTS: str = get_args(WeightsFile)[0]
 MANIFEST = "manifest.json"
+Array = np.ndarray[Any, np.dtype[Any]]
 
 # A Box bound: a number (or "inf"/"-inf") for a uniform bound, else a flat list of them.
 Bound = float | str | tuple[float | str, ...]
@@ -88,3 +93,28 @@ class Document:
     network: Network
     weights: WeightsRef
     versions: dict[str, str]
+
+
+def space_to_json(space: spaces.Space[Any]) -> dict[str, Any]:
+    """A Box, MultiDiscrete or Discrete space as plain JSON data."""
+    if isinstance(space, spaces.Box):
+        low, high = _bound(space.low), _bound(space.high)
+        shape, dtype = list(space.shape), str(space.dtype)
+        return {"type": "Box", "shape": shape, "dtype": dtype, "low": low, "high": high}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist()}
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n)}
+    raise ValueError(f"space must be a Box, MultiDiscrete or Discrete, got {space}")
+
+
+def _num(x: float) -> float | str:
+    return float(x) if np.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def _bound(values: Array) -> float | str | list[float | str]:
+    """A Box bound: a scalar when uniform, else a flat list; infinities as strings."""
+    flat = values.reshape(-1)
+    if flat.size and (flat == flat[0]).all():
+        return _num(flat[0])
+    return [_num(x) for x in flat]

@@ -24,9 +24,9 @@ from envs.task import Task
 
 from .errors import ArtifactError
 from .export import algorithm_of, export
-from .manifest import Array, Manifest, ObsStats, check_compatible, parse
+from .manifest import Manifest, ObsStats, check_compatible, parse
 from .policy import Policy
-from .schema import MANIFEST, WEIGHTS
+from .schema import MANIFEST, WEIGHTS, Array
 
 LIBRARIES = ("stable-baselines3", "sb3-contrib", "torch", "numpy", "safetensors", "swarmsim")
 
