@@ -23,8 +23,8 @@ import torch as th
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import PPO
 
-from controllers.artifact import save_policy
 from controllers.learned import LearnedController
+from controllers.store import save_policy
 from envs import SwarmEnv
 from envs.routing import mask_from_obs
 

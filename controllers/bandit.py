@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
@@ -19,7 +19,8 @@ from swarmsim.inference import PRECISIONS as PRECISIONS  # re-exported: one stra
 from swarmsim.inference import InferenceStrategy
 
 Seed = int | np.random.SeedSequence | None
-ALGORITHMS = ("ucb1", "thompson")
+Algo = Literal["ucb1", "thompson"]
+ALGORITHMS: tuple[Algo, ...] = get_args(Algo)
 
 
 DEFAULT_STRATEGIES = tuple(
@@ -31,6 +32,7 @@ class Bandit(Protocol):
     """A multi-armed bandit over arms ``0 .. n_arms - 1``."""
 
     n_arms: int
+    counts: np.ndarray  # pulls per arm
 
     def select(self) -> int:
         """The arm to pull next."""
@@ -139,7 +141,7 @@ class ContextualBandit:
         self,
         contexts: Sequence[Hashable],
         arms: Sequence[InferenceStrategy] = DEFAULT_STRATEGIES,
-        algo: Literal["ucb1", "thompson"] = "ucb1",
+        algo: Algo = "ucb1",
         seed: int | None = None,
         **params: Any,
     ) -> None:
@@ -175,7 +177,9 @@ class ContextualBandit:
         return self.bandits[context]
 
 
-def _bandit(algo: str, n_arms: int, seed: np.random.SeedSequence, params: dict) -> Bandit:
+def _bandit(
+    algo: Algo, n_arms: int, seed: np.random.SeedSequence, params: dict[str, Any]
+) -> Bandit:
     """A new bandit of algorithm ``algo`` (a key of ``ALGORITHMS``)."""
     if algo == "ucb1":
         return UCB1(n_arms, **params)

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from gymnasium import spaces
 
-ALGORITHMS = ("PPO", "A2C", "MaskablePPO", "DQN")
-KINDS = ("actor-critic", "q-network")  # logits heads, or one Q-value per action
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+Algorithm = Literal["PPO", "A2C", "MaskablePPO", "DQN"]
+Kind = Literal["actor-critic", "q-network"]  # logits heads, or one Q-value per action
+Activation = Literal["Tanh", "ReLU"]
+ALGORITHMS: tuple[Algorithm, ...] = get_args(Algorithm)
+KINDS: tuple[Kind, ...] = get_args(Kind)
+ACTIVATIONS: dict[Activation, Callable[[np.ndarray], np.ndarray]] = {
     "Tanh": np.tanh,  # SB3's default for PPO, A2C and MaskablePPO
     "ReLU": lambda x: np.maximum(x, 0.0),  # SB3's default for DQN
 }
@@ -36,8 +39,8 @@ class Network:
     """The saved MLP. Actor: shared + policy trunk + action head (logits, or Q-values for a
     q-network); critic: shared + value trunk + value head (none for a q-network)."""
 
-    kind: str
-    activation: str
+    kind: Kind
+    activation: Activation
     input_dim: int
     shared: tuple[Linear, ...]
     policy: tuple[Linear, ...]
@@ -64,6 +67,15 @@ def export(model: Any) -> tuple[Network, dict[str, np.ndarray]]:
     return network, {name: state[name].detach().cpu().numpy() for name in names}
 
 
+def algorithm_of(model: Any) -> Algorithm:
+    """The name of ``model``'s SB3 algorithm; ValueError unless it is one of ALGORITHMS."""
+    name = type(model).__name__
+    for algorithm in ALGORITHMS:
+        if name == algorithm:
+            return algorithm
+    raise ValueError(f"algorithm must be one of {list(ALGORITHMS)}, got {name}")
+
+
 def unsupported(model: Any) -> str | None:
     """What of ``model`` the numpy forward pass would not reproduce exactly, if anything."""
     import torch.nn as nn
@@ -75,8 +87,10 @@ def unsupported(model: Any) -> str | None:
     obs, act, activation = model.observation_space, model.action_space, policy.activation_fn
     q_net = getattr(policy, "q_net", None)
     owner = policy if q_net is None else q_net
-    mlp = getattr(policy, "mlp_extractor", None)
-    trunks = [q_net.q_net] if q_net is not None else [mlp.policy_net, mlp.value_net]
+    if q_net is not None:
+        trunks = [q_net.q_net]
+    else:
+        trunks = [policy.mlp_extractor.policy_net, policy.mlp_extractor.value_net]
     modules = [m for trunk in trunks for m in trunk if not isinstance(m, nn.Linear)]
     checks = [
         (isinstance(obs, spaces.Box) and len(obs.shape) == 1, f"observation space {obs}"),

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from .base import make_controller, register
 from .guardrails import DEFAULT_FALLBACK
+from .registry import make_controller
 
 MODES = ("raise", "invalid", "slow")
 
@@ -52,15 +52,3 @@ class FaultyController:
         """Start counting decisions again."""
         self.decisions = 0
         self.inner.reset()
-
-
-def _register(task: str) -> None:
-    summary = "fault injection: the default heuristic, failing after N decisions (mode=...)"
-
-    @register(task, "faulty", summary)
-    def build(mode: str = "raise", after: int = 0, delay_s: float = 0.5) -> FaultyController:
-        return FaultyController(task, mode, after, delay_s)
-
-
-for _task in DEFAULT_FALLBACK:
-    _register(_task)

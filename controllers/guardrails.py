@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from .base import Controller, make_controller
+from .base import Controller
+from .registry import make_controller
 
 # The heuristic a Task falls back to: the simulator's own default decision for it.
 DEFAULT_FALLBACK = {
@@ -32,7 +33,7 @@ class Guardrail:
     def __init__(
         self,
         policy: Controller,
-        action_space: spaces.Space,
+        action_space: spaces.Space[Any],
         *,
         task: str | None = None,
         fallback: Controller | None = None,

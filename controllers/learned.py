@@ -15,7 +15,9 @@ from envs.registry import TASKS, make_task
 from envs.routing import mask_from_obs
 from envs.task import Task
 
-from .artifact import MANIFEST, WEIGHTS, check_compatible, load_policy
+from .manifest import check_compatible
+from .schema import MANIFEST, WEIGHTS
+from .store import load_policy
 
 # Tasks whose action mask can be read off the observation, for policies trained with masks.
 OBS_MASKS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"shard-routing": mask_from_obs}

@@ -14,8 +14,6 @@ import numpy as np
 from envs.roles import BACKLOG_SCALE, COUNT_SCALE, LAYER_FEATURES, MAX_GROUPS, MAX_LAYERS
 from envs.task import unsquash
 
-from .base import register
-
 TASK = "role-assignment"
 
 
@@ -50,7 +48,6 @@ def no_moves() -> np.ndarray:
     return np.zeros(2 * MAX_GROUPS, dtype=np.int64)
 
 
-@register(TASK, "static", "never moves an agent: the scenario's split stays fixed")
 class StaticRoles:
     """The static split: every agent keeps the role the scenario gave it."""
 
@@ -64,7 +61,6 @@ class StaticRoles:
         """Stateless."""
 
 
-@register(TASK, "proportional", "per node class, move one agent toward backlog-share parity")
 class ProportionalRoles:
     """Move agents so each layer's share of agents tracks its share of the total backlog.
 

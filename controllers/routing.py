@@ -24,8 +24,6 @@ from envs.routing import (
 )
 from envs.task import unsquash
 
-from .base import register
-
 TASK = "shard-routing"
 
 
@@ -99,7 +97,6 @@ class _Seeded(RoutingController):
         self.rng = np.random.default_rng(seed)
 
 
-@register(TASK, "random", "every shard, each on a uniformly random accepting replica")
 class RandomRouting(_Seeded):
     """Every shard present on a uniformly random accepting replica."""
 
@@ -107,7 +104,6 @@ class RandomRouting(_Seeded):
         return int(self.rng.choice(slots))
 
 
-@register(TASK, "round-robin", "every shard, rotating through its accepting replicas")
 class RoundRobin(RoutingController):
     """Per shard, the next accepting slot after the one chosen last (wrapping around), so a
     replica leaving or returning does not restart the rotation."""
@@ -125,7 +121,6 @@ class RoundRobin(RoutingController):
         self.last[:] = -1
 
 
-@register(TASK, "least-outstanding", "every shard on its replica with fewest in flight (JSQ)")
 class LeastOutstanding(RoutingController):
     """Join-shortest-queue: fewest jobs in flight, ties by shorter queue then lower slot."""
 
@@ -133,7 +128,6 @@ class LeastOutstanding(RoutingController):
         return d.lightest(shard, slots)
 
 
-@register(TASK, "power-of-two", "every shard on the lighter of two random accepting replicas")
 class PowerOfTwo(_Seeded):
     """Two distinct random accepting replicas, the one with fewer in flight (ties: queue,
     then lower slot); a shard with one accepting replica uses it."""
@@ -144,7 +138,6 @@ class PowerOfTwo(_Seeded):
         return d.lightest(shard, self.rng.choice(slots, size=2, replace=False))
 
 
-@register(TASK, "search-all-shards", "every shard on its first accepting replica (load-blind)")
 class SearchAllShards(RoutingController):
     """The recall-maximising, load-blind baseline: every shard on its lowest accepting slot."""
 
@@ -152,11 +145,6 @@ class SearchAllShards(RoutingController):
         return int(slots[0])
 
 
-@register(
-    TASK,
-    "relevance-threshold",
-    "top shards covering fraction p of positive relevance, each on its JSQ replica",
-)
 class RelevanceThreshold(LeastOutstanding):
     """Shard pruning: rank the servable shards by relevance (cosine) and search the shortest
     prefix whose positive relevance covers fraction ``p`` of theirs (at least one shard).

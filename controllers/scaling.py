@@ -20,8 +20,6 @@ import numpy as np
 
 from envs.scaling import HOLD, MAX_LAYERS, choice_for, decode
 
-from .base import register
-
 # Offsets of envs.scaling's per-layer features
 PRESENT, ONGOING, UTILISATION, RUNNING, STARTING = 0, 2, 4, 6, 7
 
@@ -67,15 +65,11 @@ class _PerLayer(ABC):
         """The replica count this heuristic wants for ``layer`` now."""
 
 
-@register("autoscaling", "static", "fixed replicas: never scales")
 class Static(_PerLayer):
     def desired(self, layer: int, raw: np.ndarray, current: int) -> int:
         return current
 
 
-@register(
-    "autoscaling", "hpa", "Kubernetes HPA on utilisation: ceil(n*util/target), 300 s down-window"
-)
 @dataclass
 class HPA(_PerLayer):
     """Kubernetes Horizontal Pod Autoscaler (autoscaling/v2 defaults).
@@ -103,7 +97,6 @@ class HPA(_PerLayer):
         return want if want >= current else max(window)
 
 
-@register("autoscaling", "kpa", "Knative KPA on concurrency: 60 s stable / 6 s panic windows")
 @dataclass
 class KPA(_PerLayer):
     """Knative Pod Autoscaler (defaults: container-concurrency-target-default 100, target
@@ -129,8 +122,8 @@ class KPA(_PerLayer):
             1, round(self.stable_window_s * self.panic_window_pct / 100 / self.interval_s)
         )
         per_replica = self.target_concurrency * self.target_utilization
-        stable = math.ceil(np.mean(window) / per_replica)
-        panic = math.ceil(np.mean(list(window)[-panic_n:]) / per_replica)
+        stable = math.ceil(float(np.mean(window)) / per_replica)
+        panic = math.ceil(float(np.mean(list(window)[-panic_n:])) / per_replica)
         if current and panic / current >= self.panic_threshold:
             mem["panic_left"] = n  # stay in panic for one stable window
         if mem.get("panic_left", 0) > 0:
@@ -139,9 +132,6 @@ class KPA(_PerLayer):
         return max(stable, math.ceil(current / self.max_scale_down_rate))
 
 
-@register(
-    "autoscaling", "ray-serve", "Ray Serve default: 2 ongoing per replica, 30 s up / 600 s down"
-)
 @dataclass
 class RayServe(_PerLayer):
     """Ray Serve's default autoscaling policy: desired = ceil(ongoing / target_ongoing_requests)
@@ -159,7 +149,7 @@ class RayServe(_PerLayer):
         mem = self.memory(layer)
         window = mem.setdefault("samples", deque(maxlen=n))
         window.append(raw[ONGOING])
-        want = math.ceil(np.mean(window) / self.target_ongoing_requests)
+        want = math.ceil(float(np.mean(window)) / self.target_ongoing_requests)
         if want == current:
             mem["streak"] = 0
             return current

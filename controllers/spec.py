@@ -13,8 +13,9 @@ from envs.registry import make_task
 from swarmsim.config import parse_value
 from swarmsim.errors import SwarmError, UnknownNameError
 
-from .base import Controller, controller_names, make_controller
+from .base import Controller
 from .guardrails import Guardrail
+from .registry import controller_names, make_controller
 
 
 @dataclass(frozen=True)

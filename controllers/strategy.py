@@ -8,12 +8,13 @@ reward (``outcome_reward``); the context is the query class read back from the o
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from envs.strategy import DEFAULT, MAX_CLASSES, STRATEGIES
 
-from .bandit import ContextualBandit, NormalGamma
-from .base import register
+from .bandit import Algo, ContextualBandit, NormalGamma
 
 TASK = "inference-strategy"
 LABELS = tuple(s.label for s in STRATEGIES)
@@ -41,17 +42,14 @@ class FixedStrategy:
         """Stateless."""
 
 
-@register(TASK, "static", "the simulator's default for every query: layer batch size, int4")
 def static() -> FixedStrategy:
     return FixedStrategy(DEFAULT)
 
 
-@register(TASK, "int8", "int8 weights for every query (the layer's batch size)")
 def int8() -> FixedStrategy:
     return FixedStrategy(LABELS.index("int8"))
 
 
-@register(TASK, "fixed", "one strategy for every query: arm=INDEX into STRATEGIES")
 def fixed(arm: int = DEFAULT) -> FixedStrategy:
     return FixedStrategy(arm)
 
@@ -77,15 +75,12 @@ class ByClass:
         """Stateless."""
 
 
-register(TASK, "by-class", "a fixed strategy per query class: c0=ARM:c1=ARM ...")(ByClass)
-
-
 class BanditStrategy:
     """One bandit per query class over ``STRATEGIES``, learning from per-query rewards."""
 
     task = TASK
 
-    def __init__(self, algo: str, seed: int | None = 0, **params) -> None:
+    def __init__(self, algo: Algo, seed: int | None = 0, **params: Any) -> None:
         self.algo, self.seed, self.params = algo, seed, params
         self.reset()
 
@@ -117,14 +112,12 @@ def _shares(counts: np.ndarray) -> dict[str, float]:
     return {label: float(k) / n for label, k in zip(LABELS, counts, strict=True)}
 
 
-@register(TASK, "ucb1", "UCB1 per query class over the strategies (c=0.1 by default)")
 def ucb1(c: float = 0.1) -> BanditStrategy:
     """UCB1 with exploration ``c``: per-query rewards spread over ~0.1-0.3, not UCB1's [0, 1],
     so the textbook sqrt(2) would explore for most of an hour."""
     return BanditStrategy("ucb1", c=c)
 
 
-@register(TASK, "thompson", "Gaussian Thompson sampling per query class (seeded)")
 def thompson(seed: int = 0, prior_mean: float = 0.9) -> BanditStrategy:
     """Normal-gamma Thompson sampling; the prior mean sits near a good answer's reward
     (quality ~0.97 minus a few seconds' latency) so the first draws are not all optimistic."""

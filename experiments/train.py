@@ -122,7 +122,7 @@ def train(cfg: TrainConfig, out: Path, progress: bool = False) -> dict[str, Any]
     """Train, save the artifact, evaluate and report; returns the evaluation result."""
     import torch
 
-    from controllers.artifact import save_policy
+    from controllers.store import save_policy
 
     torch.set_num_threads(1)  # REFERENCE.md: 2 threads made a small-MLP PPO ~20% slower
     out.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from controllers.base import make_controller
 from controllers.guardrails import DEFAULT_FALLBACK, Guardrail
+from controllers.registry import make_controller
 from envs.attach import decide
 from envs.task import Actor, Task
 from swarmsim.errors import SwarmError

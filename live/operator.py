@@ -243,7 +243,7 @@ def request(address: str, action: str, payload: Any = None, timeout_s: float = T
 def artifact_hash(spec: str) -> str | None:
     """The weights' sha256 an artifact's manifest names, read where the operator runs (the
     coordinator checks it against what it reads itself); None for a registered name."""
-    from controllers.artifact import read_manifest
+    from controllers.store import read_manifest
 
     ref = spec.split(":")[0]
     return read_manifest(ref).weights_sha256 if Path(ref).is_dir() else None

@@ -64,7 +64,7 @@ def cmd_scenarios(_args: argparse.Namespace) -> int:
 
 
 def cmd_controllers(_args: argparse.Namespace) -> int:
-    from controllers.base import controller_names
+    from controllers.registry import controller_names
 
     for task, entries in controller_names().items():
         print(task)

@@ -20,15 +20,10 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from controllers.artifact import (
-    ArtifactError,
-    ObsStats,
-    check_compatible,
-    load_policy,
-    read_manifest,
-    save_policy,
-)
+from controllers.errors import ArtifactError
 from controllers.learned import LearnedController
+from controllers.manifest import ObsStats, check_compatible
+from controllers.store import load_policy, read_manifest, save_policy
 from envs import SwarmEnv, make_task
 
 N_OBS = 1000
@@ -278,10 +273,10 @@ def test_edited_hash_in_manifest_is_refused(artifact):
 @pytest.mark.parametrize(
     ("edit", "field"),
     [
-        (lambda d: d.pop("algorithm"), "algorithm: missing"),
+        (lambda d: d.pop("algorithm"), "algorithm: expected a value (the field is required)"),
         (lambda d: d.update(format_version=2), "format_version: expected one of"),
         (lambda d: d["weights"].update(file="policy.pth"), "weights.file"),
-        (lambda d: d["task"].update(version="0"), "task.version: expected int"),
+        (lambda d: d["task"].update(version="0"), "task.version: expected an integer"),
         (lambda d: d["observation_space"].update(type="Dict"), "observation_space.type"),
         (lambda d: d["action_space"].update(nvec=[-1]), "action_space: not a valid"),
         (lambda d: d["network"]["policy"][1].update(n_in=3), "network.policy:"),
@@ -364,3 +359,19 @@ def test_sb3_zip_is_refused_without_unpickling(tmp_path):
         with pytest.raises(ArtifactError, match=r"SB3 \.zip archives are refused"):
             load(archive)
     assert not canary.exists()
+
+
+def test_a_file_linking_out_of_the_artifact_is_refused(artifact, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere") / "weights.safetensors"
+    (artifact / "weights.safetensors").rename(outside)
+    (artifact / "weights.safetensors").symlink_to(outside)
+    with pytest.raises(ArtifactError, match="links out of the artifact directory"):
+        load_policy(artifact)
+
+
+def test_an_unknown_manifest_field_is_refused_with_the_nearest(artifact):
+    edit_manifest(artifact, lambda d: d.update(algorithms="PPO"))
+    with pytest.raises(
+        ArtifactError, match=r"manifest\.json: algorithms: .*did you mean 'algorithm'"
+    ):
+        load_policy(artifact)

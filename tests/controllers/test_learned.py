@@ -12,9 +12,10 @@ import pytest
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import PPO
 
-from controllers.artifact import ArtifactError, save_policy
 from controllers.base import Controller
+from controllers.errors import ArtifactError
 from controllers.learned import LearnedController, is_artifact
+from controllers.store import save_policy
 from envs import SwarmEnv
 from envs.routing import mask_from_obs
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fakes import RecordingPlane, layer, view
 
-from controllers.base import make_controller
+from controllers.registry import make_controller
 from controllers.roles import decode
 from envs.roles import MAX_GROUPS, RoleAssignmentTask
 
@@ -104,7 +104,7 @@ def test_proportional_moves_only_between_layers_of_one_device_kind():
     agents; the donor is the GPU layer with the most slack, the recipient the starved one."""
     from fakes import layer, view
 
-    from controllers.base import make_controller
+    from controllers.registry import make_controller
     from envs.roles import RoleAssignmentTask
 
     layers = {

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fakes import RecordingPlane, view
 
-from controllers.base import controller_names, make_controller
+from controllers.registry import controller_names, make_controller
 from controllers.routing import decode
 from envs.routing import MAX_REPLICAS, MAX_SHARDS, ShardRoutingTask
 from swarmsim.view import QueryInfo

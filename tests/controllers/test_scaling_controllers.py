@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from fakes import layer, view
 
-from controllers.base import make_controller
+from controllers.registry import make_controller
 from envs.scaling import HOLD, AutoscalingTask, scale_target
 
 TASK = AutoscalingTask()
@@ -79,7 +79,7 @@ def test_ray_serve_waits_30_s_before_scaling_up_and_600_s_before_down():
 
 
 def test_controllers_are_registered_with_summaries():
-    from controllers.base import controller_names
+    from controllers.registry import controller_names
 
     names = controller_names()["autoscaling"]
     assert {"static", "hpa", "kpa", "ray-serve"} <= set(names)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controllers.base import make_controller
+from controllers.registry import make_controller
 from controllers.strategy import LABELS, BanditStrategy, query_class
 from envs.attach import attach
 from envs.registry import make_task

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from fakes import layer, view
 
-from controllers.base import make_controller
 from controllers.faulty import InjectedFault
+from controllers.registry import make_controller
 from envs.registry import make_task
 from experiments.cli import main
 from experiments.live_report import build, from_recording, render

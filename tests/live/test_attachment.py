@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from fakes import RecordingPlane, view
 
-from controllers.base import make_controller
+from controllers.registry import make_controller
 from envs.registry import make_task
 from live.attachment import ACTING, CANDIDATE, SHADOW, SPLIT, TaskSlot, stable_fraction
 from live.config import LiveConfig

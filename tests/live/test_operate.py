@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from procs import children, gone
 
-from controllers.base import make_controller
+from controllers.registry import make_controller
 from experiments.cli import main
 from experiments.live_report import from_recording, from_swarm
 from live.attachment import stable_fraction
