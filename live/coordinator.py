@@ -6,8 +6,9 @@ It is the live runtime's ``ControlPlane`` (``route`` / ``configure`` / ``scale``
 ``Task`` objects and controllers that ran in the simulator decide here. Every accepted query
 gets exactly one final answer, completed or failed, by its deadline; the jobs of a worker
 that stops heartbeating are retried on another replica. Its workers are a ``Roster``, its
-backlog and retries a ``Dispatch``, its controllers ``Controls``; the query's life
-(advance -> join -> finish) is here.
+backlog and retries a ``Dispatch``, the query's life (advance -> join -> finish) a
+``Pipeline``, its controllers ``Controls``; heartbeats and the retry budget are the
+scenario's ``failures`` section, as in the simulator.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from swarmsim.profiles import load_profiles
-from swarmsim.query import AgentState
+from swarmsim.query import AgentState, Outcome
 from swarmsim.view import AgentTable, ClusterView, LayerStats, QueryInfo, Totals
 
 from .state import Agent
@@ -77,9 +77,9 @@ class Telemetry:
     def query_in(self) -> None:
         self.accepted.inc()
 
-    def query_out(self, outcome: str, latency_s: float) -> None:
-        _child(self.queries, self._children, outcome).inc()
-        if outcome == "completed":
+    def query_out(self, outcome: Outcome, latency_s: float) -> None:
+        _child(self.queries, self._children, str(outcome)).inc()
+        if outcome == Outcome.COMPLETED:
             self.latency.observe(latency_s)
 
     def stage_latency(self, layer: str, seconds: float) -> None:
