@@ -1,4 +1,5 @@
-"""Named tunables of the live runtime (the ZeroMQ guide's Paranoid Pirate defaults)."""
+"""Named tunables of the live runtime that have no simulator twin (heartbeats and the retry
+budget are the scenario's ``failures`` section, shared with the simulator)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ from dataclasses import dataclass
 
 from swarmsim.errors import check
 
-HEARTBEAT_INTERVAL_S = 1.0  # Paranoid Pirate: one heartbeat a second each way
-HEARTBEAT_LIVENESS = 3  # missed heartbeats before a peer is declared dead (3-5 reasonable)
 RECONNECT_INITIAL_S = 1.0  # worker reconnect back-off: 1 s doubling ...
 RECONNECT_MAX_S = 32.0  # ... capped at 32 s
 
@@ -16,13 +15,10 @@ RECONNECT_MAX_S = 32.0  # ... capped at 32 s
 class LiveConfig:
     """Timing and bounds of one live swarm."""
 
-    heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
-    heartbeat_liveness: int = HEARTBEAT_LIVENESS
     reconnect_initial_s: float = RECONNECT_INITIAL_S
     reconnect_max_s: float = RECONNECT_MAX_S
     worker_credit: int = 4  # jobs in flight per worker before work waits at the coordinator
     max_backlog: int = 10_000  # jobs waiting at the coordinator before new queries are refused
-    max_attempts: int = 3  # sends of one stage's work (first try + retries after a death)
     deadline_s: float | None = None  # per query; default: the scenario's, else 4 x SLO
     time_scale: float = 1.0  # emulated stage times are the profile's times x this
     startup_timeout_s: float = 60.0  # workers must report READY within this
@@ -32,19 +28,10 @@ class LiveConfig:
     route_log_fraction: float = 0.1  # routing decisions logged with their observation
 
     def __post_init__(self) -> None:
-        interval = self.heartbeat_interval_s
-        check(interval > 0, "heartbeat_interval_s", interval, "> 0")
-        check(self.heartbeat_liveness >= 1, "heartbeat_liveness", self.heartbeat_liveness, ">= 1")
         check(self.worker_credit >= 1, "worker_credit", self.worker_credit, ">= 1")
-        check(self.max_attempts >= 1, "max_attempts", self.max_attempts, ">= 1")
         check(self.time_scale >= 0, "time_scale", self.time_scale, ">= 0")
         deadline = self.decision_deadline_s
         check(deadline > 0, "decision_deadline_s", deadline, "> 0")
         check(self.failure_limit >= 1, "failure_limit", self.failure_limit, ">= 1")
         fraction = self.route_log_fraction
         check(0 <= fraction <= 1, "route_log_fraction", fraction, "in [0, 1]")
-
-    @property
-    def dead_after_s(self) -> float:
-        """Silence after which a peer is declared dead: interval x liveness."""
-        return self.heartbeat_interval_s * self.heartbeat_liveness

@@ -23,12 +23,12 @@ import zmq
 from controllers.spec import resolve
 from envs.registry import TASKS
 from swarmsim.errors import SwarmError
+from swarmsim.query import GONE, AgentState
 
 from . import sockets
 from .attachment import ACTING, CANDIDATE
 from .errors import LiveError, ProtocolError
 from .protocol import CONTROL, RESPONSE, Message
-from .state import GONE, RUNNING
 
 if TYPE_CHECKING:
     from .coordinator import Coordinator
@@ -102,7 +102,7 @@ def load(p: dict[str, Any]) -> Loaded:
 
 def attach(coord: Coordinator, loaded: Loaded) -> dict[str, Any]:
     """Install a loaded controller; it takes the Task's next decision."""
-    coord.attach(loaded.task, loaded.controller, loaded.label, sha256=loaded.sha256,
+    coord.controls.attach(loaded.task, loaded.controller, loaded.label, sha256=loaded.sha256,
                  mode=loaded.mode, split=loaded.split)  # fmt: skip
     status = coord.slots[loaded.task].status()
     return {"task": loaded.task, "mode": loaded.mode, "sha256": loaded.sha256, "status": status}
@@ -119,7 +119,7 @@ def detach(coord: Coordinator, p: dict[str, Any]) -> dict[str, Any]:
         raise SwarmError(f"detach: unknown task {task!r}; tasks: {', '.join(TASKS)}")
     if which not in (ACTING, CANDIDATE):
         raise SwarmError(f"detach: which must be acting or candidate, got {which!r}")
-    return {"task": task, "events": coord.detach(task, which)}
+    return {"task": task, "events": coord.controls.detach(task, which)}
 
 
 def status(coord: Coordinator) -> dict[str, Any]:
@@ -127,17 +127,19 @@ def status(coord: Coordinator) -> dict[str, Any]:
     now = coord.now()
     layers = {}
     for name, cfg in coord.scenario.layers.items():
-        agents = [a for a in coord.agents.values() if a.layer == name]
+        agents = coord.roster.members(name)
         states: dict[str, int] = {}
         for a in agents:
-            states[a.state] = states.get(a.state, 0) + 1
+            states[a.state.label] = states.get(a.state.label, 0) + 1
         layers[name] = {
             "role": cfg.role,
             "workers": states,
             "healthy": sum(
-                a.state == RUNNING and now - a.last_seen <= coord.cfg.dead_after_s for a in agents
+                a.state == AgentState.RUNNING and now - a.last_seen <= coord.dead_after_s
+                for a in agents
             ),
-            "queue": len(coord.backlog[name]) + sum(a.queue for a in agents if a.state not in GONE),
+            "queue": len(coord.dispatch.backlog[name])
+            + sum(a.queue for a in agents if a.state not in GONE),
             "in_flight": sum(len(a.jobs) for a in agents),
         }
     recent = [row for row in coord.finished if row[0] >= now - RECENT_S]

@@ -21,6 +21,7 @@ from controllers.spec import resolve
 from swarmsim.corpus import scenario_corpus
 from swarmsim.errors import SwarmError
 from swarmsim.metrics import check_conservation, write_timeline
+from swarmsim.query import AgentState, FailureReason, Outcome
 from swarmsim.scenario import Scenario
 from swarmsim.scenario_files import load_scenario
 from swarmsim.summary import (
@@ -38,7 +39,6 @@ from .corpusfiles import CorpusFiles, write_corpus
 from .errors import LiveError
 from .launcher import SINGLE_THREAD_ENV, LocalLauncher
 from .operator import controller_hash
-from .state import DEAD, DRAINING, RUNNING, STARTING, SWITCHING
 from .telemetry import Telemetry, billing
 from .worker import WorkerSpec
 
@@ -181,23 +181,24 @@ class Swarm:
                 openai_url=run.openai_url,
                 openai_model=run.openai_model,
                 real_embedding=run.corpus is not None,
-                heartbeat_interval_s=run.config.heartbeat_interval_s,
-                heartbeat_liveness=run.config.heartbeat_liveness,
+                heartbeat_interval_s=scenario.failures.heartbeat_interval_s,
+                heartbeat_liveness=scenario.failures.heartbeat_liveness,
                 time_scale=run.config.time_scale,
             )
-            self.coord.launch(spec, node)
+            self.coord.roster.launch(spec, node)
         self.wait_ready()
         for spec in run.controllers:
             arm = resolve(spec)
             controller = arm.build()
-            self.coord.attach(arm.task, controller, arm.label, sha256=controller_hash(controller))
+            sha256 = controller_hash(controller)
+            self.coord.controls.attach(arm.task, controller, arm.label, sha256=sha256)
 
     def wait_ready(self) -> None:
         coord = self.coord
         end = time.monotonic() + self.run.config.startup_timeout_s
-        while coord.ready() < len(coord.agents):
+        while coord.roster.running() < len(coord.agents):
             if time.monotonic() > end:
-                late = [a.id for a in coord.agents.values() if a.state != "running"]
+                late = [a.id for a in coord.agents.values() if a.state != AgentState.RUNNING]
                 raise LiveError(f"workers {late} did not report READY in time")
             dead = [i for i in coord.agents if not self.launcher.alive(i)]
             if dead:
@@ -226,7 +227,7 @@ def run_live(run: LiveRun, progress: Callable[[float], None] | None = None) -> d
     with Swarm(run) as swarm:
         scenario, coord = swarm.scenario, swarm.coord
         duration = run.duration_s or scenario.duration_s
-        drain = coord.deadline_s + 2 * run.config.dead_after_s
+        drain = coord.deadline_s + 2 * coord.dead_after_s
         coord.restart_clock()
         load = _start_load(run, coord.client_address, duration, drain, len(coord.files.queries))
         try:
@@ -293,7 +294,7 @@ def serve(
             with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C cuts this short
                 swarm.serve_until(lambda: not coord.active, SHUTDOWN_DRAIN_S)
             for query in list(coord.active.values()):  # every accepted query gets its answer
-                coord.finish(query, "failed", "shutdown")
+                coord.finish(query, Outcome.FAILED, FailureReason.SHUTDOWN)
             if out is not None:
                 _append(out, coord.take_recording())
                 out.close()
@@ -405,10 +406,10 @@ def _replicas(coord: Coordinator) -> dict[str, Replicas]:
     for name in coord.scenario.layers:
         states = [a.state for a in coord.agents.values() if a.layer == name]
         out[name] = Replicas(
-            running=states.count(RUNNING),
-            starting=states.count(STARTING) + states.count(SWITCHING),
-            draining=states.count(DRAINING),
-            dead=states.count(DEAD),
+            running=states.count(AgentState.RUNNING),
+            starting=states.count(AgentState.STARTING) + states.count(AgentState.SWITCHING),
+            draining=states.count(AgentState.DRAINING),
+            dead=states.count(AgentState.DEAD),
         )
     return out
 

@@ -3,58 +3,65 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+
+from swarmsim.query import GONE, AgentState
+from swarmsim.scenario import LayerConfig
 
 from .protocol import CONTROL, Message
-from .state import DRAINING, GONE, RUNNING, STARTING, STOPPED, SWITCHING, Agent
+from .roster import Roster
+from .state import Agent
 
-if TYPE_CHECKING:
-    from .coordinator import Coordinator
+ON_WAY = (AgentState.RUNNING, AgentState.STARTING, AgentState.SWITCHING)
 
 
-def scale_layer(coord: Coordinator, layer: str, target: int) -> None:
+def scale_layer(
+    roster: Roster, layers: Mapping[str, LayerConfig], n_shards: int, layer: str, target: int
+) -> None:
     """Bring ``layer`` to ``target`` replicas (clamped to the layer's min/max)."""
-    cfg = coord.scenario.layers.get(layer)
+    cfg = layers.get(layer)
     if cfg is None:
         return
     target = max(cfg.min_replicas, min(int(target), cfg.max_replicas))
-    members = [a for a in coord.agents.values() if a.layer == layer]
-    live = [a for a in members if a.state in (RUNNING, STARTING, SWITCHING)]
+    members = roster.members(layer)
+    live = [a for a in members if a.state in ON_WAY]
     if target > len(live):
         for _ in range(target - len(live)):
-            _start(coord, layer, members)
+            _start(roster, cfg, layer, n_shards, members)
     elif target < len(live):
         for agent in _drain_order(live, cfg.role)[: len(live) - target]:
-            agent.state = DRAINING
+            roster.leave(agent, AgentState.DRAINING)
 
 
-def _start(coord: Coordinator, layer: str, members: list[Agent]) -> None:
-    cfg = coord.scenario.layers[layer]
-    template = next((coord.specs[a.id] for a in members if a.id in coord.specs), None)
+def _start(
+    roster: Roster, cfg: LayerConfig, layer: str, n_shards: int, members: list[Agent]
+) -> None:
+    template = next((roster.specs[a.id] for a in members if a.id in roster.specs), None)
     if template is None:
-        template = next(iter(coord.specs.values()))
+        template = next(iter(roster.specs.values()))
     shard = -1
     if cfg.role == "retriever":
-        counts = [0] * coord.files.n_shards
+        counts = [0] * n_shards
         for a in members:
-            if a.state not in (*GONE, DRAINING) and 0 <= a.shard < len(counts):
+            if a.state not in (*GONE, AgentState.DRAINING) and 0 <= a.shard < len(counts):
                 counts[a.shard] += 1
         shard = counts.index(min(counts))
     spec = dataclasses.replace(
         template,
-        id=max(coord.agents, default=-1) + 1,
+        id=max(roster.agents, default=-1) + 1,
         layer=layer,
         role=cfg.role,
         shard=shard,
         model=cfg.model or "",
     )
-    node = coord.agents[template.id].node if template.id in coord.agents else 0
-    coord.launch(spec, node)
+    node = roster.agents[template.id].node if template.id in roster.agents else 0
+    roster.launch(spec, node)
 
 
 def _drain_order(live: list[Agent], role: str) -> list[Agent]:
     """Idle running agents first; a retriever never drains its shard's last replica."""
-    order = sorted((a for a in live if a.state == RUNNING), key=lambda a: (len(a.jobs), -a.id))
+    running = (a for a in live if a.state == AgentState.RUNNING)
+    order = sorted(running, key=lambda a: (len(a.jobs), -a.id))
     if role != "retriever":
         return order
     left: dict[int, int] = {}
@@ -68,10 +75,9 @@ def _drain_order(live: list[Agent], role: str) -> list[Agent]:
     return chosen
 
 
-def retire_drained(coord: Coordinator) -> None:
+def retire_drained(roster: Roster, send: Callable[[Agent, Message], bool]) -> None:
     """Stop draining agents whose work is done."""
-    for agent in coord.agents.values():
-        if agent.state == DRAINING and not agent.jobs:
-            coord.send_worker(agent, Message(CONTROL, "STOP", "", "coordinator"))
-            agent.state, agent.gone = STOPPED, coord.now()
-            coord.launcher.stop(agent.id)
+    for agent in roster.agents.values():
+        if agent.state == AgentState.DRAINING and not agent.jobs:
+            send(agent, Message(CONTROL, "STOP", "", "coordinator"))
+            roster.stop(agent)

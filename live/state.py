@@ -1,28 +1,30 @@
 """What the coordinator knows: its agents (worker processes), queries and jobs.
 
-The names are the simulator's: an ``Agent`` plays one role in one layer, a ``Query`` moves
-through the scenario's stages, a ``Job`` is one stage of one query on one agent (the
-simulator's ``WorkItem``).
+The names and the vocabulary are the simulator's (``swarmsim.query``): an ``Agent`` plays one
+role in one layer, a ``Query`` moves through the scenario's stages, a ``Job`` is one stage of
+one query on one agent. Live adds only what travels on the wire.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from swarmsim import query as sim
+from swarmsim.query import AgentState
+
+if TYPE_CHECKING:
+    from swarmsim.pool import Pool
+
 EWMA_WEIGHT = 0.2  # weight of the newest stage latency in an agent's recent latency
 
-# Agent states, as in swarmsim.view.AGENT_STATES
-STARTING, RUNNING, DRAINING, SWITCHING = "starting", "running", "draining", "switching"
-DEAD, STOPPED = "dead", "stopped"
-GONE = (DEAD, STOPPED)
 
-
-@dataclass
+@dataclass(eq=False)
 class Agent:
-    """One worker process as the coordinator sees it."""
+    """One worker process as the coordinator sees it (``outstanding`` and ``pool`` are what
+    ``swarmsim.pool.Pool`` buckets it by: its jobs in flight, the pool it sits in)."""
 
     id: int
     layer: str
@@ -31,12 +33,13 @@ class Agent:
     model: str
     device: str
     node: int
-    state: str
+    state: AgentState
     born: float
     last_seen: float
     jobs: dict[str, Job] = field(default_factory=dict)
+    outstanding: int = 0  # len(jobs), kept in step by the roster
+    pool: Pool | None = None  # the pool of accepting agents it sits in, while running
     switching_since: float = -1.0  # when a role change was sent
-    load_mark: int = 0  # when len(jobs) last changed: ties go to the oldest, as in the sim
     queue: int = 0  # jobs waiting on the worker, from its last heartbeat
     busy_s: float = 0.0  # reported by the worker
     busy_mark: float = 0.0  # busy_s at the start of the control interval
@@ -48,6 +51,17 @@ class Agent:
     def ident(self) -> bytes:
         return f"w{self.id}".encode()
 
+    def report(self, p: dict[str, Any]) -> None:
+        """Take the load a READY or HEARTBEAT payload reports (fields of the wrong type are
+        ignored: the payload is network input)."""
+        busy, queue, pid = p.get("busy_s"), p.get("queue"), p.get("pid")
+        if isinstance(busy, float | int):
+            self.busy_s = float(busy)
+        if isinstance(queue, int):
+            self.queue = queue
+        if isinstance(pid, int):
+            self.pid = pid
+
     def observe_latency(self, seconds: float) -> None:
         self.latency_s = (
             seconds
@@ -56,47 +70,56 @@ class Agent:
         )
 
 
-@dataclass
-class Query:
-    """A client's query and its progress through the stages."""
+class Query(sim.Query):
+    """A client's query: the simulator's ``Query`` plus who asked and what came back."""
 
-    id: int
-    client: bytes
-    client_task: str
-    arrival: float  # seconds since the swarm started
-    deadline: float
-    qclass: int
-    model: str
-    input_tokens: int
-    output_tokens: int
-    pool: int
-    stage: int = 0
-    stage_start: float = 0.0
-    vector: np.ndarray | None = None
-    pending: int = 0
-    hits: list[tuple[float, int]] = field(default_factory=list)  # (score, doc id) merged
-    searched: list[int] = field(default_factory=list)
-    docs: list[int] = field(default_factory=list)
-    answer: str = ""
-    recall: float | None = None
-    gold_hit: float | None = None
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-    end: float = -1.0
-    outcome: str = ""
-    reason: str = ""
-    arm: str = ""  # the controller that routed it, when one is attached
+    __slots__ = ("answer", "arm", "client", "client_task", "deadline", "docs", "gold_hit",
+                 "hits", "vector")  # fmt: skip
+
+    def __init__(
+        self,
+        qid: int,
+        client: bytes,
+        client_task: str,
+        arrival: float,
+        deadline: float,
+        qclass: int,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        pool: int,
+    ) -> None:
+        super().__init__(qid, arrival, qclass, model, input_tokens, output_tokens, pool)
+        self.client = client
+        self.client_task = client_task
+        self.deadline = deadline
+        self.vector: np.ndarray | None = None
+        self.hits: list[tuple[float, int]] = []  # (score, doc id) merged
+        self.docs: list[int] = []
+        self.answer = ""
+        self.gold_hit: float | None = None
+        self.arm = ""  # the controller that routed it, when one is attached
+        self.timeline = []
+
+    def to_record(self) -> dict[str, Any]:
+        """The simulator's row, plus the arm that routed it when a controller did."""
+        record = super().to_record()
+        if self.arm:
+            record["arm"] = self.arm
+        return record
 
 
-@dataclass
-class Job:
-    """One stage of one query, sent to one agent."""
+class Job(sim.Job):
+    """One stage of one query, sent to one agent (``agent`` is its id) under a job id."""
 
-    id: str
+    __slots__ = ("action", "id", "payload")
     query: Query
-    layer: str
-    action: str
-    payload: Any
-    shard: int = -1
-    attempt: int = 1
-    agent: int = -1
-    sent: float = 0.0
+
+    def __init__(
+        self, job_id: str, query: Query, layer: str, action: str, payload: Any, shard: int = -1
+    ) -> None:
+        super().__init__(query, layer, shard)
+        self.id = job_id
+        self.action = action
+        self.payload = payload
+        self.agent = -1

@@ -14,15 +14,16 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from swarmsim.profiles import load_profiles
-from swarmsim.view import AGENT_STATES, AgentTable, ClusterView, LayerStats, QueryInfo, Totals
+from swarmsim.query import AgentState, Outcome
+from swarmsim.view import AgentTable, ClusterView, LayerStats, QueryInfo, Totals
 
-from .state import DEAD, DRAINING, RUNNING, STARTING, STOPPED, SWITCHING, Agent
+from .state import Agent
 
 if TYPE_CHECKING:
     from .coordinator import Coordinator
+    from .roster import Roster
     from .state import Query
-
-STATE_INDEX = {name: i for i, name in enumerate(AGENT_STATES)}
+    from .window import LoadWindow
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 PROFILES = load_profiles()
 
@@ -76,9 +77,9 @@ class Telemetry:
     def query_in(self) -> None:
         self.accepted.inc()
 
-    def query_out(self, outcome: str, latency_s: float) -> None:
-        _child(self.queries, self._children, outcome).inc()
-        if outcome == "completed":
+    def query_out(self, outcome: Outcome, latency_s: float) -> None:
+        _child(self.queries, self._children, str(outcome)).inc()
+        if outcome == Outcome.COMPLETED:
             self.latency.observe(latency_s)
 
     def stage_latency(self, layer: str, seconds: float) -> None:
@@ -99,12 +100,13 @@ class Telemetry:
         if now - self.last_sample < 1.0:
             return
         self.last_sample = now
-        for name, backlog in coord.backlog.items():
-            waiting = sum(a.queue for a in coord.agents.values() if a.layer == name)
+        for name, backlog in coord.dispatch.backlog.items():
+            waiting = sum(a.queue for a in coord.roster.members(name))
             self.queue.labels(name).set(len(backlog) + waiting)
         counts: dict[tuple[str, str], int] = {}
         for a in coord.agents.values():
-            counts[a.role, a.state] = counts.get((a.role, a.state), 0) + 1
+            key = (a.role, a.state.label)
+            counts[key] = counts.get(key, 0) + 1
         self.workers.clear()
         for (role, state), n in counts.items():
             self.workers.labels(role, state).set(n)
@@ -140,43 +142,52 @@ def build_view(
 ) -> ClusterView:
     """The live swarm as a ``ClusterView`` (the same type the simulator builds)."""
     now = coord.now()
-    scenario = coord.scenario
+    scenario, roster = coord.scenario, coord.roster
     names = tuple(scenario.layers)
     agents = sorted(
         (
             a
-            for a in coord.agents.values()
-            if a.state != STOPPED and (roles is None or a.role in roles)
+            for a in roster.agents.values()
+            if a.state != AgentState.STOPPED and (roles is None or a.role in roles)
         ),
         key=lambda a: a.id,
     )
+    n_nodes = len(coord.node_names)
+    layers = {}
+    if layer_stats:
+        backlog = coord.dispatch.backlog
+        layers = {n: _layer_stats(coord, roster, coord.window, len(backlog[n]), n, now)
+                  for n in names}  # fmt: skip
     return ClusterView(
         time_s=now,
         node_names=tuple(coord.node_names),
-        node_up=np.ones(len(coord.node_names), dtype=bool),
-        node_group=np.arange(len(coord.node_names)),
+        node_up=roster.node_up(n_nodes, now),
+        node_group=np.arange(n_nodes),
         group_names=tuple(coord.node_names),
         layer_names=names,
         layer_roles=tuple(ly.role for ly in scenario.layers.values()),
-        layers={n: _layer_stats(coord, n, now) for n in names} if layer_stats else {},
-        agents=_agent_table(coord, agents, names, now),
+        layers=layers,
+        agents=_agent_table(roster, agents, names, now),
         n_shards=coord.files.n_shards,
         totals=_totals(coord, now),
         query=None if query is None else _query_info(coord, query),
     )
 
 
-def _agent_table(coord: Coordinator, agents: list[Agent], names: tuple[str, ...], now: float):
+def _agent_table(roster: Roster, agents: list[Agent], names: tuple[str, ...], now: float):
     index = {n: i for i, n in enumerate(names)}
-    dead_after = coord.cfg.dead_after_s
     return AgentTable(
         id=np.array([a.id for a in agents], dtype=np.int64),
         node=np.array([a.node for a in agents], dtype=np.int64),
         layer=np.array([index[a.layer] for a in agents], dtype=np.int64),
         shard=np.array([a.shard for a in agents], dtype=np.int64),
-        state=np.array([STATE_INDEX[a.state] for a in agents], dtype=np.int64),
+        state=np.array([int(a.state) for a in agents], dtype=np.int64),
         healthy=np.array(
-            [a.state != DEAD and now - a.last_seen <= dead_after for a in agents], dtype=bool
+            [
+                a.state != AgentState.DEAD and now - a.last_seen <= roster.dead_after_s
+                for a in agents
+            ],
+            dtype=bool,
         ),
         queue=np.array([a.queue for a in agents], dtype=np.int64),
         in_flight=np.array([len(a.jobs) for a in agents], dtype=np.int64),
@@ -185,22 +196,24 @@ def _agent_table(coord: Coordinator, agents: list[Agent], names: tuple[str, ...]
     )
 
 
-def _layer_stats(coord: Coordinator, name: str, now: float) -> LayerStats:
+def _layer_stats(
+    coord: Coordinator, roster: Roster, window: LoadWindow, backlog: int, name: str, now: float
+) -> LayerStats:
     cfg = coord.scenario.layers[name]
-    members = [a for a in coord.agents.values() if a.layer == name]
-    live = [a for a in members if a.state != DEAD]
-    elapsed = max(now - coord.interval_start, 1e-9)
-    recent = coord.recent[name]
+    members = roster.members(name)
+    live = [a for a in members if a.state != AgentState.DEAD]
+    elapsed = window.elapsed(now)
+    recent = window.recent[name]
     busy = sum(a.busy_s - a.busy_mark for a in live)
-    alive = sum(now - max(a.born, coord.interval_start) for a in live)
-    backlog = len(coord.backlog[name])
+    alive = sum(now - max(a.born, window.start) for a in live)
+    loading = (AgentState.STARTING, AgentState.SWITCHING)
     return LayerStats(
         role=cfg.role,
         on_gpu=cfg.device == "gpu",
-        running=sum(a.state == RUNNING for a in members),
-        starting=sum(a.state in (STARTING, SWITCHING) for a in members),
-        draining=sum(a.state == DRAINING for a in members),
-        arrival_rate=coord.arrivals[name] / elapsed,
+        running=sum(a.state == AgentState.RUNNING for a in members),
+        starting=sum(a.state in loading for a in members),
+        draining=sum(a.state == AgentState.DRAINING for a in members),
+        arrival_rate=window.rate(name, now),
         queue=sum(a.queue for a in live) + backlog,
         backlog=backlog,
         in_flight=sum(len(a.jobs) for a in live),
@@ -247,7 +260,7 @@ def _totals(coord: Coordinator, now: float) -> Totals:
         recall=m.recall_sum,
         retrievals=m.retrievals,
         stage_s=dict(coord.stage_s),
-        load_s=0.0,
+        load_s=m.load_s,
         cost_usd=cost,
         gpu_hours=gpu_hours,
     )

@@ -22,6 +22,7 @@ from typing import Any
 import zmq
 
 from swarmsim.profiles import load_profiles
+from swarmsim.scenario import FailureConfig
 
 from . import sockets
 from .backends import (
@@ -64,8 +65,8 @@ class WorkerSpec:
     openai_url: str = ""
     openai_model: str = ""
     real_embedding: bool = False
-    heartbeat_interval_s: float = LiveConfig.heartbeat_interval_s
-    heartbeat_liveness: int = LiveConfig.heartbeat_liveness
+    heartbeat_interval_s: float = FailureConfig.heartbeat_interval_s  # the scenario's failures:
+    heartbeat_liveness: int = FailureConfig.heartbeat_liveness
     reconnect_initial_s: float = LiveConfig.reconnect_initial_s
     reconnect_max_s: float = LiveConfig.reconnect_max_s
     time_scale: float = 1.0

@@ -47,9 +47,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="start no load generator: clients send to the query address")  # fmt: skip
     up.add_argument("--duration", type=float, metavar="S",
                     help="seconds of generated load (default: until stopped)")  # fmt: skip
-    up.add_argument("--heartbeat", type=float, default=1.0, metavar="S",
-                    help="heartbeat interval; a failing controller is detached at the next "
-                    "one (default 1)")  # fmt: skip
+    up.add_argument("--heartbeat", type=float, metavar="S",
+                    help="heartbeat interval, as --set failures.heartbeat_interval_s=S; a "
+                    "failing controller is detached at the next one (default: the "
+                    "scenario's, 1)")  # fmt: skip
     up.add_argument("--json", action="store_true",
                     help="print the addresses and, at exit, the summary as JSON lines")  # fmt: skip
     up.set_defaults(func=cmd_live_up)
@@ -147,15 +148,17 @@ def cmd_live_up(args: argparse.Namespace) -> int:
 
     from ..render import render_summary
 
-    if not args.heartbeat > 0:
-        raise SwarmError(
-            f"--heartbeat: expected a positive number of seconds, got {args.heartbeat}"
-        )
+    overrides = list(args.overrides)
+    if args.heartbeat is not None:
+        if not args.heartbeat > 0:
+            raise SwarmError(
+                f"--heartbeat: expected a positive number of seconds, got {args.heartbeat}"
+            )
+        overrides.append(f"failures.heartbeat_interval_s={args.heartbeat}")
     run = _live_run(
         args,
-        list(args.overrides),
+        overrides,
         args.duration,
-        config={"heartbeat_interval_s": args.heartbeat},
         control_bind=args.bind,
         query_bind=args.query_bind,
     )

@@ -178,8 +178,8 @@ def test_a_full_report_fits_one_message_and_decodes_to_what_was_kept():
     from types import SimpleNamespace
 
     from live.attachment import WINDOW
-    from live.coordinator import FINISHED_WINDOW
     from live.operator import report, report_rows
+    from live.pipeline import FINISHED_WINDOW
     from live.protocol import MAX_MESSAGE_BYTES, RESPONSE, Message, decode, encode
 
     label = "/a/long/path/to/results/training/routing-escape-velocity/policy"

@@ -37,7 +37,7 @@ from live.runner import LiveRun, serve
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "results" / "training" / "routing-escape-velocity" / "policy"
 HEARTBEAT_S = 0.3
-FAST = LiveConfig(time_scale=0.05, heartbeat_interval_s=HEARTBEAT_S, route_log_fraction=1.0)
+FAST = LiveConfig(time_scale=0.05, route_log_fraction=1.0)
 
 
 @contextlib.contextmanager
@@ -45,8 +45,9 @@ def swarm(tmp_path: Path, rate: float = 8, controllers: tuple[str, ...] = ()) ->
     """A swarm serving the homelab load at ``rate`` q/s, recording to ``tmp_path``; yields
     its addresses, and after the block its ``summary`` and ``rows`` (the recording)."""
     record = tmp_path / "swarm.jsonl"
-    run = LiveRun("homelab", overrides=(f"rate={rate}",), controllers=controllers, workers=8,
-                  record=record, config=FAST)  # fmt: skip
+    beat = f"failures.heartbeat_interval_s={HEARTBEAT_S}"
+    run = LiveRun("homelab", overrides=(f"rate={rate}", beat), controllers=controllers,
+                  workers=8, record=record, config=FAST)  # fmt: skip
     announced: queue.Queue = queue.Queue()
     stop = threading.Event()
     out: dict = {}

@@ -25,10 +25,13 @@ from live.load import drive, queries
 from live.protocol import CONTROL, Message
 from live.runner import LiveRun, Swarm, run_live
 from swarmsim.metrics import check_conservation
+from swarmsim.query import AgentState
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTING_POLICY = ROOT / "results" / "training" / "routing-escape-velocity" / "policy"
-FAST = LiveConfig(time_scale=0.05, heartbeat_interval_s=0.2, heartbeat_liveness=3)
+FAST = LiveConfig(time_scale=0.05)
+HEARTBEAT_S, LIVENESS = 0.2, 3
+BEATS = (f"failures.heartbeat_interval_s={HEARTBEAT_S}", f"failures.heartbeat_liveness={LIVENESS}")
 SUMMARY_KEYS = {
     "queries",
     "latency_s",
@@ -68,7 +71,7 @@ def _load(swarm: Swarm, duration: float) -> threading.Thread:
 def test_queries_flow_through_every_role_and_every_process_stops(tmp_path):
     record = tmp_path / "live.jsonl"
     run = LiveRun(
-        "homelab", overrides=("rate=4",), duration_s=5, workers=8, config=FAST, record=record
+        "homelab", overrides=("rate=4", *BEATS), duration_s=5, workers=8, config=FAST, record=record
     )
     seen: list[int] = []
     original = Swarm.close
@@ -95,7 +98,7 @@ def test_queries_flow_through_every_role_and_every_process_stops(tmp_path):
 
 
 def test_kill_9_of_a_retriever_loses_no_query_and_is_ejected_in_time():
-    with Swarm(LiveRun("homelab", overrides=("rate=4",), workers=8, config=FAST)) as swarm:
+    with Swarm(LiveRun("homelab", overrides=("rate=4", *BEATS), workers=8, config=FAST)) as swarm:
         coord = swarm.coord
         coord.restart_clock()
         client = _load(swarm, duration=4.0)
@@ -103,19 +106,19 @@ def test_kill_9_of_a_retriever_loses_no_query_and_is_ejected_in_time():
         victim = next(a for a in coord.agents.values() if a.role == "retriever")
         killed_at = coord.now()
         os.kill(swarm.launcher.pid(victim.id), signal.SIGKILL)
-        swarm.serve_until(lambda: victim.state == "dead", 5)
+        swarm.serve_until(lambda: victim.state == AgentState.DEAD, 5)
         swarm.serve_until(lambda: not client.is_alive() and not coord.active, 30)
         stats = client.result["stats"]
-    assert victim.state == "dead"
+    assert victim.state == AgentState.DEAD
     # declared dead within interval x liveness, plus one heartbeat period of detection slack
-    assert victim.gone - killed_at <= FAST.dead_after_s + FAST.heartbeat_interval_s + 0.1
+    assert victim.gone - killed_at <= HEARTBEAT_S * LIVENESS + HEARTBEAT_S + 0.1
     q = coord.metrics.query_summary()
     assert q["in_flight"] == 0 and q["submitted"] == q["completed"] + q["failed"] + q["dropped"]
     assert sum(stats.answers.values()) == stats.sent == q["submitted"]  # one answer each
 
 
 def test_rogue_frames_are_counted_and_the_swarm_keeps_serving():
-    with Swarm(LiveRun("homelab", overrides=("rate=4",), workers=8, config=FAST)) as swarm:
+    with Swarm(LiveRun("homelab", overrides=("rate=4", *BEATS), workers=8, config=FAST)) as swarm:
         coord = swarm.coord
         ctx = zmq.Context()
         try:
@@ -133,7 +136,7 @@ def test_rogue_frames_are_counted_and_the_swarm_keeps_serving():
             swarm.serve_until(lambda: not client.is_alive() and not coord.active, 20)
         finally:
             ctx.destroy(linger=0)
-        assert all(a.state == "running" for a in coord.agents.values())
+        assert all(a.state == AgentState.RUNNING for a in coord.agents.values())
         q = coord.metrics.query_summary()
         assert q["submitted"] >= 3 and q["completed"] == q["submitted"]
 
@@ -150,9 +153,9 @@ def test_same_artifact_same_action_in_sim_and_live_and_live_views_fit_every_task
             recorded.append((obs.copy(), np.asarray(action).copy()))
             return action
 
-    with Swarm(LiveRun("homelab", overrides=("rate=4",), workers=8, config=FAST)) as swarm:
+    with Swarm(LiveRun("homelab", overrides=("rate=4", *BEATS), workers=8, config=FAST)) as swarm:
         coord = swarm.coord
-        coord.attach(make_task("shard-routing"), Recording(), "artifact")
+        coord.controls.attach(make_task("shard-routing"), Recording(), "artifact")
         coord.restart_clock()
         client = _load(swarm, duration=2.0)
         swarm.serve_until(lambda: not client.is_alive() and not coord.active, 20)

@@ -1,0 +1,201 @@
+"""A query's life in the live swarm: admitted from a client, sent through the scenario's
+stages (embed -> route -> search, joined -> synthesize -> evaluate), finished with one answer.
+
+The vocabulary is the simulator's (``swarmsim.query``): the same outcomes, failure reasons,
+timeline rows and ``Metrics.record_end`` accounting, so the two summaries compare key by key.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from swarmsim.metrics import Metrics
+from swarmsim.query import FailureReason, Outcome, StageRow
+from swarmsim.scenario import Scenario
+
+from .corpusfiles import CorpusFiles
+from .dispatch import Dispatch, job_id
+from .errors import ProtocolError
+from .protocol import Message
+from .state import Agent, Job, Query
+from .telemetry import Telemetry
+from .worker import STAGE_ACTIONS
+
+if TYPE_CHECKING:
+    from .controls import Controls
+
+FINISHED_WINDOW = 50_000  # the most recent finished queries kept for status and report
+QUERY_FIELDS = ("qclass", "input_tokens", "output_tokens", "pool")
+
+
+class Pipeline:
+    """The queries in flight and the stage logic that moves them."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        files: CorpusFiles,
+        metrics: Metrics,
+        telemetry: Telemetry,
+        dispatch: Dispatch,
+        controls: Controls,
+        reply: Callable[[Query, str, dict[str, Any]], None],
+        now: Callable[[], float],
+        deadline_s: float,
+        max_backlog: int,
+    ) -> None:
+        self.scenario, self.files, self.metrics, self.telemetry = (
+            scenario,
+            files,
+            metrics,
+            telemetry,
+        )
+        self.dispatch, self.controls, self.reply, self.now = dispatch, controls, reply, now
+        self.deadline_s, self.max_backlog = deadline_s, max_backlog
+        self.stages = [_stage_layers(s) for s in scenario.stages]
+        self.node_names = [g.name for g in scenario.nodes]
+        self.active: dict[int, Query] = {}  # in arrival order, so deadlines expire in order
+        self.awaiting: dict[int, Query] = {}  # queries waiting for a route plan
+        self.finished: deque[tuple[float, str, str, float, float | None]] = deque(
+            maxlen=FINISHED_WINDOW
+        )  # (end, arm, outcome, latency, recall) of the most recent queries
+        self.timeline: list[dict[str, Any]] = []
+        self.record = False
+        self.ids = itertools.count()
+
+    def admit(self, peer: bytes, msg: Message) -> None:
+        """Accept a client's QUERY (ProtocolError if it is malformed) and start it."""
+        query = self._parse(peer, msg)
+        self.metrics.submitted += 1
+        self.active[query.id] = query
+        self.telemetry.query_in()
+        if self.dispatch.waiting() >= self.max_backlog:
+            self.finish(query, Outcome.DROPPED, FailureReason.BACKLOG_FULL)
+            return
+        self.advance(query)
+
+    def _parse(self, peer: bytes, msg: Message) -> Query:
+        p = msg.payload
+        if not isinstance(p, dict) or not all(_is_int(p.get(f)) for f in QUERY_FIELDS):
+            raise ProtocolError("payload", f"a query needs integer fields {QUERY_FIELDS}")
+        classes = self.scenario.workload.classes
+        n_pool = len(self.files.queries)
+        if not (0 <= p["qclass"] < len(classes) and 0 <= p["pool"] < n_pool):
+            raise ProtocolError("payload", f"class {p['qclass']} or pool {p['pool']} out of range")
+        if p["input_tokens"] < 0 or p["output_tokens"] < 0:
+            raise ProtocolError("payload", "token counts must be >= 0")
+        now = self.now()
+        return Query(next(self.ids), peer, msg.task, now, now + self.deadline_s, p["qclass"],
+                     classes[p["qclass"]].model, p["input_tokens"], p["output_tokens"],
+                     p["pool"])  # fmt: skip
+
+    def advance(self, query: Query) -> None:
+        """Start the query's current stage, or finish it after the last one."""
+        if query.stage == len(self.stages):
+            self.finish(query, Outcome.COMPLETED)
+            return
+        layers = self.stages[query.stage]
+        layer = layers if isinstance(layers, str) else layers[query.model]
+        query.stage_start = self.now()
+        role = self.scenario.layers[layer].role
+        if role == "retriever":
+            self.awaiting[query.id] = query
+            self.controls.decide_route(query, layer)
+            return
+        action, payload = STAGE_ACTIONS[role], _payload(query, role)
+        self.dispatch.send(Job(job_id(query), query, layer, action, payload))
+
+    def answered(self, job: Job, agent: Agent, ok: bool, p: dict[str, Any], now: float) -> None:
+        """A worker answered ``job`` of a query still in flight: retry it, or go on."""
+        if not ok:
+            self.dispatch.retry(job, FailureReason.WORKER_ERROR)
+            return
+        query = job.query
+        assert query.timeline is not None
+        query.timeline.append(self._stage_row(job, agent, now, p))
+        if job.action == "EMBED":
+            vec = p.get("vector")
+            if not isinstance(vec, bytes) or len(vec) != self.files.dim * 4:
+                self.dispatch.retry(job, FailureReason.BAD_ANSWER)
+                return
+            query.vector = np.frombuffer(vec, dtype=np.float32)
+        elif job.action == "SEARCH":
+            ids, scores = p.get("ids"), p.get("scores")
+            if isinstance(ids, list) and isinstance(scores, list):
+                query.hits.extend(zip(scores, ids, strict=False))
+            query.searched.append(job.shard)
+            query.pending -= 1
+            if query.pending > 0:
+                return
+            self._join(query)
+        elif job.action == "SYNTH":
+            query.answer = str(p.get("answer", ""))
+        elif job.action == "EVAL" and isinstance(p.get("gold_hit"), float | int):
+            query.gold_hit = float(p["gold_hit"])
+        query.stage += 1
+        self.advance(query)
+
+    def _stage_row(self, job: Job, agent: Agent, now: float, p: dict[str, Any]) -> StageRow:
+        """The answered job as a timeline row (its start: the worker's service time back)."""
+        names = self.node_names
+        node = names[agent.node] if agent.node < len(names) else "local"
+        service = p.get("service_s")
+        start = now - float(service) if isinstance(service, float | int) else job.sent
+        return (job.query.stage, job.layer, agent.id, node, agent.device, job.sent,
+                max(start, job.sent), now)  # fmt: skip
+
+    def skip_shard(self, query: Query) -> None:
+        """One of the query's searches cannot be served: go on with the others."""
+        query.pending -= 1
+        if query.pending == 0:
+            self._join(query)
+            query.stage += 1
+            self.advance(query)
+
+    def _join(self, query: Query) -> None:
+        """All searched shards answered: merge to the global top-k and credit recall."""
+        hits = sorted(query.hits, key=lambda h: -h[0])[: self.files.k]
+        query.docs = [int(doc) for _, doc in hits]
+        query.recall = self.files.recall(query.pool, query.docs)
+        self.metrics.recall_sum += query.recall
+        self.metrics.retrievals += 1
+
+    def finish(self, query: Query, outcome: Outcome, reason: FailureReason | str = "") -> None:
+        """Record the query's one final answer and send it to its client."""
+        if query.done:
+            return
+        now = self.now()
+        query.outcome, query.reason, query.end = outcome, reason, now
+        self.active.pop(query.id, None)
+        self.awaiting.pop(query.id, None)
+        latency = now - query.arrival
+        self.metrics.record_end(query, latency, None)
+        self.telemetry.query_out(outcome, latency)
+        self.finished.append((now, query.arm, str(outcome), latency, query.recall))
+        self.reply(query, "DONE" if outcome == Outcome.COMPLETED else "FAILED",
+                   {"outcome": str(outcome), "reason": str(reason), "latency_s": latency,
+                    "recall": query.recall, "answer": query.answer[:2000]})  # fmt: skip
+        if self.record:
+            self.timeline.append(query.to_record())
+
+
+def _payload(query: Query, role: str) -> Any:
+    if role == "embedder":
+        return {"pool": query.pool}
+    if role == "synthesizer":
+        return {"input_tokens": query.input_tokens, "output_tokens": query.output_tokens,
+                "docs": query.docs}  # fmt: skip
+    return {"pool": query.pool, "ids": query.docs}  # evaluator
+
+
+def _stage_layers(stage) -> str | dict[str, str]:
+    return stage.layer if stage.layer is not None else dict(stage.layer_by_model)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)

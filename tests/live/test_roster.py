@@ -1,0 +1,67 @@
+"""The roster's bookkeeping without processes: load time, node health, pools."""
+
+from __future__ import annotations
+
+from live.roster import Roster
+from live.worker import WorkerSpec
+from swarmsim.metrics import Metrics
+from swarmsim.query import AgentState
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def roster(launcher, clock: Clock, dead_after_s: float = 3.0) -> Roster:
+    return Roster(launcher, Metrics(0.0, 1.0), clock, dead_after_s, startup_timeout_s=60.0)
+
+
+def spec(wid: int, layer: str = "retriever", shard: int = 0) -> WorkerSpec:
+    return WorkerSpec(wid, "", layer, "retriever", "cpu-desktop", "", shard=shard)
+
+
+def test_load_seconds_sum_each_startup_and_role_change_as_it_completes(launcher):
+    clock = Clock()
+    r = roster(launcher, clock)
+    a, b = r.launch(spec(0)), r.launch(spec(1))
+    clock.t = 2.5
+    r.ready(a, "retriever", "retriever", 0)
+    assert r.metrics.load_s == 2.5  # b is still loading: it counts nothing yet
+    clock.t = 10.0
+    r.leave(a, AgentState.SWITCHING)
+    clock.t = 11.0
+    assert r.ready(a, "embedder", "embedder", -1) == ("role_change", 10.0)
+    assert r.metrics.load_s == 3.5
+    assert b.state == AgentState.STARTING and a.pool is r.pools["embedder", -1]
+
+
+def test_a_node_is_up_while_one_of_its_agents_is_alive_or_none_was_placed(launcher):
+    clock = Clock()
+    r = roster(launcher, clock, dead_after_s=3.0)
+    a, b = r.launch(spec(0), node=0), r.launch(spec(1), node=1)
+    for agent in (a, b):
+        r.ready(agent, "retriever", "retriever", 0)
+    assert r.node_up(3, clock.t).tolist() == [True, True, True]  # node 2: nothing placed
+    clock.t = 5.0
+    a.last_seen = 4.0  # a heartbeats, b went silent past interval x liveness
+    assert r.node_up(3, clock.t).tolist() == [True, False, True]
+    r.dead(b)
+    assert r.node_up(3, clock.t).tolist() == [True, False, True]
+    r.leave(a, AgentState.DRAINING)
+    r.stop(a)  # stopped by scale-in: not evidence that its node is down
+    assert r.node_up(3, clock.t).tolist() == [True, False, True]
+
+
+def test_only_running_agents_sit_in_a_pool(launcher):
+    clock = Clock()
+    r = roster(launcher, clock)
+    a = r.launch(spec(0))
+    assert r.least_loaded("retriever", 0, credit=4) is None  # starting
+    r.ready(a, "retriever", "retriever", 0)
+    assert r.least_loaded("retriever", 0, credit=4) is a
+    r.leave(a, AgentState.DRAINING)
+    assert r.least_loaded("retriever", 0, credit=4) is None and a.pool is None
