@@ -72,6 +72,7 @@ class Query:
 
     __slots__ = (
         "arrival",
+        "blocks",
         "end",
         "id",
         "input_tokens",
@@ -99,6 +100,7 @@ class Query:
         input_tokens: int,
         output_tokens: int,
         pool: int,
+        blocks: tuple[int, ...] = (),
     ) -> None:
         self.id = qid
         self.arrival = arrival
@@ -107,6 +109,7 @@ class Query:
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.pool = pool  # index into the corpus's query pool
+        self.blocks = blocks  # hashes of its prompt's prefix blocks (for prefix caches)
         self.stage = 0
         self.stage_start = arrival
         self.pending = 0  # fan-out answers still awaited in the current stage
