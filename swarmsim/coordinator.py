@@ -96,6 +96,7 @@ class Coordinator:
             service,
             node=node,
             sizes=self.sizes,
+            block_tokens=scenario.workload.block_tokens,
             k=self.k,
             hwm=self.hwm,
             transmit=self._transmit,

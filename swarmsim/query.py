@@ -74,6 +74,7 @@ class Query:
         "arrival",
         "blocks",
         "end",
+        "first_token",
         "id",
         "input_tokens",
         "model",
@@ -118,6 +119,7 @@ class Query:
         self.strategy: InferenceStrategy | None = None  # chosen at its synthesizer stage
         self.outcome = Outcome.IN_FLIGHT
         self.end = -1.0
+        self.first_token = -1.0  # when its synthesizer's prefill ended (< 0: not yet)
         self.reason = ""
         self.timeline: list[StageRow] | None = None  # answered jobs, when recording
 
@@ -145,7 +147,18 @@ class Query:
 class Job:
     """One stage of one query for one agent (and one shard, when retrieving)."""
 
-    __slots__ = ("agent", "attempt", "hop", "layer", "query", "sent", "shard", "start", "strategy")
+    __slots__ = (
+        "agent",
+        "attempt",
+        "cached",
+        "hop",
+        "layer",
+        "query",
+        "sent",
+        "shard",
+        "start",
+        "strategy",
+    )
 
     def __init__(
         self,
@@ -163,3 +176,4 @@ class Job:
         self.sent = 0.0
         self.start = 0.0
         self.hop = -1.0  # a fan-out's shared overhead draw; < 0: the job draws its own
+        self.cached = 0  # prompt tokens found in its replica's prefix cache (no prefill)
