@@ -170,7 +170,7 @@ class WorkloadConfig:
     classes: tuple[QueryClass, ...] = field(default=DEFAULT_CLASSES)
     complex_input_tokens: int = 4096  # trace rows with this many input tokens are "large"
     mix: tuple[MixPhase, ...] = ()  # a shifting mix: class weights by phase, cycled
-    prefix: PrefixConfig | None = None  # synthesized prompt prefixes (None: no blocks)
+    prefix: PrefixConfig | None = None  # synthesized prompt prefixes; a trace brings its own
 
     def __post_init__(self) -> None:
         kinds = ("poisson", "mmpp", "diurnal", "trace")
@@ -190,8 +190,6 @@ class WorkloadConfig:
             ok = len(phase.weights) == len(self.classes)
             check(ok, f"mix[{i}].weights", phase.weights, f"{len(self.classes)} weights")
         check(not self.mix or self.kind != "trace", "mix", "...", "no mix with trace replay")
-        ok = self.prefix is None or self.kind != "trace"
-        check(ok, "prefix", "...", "no synthesized prefix with trace replay (its own blocks)")
 
     @property
     def block_tokens(self) -> int:
