@@ -595,6 +595,10 @@ class Coordinator:
             job = Job(self._job_id(q, shard), q, layer, "SEARCH", None, shard=shard)
             self._send_job(job, self.agents.get(agent_id))
 
+    def place(self, query: int, agent: int) -> None:
+        """Not yet live: synthesizer jobs go by the layer's dispatch rule."""
+        raise SwarmError("the live runtime does not place synthesizer jobs yet")
+
     def scale(self, layer: str, target: int) -> None:
         """Set ``layer``'s replicas (clamped to its min/max): start or drain workers."""
         scale_layer(self, layer, target)

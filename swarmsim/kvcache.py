@@ -59,15 +59,22 @@ class KVCache:
     def match(self, blocks: Sequence[int]) -> int:
         """The number of leading ``blocks`` cached here (touched as used), counted as a lookup."""
         held = self.blocks
+        n = self.peek(blocks)
+        for h in reversed(blocks[:n]):
+            held.move_to_end(h)
+        self.lookups += len(blocks)
+        self.hits += n
+        return n
+
+    def peek(self, blocks: Sequence[int]) -> int:
+        """The number of leading ``blocks`` cached here, leaving the LRU order and the hit
+        counts untouched (what a router may look at without serving the query)."""
+        held = self.blocks
         n = 0
         for h in blocks:
             if h not in held:
                 break
             n += 1
-        for h in reversed(blocks[:n]):
-            held.move_to_end(h)
-        self.lookups += len(blocks)
-        self.hits += n
         return n
 
     def insert(self, blocks: Sequence[int]) -> None:
