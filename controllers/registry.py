@@ -42,11 +42,12 @@ class ControllerSpec:
 
 
 _FAULTY = "fault injection: the default heuristic, failing after N decisions (mode=...)"
-_ROUTING, _SCALING, _ROLES, _STRATEGY = (
+_ROUTING, _SCALING, _ROLES, _STRATEGY, _LLM = (
     "shard-routing",
     "autoscaling",
     "role-assignment",
     "inference-strategy",
+    "llm-routing",
 )
 
 BUILTINS = (
@@ -155,12 +156,42 @@ BUILTINS = (
         "controllers.strategy:thompson",
         "Gaussian Thompson sampling per query class (seeded)",
     ),
+    ControllerSpec(
+        _LLM,
+        "round-robin",
+        "controllers.llm_routing:RoundRobin",
+        "each query on the next accepting synthesizer replica in turn",
+    ),
+    ControllerSpec(
+        _LLM,
+        "least-outstanding",
+        "controllers.llm_routing:LeastOutstanding",
+        "each query on the replica with fewest outstanding jobs (JSQ)",
+    ),
+    ControllerSpec(
+        _LLM,
+        "power-of-two",
+        "controllers.llm_routing:PowerOfTwo",
+        "the lighter of two random accepting replicas (seed=...)",
+    ),
+    ControllerSpec(
+        _LLM,
+        "kv-overlap",
+        "controllers.llm_routing:KvOverlap",
+        "NVIDIA Dynamo: least overlap_weight x blocks to prefill + blocks in decode",
+    ),
+    ControllerSpec(
+        _LLM,
+        "llm-d",
+        "controllers.llm_routing:LlmD",
+        "llm-d: highest 3 x prefix overlap + 2 x (1 - queue) + 2 x (1 - KV use)",
+    ),
     # one per Task with a fallback heuristic (controllers.guardrails.DEFAULT_FALLBACK)
     *(
         ControllerSpec(
             task, "faulty", "controllers.faulty:FaultyController", _FAULTY, {"task": task}
         )
-        for task in (_ROUTING, _SCALING, _ROLES)
+        for task in (_ROUTING, _SCALING, _ROLES, _LLM)
     ),
 )
 

@@ -35,6 +35,16 @@ def test_a_prompt_loses_its_tail_before_its_head() -> None:
     assert list(cache.blocks) == [2, 1, 9]
 
 
+def test_peek_counts_the_cached_head_without_touching_order_or_counts() -> None:
+    """What a router looks at: [1, 2, 3] held (LRU order 3, 2, 1); peeking [1, 2, 7] finds 2
+    blocks, and 1 stays the least recently used, the counts at zero."""
+    cache = KVCache(3)
+    cache.insert([1, 2, 3])
+    assert cache.peek([1, 2, 7]) == 2 and cache.peek([7, 1]) == 0
+    assert list(cache.blocks) == [3, 2, 1]
+    assert (cache.hits, cache.lookups) == (0, 0)
+
+
 def test_capacity_from_the_memory_the_weights_leave() -> None:
     """llm-small (5.4 GB, 512 KiB of KV per token) on a 16 GB RTX 4080 SUPER, 16-token blocks:
     10.6e9 B / (524288 B x 16) = 1263.6 -> 1263 blocks."""
