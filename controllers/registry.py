@@ -24,13 +24,15 @@ Factory = Callable[..., Controller]
 @dataclass(frozen=True)
 class ControllerSpec:
     """One controller of one Task: the factory's ``module:attr`` entry point, the keyword
-    arguments it is always given (before the caller's) and a one-line summary."""
+    arguments it is always given (before the caller's) and a one-line summary. ``bare``
+    False: a bare NAME does not name it, only TASK=NAME (a name another Task had first)."""
 
     task: str
     name: str
     entry_point: str
     summary: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    bare: bool = True
 
     def make(self, **kwargs: Any) -> Controller:
         """A new controller: the entry point called with the spec's ``kwargs`` and the caller's
@@ -161,18 +163,21 @@ BUILTINS = (
         "round-robin",
         "controllers.llm_routing:RoundRobin",
         "each query on the next accepting synthesizer replica in turn",
+        bare=False,  # shard-routing's bare name
     ),
     ControllerSpec(
         _LLM,
         "least-outstanding",
         "controllers.llm_routing:LeastOutstanding",
         "each query on the replica with fewest outstanding jobs (JSQ)",
+        bare=False,  # shard-routing's bare name
     ),
     ControllerSpec(
         _LLM,
         "power-of-two",
         "controllers.llm_routing:PowerOfTwo",
         "the lighter of two random accepting replicas (seed=...)",
+        bare=False,  # shard-routing's bare name
     ),
     ControllerSpec(
         _LLM,

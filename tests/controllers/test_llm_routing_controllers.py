@@ -82,3 +82,11 @@ def test_no_accepting_replica_answers_slot_zero():
     none = observation([(0, 0, 0.0, 0.0), (0, 1, 1.0, 0.0)])
     for name in ("round-robin", "least-outstanding", "power-of-two", "kv-overlap", "llm-d"):
         assert pick(name, none) == 0
+
+
+def test_bare_names_shared_with_shard_routing_keep_meaning_shard_routing():
+    from controllers.spec import resolve
+
+    assert resolve("least-outstanding").task == "shard-routing"
+    assert resolve("llm-routing=least-outstanding").task == "llm-routing"
+    assert resolve("kv-overlap").task == "llm-routing"  # a name of its own
