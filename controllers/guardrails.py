@@ -23,6 +23,7 @@ DEFAULT_FALLBACK = {
     "shard-routing": "least-outstanding",
     "autoscaling": "static",
     "role-assignment": "static",
+    "llm-routing": "least-outstanding",
 }
 REASONS = ("out_of_range", "raised", "deadline", "invalid")
 

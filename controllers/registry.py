@@ -24,13 +24,15 @@ Factory = Callable[..., Controller]
 @dataclass(frozen=True)
 class ControllerSpec:
     """One controller of one Task: the factory's ``module:attr`` entry point, the keyword
-    arguments it is always given (before the caller's) and a one-line summary."""
+    arguments it is always given (before the caller's) and a one-line summary. ``bare``
+    False: a bare NAME does not name it, only TASK=NAME (a name another Task had first)."""
 
     task: str
     name: str
     entry_point: str
     summary: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    bare: bool = True
 
     def make(self, **kwargs: Any) -> Controller:
         """A new controller: the entry point called with the spec's ``kwargs`` and the caller's
@@ -42,11 +44,12 @@ class ControllerSpec:
 
 
 _FAULTY = "fault injection: the default heuristic, failing after N decisions (mode=...)"
-_ROUTING, _SCALING, _ROLES, _STRATEGY = (
+_ROUTING, _SCALING, _ROLES, _STRATEGY, _LLM = (
     "shard-routing",
     "autoscaling",
     "role-assignment",
     "inference-strategy",
+    "llm-routing",
 )
 
 BUILTINS = (
@@ -155,12 +158,45 @@ BUILTINS = (
         "controllers.strategy:thompson",
         "Gaussian Thompson sampling per query class (seeded)",
     ),
+    ControllerSpec(
+        _LLM,
+        "round-robin",
+        "controllers.llm_routing:RoundRobin",
+        "each query on the next accepting synthesizer replica in turn",
+        bare=False,  # shard-routing's bare name
+    ),
+    ControllerSpec(
+        _LLM,
+        "least-outstanding",
+        "controllers.llm_routing:LeastOutstanding",
+        "each query on the replica with fewest outstanding jobs (JSQ)",
+        bare=False,  # shard-routing's bare name
+    ),
+    ControllerSpec(
+        _LLM,
+        "power-of-two",
+        "controllers.llm_routing:PowerOfTwo",
+        "the lighter of two random accepting replicas (seed=...)",
+        bare=False,  # shard-routing's bare name
+    ),
+    ControllerSpec(
+        _LLM,
+        "kv-overlap",
+        "controllers.llm_routing:KvOverlap",
+        "NVIDIA Dynamo: least overlap_weight x blocks to prefill + blocks in decode",
+    ),
+    ControllerSpec(
+        _LLM,
+        "llm-d",
+        "controllers.llm_routing:LlmD",
+        "llm-d: highest 3 x prefix overlap + 2 x (1 - queue) + 2 x (1 - KV use)",
+    ),
     # one per Task with a fallback heuristic (controllers.guardrails.DEFAULT_FALLBACK)
     *(
         ControllerSpec(
             task, "faulty", "controllers.faulty:FaultyController", _FAULTY, {"task": task}
         )
-        for task in (_ROUTING, _SCALING, _ROLES)
+        for task in (_ROUTING, _SCALING, _ROLES, _LLM)
     ),
 )
 

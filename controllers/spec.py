@@ -15,7 +15,7 @@ from swarmsim.errors import SwarmError, UnknownNameError
 
 from .base import Controller
 from .guardrails import Guardrail
-from .registry import controller_names, make_controller
+from .registry import controller_names, controller_spec, make_controller
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def resolve(spec: str) -> Arm:
     names = controller_names()
     if task and task not in names:
         raise UnknownNameError("task", task, names)
-    owners = [task] if task else [t for t, entries in names.items() if ref in entries]
+    owners = [task] if task else _bare_owners(names, ref)
     if not owners:
         raise UnknownNameError("controller", ref, {n for e in names.values() for n in e})
     if len(owners) > 1:
@@ -48,6 +48,11 @@ def resolve(spec: str) -> Arm:
     except (TypeError, ValueError) as err:
         raise SwarmError(f"{spec}: {err}") from None
     return Arm(spec, owners[0], lambda: make_controller(owners[0], ref, **kwargs))
+
+
+def _bare_owners(names: dict[str, dict[str, str]], ref: str) -> list[str]:
+    """The Tasks a bare controller name ``ref`` may mean (see ``ControllerSpec.bare``)."""
+    return [t for t, entries in names.items() if ref in entries and controller_spec(t, ref).bare]
 
 
 def _param(text: str, spec: str) -> tuple[str, Any]:

@@ -1,10 +1,11 @@
 """Gymnasium environments: one Task per learned decision, driven by the simulator.
 
 Importing ``envs`` registers ``swarmsim/ShardRouting-v0``, ``swarmsim/Autoscaling-v0``,
-``swarmsim/RoleAssignment-v0`` and ``swarmsim/InferenceStrategy-v0``;
+``swarmsim/RoleAssignment-v0``, ``swarmsim/InferenceStrategy-v0`` and ``swarmsim/LlmRouting-v0``;
 ``gymnasium.make("envs:swarmsim/ShardRouting-v0")`` imports it for you. Imports only ``swarmsim``.
 """
 
+from .llm_routing import LlmRoutingTask
 from .registry import TASKS, make_task, register_envs
 from .roles import RoleAssignmentTask
 from .routing import ShardRoutingTask
@@ -20,6 +21,7 @@ __all__ = [
     "Actor",
     "AutoscalingTask",
     "InferenceStrategyTask",
+    "LlmRoutingTask",
     "RoleAssignmentTask",
     "ShardRoutingTask",
     "SwarmEnv",

@@ -57,7 +57,7 @@ def attach(sim: Simulation, task: Task, controller: Actor) -> None:
         sim.on_control.append(on_interval)
         return
     memory = _feedback(sim, task, controller)
-    hook = "on_route" if task.decision == "route" else "on_configure"
+    hook = {"route": "on_route", "configure": "on_configure", "place": "on_place"}[task.decision]
     if getattr(sim, hook) is not None:
         raise ValueError(f"{task.name}: {hook} is already taken by another hook")
 

@@ -8,6 +8,7 @@ from gymnasium.envs.registration import register, registry
 
 from swarmsim.errors import UnknownNameError
 
+from .llm_routing import LlmRoutingTask
 from .roles import RoleAssignmentTask
 from .routing import ShardRoutingTask
 from .scaling import AutoscalingTask
@@ -16,7 +17,13 @@ from .task import Task
 
 TASKS: dict[str, type[Task]] = {
     cls.name: cls
-    for cls in (ShardRoutingTask, AutoscalingTask, RoleAssignmentTask, InferenceStrategyTask)
+    for cls in (
+        ShardRoutingTask,
+        AutoscalingTask,
+        RoleAssignmentTask,
+        InferenceStrategyTask,
+        LlmRoutingTask,
+    )
 }
 
 

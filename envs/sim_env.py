@@ -1,7 +1,7 @@
 """One Gymnasium environment for every Task: the simulator run to the Task's next decision.
 
 ``step`` applies the action through the simulator's ControlPlane, then runs the simulation
-until the Task's next decision point (the next query to route or to configure, or the
+until the Task's next decision point (the next query to route, configure or place, or the
 next control interval) or the end of the episode. The other decisions are taken meanwhile by the
 controllers given for them, or by the simulator's built-in defaults.
 """
@@ -133,6 +133,8 @@ class SwarmEnv(gym.Env):
             sim.on_route = self._route_pending
         elif self.task.decision == "configure":
             sim.on_configure = self._route_pending
+        elif self.task.decision == "place":
+            sim.on_place = self._route_pending
         else:
             sim.on_control.append(self._control_pending)
         for task, ctl in self.others.values():

@@ -30,8 +30,9 @@ class Task(ABC):
     name: ClassVar[str]  # registry name, e.g. "shard-routing"
     env_id: ClassVar[str]  # Gymnasium id, e.g. "swarmsim/ShardRouting-v0"
     version: ClassVar[int]  # bumped when the meaning of an observation or action changes
-    # per query at retrieval ("route") or at its synthesizer ("configure"), or per interval
-    decision: ClassVar[Literal["route", "configure", "control"]]
+    # per query at retrieval ("route"), at its synthesizer ("configure" its strategy or
+    # "place" it on a replica), or per interval ("control")
+    decision: ClassVar[Literal["route", "configure", "place", "control"]]
     roles: ClassVar[tuple[str, ...] | None] = None  # agent rows the observation needs
     layer_stats: ClassVar[bool] = True  # whether the observation needs per-layer statistics
 

@@ -36,6 +36,11 @@ def render_summary(s: dict[str, Any]) -> str:
         f"cost       gpu_hours {_num(s['gpu_hours'], digits=2)}"
         f"  usd {_num(s['cost_usd'], digits=2)}  throughput {_num(s['throughput_qps'], ' q/s', 2)}",
     ]
+    ttft, kv = s.get("ttft_s"), s.get("kv_cache")
+    if ttft or kv:
+        first = "  ".join(f"{k} {_num(v)}" for k, v in (ttft or {}).items()) or "-"
+        hits = "" if kv is None else f"  kv_cache hit_rate {_num(kv['hit_rate'], digits=4)}"
+        lines.append(f"ttft_s     {first}{hits}")
     util = "  ".join(f"{k} {_num(v, digits=2)}" for k, v in s["utilisation"].items())
     lines.append(f"utilisation {util}")
     reps = "  ".join(

@@ -18,6 +18,7 @@ from swarmsim.scenario import Scenario
 from swarmsim.scenario_files import load_scenario
 from swarmsim.simulation import Simulation
 from swarmsim.traces import FIELDS, FORMATS, read_trace
+from swarmsim.workload import TIME_UNITS
 
 from .evaluate import Attached, attach_arms
 
@@ -32,6 +33,8 @@ class TraceReplay:
     time_scale: float = 1.0  # arrival times x this (0.5 replays twice as fast)
     rate_scale: float = 1.0  # requests thinned or repeated to this many times as many
     window: str | None = None  # START:END in the trace's own seconds (either may be empty)
+    time_unit: str = "s"  # of the trace's numeric timestamps: s, ms or us
+    block_tokens: int | None = None  # tokens per prefix block of its hashes (None: default)
 
     def __post_init__(self) -> None:
         if not self.path.is_file():
@@ -41,6 +44,11 @@ class TraceReplay:
         for name, x in (("--time-scale", self.time_scale), ("--rate-scale", self.rate_scale)):
             if not x > 0:
                 raise SwarmError(f"{name}: expected a number > 0, got {x}")
+        if self.time_unit not in TIME_UNITS:
+            raise SwarmError(f"--time-unit: expected one of {', '.join(TIME_UNITS)}, "
+                             f"got {self.time_unit!r}")  # fmt: skip
+        if self.block_tokens is not None and self.block_tokens < 1:
+            raise SwarmError(f"--block-tokens: expected an integer >= 1, got {self.block_tokens}")
         self.mapping()
         self.bounds()
 
@@ -80,7 +88,10 @@ class TraceReplay:
             f"workload.trace.time_scale={self.time_scale}",
             f"workload.trace.rate_scale={self.rate_scale}",
             f"workload.trace.start_s={start}",
+            f"workload.trace.time_unit={self.time_unit}",
         ]
+        if self.block_tokens is not None:
+            out.append(f"workload.trace.block_tokens={self.block_tokens}")
         if end is not None:
             out.append(f"workload.trace.end_s={end}")
         out += [f"workload.trace.columns.{k}={v}" for k, v in self.mapping().items()]
@@ -94,7 +105,8 @@ class TraceReplay:
     def span_s(self) -> float:
         """Seconds from the first replayed request to the last, after scaling."""
         start, end = self.bounds()
-        table = read_trace(self.path, self.format, self.mapping() or None).window(start, end)
+        table = read_trace(self.path, self.format, self.mapping() or None)
+        table = table.scaled(TIME_UNITS[self.time_unit]).window(start, end)
         return table.rate_scaled(self.rate_scale).scaled(self.time_scale).duration_s
 
 

@@ -371,6 +371,10 @@ class Coordinator:
             "inference strategies"
         )
 
+    def place(self, query: int, agent: int) -> None:
+        """Not yet live: synthesizer jobs go by the layer's dispatch rule."""
+        raise SwarmError("the live runtime does not place synthesizer jobs yet")
+
     def scale(self, layer: str, target: int) -> None:
         """Set ``layer``'s replicas (clamped to its min/max): start or drain workers."""
         scale_layer(self.roster, self.scenario.layers, self.files.n_shards, layer, target)

@@ -383,6 +383,8 @@ def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> Summary
             unmet_scale_requests=None,
         ),
         controllers=_controller_stats(coord),
+        ttft_s=None,
+        kv_cache=None,
         events=None,
         coordinator_cpu_s=time.process_time() - coord.cpu0,  # since the load started
         client=client,

@@ -170,7 +170,7 @@ def build_view(
         agents=_agent_table(roster, agents, names, now),
         n_shards=coord.files.n_shards,
         totals=_totals(coord, now),
-        query=None if query is None else _query_info(coord, query),
+        query=None if query is None else _query_info(coord, query, len(agents)),
     )
 
 
@@ -193,6 +193,7 @@ def _agent_table(roster: Roster, agents: list[Agent], names: tuple[str, ...], no
         in_flight=np.array([len(a.jobs) for a in agents], dtype=np.int64),
         latency_s=np.array([a.latency_s for a in agents], dtype=np.float64),
         utilisation=np.array([min(a.busy_s / max(now - a.born, 1e-9), 1.0) for a in agents]),
+        kv_util=np.zeros(len(agents)),  # live workers keep no prefix cache yet
     )
 
 
@@ -266,10 +267,17 @@ def _totals(coord: Coordinator, now: float) -> Totals:
     )
 
 
-def _query_info(coord: Coordinator, query: Query) -> QueryInfo:
+def _query_info(coord: Coordinator, query: Query, n_agents: int) -> QueryInfo:
     relevance = np.zeros(coord.files.n_shards, dtype=np.float32)
     if query.vector is not None:
         relevance = np.asarray(coord.files.centroids @ query.vector, dtype=np.float32)
+    # live queries carry no prefix blocks and workers no cache yet: blocks 0, overlap zeros
     return QueryInfo(
-        query.id, query.qclass, query.model, query.input_tokens, query.output_tokens, relevance
+        query.id,
+        query.qclass,
+        query.model,
+        query.input_tokens,
+        query.output_tokens,
+        relevance,
+        overlap=np.zeros(n_agents, dtype=np.int64),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from .kvcache import KVCache, capacity_blocks
 from .layers import LayerConfig
 from .nodes import NodeGroup, expand_names
 from .pool import Pool
@@ -164,6 +165,7 @@ class Agent:
         "gone",
         "id",
         "known_alive",
+        "kv",
         "latency_s",
         "layer",
         "loading_since",
@@ -198,6 +200,7 @@ class Agent:
         self.outstanding = 0  # sent by the coordinator and not yet answered
         self.pool: Pool | None = None  # the dispatch pool holding the agent while it accepts
         self.batch: list[Job] = []  # in service now
+        self.kv: KVCache | None = None  # its prefix cache, when its layer has one
         self.born = now
         self.loading_since = now
         self.gone = -1.0
@@ -285,6 +288,7 @@ class Cluster:
             name: Layer(i, name, cfg) for i, (name, cfg) in enumerate(scenario.layers.items())
         }
         self.agents: list[Agent] = []
+        self.caches: dict[int, KVCache] = {}  # every prefix cache made, by agent id (latest)
         coordinator = scenario.coordinator or self.nodes[0].name
         self.coordinator = self.by_name[coordinator]
 
@@ -313,7 +317,24 @@ class Cluster:
         device.attach(now, vram, layer.exclusive)
         self.agents.append(agent)
         layer.agents.append(agent)
+        self._give_cache(agent)
         return agent
+
+    def _give_cache(self, agent: Agent) -> None:
+        """A fresh prefix cache sized for the agent's device and model, if its layer has one."""
+        cfg, layer = agent.layer.cfg.kv_cache, agent.layer
+        if cfg is None:
+            agent.kv = None
+            return
+        model = self.profiles.models.get(layer.cfg.model or "")
+        size = capacity_blocks(
+            cfg,
+            agent.device.profile.vram_gb,
+            model.vram_gb if model else 0.0,
+            model.kv_bytes_per_token if model else None,
+            self.scenario.workload.block_tokens,
+        )
+        agent.kv = self.caches[agent.id] = KVCache(size)
 
     def remove_agent(self, agent: Agent, now: float) -> None:
         if agent.pool is not None:
@@ -336,6 +357,7 @@ class Cluster:
         agent.layer = layer
         agent.shard = shard
         layer.agents.append(agent)
+        self._give_cache(agent)
         old.refresh()
         layer.refresh()
 

@@ -8,8 +8,9 @@ and hands work to agents as they answer (Majordomo-style, an M/M/c queue); the o
 at once to an agent picked at random, round-robin, or by fewest outstanding jobs (JSQ).
 
 The query's whole life (accept -> advance -> decide -> join -> finish -> record) is here;
-decisions reach it through the hooks ``on_route`` / ``on_configure`` and come back through
-``route`` / ``configure``, which ``Simulation`` exposes as its ControlPlane.
+decisions reach it through the hooks ``on_route`` / ``on_configure`` / ``on_place`` and come
+back through ``route`` / ``configure`` / ``place``, which ``Simulation`` exposes as its
+ControlPlane.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .pool import add_outstanding
 from .query import AgentState, FailureReason, Job, Outcome, Query
 from .serving import Serving, at_receiver
 from .summary import count_overdue
-from .view import QueryOutcome, RoutePlan
+from .view import NO_AGENT, QueryOutcome, RoutePlan
 
 if TYPE_CHECKING:
     import simpy
@@ -85,8 +86,10 @@ class Coordinator:
         self.active: dict[int, Query] = {}  # queries in flight, in arrival order
         self.awaiting: dict[int, tuple[Query, Layer]] = {}  # waiting for a route
         self.configuring: dict[int, tuple[Query, Layer]] = {}  # waiting for a strategy
+        self.placing: dict[int, tuple[Query, Layer]] = {}  # waiting for a synthesizer replica
         self.on_route: QueryHook | None = None  # a query needs a route plan
         self.on_configure: QueryHook | None = None  # a query needs an inference strategy
+        self.on_place: QueryHook | None = None  # a query needs a synthesizer replica
         self.on_outcome: OutcomeHook | None = None  # a query ended
         self.on_drained: Callable[[Agent], None] = _ignore  # a draining agent answered its last
         self.on_lost_found: Callable[[Agent], None] = _ignore  # work reached a dead agent
@@ -96,6 +99,7 @@ class Coordinator:
             service,
             node=node,
             sizes=self.sizes,
+            block_tokens=scenario.workload.block_tokens,
             k=self.k,
             hwm=self.hwm,
             transmit=self._transmit,
@@ -132,7 +136,8 @@ class Coordinator:
 
     def begin(self, query: Query, layer: Layer) -> None:
         """Send the query's work for its current stage (after the coordinator's handling);
-        a retrieval or, with a strategy hook, a synthesis is first a decision point."""
+        a retrieval or, with a strategy or (failing that) a placement hook, a synthesis is
+        first a decision point. A configured synthesis goes by the layer's dispatch rule."""
         query.stage_start = self.env._now
         if layer.role == "retriever":
             if self.on_route is None:
@@ -144,6 +149,10 @@ class Coordinator:
         if self.on_configure is not None and layer.role == "synthesizer":
             self.configuring[query.id] = (query, layer)
             self.on_configure(query)
+            return
+        if self.on_place is not None and layer.role == "synthesizer":
+            self.placing[query.id] = (query, layer)
+            self.on_place(query)
             return
         query.pending = 1
         layer.arrivals += 1
@@ -207,6 +216,26 @@ class Coordinator:
             raise TypeError(f"strategy must be an InferenceStrategy, got {strategy!r}")
         q, layer = self.configuring.pop(query)
         self.start_synthesis(q, layer, strategy)
+
+    def place(self, query: int, agent: int, agents: Sequence[Agent]) -> None:
+        """Send the waiting ``query``'s synthesizer job to the accepting replica ``agent`` of
+        its layer; ``NO_AGENT`` leaves it to the layer's dispatch rule (when none accepts). A
+        retry after a loss goes by the layer's rule too."""
+        if query not in self.placing:
+            raise ValueError(f"query {query} is not waiting for a synthesizer replica")
+        q, layer = self.placing[query]
+        target = agents[agent] if 0 <= agent < len(agents) else None
+        if agent != NO_AGENT and (
+            target is None or target.layer is not layer or not target.accepting
+        ):
+            raise ValueError(f"agent {agent} is not an accepting replica of layer {layer.name}")
+        del self.placing[query]
+        q.pending = 1
+        layer.arrivals += 1
+        if target is None:
+            self.dispatch(Job(q, layer))
+        else:
+            self.send_work(target, Job(q, layer))
 
     # --- dispatch ---------------------------------------------------------------------------
 
@@ -372,6 +401,8 @@ class Coordinator:
         self.awaiting.pop(query.id, None)
         if self.configuring:
             self.configuring.pop(query.id, None)
+        if self.placing:
+            self.placing.pop(query.id, None)
         del self.active[query.id]
         quality = self.answer_quality(query) if outcome is Outcome.COMPLETED else 0.0
         self.metrics.record_end(query, latency, quality)

@@ -92,11 +92,12 @@ class InferenceProfile:
         """Seconds for ``device`` to serve ``batch`` with ``model`` at ``precision``."""
         if len(batch) == 1 and precision == self.reference:
             q = batch[0].query
-            return device.synth_seconds(model, q.input_tokens, q.output_tokens)
+            return device.synth_seconds(model, q.input_tokens - batch[0].cached, q.output_tokens)
         perf, f = device.llm.get(model), self.precision(precision)
         if perf is None:
             return device.synth_seconds(model, 0, 0)  # raises: the model is not on the device
-        prefill = sum(w.query.input_tokens for w in batch) / (perf.prefill_tok_s * f.prefill)
+        uncached = sum(w.query.input_tokens - w.cached for w in batch)
+        prefill = uncached / (perf.prefill_tok_s * f.prefill)
         longest = max(w.query.output_tokens for w in batch)
         return prefill + longest / (perf.decode_tok_s * f.decode) * self.step_factor(len(batch))
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .errors import check
+from .kvcache import KVCacheConfig
 from .overhead import OverheadConfig
 from .service import ServiceConfig
 
@@ -31,6 +32,7 @@ class LayerConfig:
     exclusive: bool | None = None  # one such replica per GPU; default: synthesizers only
     load_s: float | None = None  # seconds to load model or shard (default: from the profiles)
     overhead: OverheadConfig | None = None  # per-stage coordination delays; None: none
+    kv_cache: KVCacheConfig | None = None  # a prefix cache per replica (synthesizers); None: none
 
     def __post_init__(self) -> None:
         check(self.batch_max >= 1, "batch_max", self.batch_max, ">= 1")
@@ -43,6 +45,8 @@ class LayerConfig:
             self.max_replicas,
             f">= min_replicas ({self.min_replicas})",
         )
+        ok = self.kv_cache is None or self.role == "synthesizer"
+        check(ok, "kv_cache", "...", "a prefix cache on a synthesizer layer only")
         if self.service.kind == "profile" and self.role in ("synthesizer", "embedder"):
             check(self.model is not None, "model", self.model, f"a model profile for {self.role}")
 

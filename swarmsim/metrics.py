@@ -33,6 +33,7 @@ class Metrics:
         self.retries = 0
         self.reasons: dict[str, int] = {}
         self.latencies: list[float] = []  # completed queries that arrived after warm-up
+        self.ttfts: list[float] = []  # their times to first token (those with a synthesis)
         self.late_failures = 0  # failed or dropped after warm-up: count as SLO violations
         self.recalls: list[float] = []
         self.qualities: list[float] = []  # answer quality of completed post-warm-up queries
@@ -57,6 +58,8 @@ class Metrics:
             self.quality_sum += quality
         if query.arrival >= self.warmup_s:
             self.latencies.append(latency)
+            if query.first_token >= 0:
+                self.ttfts.append(query.first_token - query.arrival)
             if quality is not None:
                 self.qualities.append(quality)
             if query.recall is not None:

@@ -82,6 +82,7 @@ class ModelProfile:
     vram_gb: float
     describes: str
     sources: dict[str, str]
+    kv_bytes_per_token: float | None = None  # KV-cache bytes per token (LLMs, for prefix caches)
 
 
 @dataclass(frozen=True)
@@ -144,12 +145,15 @@ def _profiles(data: Any) -> Profiles:
 
 def _model(name: str, data: Any, path: str) -> ModelProfile:
     data = _mapping(data, path)
-    _known_keys(data, (*_MODEL_FIGURES, "describes"), path)
+    _known_keys(data, (*_MODEL_FIGURES, "describes", "kv_bytes_per_token"), path)
     describes = data.get("describes")
     if not isinstance(describes, str) or not describes.strip():
         raise ConfigError(f"{path}.describes", describes, "a non-empty description")
     sources: dict[str, str] = {}
     figures = {key: _figure(data, key, path, sources, key) for key in _MODEL_FIGURES}
+    if "kv_bytes_per_token" in data:
+        key = "kv_bytes_per_token"
+        figures[key] = _figure(data, key, path, sources, key)
     return ModelProfile(name=name, describes=describes.strip(), sources=sources, **figures)
 
 

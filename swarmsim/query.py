@@ -72,7 +72,9 @@ class Query:
 
     __slots__ = (
         "arrival",
+        "blocks",
         "end",
+        "first_token",
         "id",
         "input_tokens",
         "model",
@@ -99,6 +101,7 @@ class Query:
         input_tokens: int,
         output_tokens: int,
         pool: int,
+        blocks: tuple[int, ...] = (),
     ) -> None:
         self.id = qid
         self.arrival = arrival
@@ -107,6 +110,7 @@ class Query:
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.pool = pool  # index into the corpus's query pool
+        self.blocks = blocks  # hashes of its prompt's prefix blocks (for prefix caches)
         self.stage = 0
         self.stage_start = arrival
         self.pending = 0  # fan-out answers still awaited in the current stage
@@ -115,6 +119,7 @@ class Query:
         self.strategy: InferenceStrategy | None = None  # chosen at its synthesizer stage
         self.outcome = Outcome.IN_FLIGHT
         self.end = -1.0
+        self.first_token = -1.0  # when its synthesizer's prefill ended (< 0: not yet)
         self.reason = ""
         self.timeline: list[StageRow] | None = None  # answered jobs, when recording
 
@@ -142,7 +147,18 @@ class Query:
 class Job:
     """One stage of one query for one agent (and one shard, when retrieving)."""
 
-    __slots__ = ("agent", "attempt", "hop", "layer", "query", "sent", "shard", "start", "strategy")
+    __slots__ = (
+        "agent",
+        "attempt",
+        "cached",
+        "hop",
+        "layer",
+        "query",
+        "sent",
+        "shard",
+        "start",
+        "strategy",
+    )
 
     def __init__(
         self,
@@ -160,3 +176,4 @@ class Job:
         self.sent = 0.0
         self.start = 0.0
         self.hop = -1.0  # a fan-out's shared overhead draw; < 0: the job draws its own
+        self.cached = 0  # prompt tokens found in its replica's prefix cache (no prefill)

@@ -117,6 +117,19 @@ class ServiceModel:
             return self._residual(svc, svc.base_s + svc.scale * t)
         return t
 
+    def prefill_seconds(self, agent: Agent, batch: Sequence[Job]) -> float | None:
+        """Seconds of a synthesizer batch's prefill (its uncached prompt tokens), where its
+        first tokens appear; None for a service without a device profile."""
+        head = batch[0]
+        svc: ServiceConfig = head.layer.cfg.service
+        perf = agent.device.profile.llm.get(head.layer.cfg.model or "")
+        if svc.kind != "profile" or perf is None:
+            return None
+        speed = perf.prefill_tok_s  # at the reference precision (factor 1.0)
+        if head.strategy is not None:
+            speed *= self.inference.precision(head.strategy.precision).prefill
+        return svc.scale * sum(w.query.input_tokens - w.cached for w in batch) / speed
+
     def _residual(self, svc: ServiceConfig, t: float) -> float:
         """``t`` times a log-normal draw of mean 1 (median exp(-sigma^2 / 2))."""
         if svc.residual_sigma > 0:
@@ -147,7 +160,8 @@ class ServiceModel:
             head, model = batch[0], layer.cfg.model
             assert model is not None  # LayerConfig requires one for a profiled synthesizer
             if len(batch) == 1 and head.strategy is None:  # the common case, kept cheap
-                return prof.synth_seconds(model, head.query.input_tokens, head.query.output_tokens)
+                q = head.query
+                return prof.synth_seconds(model, q.input_tokens - head.cached, q.output_tokens)
             inf = self.inference
             precision = inf.reference if head.strategy is None else head.strategy.precision
             return inf.batch_seconds(prof, model, batch, precision)

@@ -30,6 +30,7 @@ class Serving:
         *,
         node: str,
         sizes: MessageSizes,
+        block_tokens: int,
         k: int,
         hwm: int,
         transmit: Callable[[Agent, Job], None],
@@ -42,6 +43,7 @@ class Serving:
         self.service = service
         self.node = node  # the coordinator's host, where answers go
         self.sizes = sizes
+        self.block_tokens = block_tokens  # tokens per prefix block of the queries' blocks
         self.k = k
         self.hwm = hwm
         self.transmit = transmit  # the coordinator's send of a job held back by the mark
@@ -84,6 +86,8 @@ class Serving:
             job.start = now
         agent.batch = batch
         agent.busy_since = now
+        if batch[0].layer.role == "synthesizer":
+            self.prefill(agent, batch, now)
         while agent.blocked and at_receiver(agent) < self.hwm:
             self.transmit(agent, agent.blocked.popleft())
         Call(
@@ -98,6 +102,10 @@ class Serving:
         if epoch != agent.epoch:
             return  # the agent crashed mid-service; its work was handed to the failure path
         now = self.env._now
+        kv = agent.kv
+        if kv is not None and batch[0].layer is agent.layer:
+            for job in batch:
+                kv.insert(job.query.blocks)
         agent.end_service(now)
         agent.served += len(batch)
         for job in batch:
@@ -113,6 +121,19 @@ class Serving:
             self.fabric.send(msg, agent.node.name, self.node, self.respond, job)
         if agent.queue:
             self.serve(agent)
+
+    def prefill(self, agent: Agent, batch: list[Job], now: float) -> None:
+        """A synthesizer batch starts: its prompts' cached prefixes skip prefill, and its
+        queries' first tokens are due when the rest is prefilled."""
+        kv = agent.kv
+        if kv is not None and batch[0].layer is agent.layer:
+            for job in batch:
+                q = job.query
+                job.cached = min(kv.match(q.blocks) * self.block_tokens, q.input_tokens)
+        t = self.service.prefill_seconds(agent, batch)
+        if t is not None:
+            for job in batch:
+                job.query.first_token = now + t
 
 
 def take_batch(queue: deque[Job]) -> list[Job]:

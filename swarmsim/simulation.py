@@ -2,14 +2,16 @@
 
 ``Simulation`` is also the simulator's ``ControlPlane``. Decisions are taken at decision
 points through hooks: ``on_route(query)`` once per query when it reaches the retrieval
-layer, ``on_configure(query)`` once per query when it reaches its synthesizer stage,
-``on_control()`` hooks once per control interval (before the interval's statistics are
-reset). A hook reads ``view()`` and answers through ``route`` / ``configure`` / ``scale`` /
+layer, ``on_configure(query)`` once per query when it reaches its synthesizer stage (or
+else ``on_place(query)``, which picks the replica that serves it), ``on_control()`` hooks
+once per control interval (before the interval's statistics are reset). A hook reads
+``view()`` and answers through ``route`` / ``configure`` / ``place`` / ``scale`` /
 ``assign``, at once or later: a query waits at the coordinator until its answer arrives,
 which is how a Gymnasium environment pauses the simulation at a decision point. Without
 hooks the built-in defaults apply: every shard searched on its least-loaded replica, the
-layer's batch size and the profiles' precision, fixed replicas, fixed roles. ``on_outcome``
-hears every query's end (``QueryOutcome``), for controllers that learn from outcomes.
+layer's batch size and the profiles' precision, the layer's dispatch rule, fixed replicas,
+fixed roles. ``on_outcome`` hears every query's end (``QueryOutcome``), for controllers that
+learn from outcomes.
 """
 
 from __future__ import annotations
@@ -76,7 +78,9 @@ class Simulation:
             self.corpus = scenario_corpus(scenario.corpus)
         self.n_shards = self.corpus.n_shards if self.corpus else 0
         self.k = self.corpus.k if self.corpus else 0
-        self.workload = Workload(scenario.workload, self.streams["workload"].gen, base_dir)
+        self.workload = Workload(
+            scenario.workload, self.streams["workload"].gen, base_dir, self.streams["prefix"].gen
+        )
         self.qclass_models = [c.model for c in scenario.workload.classes]
         self.metrics = Metrics(scenario.warmup_s, scenario.slo_latency_s)
         fabric = Fabric if scenario.fabric.enabled else Handoff
@@ -192,6 +196,7 @@ class Simulation:
                 arr.input_tokens,
                 arr.output_tokens,
                 pool.randrange(n_pool),
+                arr.blocks,
             )
             self.coordinator.accept(query)
 
@@ -226,6 +231,16 @@ class Simulation:
         self.coordinator.on_configure = hook
 
     @property
+    def on_place(self) -> QueryHook | None:
+        """The synthesizer-placement decision hook (ignored while ``on_configure`` is set);
+        set it before ``run``."""
+        return self.coordinator.on_place
+
+    @on_place.setter
+    def on_place(self, hook: QueryHook | None) -> None:
+        self.coordinator.on_place = hook
+
+    @property
     def on_outcome(self) -> OutcomeHook | None:
         """Hears every query's end (``QueryOutcome``)."""
         return self.coordinator.on_outcome
@@ -258,6 +273,10 @@ class Simulation:
     def configure(self, query: int, strategy: InferenceStrategy) -> None:
         """Serve the waiting ``query``'s synthesizer stage with ``strategy``."""
         self.coordinator.configure(query, strategy)
+
+    def place(self, query: int, agent: int) -> None:
+        """Send the waiting ``query``'s synthesizer job to the accepting replica ``agent``."""
+        self.coordinator.place(query, agent, self.cluster.agents)
 
     def scale(self, layer: str, target: int) -> None:
         self.lifecycle.scale(layer, target)

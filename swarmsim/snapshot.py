@@ -28,6 +28,7 @@ def build_view(
     cluster = sim.cluster
     names = tuple(cluster.layers)
     groups = [g.name for g in sim.scenario.nodes]
+    agents = _agents(sim, roles)
     return ClusterView(
         time_s=now,
         node_names=tuple(n.name for n in cluster.nodes),
@@ -39,10 +40,10 @@ def build_view(
         layers={n: _layer_stats(sim, ly, now) for n, ly in cluster.layers.items()}
         if layer_stats
         else {},
-        agents=_agent_table(sim, names, now, roles),
+        agents=_agent_table(names, now, agents),
         n_shards=sim.n_shards,
         totals=_totals(sim, now),
-        query=None if query is None else _query_info(sim, query),
+        query=None if query is None else _query_info(sim, query, agents),
     )
 
 
@@ -72,29 +73,39 @@ def _stage_by_role(sim: Simulation) -> dict[str, float]:
     return out
 
 
-def _agent_table(
-    sim: Simulation, names: tuple[str, ...], now: float, roles: tuple[str, ...] | None
-) -> AgentTable:
-    """One pass over the agents into an integer and a float matrix, then column views."""
-    index = {name: i for i, name in enumerate(names)}
+def _agents(sim: Simulation, roles: tuple[str, ...] | None) -> list[Agent]:
+    """The agents of ``roles`` (all when None) in agent-id order: the view's rows."""
     layers = [ly for ly in sim.cluster.layers.values() if roles is None or ly.role in roles]
     agents = [a for ly in layers for a in ly.agents]  # layers hold every agent not stopped
     if len(layers) > 1:
         agents.sort(key=attrgetter("id"))
+    return agents
+
+
+def _agent_table(names: tuple[str, ...], now: float, agents: list[Agent]) -> AgentTable:
+    """One pass over the agents into an integer and a float matrix, then column views."""
+    index = {name: i for i, name in enumerate(names)}
     ints, floats = [], []
     for a in agents:
+        kv = a.kv
         ints.append(
             (a.id, a.node.id, index[a.layer.name], a.shard, a.state, a.known_alive,
              len(a.queue) + len(a.blocked), a.outstanding)
         )  # fmt: skip
-        floats.append((a.latency_s, _busy(a, now) / max(now - a.born, 1e-9)))
+        floats.append(
+            (
+                a.latency_s,
+                _busy(a, now) / max(now - a.born, 1e-9),
+                0.0 if kv is None else kv.utilisation,
+            )
+        )
     i = np.array(ints, dtype=np.int64).reshape(-1, 8)
-    f = np.array(floats, dtype=np.float64).reshape(-1, 2)
+    f = np.array(floats, dtype=np.float64).reshape(-1, 3)
     i.flags.writeable = f.flags.writeable = False
     return AgentTable(
         id=i[:, 0], node=i[:, 1], layer=i[:, 2], shard=i[:, 3], state=i[:, 4],
         healthy=i[:, 5].astype(bool), queue=i[:, 6], in_flight=i[:, 7],
-        latency_s=f[:, 0], utilisation=f[:, 1],
+        latency_s=f[:, 0], utilisation=f[:, 1], kv_util=f[:, 2],
     )  # fmt: skip
 
 
@@ -126,7 +137,7 @@ def _layer_stats(sim: Simulation, layer: Layer, now: float) -> LayerStats:
     )
 
 
-def _query_info(sim: Simulation, query: Query) -> QueryInfo:
+def _query_info(sim: Simulation, query: Query, agents: list[Agent]) -> QueryInfo:
     relevance = sim.corpus.relevance[query.pool] if sim.corpus is not None else np.zeros(0)
     layer = -1
     if query.stage < len(sim.stage_layers):
@@ -141,7 +152,17 @@ def _query_info(sim: Simulation, query: Query) -> QueryInfo:
         query.output_tokens,
         relevance,
         layer,
+        len(query.blocks),
+        _overlap(query, agents),
     )
+
+
+def _overlap(query: Query, agents: list[Agent]) -> np.ndarray:
+    """Per agent row: the query's leading prefix blocks its cache holds (peeked, not touched)."""
+    blocks = query.blocks
+    if not blocks:
+        return np.zeros(len(agents), dtype=np.int64)
+    return np.array([0 if a.kv is None else a.kv.peek(blocks) for a in agents], dtype=np.int64)
 
 
 def _ro(arr: np.ndarray) -> np.ndarray:

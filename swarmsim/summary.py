@@ -36,6 +36,16 @@ class LatencySummary(TypedDict):
     p99: float | None
 
 
+class TtftSummary(TypedDict):
+    p50: float
+    p99: float
+
+
+class KVCacheSummary(TypedDict):
+    hit_rate: float | None  # prefix blocks found cached / blocks looked up, over all replicas
+    per_replica: dict[str, float | None]  # by agent id
+
+
 class SloSummary(TypedDict):
     target_s: float
     overdue_in_flight: int  # post-warm-up queries still in flight past the SLO at the end
@@ -89,6 +99,8 @@ class Summary(QueryFigures):
     messages: Messages
     failures: FailureCounts
     controllers: dict[str, Any]  # per Task: the controller that decided and its counters
+    ttft_s: TtftSummary | None  # arrival to the end of the synthesizer's prefill (sim only)
+    kv_cache: KVCacheSummary | None  # prefix-cache hits (sim only; None without caches)
     events: int | None  # SimPy events (simulator only)
     coordinator_cpu_s: float | None  # the live coordinator's CPU seconds (live only)
     client: dict[str, Any] | None  # the live load generator's own counts (live only)
@@ -152,9 +164,32 @@ def summarize(sim: Simulation, wall_s: float) -> Summary:
             unmet_scale_requests=sim.lifecycle.unmet,
         ),
         controllers={},
+        ttft_s=_ttft(m.ttfts),
+        kv_cache=_kv_cache(sim),
         events=sim.event_count(),
         coordinator_cpu_s=None,
         client=None,
+    )
+
+
+def _ttft(ttfts: list[float]) -> TtftSummary | None:
+    """Median and p99 time to first token of completed post-warm-up queries."""
+    if not ttfts:
+        return None
+    p50, p99 = np.percentile(ttfts, [50, 99])
+    return TtftSummary(p50=float(p50), p99=float(p99))
+
+
+def _kv_cache(sim: Simulation) -> KVCacheSummary | None:
+    """Prefix-cache hit rates, overall and per replica (None when no layer has a cache)."""
+    caches = sim.cluster.caches
+    if not caches:
+        return None
+    lookups = sum(c.lookups for c in caches.values())
+    hits = sum(c.hits for c in caches.values())
+    return KVCacheSummary(
+        hit_rate=hits / lookups if lookups else None,
+        per_replica={str(aid): c.hit_rate for aid, c in sorted(caches.items())},
     )
 
 

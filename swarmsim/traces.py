@@ -3,7 +3,9 @@
 A trace is a list of requests, each with an arrival time and its input and output token
 counts. Readers cover the Azure LLM inference trace (``TIMESTAMP,ContextTokens,
 GeneratedTokens``), any CSV and any JSON-lines file; a column mapping names the file's
-columns, and the common names used by other simulators are recognised without one.
+columns, and the common names used by other simulators are recognised without one. A
+JSON-lines trace may also give each request its prompt's prefix-block hashes (a list of
+integers, as KV-cache traces such as Mooncake's ``hash_ids`` do): the optional ``blocks`` field.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import numpy as np
 
 from .errors import TraceError
 
-FIELDS = ("timestamp", "input_tokens", "output_tokens")
+REQUIRED = ("timestamp", "input_tokens", "output_tokens")
+FIELDS = (*REQUIRED, "blocks")  # blocks: optional, JSON lines only
 KNOWN_COLUMNS: dict[str, tuple[str, ...]] = {
     "timestamp": (
         "TIMESTAMP",
@@ -35,6 +38,7 @@ KNOWN_COLUMNS: dict[str, tuple[str, ...]] = {
     "input_tokens": (
         "ContextTokens",
         "num_prefill_tokens",
+        "input_length",  # Mooncake
         "prompt_size",
         "input_tokens",
         "prompt_tokens",
@@ -42,10 +46,12 @@ KNOWN_COLUMNS: dict[str, tuple[str, ...]] = {
     "output_tokens": (
         "GeneratedTokens",
         "num_decode_tokens",
+        "output_length",  # Mooncake
         "token_size",
         "output_tokens",
         "completion_tokens",
     ),
+    "blocks": ("hash_ids", "blocks", "block_hashes"),
 }
 AZURE_COLUMNS = {
     "timestamp": "TIMESTAMP",
@@ -59,12 +65,22 @@ FORMATS = ("auto", "azure-llm", "csv", "jsonl")
 class TraceTable:
     """Requests sorted by arrival: ``t`` in seconds (float64) from the first request, or from
     the start of a window, and token counts (int64). Readers sort out-of-order files stably by
-    time, so rows with equal times keep their file order; eq=False as the fields are arrays."""
+    time, so rows with equal times keep their file order; eq=False as the fields are arrays.
+    ``blocks`` holds each request's prefix-block hashes when the trace has them."""
 
     t: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     path: str
+    blocks: tuple[tuple[int, ...], ...] | None = None
+
+    def _rows(self, t: np.ndarray, rows: np.ndarray | slice) -> TraceTable:
+        """The table of ``rows`` with times ``t``."""
+        blocks = None
+        if self.blocks is not None:
+            index = range(len(self))[rows] if isinstance(rows, slice) else rows.tolist()
+            blocks = tuple(self.blocks[i] for i in index)
+        return TraceTable(t, self.input_tokens[rows], self.output_tokens[rows], self.path, blocks)
 
     def __len__(self) -> int:
         return len(self.t)
@@ -84,12 +100,13 @@ class TraceTable:
         lo = np.searchsorted(self.t, start_s, side="left")
         hi = len(self.t) if end_s is None else np.searchsorted(self.t, end_s, side="left")
         rows = slice(lo, max(lo, hi))
-        t = self.t[rows] - start_s
-        return TraceTable(t, self.input_tokens[rows], self.output_tokens[rows], self.path)
+        return self._rows(self.t[rows] - start_s, rows)
 
     def scaled(self, time_scale: float) -> TraceTable:
         """The same requests with times multiplied by ``time_scale`` (0.5 replays twice as fast)."""
-        return TraceTable(self.t * time_scale, self.input_tokens, self.output_tokens, self.path)
+        return TraceTable(
+            self.t * time_scale, self.input_tokens, self.output_tokens, self.path, self.blocks
+        )
 
     def rate_scaled(self, factor: float) -> TraceTable:
         """About ``factor`` times the requests at the same times: thinned below 1, repeated
@@ -98,9 +115,7 @@ class TraceTable:
         i = np.arange(len(self))
         copies = (np.floor((i + 1) * factor) - np.floor(i * factor)).astype(np.int64)
         rows = np.repeat(i, copies)
-        return TraceTable(
-            self.t[rows], self.input_tokens[rows], self.output_tokens[rows], self.path
-        )
+        return self._rows(self.t[rows], rows)
 
 
 def read_trace(
@@ -134,7 +149,10 @@ def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Trac
         if header is None:
             raise TraceError(name, "empty file: expected a header row and data rows")
         header_line = reader.line_num
-        index = [header.index(c) for c in _resolve(name, header, columns, header_line)]
+        found = _resolve(name, header, columns, header_line)
+        if len(found) > len(REQUIRED):
+            raise TraceError(name, "prefix-block hashes (blocks) need a JSON-lines trace")
+        index = [header.index(c) for c in found]
         rows: list[list[str]] = []
         lines: list[int] = []
         for row in reader:
@@ -154,7 +172,7 @@ def read_jsonl(path: str | Path, columns: Mapping[str, str] | None = None) -> Tr
     """Read a JSON-lines trace (one object per line); ``columns`` maps our fields to its keys.
     A swarmsim recording reads as is: its queries' arrivals and tokens, its events skipped."""
     name = str(path)
-    values: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+    values: list[list[Any]] = []
     lines: list[int] = []
     keys: list[str] | None = None
     with _open(path) as f:
@@ -166,6 +184,7 @@ def read_jsonl(path: str | Path, columns: Mapping[str, str] | None = None) -> Tr
                 continue
             if keys is None:
                 keys = _resolve(name, list(record), columns, number)
+                values = [[] for _ in keys]
             for column, key in zip(values, keys, strict=True):
                 if key not in record:
                     msg = f"missing key {key!r}; keys present: {', '.join(record)}"
@@ -196,7 +215,8 @@ def _detect(path: Path) -> str:
 def _resolve(
     path: str, present: Sequence[str], columns: Mapping[str, str] | None, line: int
 ) -> list[str]:
-    """The file's column names for timestamp, input and output tokens, in that order."""
+    """The file's column names for timestamp, input and output tokens, in that order, then
+    the blocks column when the file has one (or the mapping names one)."""
     columns = dict(columns or {})
     unknown = sorted(set(columns) - set(FIELDS))
     if unknown:
@@ -206,6 +226,8 @@ def _resolve(
     for field in FIELDS:
         wanted = (columns[field],) if field in columns else KNOWN_COLUMNS[field]
         match = next((lowered[w.lower()] for w in wanted if w.lower() in lowered), None)
+        if match is None and field not in REQUIRED and field not in columns:
+            continue
         if match is None:
             msg = (
                 f"no {field} column (looked for {', '.join(wanted)}); present: {', '.join(present)}"
@@ -233,10 +255,26 @@ def _table(path: str, values: Sequence[list[Any]], lines: list[int]) -> TraceTab
     times = _times(path, values[0], lines)
     inputs = _counts(path, values[1], lines, "input token count")
     outputs = _counts(path, values[2], lines, "output token count")
+    table = TraceTable(times, inputs, outputs, path)
+    if len(values) > len(REQUIRED):
+        table = TraceTable(times, inputs, outputs, path, _blocks(path, values[3], lines))
     if np.any(times[1:] < times[:-1]):
         order = np.argsort(times, kind="stable")
-        times, inputs, outputs = times[order], inputs[order], outputs[order]
-    return TraceTable(times - times[0], inputs, outputs, path)
+        table = table._rows(times[order], order)
+    return table.window(float(table.t[0]))
+
+
+def _blocks(path: str, values: list[Any], lines: list[int]) -> tuple[tuple[int, ...], ...]:
+    """Each row's prefix-block hashes: a list of integers, naming the line of a bad one."""
+    out = []
+    for value, line in zip(values, lines, strict=True):
+        ok = isinstance(value, list) and all(
+            isinstance(h, int) and not isinstance(h, bool) for h in value
+        )
+        if not ok:
+            raise TraceError(path, f"blocks {value!r} is not a list of integers", line)
+        out.append(tuple(value))
+    return tuple(out)
 
 
 def _times(path: str, values: list[Any], lines: list[int]) -> np.ndarray:

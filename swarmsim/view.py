@@ -8,7 +8,7 @@ else crosses between a controller and the system it controls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 # A route plan: for each shard to search, the agent id of the replica that serves it.
 RoutePlan = tuple[tuple[int, int], ...]
+NO_AGENT = -1  # placed on no agent in particular: the layer's dispatch rule picks one
 
 AGENT_STATES = ("starting", "running", "draining", "switching", "dead", "stopped")
 
@@ -36,6 +37,7 @@ class AgentTable:
     in_flight: np.ndarray  # int64 jobs sent and not yet answered
     latency_s: np.ndarray  # float64 recent stage latency (EWMA)
     utilisation: np.ndarray  # float64 busy fraction since the agent started
+    kv_util: np.ndarray  # float64 prefix (KV) cache blocks held / capacity (0 without a cache)
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,8 @@ class QueryOutcome:
 
 @dataclass(frozen=True)
 class QueryInfo:
-    """The query being decided on: its class, token counts and per-shard relevance estimate."""
+    """The query being decided on: its class, token counts, per-shard relevance estimate and,
+    for a synthesizer placement, its prompt's prefix blocks and how many each agent holds."""
 
     id: int
     qclass: int
@@ -100,6 +103,9 @@ class QueryInfo:
     output_tokens: int
     relevance: np.ndarray  # float32 (n_shards,): similarity of the query to each shard centroid
     layer: int = -1  # index into ClusterView.layer_names of the layer of its current stage
+    blocks: int = 0  # prefix blocks of its prompt (swarmsim.prefix)
+    # int64 per agent row: leading prompt blocks cached on that agent (0 without a cache)
+    overlap: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,10 @@ class ControlPlane(Protocol):
 
     def configure(self, query: int, strategy: InferenceStrategy) -> None:
         """Serve ``query``'s synthesizer stage with ``strategy`` (batch size, precision)."""
+
+    def place(self, query: int, agent: int) -> None:
+        """Send ``query``'s synthesizer job to ``agent``, an accepting replica of its
+        synthesizer layer (``NO_AGENT``: the layer's dispatch rule picks, as when none accepts)."""
 
     def scale(self, layer: str, target: int) -> None:
         """Set the number of replicas of ``layer`` (clamped to its min/max)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import count
+from itertools import count, repeat
 from numbers import Real
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -18,9 +18,11 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from .errors import TraceError, check
+from .prefix import PrefixConfig, Prefixes
 from .traces import FIELDS, FORMATS, TraceTable, read_trace
 
 BLOCK = 4096
+TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}  # a trace's numeric timestamps, in seconds
 
 
 def _finite(x: float) -> bool:
@@ -111,11 +113,14 @@ class DiurnalConfig:
 class TraceConfig:
     """Replay of a trace file; ``start_s``/``end_s`` select a window in the trace's own seconds,
     then times are multiplied by ``time_scale`` (0.5 replays twice as fast) and the requests
-    thinned or repeated to ``rate_scale`` times as many at the same times."""
+    thinned or repeated to ``rate_scale`` times as many at the same times. A trace with
+    prefix-block hashes names blocks of ``block_tokens`` tokens (Mooncake's: 512)."""
 
     path: str
     format: str = "auto"  # one of traces.FORMATS
     columns: dict[str, str] | None = None  # our field -> the file's column name
+    time_unit: Literal["s", "ms", "us"] = "s"  # of numeric timestamps (Mooncake's: ms)
+    block_tokens: int = 16  # tokens per prefix block (vLLM's default block size)
     time_scale: float = 1.0
     rate_scale: float = 1.0
     start_s: float = 0.0
@@ -127,6 +132,9 @@ class TraceConfig:
         check(self.format in FORMATS, "format", self.format, f"one of {list(FORMATS)}")
         ok = self.columns is None or set(self.columns) <= set(FIELDS)
         check(ok, "columns", self.columns, f"a mapping with keys among {list(FIELDS)}")
+        ok = self.time_unit in TIME_UNITS
+        check(ok, "time_unit", self.time_unit, f"one of {list(TIME_UNITS)}")
+        check(self.block_tokens >= 1, "block_tokens", self.block_tokens, "an integer >= 1")
         ok = _finite(self.time_scale) and self.time_scale > 0
         check(ok, "time_scale", self.time_scale, "a number > 0")
         ok = _finite(self.rate_scale) and self.rate_scale > 0
@@ -162,6 +170,7 @@ class WorkloadConfig:
     classes: tuple[QueryClass, ...] = field(default=DEFAULT_CLASSES)
     complex_input_tokens: int = 4096  # trace rows with this many input tokens are "large"
     mix: tuple[MixPhase, ...] = ()  # a shifting mix: class weights by phase, cycled
+    prefix: PrefixConfig | None = None  # synthesized prompt prefixes; a trace brings its own
 
     def __post_init__(self) -> None:
         kinds = ("poisson", "mmpp", "diurnal", "trace")
@@ -182,24 +191,39 @@ class WorkloadConfig:
             check(ok, f"mix[{i}].weights", phase.weights, f"{len(self.classes)} weights")
         check(not self.mix or self.kind != "trace", "mix", "...", "no mix with trace replay")
 
+    @property
+    def block_tokens(self) -> int:
+        """Tokens per prefix block of the queries' ``blocks``."""
+        if self.kind == "trace" and self.trace is not None:
+            return self.trace.block_tokens
+        return self.prefix.block_tokens if self.prefix is not None else 16
+
 
 class Arrival(NamedTuple):
-    """One query: arrival time (seconds from 0), class index and token counts."""
+    """One query: arrival time (seconds from 0), class index, token counts and the hashes of
+    its prompt's prefix blocks (empty when the workload has none)."""
 
     t: float
     qclass: int
     input_tokens: int
     output_tokens: int
+    blocks: tuple[int, ...] = ()
 
 
 class Workload:
     """Generates the arrivals ``cfg`` describes; all randomness comes from ``rng``."""
 
     def __init__(
-        self, cfg: WorkloadConfig, rng: np.random.Generator, base_dir: Path | None = None
+        self,
+        cfg: WorkloadConfig,
+        rng: np.random.Generator,
+        base_dir: Path | None = None,
+        prefix_rng: np.random.Generator | None = None,
     ) -> None:
+        """``prefix_rng`` draws the prefixes' sessions and documents (default: ``rng``)."""
         self.cfg = cfg
         self.rng = rng
+        self.prefix_rng = rng if prefix_rng is None else prefix_rng
         self.table: TraceTable | None = None
         self.period_s = math.inf
         if cfg.kind == "trace":
@@ -235,9 +259,18 @@ class Workload:
         else:
             blocks = _poisson_times(cfg.rate, self.rng)
         marks = _Marks(cfg.classes, cfg.mix)
+        prefixes = None if cfg.prefix is None else Prefixes(cfg.prefix, self.prefix_rng)
         for times in blocks:
             qclass, inputs, outputs = marks.draw(self.rng, times)
-            yield from map(Arrival._make, zip(times.tolist(), qclass, inputs, outputs, strict=True))
+            if prefixes is None:
+                rows = zip(times.tolist(), qclass, inputs, outputs, repeat(()))
+                yield from map(Arrival._make, rows)
+                continue
+            prompts = [prefixes.prompt(n) for n in inputs]
+            for t, c, (n, hashes), out in zip(
+                times.tolist(), qclass, prompts, outputs, strict=True
+            ):
+                yield Arrival(t, c, n, out, hashes)
 
     def _replay(self) -> Iterator[Arrival]:
         """The trace's rows, classed by input size; repeated every ``period_s`` when looping."""
@@ -247,9 +280,11 @@ class Workload:
         small = next(i for i, c in enumerate(cfg.classes) if c.model == "small")
         qclass = np.where(table.input_tokens >= cfg.complex_input_tokens, large, small).tolist()
         inputs, outputs = table.input_tokens.tolist(), table.output_tokens.tolist()
+        blocks = table.blocks or [()] * len(table)
         for cycle in count() if cfg.trace.loop else range(1):
             times = (table.t + cycle * self.period_s).tolist()
-            yield from map(Arrival._make, zip(times, qclass, inputs, outputs, strict=True))
+            rows = zip(times, qclass, inputs, outputs, blocks, strict=True)
+            yield from map(Arrival._make, rows)
 
 
 def _natural_span(table: TraceTable) -> float:
@@ -264,7 +299,10 @@ def _load_trace(cfg: TraceConfig, base_dir: Path | None) -> tuple[TraceTable, fl
     path = Path(cfg.path).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
-    table = read_trace(path, cfg.format, cfg.columns).window(cfg.start_s, cfg.end_s)
+    table = read_trace(path, cfg.format, cfg.columns)
+    if cfg.time_unit != "s":
+        table = table.scaled(TIME_UNITS[cfg.time_unit])
+    table = table.window(cfg.start_s, cfg.end_s)
     if len(table) == 0:
         raise TraceError(str(path), f"no arrivals in the window [{cfg.start_s}, {cfg.end_s}) s")
     span = cfg.end_s - cfg.start_s if cfg.end_s is not None else _natural_span(table)

@@ -22,6 +22,9 @@ class RecordingPlane:
     def configure(self, query: int, strategy) -> None:
         self.calls.append(("configure", query, strategy))
 
+    def place(self, query: int, agent: int) -> None:
+        self.calls.append(("place", query, agent))
+
     def scale(self, layer: str, target: int) -> None:
         self.calls.append(("scale", layer, target))
 
@@ -42,9 +45,9 @@ def totals(**kw) -> Totals:
 
 def agents(rows: list[dict]) -> AgentTable:
     """An agent table from dicts with keys id, node, layer, shard, state, healthy, queue,
-    in_flight, latency_s, utilisation (defaults: running, healthy, idle)."""
+    in_flight, latency_s, utilisation, kv_util (defaults: running, healthy, idle)."""
     defaults = dict(node=0, layer=0, shard=-1, state=1, healthy=True, queue=0, in_flight=0,
-                    latency_s=0.0, utilisation=0.0)  # fmt: skip
+                    latency_s=0.0, utilisation=0.0, kv_util=0.0)  # fmt: skip
     full = [{**defaults, **r} for r in rows]
 
     def col(key, dtype):
@@ -55,6 +58,7 @@ def agents(rows: list[dict]) -> AgentTable:
         shard=col("shard", np.int64), state=col("state", np.int64), healthy=col("healthy", bool),
         queue=col("queue", np.int64), in_flight=col("in_flight", np.int64),
         latency_s=col("latency_s", np.float64), utilisation=col("utilisation", np.float64),
+        kv_util=col("kv_util", np.float64),
     )  # fmt: skip
 
 

@@ -56,7 +56,11 @@ def add_trace_options(p: argparse.ArgumentParser, prefix: str) -> None:
     p.add_argument(f"--{prefix}map", dest="trace_map", action="append", default=[],
                    metavar="COLUMN=FIELD",
                    help="the file's COLUMN holds FIELD (timestamp, input_tokens, "
-                        "output_tokens); repeatable")  # fmt: skip
+                        "output_tokens, blocks); repeatable")  # fmt: skip
+    p.add_argument(f"--{prefix}time-unit", dest="trace_time_unit", default="s",
+                   choices=("s", "ms", "us"), help="unit of numeric timestamps")  # fmt: skip
+    p.add_argument(f"--{prefix}block-tokens", dest="trace_block_tokens", type=int,
+                   metavar="N", help="tokens per prefix block of the blocks field")  # fmt: skip
     p.add_argument(f"--{prefix}time-scale", dest="trace_time_scale", type=float, default=1.0,
                    metavar="X", help="arrival times x X (0.5: twice as fast)")  # fmt: skip
     p.add_argument(f"--{prefix}rate-scale", dest="trace_rate_scale", type=float, default=1.0,
@@ -70,7 +74,8 @@ def trace_replay(args: argparse.Namespace, path: Path) -> TraceReplay:
     from ..replay import TraceReplay
 
     return TraceReplay(path, args.trace_format, tuple(args.trace_map), args.trace_time_scale,
-                       args.trace_rate_scale, args.trace_window)  # fmt: skip
+                       args.trace_rate_scale, args.trace_window, args.trace_time_unit,
+                       args.trace_block_tokens)  # fmt: skip
 
 
 def duration_overrides(ref: str, duration: float) -> list[str]:

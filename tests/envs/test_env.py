@@ -21,10 +21,11 @@ ENV_IDS = sorted(i for i in gym.registry if i.startswith("swarmsim/"))
 SMALL = {"scenario": "homelab", "episode_s": 120.0}
 
 
-def test_the_four_tasks_are_registered():
+def test_the_five_tasks_are_registered():
     assert ENV_IDS == [
         "swarmsim/Autoscaling-v0",
         "swarmsim/InferenceStrategy-v0",
+        "swarmsim/LlmRouting-v0",
         "swarmsim/RoleAssignment-v0",
         "swarmsim/ShardRouting-v0",
     ]
@@ -61,6 +62,18 @@ def test_same_seed_same_actions_same_observations_and_rewards(env_id):
     assert a[1] != c[1] or any(not np.array_equal(x, y) for x, y in zip(a[0], c[0], strict=False))
 
 
+def test_llm_routing_passes_the_checkers_and_is_deterministic_on_its_scenario():
+    prefix = {"scenario": "prefix-cache", "episode_s": 120.0}
+    gym_check_env(gym.make("swarmsim/LlmRouting-v0", **prefix).unwrapped, skip_render_check=True)
+    sb3_check_env(gym.make("swarmsim/LlmRouting-v0", **prefix).unwrapped, warn=True)
+    a = rollout(gym.make("swarmsim/LlmRouting-v0", **prefix), seed=3, steps=40)
+    b = rollout(gym.make("swarmsim/LlmRouting-v0", **prefix), seed=3, steps=40)
+    assert len(a[0]) == len(b[0]) > 5
+    assert all(np.array_equal(x, y) for x, y in zip(a[0], b[0], strict=True))
+    assert a[1] == b[1]
+    assert any(obs[3] > 0 for obs in a[0])  # some query found its prefix cached on slot 0
+
+
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_episode_truncates_at_its_duration_with_the_metrics_summary(env_id):
     env = gym.make(env_id, scenario="homelab", episode_s=60.0)
@@ -77,7 +90,11 @@ def test_episode_truncates_at_its_duration_with_the_metrics_summary(env_id):
     assert summary["duration_s"] == pytest.approx(60.0)
     q = summary["queries"]
     assert q["submitted"] == q["completed"] + q["failed"] + q["dropped"] + q["in_flight"]
-    if env_id in ("swarmsim/ShardRouting-v0", "swarmsim/InferenceStrategy-v0"):
+    if env_id in (
+        "swarmsim/ShardRouting-v0",
+        "swarmsim/InferenceStrategy-v0",
+        "swarmsim/LlmRouting-v0",
+    ):
         # one decision per query that reached the stage: every completed query, at most all
         assert q["completed"] + q["failed"] <= steps <= q["submitted"]
     else:

@@ -77,7 +77,8 @@ def test_every_packaged_figure_has_a_source(profiles: Profiles) -> None:
         assert set(device.sources) == expected, device.name
         assert all(text.strip() for text in device.sources.values())
     for model in profiles.models.values():
-        assert set(model.sources) == {"params_b", "vram_gb"}
+        kv = {"kv_bytes_per_token"} if model.kv_bytes_per_token is not None else set()
+        assert set(model.sources) == {"params_b", "vram_gb"} | kv
 
 
 def test_bigger_gpus_decode_faster_where_the_data_says_so(profiles: Profiles) -> None:
