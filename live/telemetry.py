@@ -182,6 +182,7 @@ def _agent_table(coord: Coordinator, agents: list[Agent], names: tuple[str, ...]
         in_flight=np.array([len(a.jobs) for a in agents], dtype=np.int64),
         latency_s=np.array([a.latency_s for a in agents], dtype=np.float64),
         utilisation=np.array([min(a.busy_s / max(now - a.born, 1e-9), 1.0) for a in agents]),
+        training=np.zeros(len(agents), dtype=bool),  # live runs no background training jobs yet
     )
 
 

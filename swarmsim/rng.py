@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("workload", "queries", "service", "dispatch", "failures", "fabric", "overhead")
+STREAMS = ("workload", "queries", "service", "dispatch", "failures", "fabric", "overhead",
+           "training")  # fmt: skip
 # appended names leave the earlier streams' draws unchanged (spawned children are numbered)
 BLOCK = 4096
 

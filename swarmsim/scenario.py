@@ -20,6 +20,7 @@ from .failures import FailureConfig
 from .layers import LayerConfig, StageConfig
 from .nodes import CloudConfig, NodeGroup, expand_names
 from .service import RetrievalConfig
+from .training import TrainingConfig
 from .workload import WorkloadConfig
 
 
@@ -42,6 +43,7 @@ class Scenario:
     coordinator: str | None = None  # node hosting the planner/coordinator; None = the first
     failures: FailureConfig = field(default_factory=FailureConfig)
     cloud: CloudConfig = field(default_factory=CloudConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)  # background fine-tuning
     control_interval_s: float = 15.0  # scaling / role decisions (Kubernetes HPA sync: 15 s)
     slo_latency_s: float = 5.0
     deadline_s: float | None = None  # a query slower than this is failed, not completed
@@ -108,6 +110,9 @@ def _check_references(s: Scenario) -> None:
                 agents.device,
                 f"an index into devices (0..{len(group.devices) - 1}) or null for the CPU",
             )
+    groups = [g.name for g in s.nodes]
+    for i, group_name in enumerate(s.training.groups):
+        check(group_name in groups, f"training.groups[{i}]", group_name, f"a node group {groups}")
     names = s.node_names
     check(len(set(names)) == len(names), "nodes", names, "unique node names")
     check(

@@ -94,15 +94,22 @@ class ServiceModel:
         n_shards: int,
         stream: Stream,
         inference: InferenceProfile | None = None,
+        training_slowdown: float = 1.0,
     ) -> None:
         self.retrieval = retrieval
         self.shard_vectors = retrieval.vectors_total // max(n_shards, 1)
         self.stream = stream
         self.inference = inference or load_inference()
+        self.training_slowdown = training_slowdown  # on a GPU a training job holds
         self._search_s: dict[str, float] = {}
 
     def seconds(self, agent: Agent, batch: Sequence[Job]) -> float:
-        """Service time of ``batch`` (work of one layer) on ``agent``'s device."""
+        """Service time of ``batch`` (work of one layer) on ``agent``'s device, slower while a
+        background training job shares the device (``swarmsim.training``)."""
+        t = self._seconds(agent, batch)
+        return t * self.training_slowdown if agent.device.training else t
+
+    def _seconds(self, agent: Agent, batch: Sequence[Job]) -> float:
         svc: ServiceConfig = batch[0].layer.cfg.service
         if svc.kind == "exponential":
             assert svc.rate is not None  # ServiceConfig requires a rate for this kind

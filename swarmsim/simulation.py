@@ -40,6 +40,7 @@ from .service import ServiceModel
 from .snapshot import build_view
 from .summary import Summary, summarize
 from .topology import build_topology
+from .training import Training
 from .view import ClusterView, RoutePlan
 from .workload import Workload
 
@@ -88,7 +89,11 @@ class Simulation:
             scenario.fabric.loss_prob,
         )
         self.service = ServiceModel(
-            scenario.retrieval, self.n_shards, self.streams["service"], self.inference
+            scenario.retrieval,
+            self.n_shards,
+            self.streams["service"],
+            self.inference,
+            scenario.training.slowdown,
         )
         self._overheads()
         self.default_quality = self.inference.precision(self.inference.reference).quality
@@ -129,6 +134,9 @@ class Simulation:
             self.coordinator,
             self.lifecycle,
             scenario.fabric.partitions,
+        )
+        self.training = Training(
+            self.env, scenario.training, self.streams["training"], self.cluster
         )
         self.coordinator.on_drained = self.lifecycle.drained
         self.coordinator.on_lost_found = self.failures.recover_lost

@@ -85,16 +85,16 @@ def _agent_table(
     for a in agents:
         ints.append(
             (a.id, a.node.id, index[a.layer.name], a.shard, a.state, a.known_alive,
-             len(a.queue) + len(a.blocked), a.outstanding)
+             len(a.queue) + len(a.blocked), a.outstanding, a.device.training)
         )  # fmt: skip
         floats.append((a.latency_s, _busy(a, now) / max(now - a.born, 1e-9)))
-    i = np.array(ints, dtype=np.int64).reshape(-1, 8)
+    i = np.array(ints, dtype=np.int64).reshape(-1, 9)
     f = np.array(floats, dtype=np.float64).reshape(-1, 2)
     i.flags.writeable = f.flags.writeable = False
     return AgentTable(
         id=i[:, 0], node=i[:, 1], layer=i[:, 2], shard=i[:, 3], state=i[:, 4],
         healthy=i[:, 5].astype(bool), queue=i[:, 6], in_flight=i[:, 7],
-        latency_s=f[:, 0], utilisation=f[:, 1],
+        latency_s=f[:, 0], utilisation=f[:, 1], training=i[:, 8].astype(bool),
     )  # fmt: skip
 
 

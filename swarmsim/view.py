@@ -36,6 +36,7 @@ class AgentTable:
     in_flight: np.ndarray  # int64 jobs sent and not yet answered
     latency_s: np.ndarray  # float64 recent stage latency (EWMA)
     utilisation: np.ndarray  # float64 busy fraction since the agent started
+    training: np.ndarray  # bool: a background training job shares the agent's GPU
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,10 @@ def totals(**kw) -> Totals:
 
 def agents(rows: list[dict]) -> AgentTable:
     """An agent table from dicts with keys id, node, layer, shard, state, healthy, queue,
-    in_flight, latency_s, utilisation (defaults: running, healthy, idle)."""
+    in_flight, latency_s, utilisation, training (defaults: running, healthy, idle, no
+    training job on its GPU)."""
     defaults = dict(node=0, layer=0, shard=-1, state=1, healthy=True, queue=0, in_flight=0,
-                    latency_s=0.0, utilisation=0.0)  # fmt: skip
+                    latency_s=0.0, utilisation=0.0, training=False)  # fmt: skip
     full = [{**defaults, **r} for r in rows]
 
     def col(key, dtype):
@@ -55,6 +56,7 @@ def agents(rows: list[dict]) -> AgentTable:
         shard=col("shard", np.int64), state=col("state", np.int64), healthy=col("healthy", bool),
         queue=col("queue", np.int64), in_flight=col("in_flight", np.int64),
         latency_s=col("latency_s", np.float64), utilisation=col("utilisation", np.float64),
+        training=col("training", bool),
     )  # fmt: skip
 
 
