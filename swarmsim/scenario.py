@@ -19,6 +19,7 @@ from .fabric import FabricConfig
 from .failures import FailureConfig
 from .layers import LayerConfig, StageConfig
 from .nodes import CloudConfig, NodeGroup, expand_names
+from .popularity import PopularityConfig
 from .service import RetrievalConfig
 from .training import TrainingConfig
 from .workload import WorkloadConfig
@@ -36,6 +37,7 @@ class Scenario:
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    popularity: PopularityConfig = field(default_factory=PopularityConfig)  # which queries arrive
     fabric: FabricConfig = field(default_factory=FabricConfig)
     layers: dict[str, LayerConfig] = field(default_factory=dict)
     stages: tuple[StageConfig, ...] = ()
@@ -75,6 +77,13 @@ class Scenario:
 def _check_references(s: Scenario) -> None:
     retrievers = [name for name, layer in s.layers.items() if layer.role == "retriever"]
     check(len(retrievers) <= 1, "layers", retrievers, "at most one retriever layer")
+    weights = s.retrieval.shard_weights
+    check(
+        not weights or len(weights) == s.corpus.n_shards,
+        "retrieval.shard_weights",
+        weights,
+        f"one weight per corpus shard ({s.corpus.n_shards}) or none",
+    )
     for i, stage in enumerate(s.stages):
         by_model = stage.layer_by_model
         names = [stage.layer] if by_model is None else list(by_model.values())

@@ -32,6 +32,7 @@ from .layers import StageConfig
 from .lifecycle import Lifecycle
 from .metrics import Metrics, check_conservation
 from .overhead import Overhead
+from .popularity import Popularity
 from .profiles import Profiles, load_profiles
 from .query import Query
 from .rng import RandomStreams, Stream
@@ -184,9 +185,20 @@ class Simulation:
         self.env.process(self._arrivals())
         self.env.process(self._control_loop())
 
+    def _query_picker(self) -> Callable[[], int]:
+        """How an arrival picks its pool query: uniform (``queries`` stream) or by topic
+        popularity (``popularity`` stream)."""
+        zipf, corpus = self.scenario.popularity.topic_zipf, self.corpus
+        if zipf is None or corpus is None:
+            pool = self.streams["queries"]
+            n_pool = corpus.queries.shape[0] if corpus else 1
+            return lambda: pool.randrange(n_pool)
+        if corpus.query_topics is None:
+            raise ValueError("popularity.topic_zipf needs a corpus that knows its query topics")
+        return Popularity(zipf, corpus.query_topics, self.streams["popularity"]).draw
+
     def _arrivals(self) -> Generator[simpy.Event, None, None]:
-        env, pool = self.env, self.streams["queries"]
-        n_pool = self.corpus.queries.shape[0] if self.corpus else 1
+        env, pick = self.env, self._query_picker()
         for qid, arr in enumerate(self.workload.arrivals()):
             delay = arr.t - env.now
             if delay > 0:
@@ -199,7 +211,7 @@ class Simulation:
                 model,
                 arr.input_tokens,
                 arr.output_tokens,
-                pool.randrange(n_pool),
+                pick(),
             )
             self.coordinator.accept(query)
 
