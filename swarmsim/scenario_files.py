@@ -26,11 +26,11 @@ _SCENARIO_FIELDS = frozenset(Scenario.__dataclass_fields__)
 def builtin_scenarios() -> dict[str, str]:
     """Built-in scenario names and their one-line descriptions."""
     out = {}
-    for entry in sorted(BUILTIN.iterdir(), key=lambda p: p.name):
+    for entry in BUILTIN.iterdir():
         if entry.name.endswith(".yaml"):
             data = read_document(entry, what="scenario")
             out[entry.name[: -len(".yaml")]] = str(data.get("description", "")).split("\n")[0]
-    return out
+    return dict(sorted(out.items()))  # by name: a twin NAME-control follows NAME
 
 
 def load_scenario(ref: str | Path, overrides: Sequence[str] = ()) -> Scenario:
