@@ -26,13 +26,16 @@ class RolesObservation:
     gpu: np.ndarray  # (MAX_LAYERS,) bool: the layer's replicas run on GPUs
     classes: np.ndarray  # (MAX_GROUPS,) bool: the node class exists
     agents: np.ndarray  # (MAX_GROUPS, MAX_LAYERS) live agents of each layer on each class
+    training: np.ndarray  # (MAX_GROUPS,) share of the class's GPU agents sharing with training
 
 
 def decode(obs: np.ndarray) -> RolesObservation:
     """Decode a ``RoleAssignmentTask`` observation (layout in its class docstring)."""
     obs = np.asarray(obs, dtype=np.float64)
     layers = obs[: MAX_LAYERS * LAYER_FEATURES].reshape(MAX_LAYERS, LAYER_FEATURES)
-    groups = obs[MAX_LAYERS * LAYER_FEATURES :].reshape(MAX_GROUPS, 1 + MAX_LAYERS)
+    start = MAX_LAYERS * LAYER_FEATURES
+    end = start + MAX_GROUPS * (1 + MAX_LAYERS)
+    groups = obs[start:end].reshape(MAX_GROUPS, 1 + MAX_LAYERS)
     present = layers[:, 0] > 0.5
     return RolesObservation(
         layers=present,
@@ -40,6 +43,7 @@ def decode(obs: np.ndarray) -> RolesObservation:
         gpu=layers[:, 5] > 0.5,
         classes=groups[:, 0] > 0.5,
         agents=np.where(present, np.rint(unsquash(groups[:, 1:], COUNT_SCALE)), 0.0),
+        training=obs[end:],
     )
 
 

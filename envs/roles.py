@@ -43,7 +43,7 @@ class RoleAssignmentTask(Task):
     agent's device are not executed and are counted invalid.
 
     ## Observation Space
-    ``Box(0, 1, (MAX_LAYERS * LAYER_FEATURES + MAX_GROUPS * (1 + MAX_LAYERS),), float32)``.
+    ``Box(0, 1, (MAX_LAYERS * LAYER_FEATURES + MAX_GROUPS * (2 + MAX_LAYERS),), float32)``.
     Layer ``l``'s block at ``l * LAYER_FEATURES``:
 
     | offset | meaning | range |
@@ -57,7 +57,9 @@ class RoleAssignmentTask(Task):
 
     Then, for node class ``g``, the block at ``MAX_LAYERS * LAYER_FEATURES + g * 9``: offset 0
     the class exists {0, 1}; offset ``1 + l``: agents of layer ``l`` on the class's nodes,
-    ``n / (n + 4)`` in [0, 1).
+    ``n / (n + 4)`` in [0, 1). Last, at ``MAX_LAYERS * LAYER_FEATURES + MAX_GROUPS * 9 + g``,
+    the share of class ``g``'s live GPU-layer agents whose GPU a background training job
+    holds (``AgentTable.training``; such a replica serves slower), in [0, 1].
 
     ## Rewards
     ``-latency * mean latency - slo * violation fraction - switching * Δ(load seconds) / dt``
@@ -79,11 +81,12 @@ class RoleAssignmentTask(Task):
 
     ## Version History
     - v0: initial version.
+    - v1: per node class, the share of its GPU agents sharing their GPU with training.
     """
 
     name = "role-assignment"
     env_id = "swarmsim/RoleAssignment-v0"
-    version = 0
+    version = 1
     decision = "control"
     roles = None
     layer_stats = True
@@ -91,7 +94,7 @@ class RoleAssignmentTask(Task):
     def __init__(self, reward: RoleReward | None = None) -> None:
         super().__init__()
         self.weights = reward or RoleReward()
-        size = MAX_LAYERS * LAYER_FEATURES + MAX_GROUPS * (1 + MAX_LAYERS)
+        size = MAX_LAYERS * LAYER_FEATURES + MAX_GROUPS * (2 + MAX_LAYERS)
         self.observation_space = unit_box(size)
         self.action_space = spaces.MultiDiscrete([MAX_LAYERS + 1, MAX_LAYERS] * MAX_GROUPS)
 
@@ -113,7 +116,8 @@ class RoleAssignmentTask(Task):
         groups[: min(len(view.group_names), MAX_GROUPS), 0] = 1.0
         counts = self.counts(view)
         groups[:, 1:] = squash(counts, COUNT_SCALE)
-        return np.concatenate([layers.reshape(-1), groups.reshape(-1)]).astype(np.float32)
+        parts = [layers.reshape(-1), groups.reshape(-1), self.training_share(view)]
+        return np.concatenate(parts).astype(np.float32)
 
     def counts(self, view: ClusterView) -> np.ndarray:
         """Live agents per (node class, layer), shape (MAX_GROUPS, MAX_LAYERS)."""
@@ -123,6 +127,17 @@ class RoleAssignmentTask(Task):
         counts = np.zeros((MAX_GROUPS, MAX_LAYERS))
         np.add.at(counts, (group[live], a.layer[live]), 1)
         return counts
+
+    def training_share(self, view: ClusterView) -> np.ndarray:
+        """Per node class, the share of its live GPU-layer agents on a GPU held by training,
+        shape (MAX_GROUPS,); 0 for a class without GPU agents."""
+        a = view.agents
+        group = view.node_group[a.node]
+        on_gpu = np.array([view.layers[n].on_gpu for n in view.layer_names], dtype=bool)
+        live = (a.state != STOPPED) & (group < MAX_GROUPS) & on_gpu[a.layer]
+        gpu_agents = np.bincount(group[live], minlength=MAX_GROUPS)[:MAX_GROUPS]
+        shared = np.bincount(group[live & a.training], minlength=MAX_GROUPS)[:MAX_GROUPS]
+        return np.divide(shared, gpu_agents, out=np.zeros(MAX_GROUPS), where=gpu_agents > 0)
 
     def apply(self, view: ClusterView, action: np.ndarray, plane: ControlPlane) -> int:
         invalid = 0

@@ -194,6 +194,7 @@ def _agent_table(roster: Roster, agents: list[Agent], names: tuple[str, ...], no
         latency_s=np.array([a.latency_s for a in agents], dtype=np.float64),
         utilisation=np.array([min(a.busy_s / max(now - a.born, 1e-9), 1.0) for a in agents]),
         kv_util=np.zeros(len(agents)),  # live workers keep no prefix cache yet
+        training=np.zeros(len(agents), dtype=bool),  # live runs no background training jobs yet
     )
 
 

@@ -63,6 +63,7 @@ class Device:
         "meter",
         "node",
         "profile",
+        "training",
         "users",
         "vram_used",
     )
@@ -76,6 +77,7 @@ class Device:
         self.exclusive_users = 0  # agents of exclusive layers (an LLM holds the whole GPU)
         self.vram_used = 0.0
         self.cores_used = 0
+        self.training = False  # a background training job holds the GPU (swarmsim.training)
 
     @property
     def is_gpu(self) -> bool:

@@ -212,7 +212,8 @@ class Corpus:
     (n_shards,) int64; ``queries`` (q, dim) float32; ``ground_truth`` (q, k) int64, exact
     top-k ids by inner product over the whole corpus; ``gt_shard_counts`` (q, n_shards) int64,
     how many of each query's true top-k live in each shard; ``relevance`` (q, n_shards)
-    float32, cosine of each query to each shard centroid; ``gold`` (q,) int64 or None.
+    float32, cosine of each query to each shard centroid; ``gold`` (q,) int64 or None;
+    ``query_topics`` (q,) int64 or None, the mixture topic each query was drawn from.
     """
 
     def __init__(
@@ -223,12 +224,14 @@ class Corpus:
         k: int,
         n_shards: int,
         gold: np.ndarray | None = None,
+        query_topics: np.ndarray | None = None,
     ) -> None:
         """Wrap an already-normalised, already-sharded corpus (copied) and derive its tables."""
         self.vectors = _frozen(vectors, np.float32)
         self.queries = _frozen(queries, np.float32)
         self.shard_of = _frozen(shard_of, np.int32)
         self.gold = None if gold is None else _frozen(gold, np.int64)
+        self.query_topics = None if query_topics is None else _frozen(query_topics, np.int64)
         self.k, self.n_shards = k, n_shards
         self.dim = _check_shapes(self.vectors, self.shard_of, self.queries, k, n_shards, self.gold)
         self.shard_sizes = _frozen(np.bincount(self.shard_of, minlength=n_shards), np.int64)
@@ -261,16 +264,18 @@ class Corpus:
         rng: np.random.Generator,
         kmeans_iters: int = 20,
         gold: np.ndarray | None = None,
+        query_topics: np.ndarray | None = None,
     ) -> Corpus:
         """Normalise embeddings, shard them by spherical k-means and build the tables.
 
         The path for any embedded corpus, synthetic or real (``gold``: optional (q,) ids of
-        each query's gold document). Deterministic for the same inputs and rng state.
+        each query's gold document; ``query_topics``: optional (q,) topic of each query).
+        Deterministic for the same inputs and rng state.
         """
         vectors = _normalise(vectors, "vectors")
         queries = _normalise(queries, "queries")
         shard_of = kmeans_shards(vectors, n_shards, rng, kmeans_iters)
-        return cls(vectors, shard_of, queries, k, n_shards, gold)
+        return cls(vectors, shard_of, queries, k, n_shards, gold, query_topics)
 
     def recall_at_k(self, query: int, shards: Iterable[int]) -> float:
         """Recall@k of ``query`` when exactly ``shards`` are searched with flat (exact) search.
@@ -343,14 +348,15 @@ class Corpus:
 
 def _sample_mixture(
     centres: np.ndarray, weights: np.ndarray, spread: float, n: int, rng: np.random.Generator
-) -> np.ndarray:
-    """``n`` points: a topic drawn by ``weights``, its unit centre plus N(0, spread**2) noise.
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points and their topics: a topic drawn by ``weights``, its unit centre plus
+    N(0, spread**2) noise.
 
     The noise norm is about spread * sqrt(dim). At the defaults (0.35, 64 dims) the true top-10
     have cosine ~0.4-0.5 to their query and the best shard holds ~57% of them on average.
     """
     topics = rng.choice(len(centres), size=n, p=weights)
-    return centres[topics] + rng.normal(scale=spread, size=(n, centres.shape[1]))
+    return centres[topics] + rng.normal(scale=spread, size=(n, centres.shape[1])), topics
 
 
 def synthetic_corpus(cfg: CorpusConfig, rng: np.random.Generator) -> Corpus:
@@ -362,9 +368,11 @@ def synthetic_corpus(cfg: CorpusConfig, rng: np.random.Generator) -> Corpus:
     centres = _normalise(rng.standard_normal((cfg.n_topics, cfg.dim)), "topic centres")
     zipf = 1.0 / np.arange(1, cfg.n_topics + 1) ** TOPIC_ZIPF_EXPONENT
     weights = rng.permutation(zipf / zipf.sum())
-    vectors = _sample_mixture(centres, weights, cfg.topic_spread, cfg.n_vectors, rng)
-    queries = _sample_mixture(centres, weights, cfg.topic_spread, cfg.n_queries, rng)
-    return Corpus.from_embeddings(vectors, queries, cfg.n_shards, cfg.k, rng, cfg.kmeans_iters)
+    vectors, _ = _sample_mixture(centres, weights, cfg.topic_spread, cfg.n_vectors, rng)
+    queries, topics = _sample_mixture(centres, weights, cfg.topic_spread, cfg.n_queries, rng)
+    return Corpus.from_embeddings(
+        vectors, queries, cfg.n_shards, cfg.k, rng, cfg.kmeans_iters, query_topics=topics
+    )
 
 
 @functools.lru_cache(maxsize=8)

@@ -19,7 +19,9 @@ from .fabric import FabricConfig
 from .failures import FailureConfig
 from .layers import LayerConfig, StageConfig
 from .nodes import CloudConfig, NodeGroup, expand_names
+from .popularity import PopularityConfig
 from .service import RetrievalConfig
+from .training import TrainingConfig
 from .workload import WorkloadConfig
 
 
@@ -35,6 +37,7 @@ class Scenario:
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    popularity: PopularityConfig = field(default_factory=PopularityConfig)  # which queries arrive
     fabric: FabricConfig = field(default_factory=FabricConfig)
     layers: dict[str, LayerConfig] = field(default_factory=dict)
     stages: tuple[StageConfig, ...] = ()
@@ -42,6 +45,7 @@ class Scenario:
     coordinator: str | None = None  # node hosting the planner/coordinator; None = the first
     failures: FailureConfig = field(default_factory=FailureConfig)
     cloud: CloudConfig = field(default_factory=CloudConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)  # background fine-tuning
     control_interval_s: float = 15.0  # scaling / role decisions (Kubernetes HPA sync: 15 s)
     slo_latency_s: float = 5.0
     deadline_s: float | None = None  # a query slower than this is failed, not completed
@@ -73,6 +77,13 @@ class Scenario:
 def _check_references(s: Scenario) -> None:
     retrievers = [name for name, layer in s.layers.items() if layer.role == "retriever"]
     check(len(retrievers) <= 1, "layers", retrievers, "at most one retriever layer")
+    weights = s.retrieval.shard_weights
+    check(
+        not weights or len(weights) == s.corpus.n_shards,
+        "retrieval.shard_weights",
+        weights,
+        f"one weight per corpus shard ({s.corpus.n_shards}) or none",
+    )
     for i, stage in enumerate(s.stages):
         by_model = stage.layer_by_model
         names = [stage.layer] if by_model is None else list(by_model.values())
@@ -108,6 +119,9 @@ def _check_references(s: Scenario) -> None:
                 agents.device,
                 f"an index into devices (0..{len(group.devices) - 1}) or null for the CPU",
             )
+    groups = [g.name for g in s.nodes]
+    for i, group_name in enumerate(s.training.groups):
+        check(group_name in groups, f"training.groups[{i}]", group_name, f"a node group {groups}")
     names = s.node_names
     check(len(set(names)) == len(names), "nodes", names, "unique node names")
     check(

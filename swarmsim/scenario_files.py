@@ -30,7 +30,7 @@ def builtin_scenarios() -> dict[str, str]:
         if entry.name.endswith(".yaml"):
             data = read_document(entry, what="scenario")
             out[entry.name[: -len(".yaml")]] = str(data.get("description", "")).split("\n")[0]
-    return out
+    return dict(sorted(out.items()))  # by name: a twin NAME-control follows NAME
 
 
 def load_scenario(ref: str | Path, overrides: Sequence[str] = ()) -> Scenario:

@@ -22,6 +22,7 @@ from .rng import Stream
 
 if TYPE_CHECKING:
     from .cluster import Agent
+    from .profiles import DeviceProfile
     from .query import Job
 
 HNSW_VISITS = 10.5  # fitted: 0.77 ms / (64 * log2(1e5) * 384 dims * 0.18 ns)
@@ -60,7 +61,10 @@ class RetrievalConfig:
     """The modelled index: its size sets search cost; recall comes from the simulated corpus."""
 
     index: Literal["flat", "ivf", "hnsw"] = "flat"
-    vectors_total: int = 1_000_000  # modelled corpus size, split evenly over the shards
+    vectors_total: int = 1_000_000  # modelled corpus size, split over the shards
+    # relative shard sizes, one per corpus shard (shard s holds vectors_total * w[s] / sum(w));
+    # empty: equal shards
+    shard_weights: tuple[float, ...] = ()
     dim: int = 384
     nlist: int = 1024
     nprobe: int = 8
@@ -70,6 +74,15 @@ class RetrievalConfig:
     def __post_init__(self) -> None:
         for name in ("vectors_total", "dim", "nlist", "nprobe", "hnsw_m", "ef_search"):
             check(getattr(self, name) >= 1, name, getattr(self, name), ">= 1")
+        for i, w in enumerate(self.shard_weights):
+            check(math.isfinite(w) and w > 0, f"shard_weights[{i}]", w, "a number > 0")
+
+    def shard_vectors(self, n_shards: int) -> list[int]:
+        """The modelled vectors in each of ``n_shards`` shards."""
+        if not self.shard_weights:
+            return [self.vectors_total // max(n_shards, 1)] * n_shards
+        total = sum(self.shard_weights)
+        return [int(self.vectors_total * w / total) for w in self.shard_weights]
 
 
 def retrieval_seconds(cfg: RetrievalConfig, shard_vectors: int, scan_ns_per_dim: float) -> float:
@@ -94,15 +107,23 @@ class ServiceModel:
         n_shards: int,
         stream: Stream,
         inference: InferenceProfile | None = None,
+        training_slowdown: float = 1.0,
     ) -> None:
         self.retrieval = retrieval
-        self.shard_vectors = retrieval.vectors_total // max(n_shards, 1)
+        self.shard_vectors = retrieval.shard_vectors(n_shards)
+        self.equal_shards = not retrieval.shard_weights
         self.stream = stream
         self.inference = inference or load_inference()
-        self._search_s: dict[str, float] = {}
+        self.training_slowdown = training_slowdown  # on a GPU a training job holds
+        self._search_s: dict[tuple[str, int], float] = {}  # by (device profile, shard)
 
     def seconds(self, agent: Agent, batch: Sequence[Job]) -> float:
-        """Service time of ``batch`` (work of one layer) on ``agent``'s device."""
+        """Service time of ``batch`` (work of one layer) on ``agent``'s device, slower while a
+        background training job shares the device (``swarmsim.training``)."""
+        t = self._seconds(agent, batch)
+        return t * self.training_slowdown if agent.device.training else t
+
+    def _seconds(self, agent: Agent, batch: Sequence[Job]) -> float:
         svc: ServiceConfig = batch[0].layer.cfg.service
         if svc.kind == "exponential":
             assert svc.rate is not None  # ServiceConfig requires a rate for this kind
@@ -151,11 +172,9 @@ class ServiceModel:
         if role == "embedder":
             return prof.embed_base_s + prof.embed_per_item_s * len(batch)
         if role == "retriever":
-            t = self._search_s.get(prof.name)
-            if t is None:
-                t = retrieval_seconds(self.retrieval, self.shard_vectors, prof.scan_ns_per_dim)
-                self._search_s[prof.name] = t
-            return t * len(batch)
+            if self.equal_shards:
+                return self._search_seconds(prof, 0) * len(batch)
+            return sum(self._search_seconds(prof, job.shard) for job in batch)
         if role == "synthesizer":
             head, model = batch[0], layer.cfg.model
             assert model is not None  # LayerConfig requires one for a profiled synthesizer
@@ -168,3 +187,13 @@ class ServiceModel:
         if role == "evaluator":
             return prof.eval_s * len(batch)
         raise ValueError(f"role {role!r} has no service-time model; give the layer a service")
+
+    def _search_seconds(self, prof: DeviceProfile, shard: int) -> float:
+        """One query's search of ``shard`` on a ``prof`` device (cached: it never changes)."""
+        key = (prof.name, shard)
+        t = self._search_s.get(key)
+        if t is None:
+            n = self.shard_vectors[shard] if self.shard_vectors else 0
+            t = retrieval_seconds(self.retrieval, n, prof.scan_ns_per_dim)
+            self._search_s[key] = t
+        return t

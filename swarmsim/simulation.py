@@ -34,6 +34,7 @@ from .layers import StageConfig
 from .lifecycle import Lifecycle
 from .metrics import Metrics, check_conservation
 from .overhead import Overhead
+from .popularity import Popularity
 from .profiles import Profiles, load_profiles
 from .query import Query
 from .rng import RandomStreams, Stream
@@ -42,6 +43,7 @@ from .service import ServiceModel
 from .snapshot import build_view
 from .summary import Summary, summarize
 from .topology import build_topology
+from .training import Training
 from .view import ClusterView, RoutePlan
 from .workload import Workload
 
@@ -92,7 +94,11 @@ class Simulation:
             scenario.fabric.loss_prob,
         )
         self.service = ServiceModel(
-            scenario.retrieval, self.n_shards, self.streams["service"], self.inference
+            scenario.retrieval,
+            self.n_shards,
+            self.streams["service"],
+            self.inference,
+            scenario.training.slowdown,
         )
         self._overheads()
         self.default_quality = self.inference.precision(self.inference.reference).quality
@@ -133,6 +139,9 @@ class Simulation:
             self.coordinator,
             self.lifecycle,
             scenario.fabric.partitions,
+        )
+        self.training = Training(
+            self.env, scenario.training, self.streams["training"], self.cluster
         )
         self.coordinator.on_drained = self.lifecycle.drained
         self.coordinator.on_lost_found = self.failures.recover_lost
@@ -180,9 +189,20 @@ class Simulation:
         self.env.process(self._arrivals())
         self.env.process(self._control_loop())
 
+    def _query_picker(self) -> Callable[[], int]:
+        """How an arrival picks its pool query: uniform (``queries`` stream) or by topic
+        popularity (``popularity`` stream)."""
+        zipf, corpus = self.scenario.popularity.topic_zipf, self.corpus
+        if zipf is None or corpus is None:
+            pool = self.streams["queries"]
+            n_pool = corpus.queries.shape[0] if corpus else 1
+            return lambda: pool.randrange(n_pool)
+        if corpus.query_topics is None:
+            raise ValueError("popularity.topic_zipf needs a corpus that knows its query topics")
+        return Popularity(zipf, corpus.query_topics, self.streams["popularity"]).draw
+
     def _arrivals(self) -> Generator[simpy.Event, None, None]:
-        env, pool = self.env, self.streams["queries"]
-        n_pool = self.corpus.queries.shape[0] if self.corpus else 1
+        env, pick = self.env, self._query_picker()
         for qid, arr in enumerate(self.workload.arrivals()):
             delay = arr.t - env.now
             if delay > 0:
@@ -195,7 +215,7 @@ class Simulation:
                 model,
                 arr.input_tokens,
                 arr.output_tokens,
-                pool.randrange(n_pool),
+                pick(),
                 arr.blocks,
             )
             self.coordinator.accept(query)

@@ -90,7 +90,7 @@ def _agent_table(names: tuple[str, ...], now: float, agents: list[Agent]) -> Age
         kv = a.kv
         ints.append(
             (a.id, a.node.id, index[a.layer.name], a.shard, a.state, a.known_alive,
-             len(a.queue) + len(a.blocked), a.outstanding)
+             len(a.queue) + len(a.blocked), a.outstanding, a.device.training)
         )  # fmt: skip
         floats.append(
             (
@@ -99,13 +99,14 @@ def _agent_table(names: tuple[str, ...], now: float, agents: list[Agent]) -> Age
                 0.0 if kv is None else kv.utilisation,
             )
         )
-    i = np.array(ints, dtype=np.int64).reshape(-1, 8)
+    i = np.array(ints, dtype=np.int64).reshape(-1, 9)
     f = np.array(floats, dtype=np.float64).reshape(-1, 3)
     i.flags.writeable = f.flags.writeable = False
     return AgentTable(
         id=i[:, 0], node=i[:, 1], layer=i[:, 2], shard=i[:, 3], state=i[:, 4],
         healthy=i[:, 5].astype(bool), queue=i[:, 6], in_flight=i[:, 7],
         latency_s=f[:, 0], utilisation=f[:, 1], kv_util=f[:, 2],
+        training=i[:, 8].astype(bool),
     )  # fmt: skip
 
 

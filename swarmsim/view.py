@@ -38,6 +38,7 @@ class AgentTable:
     latency_s: np.ndarray  # float64 recent stage latency (EWMA)
     utilisation: np.ndarray  # float64 busy fraction since the agent started
     kv_util: np.ndarray  # float64 prefix (KV) cache blocks held / capacity (0 without a cache)
+    training: np.ndarray  # bool: a background training job shares the agent's GPU
 
 
 @dataclass(frozen=True)

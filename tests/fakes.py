@@ -45,9 +45,10 @@ def totals(**kw) -> Totals:
 
 def agents(rows: list[dict]) -> AgentTable:
     """An agent table from dicts with keys id, node, layer, shard, state, healthy, queue,
-    in_flight, latency_s, utilisation, kv_util (defaults: running, healthy, idle)."""
+    in_flight, latency_s, utilisation, kv_util, training (defaults: running, healthy, idle,
+    no cache, no training job on its GPU)."""
     defaults = dict(node=0, layer=0, shard=-1, state=1, healthy=True, queue=0, in_flight=0,
-                    latency_s=0.0, utilisation=0.0, kv_util=0.0)  # fmt: skip
+                    latency_s=0.0, utilisation=0.0, kv_util=0.0, training=False)  # fmt: skip
     full = [{**defaults, **r} for r in rows]
 
     def col(key, dtype):
@@ -59,6 +60,7 @@ def agents(rows: list[dict]) -> AgentTable:
         queue=col("queue", np.int64), in_flight=col("in_flight", np.int64),
         latency_s=col("latency_s", np.float64), utilisation=col("utilisation", np.float64),
         kv_util=col("kv_util", np.float64),
+        training=col("training", bool),
     )  # fmt: skip
 
 

@@ -32,7 +32,8 @@ def test_observation_counts_agents_per_node_class_and_layer():
     obs = task.observe(roles_view())
     assert task.observation_space.contains(obs)
     assert obs[:LAYER_FEATURES] == pytest.approx([1, 0.5, 0.5, 0.5, 0.0, 1.0])
-    groups = obs[MAX_LAYERS * LAYER_FEATURES :].reshape(MAX_GROUPS, 1 + MAX_LAYERS)
+    start = MAX_LAYERS * LAYER_FEATURES
+    groups = obs[start : start + MAX_GROUPS * (1 + MAX_LAYERS)].reshape(MAX_GROUPS, 1 + MAX_LAYERS)
     assert groups[:2, 0] == pytest.approx([1, 1]) and not groups[2:].any()
     assert groups[0, 1:4] == pytest.approx([0, 2 / 6, 0])  # gpu-a: two synth-small
     assert groups[1, 1:4] == pytest.approx([1 / 5, 1 / 5, 1 / 5])
@@ -63,3 +64,18 @@ def test_heuristic_moves_nothing_and_reward_weighs_latency_slo_and_loading():
     before = totals(completed=10, latency_s=20.0, load_s=0.0)
     after = totals(completed=20, latency_s=50.0, slo_violations=2, load_s=30.0)
     assert task.reward(before, after, 15.0) == pytest.approx(-3.0 - 5.0 * 0.2 - 0.1 * 2.0)
+
+
+def test_observation_ends_with_each_classes_share_of_gpu_agents_sharing_with_training():
+    """gpu-a: one of its two GPU agents shares with a training job; gpu-b: none of three (the
+    CPU retriever on it is not counted)."""
+    rows = [{**r, "training": r["id"] == 1} for r in ROWS]
+    rows.append({"id": 5, "node": 2, "layer": 3})
+    layers = {**LAYERS, "retriever": layer("retriever", on_gpu=False)}
+    task = RoleAssignmentTask()
+    obs = task.observe(
+        view(rows, layers=layers, node_group=(0, 0, 1), group_names=("gpu-a", "gpu-b"))
+    )
+    assert task.observation_space.contains(obs)
+    share = obs[MAX_LAYERS * LAYER_FEATURES + MAX_GROUPS * (1 + MAX_LAYERS) :]
+    assert share.tolist() == [0.5] + [0.0] * (MAX_GROUPS - 1)
