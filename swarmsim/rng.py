@@ -12,7 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("workload", "queries", "service", "dispatch", "failures", "fabric", "overhead")
+STREAMS = (
+    "workload",
+    "queries",
+    "service",
+    "dispatch",
+    "failures",
+    "fabric",
+    "overhead",
+    "bursts",
+)
 # appended names leave the earlier streams' draws unchanged (spawned children are numbered)
 BLOCK = 4096
 

@@ -76,7 +76,9 @@ class Simulation:
             self.corpus = scenario_corpus(scenario.corpus)
         self.n_shards = self.corpus.n_shards if self.corpus else 0
         self.k = self.corpus.k if self.corpus else 0
-        self.workload = Workload(scenario.workload, self.streams["workload"].gen, base_dir)
+        self.workload = Workload(
+            scenario.workload, self.streams["workload"].gen, base_dir, self.streams["bursts"].gen
+        )
         self.qclass_models = [c.model for c in scenario.workload.classes]
         self.metrics = Metrics(scenario.warmup_s, scenario.slo_latency_s)
         fabric = Fabric if scenario.fabric.enabled else Handoff
