@@ -27,7 +27,7 @@ from swarmsim.errors import SwarmError
 from swarmsim.lifecycle import lifecycle_record
 from swarmsim.metrics import Metrics
 from swarmsim.scenario import Scenario
-from swarmsim.view import ClusterView, RoutePlan
+from swarmsim.view import ARRIVAL_HISTORY, ClusterView, RoutePlan
 
 from . import operator, sockets
 from .attachment import ACTING, CANDIDATE, TaskSlot
@@ -103,6 +103,9 @@ class Coordinator:
         self.stage_s: dict[str, float] = {}
         self.layer_marks: dict[str, dict[str, float]] = {n: {} for n in scenario.layers}
         self.arrivals: dict[str, int] = dict.fromkeys(scenario.layers, 0)
+        self.arrival_history: dict[str, deque[float]] = {
+            n: deque(maxlen=ARRIVAL_HISTORY) for n in scenario.layers
+        }  # jobs/s of the completed intervals before the current one (LayerStats)
         self.recent: dict[str, list[float]] = {n: [] for n in scenario.layers}
         self.next_beat = self.next_control = 0.0
         self.interval_start = 0.0
@@ -704,6 +707,9 @@ class Coordinator:
         return build_view(self, query, roles, layer_stats)
 
     def _reset_interval(self, now: float) -> None:
+        elapsed = max(now - self.interval_start, 1e-9)  # as telemetry's arrival_rate
+        for name, n in self.arrivals.items():
+            self.arrival_history[name].append(n / elapsed)
         self.interval_start = now
         self.arrivals = dict.fromkeys(self.arrivals, 0)
         self.recent = {n: [] for n in self.recent}

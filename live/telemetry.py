@@ -201,6 +201,7 @@ def _layer_stats(coord: Coordinator, name: str, now: float) -> LayerStats:
         starting=sum(a.state in (STARTING, SWITCHING) for a in members),
         draining=sum(a.state == DRAINING for a in members),
         arrival_rate=coord.arrivals[name] / elapsed,
+        arrival_history=tuple(coord.arrival_history[name]),
         queue=sum(a.queue for a in live) + backlog,
         backlog=backlog,
         in_flight=sum(len(a.jobs) for a in live),

@@ -204,6 +204,7 @@ class Simulation:
             for hook in self.on_control:
                 hook()
             for layer in self.cluster.layers.values():
+                layer.arrival_history.append(layer.arrivals / interval)
                 layer.arrivals = 0
                 layer.recent_latency = []
                 layer.busy_recent = 0.0
