@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from envs.scaling import HOLD, MAX_LAYERS, choice_for, decode
+from envs.scaling import HISTORY, HOLD, MAX_LAYERS, TREND, choice_for, decode
+from swarmsim.view import ARRIVAL_HISTORY
 
 # Offsets of envs.scaling's per-layer features
-PRESENT, ONGOING, UTILISATION, RUNNING, STARTING = 0, 2, 4, 6, 7
+PRESENT, ARRIVALS, ONGOING, UTILISATION, RUNNING, STARTING, THROUGHPUT = 0, 1, 2, 4, 6, 7, 9
 
 
 def live(raw: np.ndarray) -> int:
@@ -162,3 +163,45 @@ class RayServe(_PerLayer):
             mem["streak"] = 0
             return want
         return current
+
+
+@dataclass
+class Predictive(_PerLayer):
+    """A forecasting autoscaler in the manner of NVIDIA Dynamo's SLA planner: the arrival
+    rate predicted ``lead_s`` ahead, divided by a replica's measured capacity.
+
+    The prediction extends the least-squares line through the last ``ARRIVAL_HISTORY + 1``
+    intervals' rates (the observation's history and trend) by ``lead_s``, the time a replica
+    asked for now takes to serve (REFERENCE.md: 60-180 s with weights cached on the node;
+    default 120 s). A replica's capacity is measured from the view: per-job service time =
+    busy replica-seconds / jobs answered = utilisation x (running + starting) / throughput,
+    smoothed by ``smoothing`` (an EWMA weight) and kept while the layer answers nothing.
+    desired = ceil(predicted rate x service time / ``target_utilization``).
+    """
+
+    lead_s: float = 120.0
+    target_utilization: float = 0.7
+    smoothing: float = 0.5
+    interval_s: float = 15.0
+
+    def desired(self, layer: int, raw: np.ndarray, current: int) -> int:
+        service_s = self._service_s(layer, raw)
+        if service_s is None:
+            return current  # no capacity measured yet
+        return max(0, math.ceil(self.predicted_rate(raw) * service_s / self.target_utilization))
+
+    def predicted_rate(self, raw: np.ndarray) -> float:
+        """Jobs/s expected ``lead_s`` from now, by the linear trend of the recent intervals."""
+        rates = np.append(raw[HISTORY : HISTORY + ARRIVAL_HISTORY][::-1], raw[ARRIVALS])
+        slope = float(raw[TREND])  # jobs/s per interval, over the same intervals
+        fitted_last = float(rates.mean()) + slope * (len(rates) - 1) / 2
+        return max(0.0, fitted_last + slope * self.lead_s / self.interval_s)
+
+    def _service_s(self, layer: int, raw: np.ndarray) -> float | None:
+        mem = self.memory(layer)
+        if raw[THROUGHPUT] > 0 and raw[UTILISATION] > 0:
+            measured = raw[UTILISATION] * (raw[RUNNING] + raw[STARTING]) / raw[THROUGHPUT]
+            old = mem.get("service_s", measured)
+            mem["service_s"] = self.smoothing * measured + (1 - self.smoothing) * old
+        service: float | None = mem.get("service_s")
+        return service
