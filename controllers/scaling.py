@@ -211,7 +211,8 @@ class Predictive(_PerLayer):
             last = mem["level"]
             mem["level"] = self.alpha * rate + (1 - self.alpha) * (last + mem["trend"])
             mem["trend"] = self.beta * (mem["level"] - last) + (1 - self.beta) * mem["trend"]
-        return max(0.0, mem["level"] + mem["trend"] * self.lead_s / self.interval_s)
+        ahead: float = mem["level"] + mem["trend"] * self.lead_s / self.interval_s
+        return max(0.0, ahead)
 
     def _service_s(self, layer: int, raw: np.ndarray) -> float | None:
         mem = self.memory(layer)
