@@ -29,7 +29,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "env_speed.json"
 CASES = [
     ("swarmsim/ShardRouting-v0", "escape-velocity"),
     ("swarmsim/ShardRouting-v0", "homelab"),
-    ("swarmsim/Autoscaling-v0", "escape-velocity"),
+    ("swarmsim/Autoscaling-v1", "escape-velocity"),
     ("swarmsim/RoleAssignment-v0", "escape-velocity"),
 ]
 

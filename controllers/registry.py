@@ -111,6 +111,12 @@ BUILTINS = (
         "Ray Serve default: 2 ongoing per replica, 30 s up / 600 s down",
     ),
     ControllerSpec(
+        _SCALING,
+        "predictive",
+        "controllers.scaling:Predictive",
+        "rate forecast one start-up ahead (linear trend) / measured capacity (Dynamo planner)",
+    ),
+    ControllerSpec(
         _ROLES,
         "static",
         "controllers.roles:StaticRoles",

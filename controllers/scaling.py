@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from envs.scaling import HOLD, MAX_LAYERS, choice_for, decode
+from envs.scaling import HISTORY, HOLD, MAX_LAYERS, TREND, choice_for, decode
+from swarmsim.view import ARRIVAL_HISTORY
 
 # Offsets of envs.scaling's per-layer features
-PRESENT, ONGOING, UTILISATION, RUNNING, STARTING = 0, 2, 4, 6, 7
+PRESENT, ARRIVALS, ONGOING, UTILISATION, RUNNING, STARTING, THROUGHPUT = 0, 1, 2, 4, 6, 7, 9
 
 
 def live(raw: np.ndarray) -> int:
@@ -162,3 +163,62 @@ class RayServe(_PerLayer):
             mem["streak"] = 0
             return want
         return current
+
+
+@dataclass
+class Predictive(_PerLayer):
+    """A forecasting autoscaler in the manner of NVIDIA Dynamo's SLA planner: the arrival
+    rate predicted ``lead_s`` ahead, divided by a replica's measured capacity.
+
+    The predictor is Holt's double exponential smoothing of each interval's rate (level
+    weight ``alpha``, trend weight ``beta``), started from the least-squares line through the
+    observation's history (its fitted last value and slope), extended by ``lead_s``: the time
+    a replica asked for now takes to serve (REFERENCE.md: 60-180 s with weights cached on the
+    node; default 120 s). A replica's capacity is measured from the view: per-job service
+    time = busy replica-seconds / jobs answered = utilisation x (running + starting) /
+    throughput, smoothed by ``alpha`` and kept while the layer answers nothing.
+    desired = ceil(predicted rate x service time / ``target_utilization``); a scale-down takes
+    the highest desired count of the last ``stabilization_s`` (as HPA), so that replicas still
+    starting are not cancelled by a noisy interval.
+    """
+
+    lead_s: float = 120.0
+    target_utilization: float = 0.7
+    alpha: float = 0.5
+    beta: float = 0.2
+    stabilization_s: float = 300.0
+    interval_s: float = 15.0
+
+    def desired(self, layer: int, raw: np.ndarray, current: int) -> int:
+        rate = self.predicted_rate(layer, raw)
+        service_s = self._service_s(layer, raw)
+        if service_s is None:
+            return current  # no capacity measured yet
+        want = max(0, math.ceil(rate * service_s / self.target_utilization))
+        n = max(1, round(self.stabilization_s / self.interval_s))
+        window = self.memory(layer).setdefault("window", deque(maxlen=n))
+        window.append(want)
+        return want if want >= current else min(max(window), current)
+
+    def predicted_rate(self, layer: int, raw: np.ndarray) -> float:
+        """Jobs/s expected ``lead_s`` from now (updates the layer's Holt level and trend)."""
+        mem, rate = self.memory(layer), float(raw[ARRIVALS])
+        if "level" not in mem:  # the line through the history: its last value and slope
+            rates = np.append(raw[HISTORY : HISTORY + ARRIVAL_HISTORY][::-1], rate)
+            mem["trend"] = float(raw[TREND])  # jobs/s per interval, over the same intervals
+            mem["level"] = float(rates.mean()) + mem["trend"] * (len(rates) - 1) / 2
+        else:
+            last = mem["level"]
+            mem["level"] = self.alpha * rate + (1 - self.alpha) * (last + mem["trend"])
+            mem["trend"] = self.beta * (mem["level"] - last) + (1 - self.beta) * mem["trend"]
+        ahead: float = mem["level"] + mem["trend"] * self.lead_s / self.interval_s
+        return max(0.0, ahead)
+
+    def _service_s(self, layer: int, raw: np.ndarray) -> float | None:
+        mem = self.memory(layer)
+        if raw[THROUGHPUT] > 0 and raw[UTILISATION] > 0:
+            measured = raw[UTILISATION] * (raw[RUNNING] + raw[STARTING]) / raw[THROUGHPUT]
+            old = mem.get("service_s", measured)
+            mem["service_s"] = self.alpha * measured + (1 - self.alpha) * old
+        service: float | None = mem.get("service_s")
+        return service

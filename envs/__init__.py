@@ -1,6 +1,6 @@
 """Gymnasium environments: one Task per learned decision, driven by the simulator.
 
-Importing ``envs`` registers ``swarmsim/ShardRouting-v0``, ``swarmsim/Autoscaling-v0``,
+Importing ``envs`` registers ``swarmsim/ShardRouting-v0``, ``swarmsim/Autoscaling-v1``,
 ``swarmsim/RoleAssignment-v0``, ``swarmsim/InferenceStrategy-v0`` and ``swarmsim/LlmRouting-v0``;
 ``gymnasium.make("envs:swarmsim/ShardRouting-v0")`` imports it for you. Imports only ``swarmsim``.
 """

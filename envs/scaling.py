@@ -8,18 +8,22 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium import spaces
 
-from swarmsim.view import ClusterView, ControlPlane, Totals
+from swarmsim.view import ARRIVAL_HISTORY, ClusterView, ControlPlane, LayerStats, Totals
 
 from .task import Task, squash, unit_box, unsquash
 
 MAX_LAYERS = 8
-LAYER_FEATURES = 10
+HISTORY = 10  # offset of the first earlier interval's arrival rate (see the class docstring)
+TREND = HISTORY + ARRIVAL_HISTORY  # offset of the arrival-rate trend
+LAYER_FEATURES = TREND + 1
+TREND_SCALE = 2.0  # jobs/s per interval that the trend feature maps to 0.75 (or -2 to 0.25)
 # Target replicas as a multiple of the live ones; log-spaced so that a policy reaches big
 # and small layers alike. A ratio other than 1 moves at least one replica.
 RATIOS = (0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0)
 HOLD = RATIOS.index(1.0)
 # Squash scales of the observation features, by offset (see the class docstring).
 SCALES = {1: 10.0, 2: 16.0, 3: 16.0, 5: 5.0, 6: 16.0, 7: 16.0, 8: 20.0, 9: 10.0}
+SCALES.update(dict.fromkeys(range(HISTORY, TREND), 10.0))  # earlier arrival rates, as offset 1
 COUNTS = [2, 3, 6, 7]  # offsets holding whole numbers (jobs, replicas)
 
 
@@ -40,6 +44,34 @@ def scale_target(live: int, choice: int) -> int:
     if ratio < 1.0:
         return max(min(target, live - 1), 0)
     return live
+
+
+def arrival_rates(st: LayerStats) -> np.ndarray:
+    """The layer's arrival rate over the last ``ARRIVAL_HISTORY + 1`` intervals, oldest first,
+    the last interval's at the end; intervals before the run began repeat its oldest known."""
+    known = [*st.arrival_history[-ARRIVAL_HISTORY:], st.arrival_rate]
+    return np.array([known[0]] * (ARRIVAL_HISTORY + 1 - len(known)) + known, dtype=np.float64)
+
+
+def arrival_trend(st: LayerStats) -> float:
+    """Least-squares slope of the arrival rate over the intervals known (jobs/s per interval;
+    0 with a single one), so a policy sees a rise before the queue forms."""
+    known = np.array([*st.arrival_history[-ARRIVAL_HISTORY:], st.arrival_rate])
+    if len(known) < 2:
+        return 0.0
+    x = np.arange(len(known)) - (len(known) - 1) / 2
+    return float(x @ known / (x @ x))
+
+
+def signed_squash(x: float, scale: float) -> float:
+    """Map a signed ``x`` into (0, 1): ``0.5 + 0.5 x / (|x| + scale)``; 0 maps to 0.5."""
+    return 0.5 + 0.5 * x / (abs(x) + scale)
+
+
+def signed_unsquash(y: np.ndarray, scale: float) -> np.ndarray:
+    """Invert ``signed_squash``."""
+    z = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
+    return scale * z / np.maximum(1.0 - np.abs(z), np.finfo(np.float32).eps)
 
 
 def choice_for(live: int, desired: int) -> int:
@@ -79,6 +111,10 @@ class AutoscalingTask(Task):
     | 7 | starting replicas (provisioning or loading), s = 16 | [0, 1) |
     | 8 | cost rate (USD/h), s = 20 | [0, 1) |
     | 9 | throughput (jobs/s answered over the interval), s = 10 | [0, 1) |
+    | 10-13 | arrival rate 1, 2, 3, 4 intervals before the last (jobs/s), s = 10; before the
+      run began, the oldest known | [0, 1) |
+    | 14 | arrival-rate trend: least-squares slope over offsets 13..10 and 1 (jobs/s per
+      interval), ``0.5 + 0.5 x / (abs(x) + 2)`` | (0, 1) |
 
     ## Rewards
     ``-cost * Δ(USD billed) - slo * Δ(SLO violations)`` over the interval.
@@ -93,17 +129,19 @@ class AutoscalingTask(Task):
     then holds the metrics summary.
 
     ## Arguments
-    ``gymnasium.make("swarmsim/Autoscaling-v0", scenario="escape-velocity", overrides=[...],
+    ``gymnasium.make("swarmsim/Autoscaling-v1", scenario="escape-velocity", overrides=[...],
     episode_s=..., controllers={...}, reward=ScalingReward(...))`` after ``import envs``
-    (or with the id ``"envs:swarmsim/Autoscaling-v0"``); see ``envs.sim_env.SwarmEnv``.
+    (or with the id ``"envs:swarmsim/Autoscaling-v1"``); see ``envs.sim_env.SwarmEnv``.
 
     ## Version History
     - v0: initial version.
+    - v1: per layer the arrival rates of the 4 intervals before the last and their trend
+      (offsets 10-14), so a policy can act before a queue forms; 15 features per layer.
     """
 
     name = "autoscaling"
-    env_id = "swarmsim/Autoscaling-v0"
-    version = 0
+    env_id = "swarmsim/Autoscaling-v1"
+    version = 1
     decision = "control"
     roles = ()
     layer_stats = True
@@ -119,14 +157,16 @@ class AutoscalingTask(Task):
         for i, name in enumerate(view.layer_names[:MAX_LAYERS]):
             st = view.layers[name]
             ongoing = st.in_flight + st.backlog
+            earlier = arrival_rates(st)[-2::-1]  # 1, 2, 3, 4 intervals before the last
             raw = (st.arrival_rate, ongoing, st.queue, st.utilisation, st.p95_latency_s,
-                   st.running, st.starting, st.cost_rate, st.throughput)  # fmt: skip
+                   st.running, st.starting, st.cost_rate, st.throughput, *earlier)  # fmt: skip
             obs[i, 0] = 1.0
             for offset, value in enumerate(raw, start=1):
                 scale = SCALES.get(offset)
                 obs[i, offset] = (
                     min(max(value, 0.0), 1.0) if scale is None else squash(value, scale)
                 )
+            obs[i, TREND] = signed_squash(arrival_trend(st), TREND_SCALE)
         return obs.reshape(-1).astype(np.float32)
 
     def apply(self, view: ClusterView, action: np.ndarray, plane: ControlPlane) -> int:
@@ -168,5 +208,6 @@ def decode(obs: np.ndarray) -> np.ndarray:
     blocks = np.asarray(obs, dtype=np.float64).reshape(MAX_LAYERS, LAYER_FEATURES).copy()
     for offset, scale in SCALES.items():
         blocks[:, offset] = unsquash(blocks[:, offset], scale)
+    blocks[:, TREND] = signed_unsquash(blocks[:, TREND], TREND_SCALE)
     blocks[:, COUNTS] = np.round(blocks[:, COUNTS])  # float32 rounding must not add a job
     return blocks

@@ -53,7 +53,7 @@ def queries(
 ) -> Iterator[tuple[float, dict]]:
     """(offset seconds, QUERY payload) in arrival order: the simulator's arrivals for ``seed``."""
     streams = RandomStreams(seed)
-    workload = Workload(scenario.workload, streams["workload"].gen, base_dir)
+    workload = Workload(scenario.workload, streams["workload"].gen, base_dir, streams["bursts"].gen)
     pool = streams["queries"]
     for arrival in workload.arrivals():
         yield (

@@ -216,6 +216,7 @@ def _layer_stats(
         starting=sum(a.state in loading for a in members),
         draining=sum(a.state == AgentState.DRAINING for a in members),
         arrival_rate=window.rate(name, now),
+        arrival_history=window.history(name),
         queue=sum(a.queue for a in live) + backlog,
         backlog=backlog,
         in_flight=sum(len(a.jobs) for a in live),

@@ -17,6 +17,7 @@ from .nodes import NodeGroup, expand_names
 from .pool import Pool
 from .profiles import DeviceProfile, Profiles
 from .query import AgentState
+from .view import ARRIVAL_HISTORY
 
 if TYPE_CHECKING:
     from .overhead import Overhead
@@ -250,6 +251,7 @@ class Layer:
         self.stage_s = 0.0  # summed time queries spent in this layer's stage, to the join
         self.recent_latency: list[float] = []  # stage latencies since the last control interval
         self.interval_start = 0.0  # when the current control interval began
+        self.arrival_history: deque[float] = deque(maxlen=ARRIVAL_HISTORY)  # earlier jobs/s
         self.busy_recent = 0.0  # busy seconds of finished services in the current interval
         self.overhead: Overhead | None = None  # per-job hop-and-handling draws (the simulation's)
 

@@ -1,18 +1,22 @@
 """Replica lifecycle: scale out and in, role changes, cloud provisioning.
 
 A replica asked for now serves later: starting = (cloud provisioning delay, if its node must
-be brought up) + load time (model or shard bytes / disk bandwidth) -> running. Scaling in
+be brought up) + start-up time -> running. Start-up is the model or shard bytes over the disk
+bandwidth, plus, when the scenario's ``startup`` section asks for it, the serving engine's own
+start and a download of the weights (:class:`StartupConfig`). Scaling in
 drains a replica (no new work; it finishes what it has) before it stops. A role change
 finishes the agent's outstanding work, then loads the new model or shard.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from .clock import Call
 from .cluster import Agent, Device, Layer, Node
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, UnknownNameError, check
 from .query import AgentState
 
 if TYPE_CHECKING:
@@ -23,6 +27,29 @@ if TYPE_CHECKING:
     from .metrics import Metrics
 
 LIVE = (AgentState.STARTING, AgentState.RUNNING, AgentState.SWITCHING)
+
+
+@dataclass(frozen=True)
+class StartupConfig:
+    """What a model replica does before it serves: start its engine (``engine_s``), fetch its
+    weights (``weights``: ``cached`` on the node, or ``download`` at ``download_gbps``), then
+    load them from disk at the profiles' ``load_gbps``. The defaults are the bare disk load."""
+
+    # REFERENCE.md (Autoscaling): a replica with weights cached on the node starts in 60-180 s
+    # (AIBrix: 2-3 min), of which loading is the smaller part (a 70B model loads in ~84 s), so
+    # most is the engine's start; 0 keeps the disk load alone.
+    engine_s: float = 0.0
+    weights: Literal["cached", "download"] = "cached"
+    # derived: REFERENCE.md's ~20 min per pod to download weights, taken for a 70B fp16 model
+    # (140 GB): 140 GB / 1200 s = 0.117 GB/s (assumption: the figure is for such a model).
+    download_gbps: float = 0.117
+
+    def __post_init__(self) -> None:
+        ok = math.isfinite(self.engine_s) and self.engine_s >= 0
+        check(ok, "engine_s", self.engine_s, "a number >= 0")
+        check(self.weights in ("cached", "download"), "weights", self.weights, "cached|download")
+        ok = math.isfinite(self.download_gbps) and self.download_gbps > 0
+        check(ok, "download_gbps", self.download_gbps, "a number > 0")
 
 
 class Lifecycle:
@@ -146,8 +173,9 @@ class Lifecycle:
         return counts.index(min(counts))
 
     def load_seconds(self, agent: Agent) -> float:
-        """Time to load the agent's model or shard from disk (the layer's ``load_s`` if set,
-        as ``swarmsim calibrate`` fits it)."""
+        """Time to make the agent's model or shard ready (the layer's ``load_s`` if set, as
+        ``swarmsim calibrate`` fits it): a shard's bytes from disk; a model's engine start,
+        download when not cached, and load from disk (:class:`StartupConfig`)."""
         layer, prof = agent.layer, self.cluster.profiles
         if layer.cfg.load_s is not None:
             return layer.cfg.load_s
@@ -156,7 +184,11 @@ class Lifecycle:
             shard_bytes = ret.vectors_total / max(self.n_shards, 1) * ret.dim * 4
             return shard_bytes / (prof.load_gbps * 1e9)
         model = prof.models.get(layer.cfg.model or "")
-        return 0.0 if model is None else model.vram_gb / prof.load_gbps
+        if model is None:
+            return 0.0
+        up = self.scenario.startup
+        fetch = model.vram_gb / up.download_gbps if up.weights == "download" else 0.0
+        return up.engine_s + fetch + model.vram_gb / prof.load_gbps
 
     def ready(self, started: tuple[Agent, int]) -> None:
         agent, epoch = started

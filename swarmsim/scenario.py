@@ -18,6 +18,7 @@ from .errors import check
 from .fabric import FabricConfig
 from .failures import FailureConfig
 from .layers import LayerConfig, StageConfig
+from .lifecycle import StartupConfig
 from .nodes import CloudConfig, NodeGroup, expand_names
 from .popularity import PopularityConfig
 from .service import RetrievalConfig
@@ -46,6 +47,7 @@ class Scenario:
     failures: FailureConfig = field(default_factory=FailureConfig)
     cloud: CloudConfig = field(default_factory=CloudConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)  # background fine-tuning
+    startup: StartupConfig = field(default_factory=StartupConfig)  # model replicas' start-up
     control_interval_s: float = 15.0  # scaling / role decisions (Kubernetes HPA sync: 15 s)
     slo_latency_s: float = 5.0
     deadline_s: float | None = None  # a query slower than this is failed, not completed

@@ -24,7 +24,8 @@ _SCENARIO_FIELDS = frozenset(Scenario.__dataclass_fields__)
 
 
 def builtin_scenarios() -> dict[str, str]:
-    """Built-in scenario names and their one-line descriptions."""
+    """Built-in scenario names and their one-line descriptions, sorted by name (so a control
+    twin ``NAME-control`` follows ``NAME``)."""
     out = {}
     for entry in sorted(BUILTIN.iterdir(), key=lambda p: p.name.removesuffix(".yaml")):
         if entry.name.endswith(".yaml"):

@@ -81,7 +81,11 @@ class Simulation:
         self.n_shards = self.corpus.n_shards if self.corpus else 0
         self.k = self.corpus.k if self.corpus else 0
         self.workload = Workload(
-            scenario.workload, self.streams["workload"].gen, base_dir, self.streams["prefix"].gen
+            scenario.workload,
+            self.streams["workload"].gen,
+            base_dir,
+            self.streams["prefix"].gen,
+            self.streams["bursts"].gen,
         )
         self.qclass_models = [c.model for c in scenario.workload.classes]
         self.metrics = Metrics(scenario.warmup_s, scenario.slo_latency_s)
@@ -227,6 +231,7 @@ class Simulation:
             for hook in self.on_control:
                 hook()
             for layer in self.cluster.layers.values():
+                layer.arrival_history.append(layer.arrivals / interval)
                 layer.arrivals = 0
                 layer.recent_latency = []
                 layer.busy_recent = 0.0

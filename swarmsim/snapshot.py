@@ -128,6 +128,7 @@ def _layer_stats(sim: Simulation, layer: Layer, now: float) -> LayerStats:
         starting=layer.count(AgentState.STARTING, AgentState.SWITCHING),
         draining=layer.count(AgentState.DRAINING),
         arrival_rate=layer.arrivals / interval,
+        arrival_history=tuple(layer.arrival_history),
         queue=sum(len(a.queue) for a in live) + len(layer.backlog),
         backlog=len(layer.backlog),
         in_flight=sum(a.outstanding for a in live),

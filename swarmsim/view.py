@@ -21,6 +21,7 @@ RoutePlan = tuple[tuple[int, int], ...]
 NO_AGENT = -1  # placed on no agent in particular: the layer's dispatch rule picks one
 
 AGENT_STATES = ("starting", "running", "draining", "switching", "dead", "stopped")
+ARRIVAL_HISTORY = 4  # completed control intervals before the last kept in arrival_history
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class LayerStats:
     starting: int  # provisioning, loading or switching into the layer
     draining: int
     arrival_rate: float  # jobs/s dispatched to the layer over the last interval
+    # jobs/s of each of up to ARRIVAL_HISTORY completed intervals before it, oldest first
+    # (fewer early in a run): the recent history a forecasting controller reads
+    arrival_history: tuple[float, ...]
     queue: int  # jobs waiting: in agents' queues plus the coordinator's backlog
     backlog: int  # jobs held at the coordinator for want of an agent that can take them
     in_flight: int  # jobs sent to agents and not yet answered (queued, in service, in transit)

@@ -1,4 +1,5 @@
-"""Query arrivals: synthetic processes (Poisson, MMPP, diurnal) and trace replay.
+"""Query arrivals: synthetic processes (Poisson, MMPP, diurnal, with optional bursts on top)
+and trace replay.
 
 Pure numpy, no SimPy, so that the simulator and the live load generator share it. Every draw
 comes from the ``numpy.random.Generator`` passed in, in blocks of ``BLOCK``: a numpy call per
@@ -110,6 +111,31 @@ class DiurnalConfig:
 
 
 @dataclass(frozen=True)
+class BurstConfig:
+    """Bursts on top of a Poisson or diurnal rate: spells of mean ``mean_duration_s`` during
+    which the rate is ``multiplier`` times higher, ``mean_gap_s`` apart on average (both
+    exponential, so the burst process is stationary from time 0 and the long-run share of
+    time in bursts is ``mean_duration_s / (mean_duration_s + mean_gap_s)``)."""
+
+    multiplier: float = 3.0
+    mean_duration_s: float = 120.0
+    mean_gap_s: float = 1800.0
+
+    def __post_init__(self) -> None:
+        ok = _finite(self.multiplier) and self.multiplier >= 1
+        check(ok, "multiplier", self.multiplier, "a number >= 1")
+        ok = _finite(self.mean_duration_s) and self.mean_duration_s > 0
+        check(ok, "mean_duration_s", self.mean_duration_s, "a number > 0")
+        ok = _finite(self.mean_gap_s) and self.mean_gap_s > 0
+        check(ok, "mean_gap_s", self.mean_gap_s, "a number > 0")
+
+    @property
+    def share(self) -> float:
+        """The long-run fraction of time spent in bursts."""
+        return self.mean_duration_s / (self.mean_duration_s + self.mean_gap_s)
+
+
+@dataclass(frozen=True)
 class TraceConfig:
     """Replay of a trace file; ``start_s``/``end_s`` select a window in the trace's own seconds,
     then times are multiplied by ``time_scale`` (0.5 replays twice as fast) and the requests
@@ -167,6 +193,7 @@ class WorkloadConfig:
     mmpp: MMPPConfig | None = None
     diurnal: DiurnalConfig | None = None
     trace: TraceConfig | None = None
+    bursts: BurstConfig | None = None  # poisson and diurnal only; drawn from the bursts stream
     classes: tuple[QueryClass, ...] = field(default=DEFAULT_CLASSES)
     complex_input_tokens: int = 4096  # trace rows with this many input tokens are "large"
     mix: tuple[MixPhase, ...] = ()  # a shifting mix: class weights by phase, cycled
@@ -179,6 +206,8 @@ class WorkloadConfig:
         if self.kind in ("mmpp", "diurnal", "trace"):
             section = getattr(self, self.kind)
             check(section is not None, self.kind, section, f"a section when kind is {self.kind!r}")
+        ok = self.bursts is None or self.kind in ("poisson", "diurnal")
+        check(ok, "bursts", "...", "bursts only with kind poisson or diurnal")
         names = [c.name for c in self.classes]
         ok = len(names) >= 1 and len(set(names)) == len(names)
         check(ok, "classes", names, "at least one class, with unique names")
@@ -211,7 +240,8 @@ class Arrival(NamedTuple):
 
 
 class Workload:
-    """Generates the arrivals ``cfg`` describes; all randomness comes from ``rng``."""
+    """Generates the arrivals ``cfg`` describes; all randomness comes from ``rng``, except the
+    burst spells, drawn from ``burst_rng`` (required when ``cfg`` has bursts)."""
 
     def __init__(
         self,
@@ -219,11 +249,16 @@ class Workload:
         rng: np.random.Generator,
         base_dir: Path | None = None,
         prefix_rng: np.random.Generator | None = None,
+        burst_rng: np.random.Generator | None = None,
     ) -> None:
-        """``prefix_rng`` draws the prefixes' sessions and documents (default: ``rng``)."""
+        """``prefix_rng`` draws the prefixes' sessions and documents (default: ``rng``);
+        ``burst_rng`` the burst spells (required with bursts)."""
+        if cfg.bursts is not None and burst_rng is None:
+            raise ValueError("a workload with bursts needs burst_rng (the bursts stream)")
         self.cfg = cfg
         self.rng = rng
         self.prefix_rng = rng if prefix_rng is None else prefix_rng
+        self.burst_rng = burst_rng
         self.table: TraceTable | None = None
         self.period_s = math.inf
         if cfg.kind == "trace":
@@ -247,6 +282,8 @@ class Workload:
             return float(rates @ dwell / dwell.sum())
         if self.table is not None:  # kind "trace"
             return len(self.table) / self.period_s if self.period_s > 0 else 0.0
+        if cfg.bursts is not None:  # a diurnal cycle averages to 1 over its period
+            return cfg.rate * (1.0 + (cfg.bursts.multiplier - 1.0) * cfg.bursts.share)
         return cfg.rate
 
     def _synthetic(self) -> Iterator[Arrival]:
@@ -254,6 +291,9 @@ class Workload:
         cfg = self.cfg
         if cfg.mmpp is not None and cfg.kind == "mmpp":
             blocks = _mmpp_times(cfg.mmpp, self.rng)
+        elif cfg.bursts is not None and self.burst_rng is not None:
+            path = _BurstPath(cfg.bursts, self.burst_rng)
+            blocks = _bursty_times(cfg.rate, cfg.diurnal, path, self.rng)
         elif cfg.diurnal is not None and cfg.kind == "diurnal":
             blocks = _diurnal_times(cfg.rate, cfg.diurnal, self.rng)
         else:
@@ -371,6 +411,56 @@ def _diurnal_times(
     for times in _poisson_times(rate * peak, rng):
         relative = 1.0 + cfg.amplitude * np.sin(omega * (times + cfg.phase_s))
         yield times[rng.random(len(times)) * peak < relative]
+
+
+def _bursty_times(
+    rate: float, diurnal: DiurnalConfig | None, path: _BurstPath, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """Blocks of arrival times at ``rate`` x the diurnal factor (if any) x the burst factor,
+    exact by thinning a Poisson process at the highest rate."""
+    amplitude = diurnal.amplitude if diurnal is not None else 0.0
+    peak = (1.0 + amplitude) * path.multiplier
+    for times in _poisson_times(rate * peak, rng):
+        relative = path.factor(times)
+        if diurnal is not None:
+            omega = 2.0 * math.pi / diurnal.period_s
+            relative = relative * (1.0 + amplitude * np.sin(omega * (times + diurnal.phase_s)))
+        yield times[rng.random(len(times)) * peak < relative]
+
+
+class _BurstPath:
+    """Alternating calm and burst spells with exponential lengths, extended as time advances.
+
+    ``ends`` holds the end times of the spells still ahead of the last block asked about;
+    spell ``i`` is a burst when ``burst`` XOR (i odd).
+    """
+
+    def __init__(self, cfg: BurstConfig, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.multiplier = cfg.multiplier
+        self.means = np.array([cfg.mean_gap_s, cfg.mean_duration_s])  # by state: calm, burst
+        self.burst = bool(rng.random() < cfg.share)  # stationary: in a burst with its share
+        self.ends = np.zeros(0)
+        self.end = 0.0
+
+    def factor(self, times: np.ndarray) -> np.ndarray:
+        """The burst factor (``multiplier`` or 1) at ``times`` (ascending, not before the
+        previous call's last time)."""
+        while self.end <= times[-1]:
+            self._extend(64)
+        spell = np.searchsorted(self.ends, times, side="right")
+        in_burst = (spell % 2 == 1) != self.burst
+        drop = int(spell[-1])  # later times fall in this spell or after it
+        self.ends = self.ends[drop:]
+        self.burst ^= drop % 2 == 1
+        return np.where(in_burst, self.multiplier, 1.0)
+
+    def _extend(self, n: int) -> None:
+        first = len(self.ends)
+        states = (np.arange(first, first + n) % 2 == 1) != self.burst
+        edges = self.end + np.cumsum(self.rng.exponential(self.means[states.astype(int)]))
+        self.ends = np.concatenate([self.ends, edges])
+        self.end = float(edges[-1])
 
 
 def _mmpp_times(cfg: MMPPConfig, rng: np.random.Generator) -> Iterator[np.ndarray]:

@@ -66,8 +66,8 @@ def agents(rows: list[dict]) -> AgentTable:
 
 def layer(role: str, **kw) -> LayerStats:
     base = dict(role=role, on_gpu=True, running=1, starting=0, draining=0, arrival_rate=0.0,
-                queue=0, backlog=0, in_flight=0, p95_latency_s=0.0, throughput=0.0, utilisation=0.0,
-                cost_rate=0.0)  # fmt: skip
+                arrival_history=(), queue=0, backlog=0, in_flight=0, p95_latency_s=0.0,
+                throughput=0.0, utilisation=0.0, cost_rate=0.0)  # fmt: skip
     base.update(kw)
     return LayerStats(**base)
 

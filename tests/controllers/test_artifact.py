@@ -322,7 +322,8 @@ def test_check_compatible_names_task_version_and_spaces(saved):
         check_compatible(manifest, make_task("shard-routing"))
     newer = make_task("autoscaling")
     newer.version = manifest.task_version + 1
-    with pytest.raises(ArtifactError, match=r"autoscaling v0, the task is v1"):
+    old, new = manifest.task_version, newer.version  # the Task's version, then one more
+    with pytest.raises(ArtifactError, match=rf"autoscaling v{old}, the task is v{new}"):
         check_compatible(manifest, newer)
     wider = make_task("autoscaling")
     wider.action_space = spaces.MultiDiscrete([2] * 8)

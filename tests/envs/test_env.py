@@ -23,7 +23,7 @@ SMALL = {"scenario": "homelab", "episode_s": 120.0}
 
 def test_the_five_tasks_are_registered():
     assert ENV_IDS == [
-        "swarmsim/Autoscaling-v0",
+        "swarmsim/Autoscaling-v1",
         "swarmsim/InferenceStrategy-v0",
         "swarmsim/LlmRouting-v0",
         "swarmsim/RoleAssignment-v0",

@@ -11,8 +11,10 @@ from envs.scaling import (
     LAYER_FEATURES,
     MAX_LAYERS,
     RATIOS,
+    TREND,
     AutoscalingTask,
     ScalingReward,
+    arrival_trend,
     choice_for,
     decode,
     scale_target,
@@ -31,7 +33,9 @@ def test_observation_follows_the_documented_layout():
     obs = task.observe(view([], layers=LAYERS))
     assert obs.shape == (MAX_LAYERS * LAYER_FEATURES,) and task.observation_space.contains(obs)
     emb = obs[:LAYER_FEATURES]
-    assert emb == pytest.approx([1, 0.5, 0.5, 0.5, 0.25, 0.5, 2 / 18, 0, 0.5, 0.5])
+    assert emb[:10] == pytest.approx([1, 0.5, 0.5, 0.5, 0.25, 0.5, 2 / 18, 0, 0.5, 0.5])
+    # no earlier interval yet: each repeats the last one (10 jobs/s), and there is no trend
+    assert emb[10:] == pytest.approx([0.5, 0.5, 0.5, 0.5, 0.5])
     synth = obs[LAYER_FEATURES : 2 * LAYER_FEATURES]
     assert (
         synth[0] == 1 and synth[6] == pytest.approx(18 / 34) and synth[7] == pytest.approx(2 / 18)
@@ -41,8 +45,34 @@ def test_observation_follows_the_documented_layout():
 
 def test_decode_inverts_encode():
     raw = decode(AutoscalingTask().observe(view([], layers=LAYERS)))
-    assert raw[0] == pytest.approx([1, 10, 16, 16, 0.25, 5, 2, 0, 20, 10], rel=1e-5)
+    assert raw[0, :10] == pytest.approx([1, 10, 16, 16, 0.25, 5, 2, 0, 20, 10], rel=1e-5)
+    assert raw[0, 10:] == pytest.approx([10, 10, 10, 10, 0], rel=1e-5, abs=1e-6)
     assert raw[1, 6:8] == pytest.approx([18, 2], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("history", "last", "earlier", "trend"),
+    [
+        # a steady climb of 1 job/s per interval: 1, 2, 3, 4 then 5
+        ((1.0, 2.0, 3.0, 4.0), 5.0, [4, 3, 2, 1], 1.0),
+        # a burst arriving: flat at 2, then 10 (slope of 0, 0, 0, 0, 8 over x = -2..2: 16/10)
+        ((2.0, 2.0, 2.0, 2.0), 10.0, [2, 2, 2, 2], 1.6),
+        # two intervals into the run: the missing ones repeat the oldest; slope over 3 and 6
+        ((3.0,), 6.0, [3, 3, 3, 3], 3.0),
+        # more history than kept: only the 4 most recent count; a fall of 2 per interval
+        ((99.0, 12.0, 10.0, 8.0, 6.0), 4.0, [6, 8, 10, 12], -2.0),
+    ],
+)
+def test_arrival_history_and_trend_on_hand_made_intervals(history, last, earlier, trend):
+    st = layer("synthesizer", arrival_rate=last, arrival_history=history)
+    assert arrival_trend(st) == pytest.approx(trend)
+    obs = AutoscalingTask().observe(view([], layers={"synth": st}))
+    assert obs[10:14] == pytest.approx([r / (r + 10) for r in earlier])
+    assert obs[TREND] == pytest.approx(0.5 + 0.5 * trend / (abs(trend) + 2))
+    raw = decode(obs)[0]
+    assert raw[1] == pytest.approx(last, rel=1e-5)
+    assert raw[10:14] == pytest.approx(earlier, rel=1e-5)
+    assert raw[TREND] == pytest.approx(trend, rel=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from swarmsim.errors import ConfigError, TraceError
 from swarmsim.traces import read_trace
 from swarmsim.workload import (
     Arrival,
+    BurstConfig,
     DiurnalConfig,
     MMPPConfig,
     QueryClass,
@@ -27,6 +28,7 @@ from swarmsim.workload import (
     TraceConfig,
     Workload,
     WorkloadConfig,
+    _BurstPath,
 )
 
 SHARED = Path(os.environ.get("SWARMSIM_SHARED", Path(__file__).parents[3] / "shared"))
@@ -106,6 +108,53 @@ def test_diurnal_follows_the_sine_hour_by_hour():
         expected = diurnal_expected(rate, day, hour * 3600.0, (hour + 1) * 3600.0)
         assert abs(observed - expected) < 5 * math.sqrt(expected), hour  # Poisson counts
     assert hourly.max() > 2.5 * hourly.min()  # the peak is 3x the trough
+
+
+DAY = DiurnalConfig(period_s=3600.0, amplitude=0.5)
+BURSTS = BurstConfig(multiplier=3.0, mean_duration_s=60.0, mean_gap_s=540.0)
+
+
+def bursty(seed: int = 7, bursts: BurstConfig = BURSTS) -> Workload:
+    """A diurnal workload at 2 queries/s with bursts drawn from ``default_rng(seed)``."""
+    cfg = WorkloadConfig(kind="diurnal", rate=2.0, diurnal=DAY, bursts=bursts)
+    return Workload(cfg, np.random.default_rng(1), burst_rng=np.random.default_rng(seed))
+
+
+def test_bursty_cycles_count_the_integral_of_their_rate():
+    """Given the burst spells (rebuilt from the same burst seed), each one-hour cycle's count
+    is Poisson with mean the integral of 2 x (1 + 0.5 sin) x (3 in a burst, else 1): within
+    5 standard deviations (sqrt of the mean, ~7.5k here: 1.2%)."""
+    horizon, dt = 4 * DAY.period_s, 0.05
+    grid = np.arange(0.0, horizon, dt) + dt / 2  # midpoints: the rule's error is negligible
+    factor = _BurstPath(BURSTS, np.random.default_rng(7)).factor(grid)
+    rate = 2.0 * (1 + 0.5 * np.sin(2 * math.pi * grid / DAY.period_s)) * factor
+    expected = (rate * dt).reshape(4, -1).sum(axis=1)
+    times = [a.t for a in takewhile(lambda a: a.t < horizon, bursty().arrivals())]
+    observed = np.bincount(np.floor_divide(times, DAY.period_s).astype(int), minlength=4)
+    assert np.all(np.abs(observed - expected) < 5 * np.sqrt(expected)), (observed, expected)
+    assert np.all(expected > 7200)  # every hour holds some bursts (7,200 without)
+
+
+def test_bursts_raise_the_long_run_rate_by_their_share():
+    """Mean rate 2 x (1 + (3 - 1) x 60 / 600) = 2.4/s. Over T = 200 h the time share f in
+    bursts has standard error sqrt(2 m1^2 m2^2 / ((m1 + m2)^3 T)) = 0.0012 (as for the MMPP),
+    i.e. 0.2% of the rate; Poisson noise adds 0.06%: 1% is 5 standard errors."""
+    horizon = 200 * DAY.period_s
+    assert bursty().mean_rate() == pytest.approx(2.4)
+    count = sum(1 for _ in takewhile(lambda a: a.t < horizon, bursty().arrivals()))
+    assert count / horizon == pytest.approx(2.4, rel=0.01)
+
+
+def test_bursts_are_a_factor_on_top_drawn_from_their_own_stream():
+    """With a multiplier of 1 the thinning is the diurnal one, draw for draw; with bursts the
+    arrivals depend on the burst seed, and the workload refuses to run without that stream."""
+    plain = WorkloadConfig(kind="diurnal", rate=2.0, diurnal=DAY)
+    flat = list(islice(bursty(bursts=BurstConfig(multiplier=1.0)).arrivals(), 2000))
+    assert flat == first(plain, 2000)
+    seven, eight = (list(islice(bursty(seed).arrivals(), 2000)) for seed in (7, 8))
+    assert seven != eight
+    with pytest.raises(ValueError, match="burst_rng"):
+        Workload(WorkloadConfig(rate=2.0, bursts=BURSTS), np.random.default_rng(1))
 
 
 def test_class_shares_and_token_medians():
@@ -233,6 +282,9 @@ BAD_CONFIGS = [
     ("mmpp", lambda: WorkloadConfig(kind="mmpp")),
     ("diurnal", lambda: WorkloadConfig(kind="diurnal")),
     ("trace", lambda: WorkloadConfig(kind="trace")),
+    ("bursts", lambda: WorkloadConfig(kind="mmpp", mmpp=MMPPConfig(), bursts=BurstConfig())),
+    ("multiplier", lambda: BurstConfig(multiplier=0.5)),
+    ("mean_gap_s", lambda: BurstConfig(mean_gap_s=0.0)),
     ("classes", lambda: WorkloadConfig(classes=())),
     ("classes", lambda: WorkloadConfig(classes=routine_only() * 2)),
     (
