@@ -27,10 +27,10 @@ from swarmsim.scenario_files import load_scenario
 from swarmsim.summary import (
     FailureCounts,
     Messages,
-    Replicas,
     Summary,
     count_overdue,
     query_figures,
+    replica_counts,
 )
 
 from .config import LiveConfig
@@ -368,7 +368,10 @@ def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> Summary
         cost_usd=cost,
         throughput_qps=m.completed / now if now > 0 else 0.0,
         utilisation=_utilisation(coord, now),
-        replicas=_replicas(coord),
+        replicas={
+            name: replica_counts(a.state for a in coord.agents.values() if a.layer == name)
+            for name in scenario.layers
+        },
         messages=Messages(
             sent=coord.counts["sent"],
             received=coord.counts["received"],
@@ -400,19 +403,6 @@ def _utilisation(coord: Coordinator, now: float) -> dict[str, float | None]:
         agents = [a for a in coord.agents.values() if a.layer == name]
         alive = sum((now if a.gone < 0 else a.gone) - max(a.born, 0.0) for a in agents)
         out[name] = sum(a.busy_s for a in agents) / alive if alive > 0 else None
-    return out
-
-
-def _replicas(coord: Coordinator) -> dict[str, Replicas]:
-    out: dict[str, Replicas] = {}
-    for name in coord.scenario.layers:
-        states = [a.state for a in coord.agents.values() if a.layer == name]
-        out[name] = Replicas(
-            running=states.count(AgentState.RUNNING),
-            starting=states.count(AgentState.STARTING) + states.count(AgentState.SWITCHING),
-            draining=states.count(AgentState.DRAINING),
-            dead=states.count(AgentState.DEAD),
-        )
     return out
 
 

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from swarmsim.profiles import load_profiles
 from swarmsim.query import AgentState, Outcome
+from swarmsim.summary import count_overdue
 from swarmsim.view import AgentTable, ClusterView, LayerStats, QueryInfo, Totals
 
 from .state import Agent
@@ -238,20 +239,9 @@ def billing(coord: Coordinator, now: float) -> tuple[float, float]:
     return hours, cost
 
 
-def overdue_in_flight(coord: Coordinator, now: float) -> int:
-    """Accepted queries still in flight past the SLO (active is in arrival order, so only
-    its overdue head is read)."""
-    slo, overdue = coord.metrics.slo_s, 0
-    for q in coord.active.values():
-        if now - q.arrival <= slo:
-            break
-        overdue += 1
-    return overdue
-
-
 def _totals(coord: Coordinator, now: float) -> Totals:
     m = coord.metrics
-    overdue = overdue_in_flight(coord, now)
+    overdue = count_overdue(coord.active, now, coord.metrics.slo_s, since=0.0)
     gpu_hours, cost = billing(coord, now)
     return Totals(
         submitted=m.submitted,

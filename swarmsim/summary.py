@@ -7,7 +7,8 @@ live run compare line by line; a figure one side cannot measure is None there (`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
@@ -149,7 +150,7 @@ def summarize(sim: Simulation, wall_s: float) -> Summary:
         cost_usd=sim.cluster.cost_usd(now),
         throughput_qps=m.completed / now if now > 0 else 0.0,
         utilisation={name: _utilisation(layer, now) for name, layer in layers.items()},
-        replicas={name: _replicas(layer) for name, layer in layers.items()},
+        replicas={n: replica_counts(a.state for a in ly.agents) for n, ly in layers.items()},
         messages=Messages(
             sent=fabric.sent,
             received=fabric.delivered,
@@ -203,10 +204,12 @@ def _utilisation(layer: Layer, now: float) -> float | None:
     return busy / alive if alive > 0 else None
 
 
-def _replicas(layer: Layer) -> Replicas:
+def replica_counts(states: Iterable[AgentState]) -> Replicas:
+    """A layer's replicas by state, from its agents' states (sim and live alike)."""
+    counts = Counter(states)
     return Replicas(
-        running=layer.count(AgentState.RUNNING),
-        starting=layer.count(AgentState.STARTING, AgentState.SWITCHING),
-        draining=layer.count(AgentState.DRAINING),
-        dead=layer.count(AgentState.DEAD),
+        running=counts[AgentState.RUNNING],
+        starting=counts[AgentState.STARTING] + counts[AgentState.SWITCHING],
+        draining=counts[AgentState.DRAINING],
+        dead=counts[AgentState.DEAD],
     )
