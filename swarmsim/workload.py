@@ -215,6 +215,7 @@ class SessionConfig:
 
     @property
     def closed_loop(self) -> bool:
+        """Whether turns are sent closed-loop."""
         return self.mode == "closed-loop"
 
 
