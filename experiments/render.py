@@ -36,6 +36,8 @@ def render_summary(s: dict[str, Any]) -> str:
         f"cost       gpu_hours {_num(s['gpu_hours'], digits=2)}"
         f"  usd {_num(s['cost_usd'], digits=2)}  throughput {_num(s['throughput_qps'], ' q/s', 2)}",
     ]
+    if s.get("sessions"):
+        lines.insert(2, f"sessions   {s['sessions']} (how a session's turns were sent)")
     ttft, kv = s.get("ttft_s"), s.get("kv_cache")
     if ttft or kv:
         first = "  ".join(f"{k} {_num(v)}" for k, v in (ttft or {}).items()) or "-"

@@ -388,6 +388,7 @@ def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> Summary
         controllers=_controller_stats(coord),
         ttft_s=None,
         kv_cache=None,
+        sessions="timestamp" if scenario.workload.session_mode else None,  # live: by timestamp
         events=None,
         coordinator_cpu_s=time.process_time() - coord.cpu0,  # since the load started
         client=client,

@@ -91,6 +91,7 @@ class Coordinator:
         self.on_configure: QueryHook | None = None  # a query needs an inference strategy
         self.on_place: QueryHook | None = None  # a query needs a synthesizer replica
         self.on_outcome: OutcomeHook | None = None  # a query ended
+        self.on_end: QueryHook | None = None  # a query ended (closed-loop sessions)
         self.on_drained: Callable[[Agent], None] = _ignore  # a draining agent answered its last
         self.on_lost_found: Callable[[Agent], None] = _ignore  # work reached a dead agent
         self.serving = Serving(
@@ -413,6 +414,8 @@ class Coordinator:
             self.on_outcome(
                 QueryOutcome(query.id, query.qclass, str(outcome), latency, quality, late)
             )
+        if self.on_end is not None:
+            self.on_end(query)
 
     def answer_quality(self, query: Query) -> float:
         """A completed answer's quality: its precision's quality factor x its recall@k (1

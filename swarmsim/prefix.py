@@ -11,9 +11,12 @@ process, so the hashes are deterministic.
 The documents are drawn when a session starts, Zipf-distributed over ``documents`` (RAGCache
 reports 3% of documents drawing 60% of retrievals, ../shared/REFERENCE.md), and kept for its
 turns; they stand in for what its retrieval returned and are independent of the simulated
-corpus's query pool, which sets recall. Sessions run in timestamp mode: each arrival is the
-next turn of one of ``sessions`` open conversations picked uniformly at random, and a
-conversation that has had its ``turns`` turns is replaced by a new one.
+corpus's query pool, which sets recall. A turn's answer joins its conversation, so the next
+turn's prompt holds it. In timestamp mode (``prompt``) each arrival is the next turn of one of
+``sessions`` open conversations picked uniformly at random; in closed-loop mode
+(``sessions.ClosedLoop``) each conversation sends its next turn (``ask``) after the answer to
+its previous one (``hear``). A conversation that has had its ``turns`` turns is replaced by a
+new one.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 
 from .errors import check
 
-SYSTEM, DOCUMENT, TURN = 0, 1, 2  # what a block holds: the tag in its hash
+SYSTEM, DOCUMENT, TURN, ANSWER = 0, 1, 2, 3  # what a block holds: the tag in its hash
 
 
 @dataclass(frozen=True)
@@ -90,22 +93,45 @@ class Prefixes:
         self.started += 1
         return session
 
-    def prompt(self, new_tokens: int) -> tuple[int, tuple[int, ...]]:
-        """The next turn of a random open conversation, with ``new_tokens`` of its own: the
-        prompt's token count and its full blocks' hashes. Its own partial last block is
-        never cached, and the next turn starts a new block after it (an approximation)."""
-        cfg = self.cfg
-        slot = int(self.rng.integers(cfg.sessions)) if cfg.sessions > 1 else 0
+    def prompt(self, new_tokens: int, answer_tokens: int = 0) -> tuple[int, tuple[int, ...]]:
+        """Timestamp mode: the next turn of a random open conversation, with ``new_tokens`` of
+        its own and an answer of ``answer_tokens`` that the conversation's next turn holds: the
+        prompt's token count and its full blocks' hashes."""
+        slot = int(self.rng.integers(self.cfg.sessions)) if self.cfg.sessions > 1 else 0
+        prompt = self.ask(slot, new_tokens)
+        if answer_tokens:
+            self.hear(slot, answer_tokens)
+        if self.ended(slot):
+            self.restart(slot)
+        return prompt
+
+    def ask(self, slot: int, new_tokens: int) -> tuple[int, tuple[int, ...]]:
+        """The next turn of the conversation in ``slot``, with ``new_tokens`` of its own: the
+        prompt's token count and its full blocks' hashes. Its own partial last block is never
+        cached, and what follows starts a new block after it (an approximation)."""
         session = self.open[slot]
-        head = session.blocks[-1] if session.blocks else 0
-        own = ((TURN, session.id, session.turn, j) for j in range(new_tokens // cfg.block_tokens))
-        blocks = session.blocks + _chain(head, own)
-        tokens = session.tokens + new_tokens
-        session.blocks, session.tokens = blocks, tokens
+        self._extend(session, TURN, new_tokens)
         session.turn += 1
-        if session.turn == cfg.turns:
-            self.open[slot] = self._start()
-        return tokens, blocks
+        return session.tokens, session.blocks
+
+    def hear(self, slot: int, answer_tokens: int) -> None:
+        """The answer to the last turn in ``slot`` joins its conversation."""
+        self._extend(self.open[slot], ANSWER, answer_tokens)
+
+    def ended(self, slot: int) -> bool:
+        """Whether the conversation in ``slot`` has had its ``turns`` turns."""
+        return self.open[slot].turn >= self.cfg.turns
+
+    def restart(self, slot: int) -> None:
+        """A new conversation in ``slot``."""
+        self.open[slot] = self._start()
+
+    def _extend(self, session: _Session, tag: int, tokens: int) -> None:
+        """Append ``tokens`` tagged ``tag`` (a question or an answer) to ``session``."""
+        head = session.blocks[-1] if session.blocks else 0
+        parts = ((tag, session.id, session.turn, j) for j in range(tokens // self.cfg.block_tokens))
+        session.blocks += _chain(head, parts)
+        session.tokens += tokens
 
 
 def _chain(head: int, parts: Iterable[tuple[int, ...]]) -> tuple[int, ...]:

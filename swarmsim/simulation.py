@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Sequence
+from itertools import count
 from pathlib import Path
 from typing import Any
 
 import simpy
 
+from .clock import Call
 from .cluster import Cluster, Layer
 from .coordinator import Coordinator, OutcomeHook, QueryHook, StageLayers
 from .corpus import Corpus, scenario_corpus
@@ -36,16 +38,17 @@ from .metrics import Metrics, check_conservation
 from .overhead import Overhead
 from .popularity import Popularity
 from .profiles import Profiles, load_profiles
-from .query import Query
+from .query import Outcome, Query
 from .rng import RandomStreams, Stream
 from .scenario import Scenario
 from .service import ServiceModel
+from .sessions import ClosedLoop, Turn
 from .snapshot import build_view
 from .summary import Summary, summarize
 from .topology import build_topology
 from .training import Training
 from .view import ClusterView, RoutePlan
-from .workload import Workload
+from .workload import Arrival, Workload
 
 ControlHook = Callable[[], None]  # a control interval ended (scale / assign now)
 Progress = Callable[[float], None]
@@ -88,6 +91,11 @@ class Simulation:
             self.streams["bursts"].gen,
         )
         self.qclass_models = [c.model for c in scenario.workload.classes]
+        sessions = scenario.workload.sessions
+        self.closed_loop: ClosedLoop | None = None
+        if sessions is not None and sessions.closed_loop:
+            self.closed_loop = ClosedLoop(self.workload, self.streams["sessions"])
+        self.session_of: dict[int, int] = {}  # closed loop: query id -> its session's slot
         self.metrics = Metrics(scenario.warmup_s, scenario.slo_latency_s)
         fabric = Fabric if scenario.fabric.enabled else Handoff
         self.fabric = fabric(
@@ -190,7 +198,10 @@ class Simulation:
         self._started = True
         self.lifecycle.start_initial()
         self.failures.start()
-        self.env.process(self._arrivals())
+        if self.closed_loop is None:
+            self.env.process(self._arrivals())
+        else:
+            self.env.process(self._first_turns(self.closed_loop))
         self.env.process(self._control_loop())
 
     def _query_picker(self) -> Callable[[], int]:
@@ -211,18 +222,41 @@ class Simulation:
             delay = arr.t - env.now
             if delay > 0:
                 yield env.timeout(delay)
-            model = self.qclass_models[arr.qclass]
-            query = Query(
-                qid,
-                env.now,
-                arr.qclass,
-                model,
-                arr.input_tokens,
-                arr.output_tokens,
-                pick(),
-                arr.blocks,
-            )
-            self.coordinator.accept(query)
+            self.coordinator.accept(self._query(qid, arr, pick()))
+
+    def _query(self, qid: int, arr: Arrival, pool: int) -> Query:
+        """The query of arrival ``arr``, arriving now, for pool query ``pool``."""
+        model = self.qclass_models[arr.qclass]
+        return Query(
+            qid, self.env.now, arr.qclass, model, arr.input_tokens, arr.output_tokens, pool,
+            arr.blocks,
+        )  # fmt: skip
+
+    def _first_turns(self, loop: ClosedLoop) -> Generator[simpy.Event, None, None]:
+        """Closed-loop sessions: send each session's first turn, then each next turn a think
+        time after the previous one ends (``_turn_ended``)."""
+        self._pick, self._qids = self._query_picker(), count()
+        self.coordinator.on_end = self._turn_ended
+        for turn in loop.first_turns():
+            delay = turn[1].t - self.env.now
+            if delay > 0:
+                yield self.env.timeout(delay)
+            self._send_turn(turn)
+
+    def _send_turn(self, turn: Turn) -> None:
+        slot, arr = turn
+        query = self._query(next(self._qids), arr, self._pick())
+        self.session_of[query.id] = slot
+        self.coordinator.accept(query)
+
+    def _turn_ended(self, query: Query) -> None:
+        """A closed-loop turn ended: schedule its session's next turn."""
+        assert self.closed_loop is not None
+        slot = self.session_of.pop(query.id)
+        answer = query.output_tokens if query.outcome is Outcome.COMPLETED else None
+        turn = self.closed_loop.next_turn(slot, self.env.now, answer)
+        if turn is not None:
+            Call(self.env, max(turn[1].t - self.env.now, 0.0), self._send_turn, turn)
 
     def _control_loop(self) -> Generator[simpy.Event, None, None]:
         interval = self.scenario.control_interval_s

@@ -102,6 +102,7 @@ class Summary(QueryFigures):
     controllers: dict[str, Any]  # per Task: the controller that decided and its counters
     ttft_s: TtftSummary | None  # arrival to the end of the synthesizer's prefill (sim only)
     kv_cache: KVCacheSummary | None  # prefix-cache hits (sim only; None without caches)
+    sessions: Literal["timestamp", "closed-loop"] | None  # how turns were sent (None: no sessions)
     events: int | None  # SimPy events (simulator only)
     coordinator_cpu_s: float | None  # the live coordinator's CPU seconds (live only)
     client: dict[str, Any] | None  # the live load generator's own counts (live only)
@@ -167,6 +168,7 @@ def summarize(sim: Simulation, wall_s: float) -> Summary:
         controllers={},
         ttft_s=_ttft(m.ttfts),
         kv_cache=_kv_cache(sim),
+        sessions=sim.scenario.workload.session_mode,
         events=sim.event_count(),
         coordinator_cpu_s=None,
         client=None,

@@ -6,6 +6,8 @@ GeneratedTokens``), any CSV and any JSON-lines file; a column mapping names the 
 columns, and the common names used by other simulators are recognised without one. A
 JSON-lines trace may also give each request its prompt's prefix-block hashes (a list of
 integers, as KV-cache traces such as Mooncake's ``hash_ids`` do): the optional ``blocks`` field.
+Any trace may name each request's session (conversation): the optional ``session`` field, any
+string or integer id, so that a replay can send a session's requests closed-loop.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from .errors import TraceError
 
 REQUIRED = ("timestamp", "input_tokens", "output_tokens")
-FIELDS = (*REQUIRED, "blocks")  # blocks: optional, JSON lines only
+FIELDS = (*REQUIRED, "blocks", "session")  # optional: blocks (JSON lines only), session
 KNOWN_COLUMNS: dict[str, tuple[str, ...]] = {
     "timestamp": (
         "TIMESTAMP",
@@ -52,6 +54,7 @@ KNOWN_COLUMNS: dict[str, tuple[str, ...]] = {
         "completion_tokens",
     ),
     "blocks": ("hash_ids", "blocks", "block_hashes"),
+    "session": ("session", "session_id", "conversation_id", "chat_id"),
 }
 AZURE_COLUMNS = {
     "timestamp": "TIMESTAMP",
@@ -66,13 +69,15 @@ class TraceTable:
     """Requests sorted by arrival: ``t`` in seconds (float64) from the first request, or from
     the start of a window, and token counts (int64). Readers sort out-of-order files stably by
     time, so rows with equal times keep their file order; eq=False as the fields are arrays.
-    ``blocks`` holds each request's prefix-block hashes when the trace has them."""
+    ``blocks`` holds each request's prefix-block hashes and ``sessions`` its session (numbered
+    0, 1, ... in order of first appearance in the file) when the trace has them."""
 
     t: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     path: str
     blocks: tuple[tuple[int, ...], ...] | None = None
+    sessions: np.ndarray | None = None  # int64 session numbers
 
     def _rows(self, t: np.ndarray, rows: np.ndarray | slice) -> TraceTable:
         """The table of ``rows`` with times ``t``."""
@@ -80,7 +85,9 @@ class TraceTable:
         if self.blocks is not None:
             index = range(len(self))[rows] if isinstance(rows, slice) else rows.tolist()
             blocks = tuple(self.blocks[i] for i in index)
-        return TraceTable(t, self.input_tokens[rows], self.output_tokens[rows], self.path, blocks)
+        sessions = None if self.sessions is None else self.sessions[rows]
+        inputs, outputs = self.input_tokens[rows], self.output_tokens[rows]
+        return TraceTable(t, inputs, outputs, self.path, blocks, sessions)
 
     def __len__(self) -> int:
         return len(self.t)
@@ -104,9 +111,8 @@ class TraceTable:
 
     def scaled(self, time_scale: float) -> TraceTable:
         """The same requests with times multiplied by ``time_scale`` (0.5 replays twice as fast)."""
-        return TraceTable(
-            self.t * time_scale, self.input_tokens, self.output_tokens, self.path, self.blocks
-        )
+        inputs, outputs, path = self.input_tokens, self.output_tokens, self.path
+        return TraceTable(self.t * time_scale, inputs, outputs, path, self.blocks, self.sessions)
 
     def rate_scaled(self, factor: float) -> TraceTable:
         """About ``factor`` times the requests at the same times: thinned below 1, repeated
@@ -150,9 +156,9 @@ def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Trac
             raise TraceError(name, "empty file: expected a header row and data rows")
         header_line = reader.line_num
         found = _resolve(name, header, columns, header_line)
-        if len(found) > len(REQUIRED):
+        if "blocks" in found:
             raise TraceError(name, "prefix-block hashes (blocks) need a JSON-lines trace")
-        index = [header.index(c) for c in found]
+        index = {field: header.index(c) for field, c in found.items()}
         rows: list[list[str]] = []
         lines: list[int] = []
         for row in reader:
@@ -164,7 +170,7 @@ def read_csv(path: str | Path, columns: Mapping[str, str] | None = None) -> Trac
             msg = f"expected {len(header)} fields as in the header, got {len(row)}"
             raise TraceError(name, msg, line)
     by_column = list(zip(*rows, strict=True)) or [()] * len(header)
-    values = [list(by_column[i]) for i in index]
+    values = {field: list(by_column[i]) for field, i in index.items()}
     return _table(name, values, lines)
 
 
@@ -172,9 +178,9 @@ def read_jsonl(path: str | Path, columns: Mapping[str, str] | None = None) -> Tr
     """Read a JSON-lines trace (one object per line); ``columns`` maps our fields to its keys.
     A swarmsim recording reads as is: its queries' arrivals and tokens, its events skipped."""
     name = str(path)
-    values: list[list[Any]] = []
+    values: dict[str, list[Any]] = {}
     lines: list[int] = []
-    keys: list[str] | None = None
+    keys: dict[str, str] | None = None
     with _open(path) as f:
         for number, text in enumerate(f, start=1):
             if not text.strip():
@@ -184,12 +190,12 @@ def read_jsonl(path: str | Path, columns: Mapping[str, str] | None = None) -> Tr
                 continue
             if keys is None:
                 keys = _resolve(name, list(record), columns, number)
-                values = [[] for _ in keys]
-            for column, key in zip(values, keys, strict=True):
+                values = {field: [] for field in keys}
+            for field, key in keys.items():
                 if key not in record:
                     msg = f"missing key {key!r}; keys present: {', '.join(record)}"
                     raise TraceError(name, msg, number)
-                column.append(record[key])
+                values[field].append(record[key])
             lines.append(number)
     return _table(name, values, lines)
 
@@ -214,15 +220,15 @@ def _detect(path: Path) -> str:
 
 def _resolve(
     path: str, present: Sequence[str], columns: Mapping[str, str] | None, line: int
-) -> list[str]:
-    """The file's column names for timestamp, input and output tokens, in that order, then
-    the blocks column when the file has one (or the mapping names one)."""
+) -> dict[str, str]:
+    """The file's column name for each field: timestamp, input and output tokens, then the
+    optional blocks and session columns the file has (or the mapping names)."""
     columns = dict(columns or {})
     unknown = sorted(set(columns) - set(FIELDS))
     if unknown:
         raise TraceError(path, f"columns: unknown fields {unknown}; expected some of {FIELDS}")
     lowered = {c.strip().lower(): c for c in present}
-    found = []
+    found = {}
     for field in FIELDS:
         wanted = (columns[field],) if field in columns else KNOWN_COLUMNS[field]
         match = next((lowered[w.lower()] for w in wanted if w.lower() in lowered), None)
@@ -233,7 +239,7 @@ def _resolve(
                 f"no {field} column (looked for {', '.join(wanted)}); present: {', '.join(present)}"
             )
             raise TraceError(path, msg, line)
-        found.append(match)
+        found[field] = match
     return found
 
 
@@ -248,16 +254,16 @@ def _json_object(path: str, text: str, line: int) -> dict[str, Any]:
     return record
 
 
-def _table(path: str, values: Sequence[list[Any]], lines: list[int]) -> TraceTable:
-    """Convert parsed columns into a sorted, zero-based TraceTable."""
+def _table(path: str, values: Mapping[str, list[Any]], lines: list[int]) -> TraceTable:
+    """Convert parsed columns (by field) into a sorted, zero-based TraceTable."""
     if not lines:
         raise TraceError(path, "no data rows: the trace is empty")
-    times = _times(path, values[0], lines)
-    inputs = _counts(path, values[1], lines, "input token count")
-    outputs = _counts(path, values[2], lines, "output token count")
-    table = TraceTable(times, inputs, outputs, path)
-    if len(values) > len(REQUIRED):
-        table = TraceTable(times, inputs, outputs, path, _blocks(path, values[3], lines))
+    times = _times(path, values["timestamp"], lines)
+    inputs = _counts(path, values["input_tokens"], lines, "input token count")
+    outputs = _counts(path, values["output_tokens"], lines, "output token count")
+    blocks = _blocks(path, values["blocks"], lines) if "blocks" in values else None
+    sessions = _sessions(path, values["session"], lines) if "session" in values else None
+    table = TraceTable(times, inputs, outputs, path, blocks, sessions)
     if np.any(times[1:] < times[:-1]):
         order = np.argsort(times, kind="stable")
         table = table._rows(times[order], order)
@@ -275,6 +281,17 @@ def _blocks(path: str, values: list[Any], lines: list[int]) -> tuple[tuple[int, 
             raise TraceError(path, f"blocks {value!r} is not a list of integers", line)
         out.append(tuple(value))
     return tuple(out)
+
+
+def _sessions(path: str, values: list[Any], lines: list[int]) -> np.ndarray:
+    """Each row's session, numbered by first appearance; ids are strings or integers."""
+    numbers: dict[Any, int] = {}
+    out = []
+    for value, line in zip(values, lines, strict=True):
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise TraceError(path, f"session {value!r} is not a string or an integer", line)
+        out.append(numbers.setdefault(value, len(numbers)))
+    return np.array(out, dtype=np.int64)
 
 
 def _times(path: str, values: list[Any], lines: list[int]) -> np.ndarray:

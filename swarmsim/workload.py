@@ -185,6 +185,41 @@ class MixPhase:
 
 
 @dataclass(frozen=True)
+class SessionConfig:
+    """How a multi-turn session sends its turns (``sessions.ClosedLoop`` runs closed-loop).
+
+    ``timestamp``: each arrival of the arrival process (or each trace row at its timestamp) is
+    a session's next turn. ``closed-loop``: a session's next turn is sent a think time after
+    the answer to its previous turn arrives (or after it failed); synthetic sessions are the
+    prefix's ``sessions`` conversations, always that many open, and a trace's are its session
+    ids, each starting at its first request's timestamp. Think times are exponential,
+    lognormal (``think_sigma``) or fixed with mean ``think_s``, or, for a trace, the gap
+    between the session's two requests in the trace (``trace``)."""
+
+    mode: Literal["timestamp", "closed-loop"] = "timestamp"
+    think: Literal["exponential", "lognormal", "fixed", "trace"] = "exponential"
+    # Mean think time; null: prefix.sessions / rate, so that the sessions offer ``rate`` queries/s
+    # if answers were instant (Little's law for a closed system: N / (think + response)).
+    think_s: float | None = None
+    think_sigma: float = 1.0  # lognormal: standard deviation of log(think time) (assumption)
+
+    def __post_init__(self) -> None:
+        modes = ("timestamp", "closed-loop")
+        check(self.mode in modes, "mode", self.mode, f"one of {list(modes)}")
+        thinks = ("exponential", "lognormal", "fixed", "trace")
+        check(self.think in thinks, "think", self.think, f"one of {list(thinks)}")
+        ok = self.think_s is None or (_finite(self.think_s) and self.think_s >= 0)
+        check(ok, "think_s", self.think_s, "a number >= 0 or null")
+        ok = _finite(self.think_sigma) and self.think_sigma >= 0
+        check(ok, "think_sigma", self.think_sigma, "a number >= 0")
+
+    @property
+    def closed_loop(self) -> bool:
+        """Whether turns are sent closed-loop."""
+        return self.mode == "closed-loop"
+
+
+@dataclass(frozen=True)
 class WorkloadConfig:
     """Where queries come from: the arrival process, the query classes and their token sizes."""
 
@@ -198,6 +233,7 @@ class WorkloadConfig:
     complex_input_tokens: int = 4096  # trace rows with this many input tokens are "large"
     mix: tuple[MixPhase, ...] = ()  # a shifting mix: class weights by phase, cycled
     prefix: PrefixConfig | None = None  # synthesized prompt prefixes; a trace brings its own
+    sessions: SessionConfig | None = None  # how sessions send turns (null: timestamp)
 
     def __post_init__(self) -> None:
         kinds = ("poisson", "mmpp", "diurnal", "trace")
@@ -219,6 +255,31 @@ class WorkloadConfig:
             ok = len(phase.weights) == len(self.classes)
             check(ok, f"mix[{i}].weights", phase.weights, f"{len(self.classes)} weights")
         check(not self.mix or self.kind != "trace", "mix", "...", "no mix with trace replay")
+        if self.sessions is not None:
+            self._check_sessions(self.sessions)
+
+    def _check_sessions(self, s: SessionConfig) -> None:
+        """Closed-loop sessions need sessions to loop: a prefix's, or a trace's session ids."""
+        trace = self.kind == "trace"
+        if s.closed_loop and not trace:
+            ok = self.kind == "poisson" and self.prefix is not None and self.bursts is None
+            expected = "closed-loop sessions with kind poisson, no bursts, and a prefix section"
+            check(ok, "sessions.mode", s.mode, f"{expected} (its sessions and turns), or a trace")
+        ok = trace or s.think != "trace"
+        check(ok, "sessions.think", s.think, "'trace' only when replaying a trace")
+        ok = not (trace and s.closed_loop and s.think != "trace" and s.think_s is None)
+        check(ok, "sessions.think_s", s.think_s, "a mean think time (a trace has no rate)")
+        if trace and s.closed_loop and self.trace is not None:
+            ok = self.trace.rate_scale == 1.0 and not self.trace.loop
+            check(ok, "sessions.mode", s.mode, "closed-loop replay without rate_scale or loop")
+
+    @property
+    def session_mode(self) -> Literal["timestamp", "closed-loop"] | None:
+        """How this workload's sessions send turns: None without sessions (no prefix and no
+        sessions section)."""
+        if self.sessions is not None:
+            return self.sessions.mode
+        return "timestamp" if self.prefix is not None else None
 
     @property
     def block_tokens(self) -> int:
@@ -264,6 +325,11 @@ class Workload:
         if cfg.kind == "trace":
             assert cfg.trace is not None  # WorkloadConfig requires the section for its kind
             self.table, self.period_s = _load_trace(cfg.trace, base_dir)
+            closed = cfg.sessions is not None and cfg.sessions.closed_loop
+            if closed and self.table.sessions is None:
+                msg = "closed-loop sessions need a session column (map one with --map COL=session)"
+                raise TraceError(cfg.trace.path, msg)
+        self._marks: _Marks | None = None  # one closed-loop turn's marks at a time
 
     def arrivals(self) -> Iterator[Arrival]:
         """Arrivals in time order from t=0: endless except for a non-looping trace.
@@ -273,6 +339,18 @@ class Workload:
         if self.cfg.kind == "trace":
             return self._replay()
         return self._synthetic()
+
+    def draw_turn(self, t: float) -> tuple[int, int, int]:
+        """One synthetic arrival's class and input and output tokens, at time ``t``."""
+        if self._marks is None:
+            self._marks = _Marks(self.cfg.classes, self.cfg.mix)
+        (qclass,), (inputs,), (outputs,) = self._marks.draw(self.rng, np.array([t]))
+        return qclass, inputs, outputs
+
+    def trace_class(self, input_tokens: int) -> int:
+        """The class of a trace row: the large class from ``complex_input_tokens`` up."""
+        model = "large" if input_tokens >= self.cfg.complex_input_tokens else "small"
+        return next(i for i, c in enumerate(self.cfg.classes) if c.model == model)
 
     def mean_rate(self) -> float:
         """The long-run arrival rate in queries/s."""
@@ -306,7 +384,7 @@ class Workload:
                 rows = zip(times.tolist(), qclass, inputs, outputs, repeat(()))
                 yield from map(Arrival._make, rows)
                 continue
-            prompts = [prefixes.prompt(n) for n in inputs]
+            prompts = [prefixes.prompt(n, out) for n, out in zip(inputs, outputs, strict=True)]
             for t, c, (n, hashes), out in zip(
                 times.tolist(), qclass, prompts, outputs, strict=True
             ):

@@ -56,7 +56,7 @@ def add_trace_options(p: argparse.ArgumentParser, prefix: str) -> None:
     p.add_argument(f"--{prefix}map", dest="trace_map", action="append", default=[],
                    metavar="COLUMN=FIELD",
                    help="the file's COLUMN holds FIELD (timestamp, input_tokens, "
-                        "output_tokens, blocks); repeatable")  # fmt: skip
+                        "output_tokens, blocks, session); repeatable")  # fmt: skip
     p.add_argument(f"--{prefix}time-unit", dest="trace_time_unit", default="s",
                    choices=("s", "ms", "us"), help="unit of numeric timestamps")  # fmt: skip
     p.add_argument(f"--{prefix}block-tokens", dest="trace_block_tokens", type=int,

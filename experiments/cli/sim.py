@@ -44,6 +44,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     rep.add_argument("--duration", type=float, metavar="S",
                      help="simulated seconds (default: last request + deadline)")  # fmt: skip
+    rep.add_argument("--sessions", choices=("timestamp", "closed-loop"),
+                     help="how a session's requests are sent: at their timestamps, or "
+                          "closed-loop, each the trace's gap after the previous answer (needs "
+                          "a session column)")  # fmt: skip
     add_overrides(rep)
     add_trace_options(rep, "")
     add_run_options(rep)
@@ -89,7 +93,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from ..replay import replay_scenario
 
     replay = trace_replay(args, args.trace)
-    scenario = replay_scenario(replay, args.scenario, args.overrides, args.duration)
+    sessions = [] if args.sessions is None else [f"workload.sessions.mode={args.sessions}"]
+    if args.sessions == "closed-loop":  # before --set, which may choose another think time
+        sessions.append("workload.sessions.think=trace")
+    overrides = [*sessions, *args.overrides]
+    scenario = replay_scenario(replay, args.scenario, overrides, args.duration)
     base = Path(args.scenario).parent if Path(args.scenario).is_file() else None
     return _simulate(args, scenario, base)
 

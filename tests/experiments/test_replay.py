@@ -110,3 +110,20 @@ def test_a_recording_replays_as_a_trace(tmp_path, capsys):
     assert len(queries) == first["queries"]["submitted"] - first["queries"]["in_flight"]
     again = _summary(capsys, ["replay", str(record), "--scenario", "cloud-burst", "--json"])
     assert again["queries"]["submitted"] == len(queries)
+
+
+def test_replay_sends_a_csv_traces_sessions_closed_loop(tmp_path, capsys):
+    """Two conversations with string ids in a CSV; closed-loop sends a session's second request
+    the trace's 10 s gap after its first answer, so it arrives later than by timestamp."""
+    path = tmp_path / "chats.csv"
+    path.write_text("ts,prompt,answer,chat\n0,300,64,x\n1,300,64,y\n10,300,64,x\n11,300,64,y\n")
+    argv = ["replay", str(path), *MAP, "--map", "chat=session", "--json"]
+    out = tmp_path / "t.jsonl"
+    s = _summary(capsys, [*argv, "--sessions", "closed-loop", "--trace-out", str(out)])
+    assert s["sessions"] == "closed-loop" and s["queries"]["completed"] == 4
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    queries = sorted((r for r in rows if "query" in r), key=lambda r: r["arrival"])
+    assert [r["arrival"] for r in queries[:2]] == [0.0, 1.0]
+    expected = sorted(r["end"] + 10.0 for r in queries[:2])
+    assert [r["arrival"] for r in queries[2:]] == pytest.approx(expected)
+    assert _summary(capsys, [*argv, "--sessions", "timestamp"])["sessions"] == "timestamp"
