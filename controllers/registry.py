@@ -17,6 +17,7 @@ from envs.registry import TASKS
 from swarmsim.errors import UnknownNameError
 
 from .base import Controller
+from .tunable import Tunable
 
 Factory = Callable[..., Controller]
 
@@ -33,6 +34,7 @@ class ControllerSpec:
     summary: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     bare: bool = True
+    params: tuple[Tunable, ...] = ()
 
     def make(self, **kwargs: Any) -> Controller:
         """A new controller: the entry point called with the spec's ``kwargs`` and the caller's
@@ -88,6 +90,7 @@ BUILTINS = (
         "relevance-threshold",
         "controllers.routing:RelevanceThreshold",
         "top shards covering fraction p of positive relevance, each on its JSQ replica",
+        params=(Tunable("p", 0.05, 1.0),),
     ),
     ControllerSpec(
         _SCALING, "static", "controllers.scaling:Static", "fixed replicas: never scales"
@@ -97,24 +100,48 @@ BUILTINS = (
         "hpa",
         "controllers.scaling:HPA",
         "Kubernetes HPA on utilisation: ceil(n*util/target), 300 s down-window",
+        params=(
+            Tunable("target_utilization", 0.3, 0.95),
+            Tunable("tolerance", 0.0, 0.3),
+            Tunable("stabilization_s", 0.0, 900.0),
+        ),
     ),
     ControllerSpec(
         _SCALING,
         "kpa",
         "controllers.scaling:KPA",
         "Knative KPA on concurrency: 60 s stable / 6 s panic windows",
+        params=(
+            Tunable("target_concurrency", 0.5, 100.0, log=True),
+            Tunable("stable_window_s", 15.0, 300.0),
+            Tunable("panic_threshold", 1.1, 4.0),
+            Tunable("max_scale_down_rate", 1.1, 4.0),
+        ),
     ),
     ControllerSpec(
         _SCALING,
         "ray-serve",
         "controllers.scaling:RayServe",
         "Ray Serve default: 2 ongoing per replica, 30 s up / 600 s down",
+        params=(
+            Tunable("target_ongoing_requests", 0.5, 8.0, log=True),
+            Tunable("upscale_delay_s", 0.0, 120.0),
+            Tunable("downscale_delay_s", 15.0, 1200.0),
+            Tunable("look_back_period_s", 15.0, 120.0),
+        ),
     ),
     ControllerSpec(
         _SCALING,
         "predictive",
         "controllers.scaling:Predictive",
         "rate forecast one start-up ahead (linear trend) / measured capacity (Dynamo planner)",
+        params=(
+            Tunable("lead_s", 0.0, 600.0),
+            Tunable("target_utilization", 0.3, 0.95),
+            Tunable("alpha", 0.05, 1.0),
+            Tunable("beta", 0.0, 1.0),
+            Tunable("stabilization_s", 0.0, 900.0),
+        ),
     ),
     ControllerSpec(
         _ROLES,
@@ -127,6 +154,7 @@ BUILTINS = (
         "proportional",
         "controllers.roles:ProportionalRoles",
         "per node class, move one agent toward backlog-share parity",
+        params=(Tunable("deadband", 0.0, 0.5),),
     ),
     ControllerSpec(
         _STRATEGY,
@@ -145,6 +173,7 @@ BUILTINS = (
         "fixed",
         "controllers.strategy:fixed",
         "one strategy for every query: arm=INDEX into STRATEGIES",
+        params=(Tunable("arm", 0, 3, integer=True),),
     ),
     ControllerSpec(
         _STRATEGY,
@@ -157,12 +186,14 @@ BUILTINS = (
         "ucb1",
         "controllers.strategy:ucb1",
         "UCB1 per query class over the strategies (c=0.1 by default)",
+        params=(Tunable("c", 0.01, 1.0, log=True),),
     ),
     ControllerSpec(
         _STRATEGY,
         "thompson",
         "controllers.strategy:thompson",
         "Gaussian Thompson sampling per query class (seeded)",
+        params=(Tunable("prior_mean", 0.5, 1.0),),
     ),
     ControllerSpec(
         _LLM,
@@ -190,12 +221,18 @@ BUILTINS = (
         "kv-overlap",
         "controllers.llm_routing:KvOverlap",
         "NVIDIA Dynamo: least overlap_weight x blocks to prefill + blocks in decode",
+        params=(Tunable("overlap_weight", 0.1, 10.0, log=True),),
     ),
     ControllerSpec(
         _LLM,
         "llm-d",
         "controllers.llm_routing:LlmD",
         "llm-d: highest 3 x prefix overlap + 2 x (1 - queue) + 2 x (1 - KV use)",
+        params=(
+            Tunable("w_prefix", 0.0, 5.0),
+            Tunable("w_queue", 0.0, 5.0),
+            Tunable("w_kv", 0.0, 5.0),
+        ),
     ),
     # one per Task with a fallback heuristic (controllers.guardrails.DEFAULT_FALLBACK)
     *(
@@ -240,6 +277,15 @@ def controller_names() -> dict[str, dict[str, str]]:
     controller module."""
     return {
         task: {n: s.summary for n, s in sorted(entries.items())}
+        for task, entries in _REGISTRY.items()
+    }
+
+
+def controller_params() -> dict[str, dict[str, tuple[Tunable, ...]]]:
+    """Declared tunable parameters grouped by Task: ``{task: {name: params}}``, for the
+    controllers that have any; imports no controller module."""
+    return {
+        task: {n: s.params for n, s in sorted(entries.items()) if s.params}
         for task, entries in _REGISTRY.items()
     }
 

@@ -1,6 +1,7 @@
 """Controller specs as users write them: ``[TASK=]NAME[:key=value...]`` or a policy artifact
 directory, resolved to a factory of fresh controllers (learned ones behind their guardrail).
-Shared by ``swarmsim eval`` and the live runtime's ``--controller``."""
+``NAME@tuned`` takes the settings ``swarmsim tune`` wrote for the scenario being run. Shared by
+``swarmsim eval`` and the live runtime's ``--controller``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from swarmsim.errors import SwarmError, UnknownNameError
 from .base import Controller
 from .guardrails import Guardrail
 from .registry import controller_names, controller_spec, make_controller
+from .tuned import SUFFIX, tuned_params
 
 
 @dataclass(frozen=True)
@@ -27,14 +29,16 @@ class Arm:
     build: Callable[[], Controller]
 
 
-def resolve(spec: str) -> Arm:
+def resolve(spec: str, scenario: str | None = None) -> Arm:
     """An arm from ``[TASK=]NAME[:key=value...]`` or ``[TASK=]PATH`` (a policy artifact);
-    ``hpa:target_utilization=0.5`` sets a heuristic's parameter."""
+    ``hpa:target_utilization=0.5`` sets a heuristic's parameter, ``hpa@tuned`` takes those
+    ``swarmsim tune`` found best on ``scenario`` (given parameters override them)."""
     head, *params = spec.split(":")
     task, _, ref = head.partition("=") if "=" in head else ("", "", head)
     if Path(ref).is_dir():
         return _artifact_arm(spec, ref, task or None)
     kwargs = dict(_param(p, spec) for p in params)
+    ref, tuned = ref.removesuffix(SUFFIX), ref.endswith(SUFFIX)
     names = controller_names()
     if task and task not in names:
         raise UnknownNameError("task", task, names)
@@ -43,6 +47,8 @@ def resolve(spec: str) -> Arm:
         raise UnknownNameError("controller", ref, {n for e in names.values() for n in e})
     if len(owners) > 1:
         raise SwarmError(f"controller {ref!r} exists for {', '.join(owners)}: write TASK={ref}")
+    if tuned:
+        kwargs = tuned_params(scenario, owners[0], ref) | kwargs
     try:
         make_controller(owners[0], ref, **kwargs)  # validates name and parameters now
     except (TypeError, ValueError) as err:

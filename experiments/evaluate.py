@@ -82,7 +82,7 @@ class Recorder:
 def evaluate(scenario: Scenario, specs: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:
     """Per arm, mean and 95% CI of every summary metric over ``seeds``; and per arm after the
     first, the paired difference to the first arm."""
-    arms = [resolve(s) for s in specs]
+    arms = [resolve(s, scenario.name) for s in specs]
     runs = {arm.label: [flatten(run_arm(scenario, seed, arm)) for seed in seeds] for arm in arms}
     base = arms[0].label
     return {

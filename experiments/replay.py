@@ -132,4 +132,4 @@ def prepare(
     """A simulation with ``controllers`` (``[TASK=]NAME`` or artifact paths) attached to their
     Tasks, the simulator's defaults deciding the rest; run it, then ``controller_stats``."""
     sim = Simulation(scenario, seed=seed, record_timeline=record_timeline, base_dir=base_dir)
-    return sim, attach_arms(sim, [resolve(spec) for spec in controllers])
+    return sim, attach_arms(sim, [resolve(spec, scenario.name) for spec in controllers])

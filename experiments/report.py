@@ -102,7 +102,9 @@ def _mean(metrics: dict[str, Any], name: str) -> float | None:
 
 
 def _plots(scenario, seed: int, specs: list[str], where: Path) -> list[Path]:
-    runs = {spec: run_arm(scenario, seed, resolve(spec), record=True) for spec in specs}
+    runs = {
+        spec: run_arm(scenario, seed, resolve(spec, scenario.name), record=True) for spec in specs
+    }
     label = {spec: Path(spec).name if Path(spec).is_dir() else spec for spec in specs}
     return [
         plots.latency_cdf({label[s]: r["latencies"] for s, r in runs.items()},

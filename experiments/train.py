@@ -24,6 +24,7 @@ from swarmsim.config import build
 from swarmsim.errors import ConfigError, SwarmError, check
 
 from .imitation import ImitationConfig
+from .seeds import EVAL_SEEDS
 
 REWARDS = {"shard-routing": RoutingReward, "autoscaling": ScalingReward,
            "role-assignment": RoleReward}  # fmt: skip
@@ -34,7 +35,7 @@ class EvalConfig:
     """How the trained policy is compared with the baselines after training."""
 
     seeds: int = 5
-    seed_start: int = 1000  # apart from the training seeds
+    seed_start: int = EVAL_SEEDS.start  # held out: never a tuning seed (experiments.seeds)
     duration_s: float | None = None  # simulated seconds per evaluation run (None: scenario's)
     baselines: tuple[str, ...] = ()  # registered controller names of the same Task
     every_steps: int = 20_000  # periodic evaluation during training (0: none)
@@ -89,7 +90,7 @@ class TrainConfig:
         from controllers.spec import resolve
 
         try:
-            return resolve(f"{self.task}={self.imitate.controller}")
+            return resolve(f"{self.task}={self.imitate.controller}", self.scenario)
         except SwarmError as err:
             raise ConfigError("imitate.controller", self.imitate.controller, str(err)) from None
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from swarmsim.errors import SwarmError
 
-from . import calibrate, learn, live, sim
+from . import calibrate, learn, live, sim, tune
 
 EXIT_USAGE = 2
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_parsers(sub)
     calibrate.add_parsers(sub)
     learn.add_quickstart(sub)
+    tune.add_parsers(sub)
     return parser
 
 

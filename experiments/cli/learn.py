@@ -8,6 +8,7 @@ from pathlib import Path
 
 from swarmsim.errors import SwarmError
 
+from ..seeds import EVAL_SEEDS
 from .options import add_overrides, add_progress, duration_overrides, show_progress
 
 
@@ -22,7 +23,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="NAME, TASK=NAME or a policy artifact directory, comma-separated",
     )
     ev.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds per controller")
-    ev.add_argument("--seed-start", type=int, default=0, metavar="S", help="first seed")
+    ev.add_argument(
+        "--seed-start",
+        type=int,
+        default=EVAL_SEEDS.start,
+        metavar="S",
+        help="first seed (default: the held-out seeds, experiments/seeds.py)",
+    )
     ev.add_argument("--duration", type=float, metavar="S", help="simulated seconds")
     add_overrides(ev)
     ev.add_argument("--json", action="store_true", help="print the comparison as JSON")

@@ -52,9 +52,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_trace_options(rep, "")
     add_run_options(rep)
     rep.set_defaults(func=cmd_replay)
-    sub.add_parser("controllers", help="list the built-in controllers by Task").set_defaults(
-        func=cmd_controllers
+    ctl = sub.add_parser("controllers", help="list the built-in controllers by Task")
+    ctl.add_argument(
+        "--params", action="store_true", help="also their tunable parameters (for swarmsim tune)"
     )
+    ctl.set_defaults(func=cmd_controllers)
 
 
 def cmd_scenarios(_args: argparse.Namespace) -> int:
@@ -67,14 +69,18 @@ def cmd_scenarios(_args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_controllers(_args: argparse.Namespace) -> int:
-    from controllers.registry import controller_names
+def cmd_controllers(args: argparse.Namespace) -> int:
+    from controllers.registry import controller_names, controller_params
 
+    params = controller_params()
     for task, entries in controller_names().items():
         print(task)
         width = max(map(len, entries), default=0)
         for name, summary in entries.items():
             print(f"  {name:<{width}}  {summary}")
+            tunables = params[task].get(name, ()) if args.params else ()
+            if tunables:
+                print(f"  {'':<{width}}  tune: {'  '.join(map(str, tunables))}")
     return 0
 
 

@@ -50,7 +50,7 @@ def test_train_writes_policy_eval_report_plots_and_logs(tmp_path, capsys, task, 
     assert any((out / "checkpoints").glob("*.zip"))
     result = json.loads((out / "eval.json").read_text())
     assert set(result["controllers"]) == {str(out / "policy"), f"{task}={baseline}"}
-    assert result["seeds"] == [1000, 1001] and "met" in result["verdict"]
+    assert result["seeds"] == [0, 1] and "met" in result["verdict"]  # held-out seeds
     stats = result["controllers"][str(out / "policy")]
     assert stats[f"controllers.{task}.decisions"]["mean"] > 0  # the guardrail counted them
     assert "| policy |" in (out / "report.md").read_text()
