@@ -3,9 +3,11 @@
 Per layer, the recorded service times (a stage record's ``end - start``) are fitted by least
 squares: to ``base + scale * profile time`` where the layer has a device profile and the
 records name their device (the profile carries each device's speed and the token counts'
-effect, so one scale serves a layer of mixed GPUs); else, for synthesizers, to ``base + a *
-input tokens + b * output tokens``; else to a constant (a coefficient that comes out negative
-is dropped and the rest refitted). The log-sd of ``service / fit`` is the log-normal residual.
+effect, so one scale serves a layer of mixed GPUs; a synthesizer's profile time counts only
+the prompt tokens its replica's prefix cache did not hold, the stage record's ``cached``, as
+the simulator's does); else, for synthesizers, to ``base + a * input tokens + b * output
+tokens``; else to a constant (a coefficient that comes out negative is dropped and the rest
+refitted). The log-sd of ``service / fit`` is the log-normal residual.
 What a stage spends between its jobs being sent and served that is not service (the hops
 there and back, the coordinator's and the worker's own handling) is fitted as a distribution
 by load (``experiments.overhead``: tables of quantiles, dense in the tail where a p99 is
@@ -145,7 +147,8 @@ def _query_rows(q: dict, scenario: Scenario, profiles, qid: int) -> list[tuple[s
     for st in q["stages"]:
         sent, start, end = float(st["sent"]), float(st["start"]), float(st["end"])
         layer = scenario.layers.get(str(st["layer"]))
-        prof = _profile_s(profiles, layer, st.get("device"), *tokens)
+        cached = float(st.get("cached", 0))  # prompt tokens its prefix cache held: no prefill
+        prof = _profile_s(profiles, layer, st.get("device"), tokens[0] - cached, tokens[1])
         stage = int(st["stage"])
         row = (end - start, start - sent, *tokens, float(st["agent"]), sent, start, prof,
                qid * 64.0 + stage, ready[stage])  # fmt: skip

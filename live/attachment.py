@@ -111,7 +111,7 @@ class TaskSlot:
             raise SwarmError(f"attach: mode must be acting, shadow or split, got {mode!r}")
         if mode == SPLIT and not 0 < split < 1:
             raise SwarmError(f"--split: expected a fraction in (0, 1), got {split}")
-        if mode == SPLIT and self.task.decision != "route":
+        if mode == SPLIT and self.task.decision not in ("route", "place"):
             raise SwarmError(
                 f"--split sends a fraction of the queries to the candidate; {self.task.name} "
                 "decides per interval, not per query: compare it with --shadow"

@@ -4,7 +4,10 @@ emulated or OpenAI-compatible synthesis, real scoring.
 **Emulated** stages (the synthesizer's ``emulated`` backend, the embedder and evaluator on a
 synthetic corpus) wait the time the device profile in ``swarmsim/data/hardware.yaml`` gives
 for the work, times ``time_scale``; they are named emulated in code, CLI and docs. The wait
-is a due time the worker's loop polls for, not a sleep, so heartbeats keep flowing.
+is a due time the worker's loop polls for, not a sleep, so heartbeats keep flowing. The
+emulated synthesizer keeps the simulator's prefix (KV) cache model: a ``KVCache`` of the
+scenario's capacity, matched when a job starts and filled when it ends, and only the prompt
+tokens it did not hold are prefilled.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,25 +23,36 @@ from typing import Any, Protocol
 import faiss
 import numpy as np
 
+from swarmsim.kvcache import KVCache
 from swarmsim.profiles import DeviceProfile
 
 from .corpusfiles import CorpusFiles
 from .errors import ProtocolError
+from .protocol import prefix_blocks
 
 faiss.omp_set_num_threads(1)  # REFERENCE.md: two threads on one query ran at half the speed
 
 
 class Pending:
-    """One job in progress: a result ready now, at a due time, or when a future resolves."""
+    """One job in progress: a result ready now, at a due time, or when a future resolves;
+    ``finish``, when given, makes the result when the job ends (a cache fills then)."""
 
-    def __init__(self, result: Any = None, due: float = 0.0, future: Future | None = None) -> None:
-        self.result, self.due, self.future = result, due, future
+    def __init__(
+        self,
+        result: Any = None,
+        due: float = 0.0,
+        future: Future | None = None,
+        finish: Callable[[], Any] | None = None,
+    ) -> None:
+        self.result, self.due, self.future, self.finish = result, due, future, finish
 
     def ready(self, now: float) -> bool:
         return self.future.done() if self.future is not None else now >= self.due
 
     def value(self) -> Any:
-        return self.future.result() if self.future is not None else self.result
+        if self.future is not None:
+            return self.future.result()
+        return self.finish() if self.finish is not None else self.result
 
 
 class Backend(Protocol):
@@ -101,12 +116,18 @@ class Retriever:
 @dataclass
 class EmulatedSynthesizer:
     """EMULATED LLM: waits prefill + decode time of the device profile for the query's token
-    counts, then answers extractively from the retrieved documents."""
+    counts, then answers extractively from the retrieved documents. With a prefix cache
+    (``kv``), as the simulator's replica: the prompt's leading ``blocks`` it holds skip
+    prefill (``block_tokens`` tokens each, at most the prompt), and the prompt's blocks are
+    cached when the job ends. The answer reports the tokens found cached, the prefill time
+    (where its first token appears) and the cache's state (``kv_report``)."""
 
     files: CorpusFiles
     device: DeviceProfile
     model: str
     time_scale: float
+    kv: KVCache | None = None
+    block_tokens: int = 16
 
     def start(self, payload: Any, now: float) -> Pending:
         tin = _field(payload, "input_tokens", int)
@@ -114,8 +135,30 @@ class EmulatedSynthesizer:
         docs = _field(payload, "docs", list)
         if tin < 0 or tout < 0:
             raise ProtocolError("payload", f"token counts {tin}, {tout} must be >= 0")
-        wait = self.device.synth_seconds(self.model, tin, tout) * self.time_scale
-        return Pending({"answer": extractive_answer(self.files, docs)}, now + wait)
+        blocks = prefix_blocks(payload)
+        cached = 0
+        if self.kv is not None and blocks:
+            cached = min(self.kv.match(blocks) * self.block_tokens, tin)
+        scale = self.time_scale
+        prefill = self.device.synth_seconds(self.model, tin - cached, 0) * scale
+        wait = self.device.synth_seconds(self.model, tin - cached, tout) * scale
+        out = {"answer": extractive_answer(self.files, docs), "cached": cached,
+               "prefill_s": prefill}  # fmt: skip
+        return Pending(due=now + wait, finish=lambda: self._served(blocks, out))
+
+    def _served(self, blocks: tuple[int, ...], out: dict[str, Any]) -> dict[str, Any]:
+        """The job ended: its prompt's blocks join the cache; the answer with its state."""
+        if self.kv is not None and blocks:
+            self.kv.insert(blocks)
+        return {**out, **kv_report(self.kv)}
+
+
+def kv_report(kv: KVCache | None) -> dict[str, Any]:
+    """What a worker tells the coordinator of its prefix cache: utilisation and the hit
+    counts (blocks hit, blocks looked up) since the cache was made; utilisation 0 without."""
+    if kv is None:
+        return {"kv_util": 0.0}
+    return {"kv_util": kv.utilisation, "kv_hits": kv.hits, "kv_lookups": kv.lookups}
 
 
 def extractive_answer(files: CorpusFiles, docs: list[Any], limit: int = 600) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from envs.registry import make_task
 from envs.task import Actor, Task
 from swarmsim.errors import SwarmError
+from swarmsim.view import NO_AGENT
 
 from . import operator, sockets
 from .attachment import ACTING, CANDIDATE, TaskSlot
@@ -29,6 +30,7 @@ class Controls:
         self.coord, self.cfg = coord, cfg
         self.slots: dict[str, TaskSlot] = {}  # controllers attached, per Task
         self.route_slot: TaskSlot | None = None  # the slot of the per-query routing Task
+        self.place_slot: TaskSlot | None = None  # the slot of the per-query placement Task
         self.changes: deque[dict[str, Any]] = deque(maxlen=100)  # controller events (status)
         # controllers named by ATTACH requests are read and verified off the loop
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attach")
@@ -52,6 +54,23 @@ class Controls:
             coord.counts["bad_plans"] += 1
             if query.id in coord.awaiting:
                 coord.route(query.id, coord.default_plan(layer))
+
+    def placing(self) -> bool:
+        """Whether a controller places synthesizer jobs (else the layer's rule does)."""
+        return self.place_slot is not None and self.place_slot.active
+
+    def decide_place(self, query: Query) -> None:
+        """Place the waiting ``query``'s synthesizer job by the attached controller. A
+        placement the coordinator refuses (ValueError) is counted and left to the layer's
+        dispatch rule."""
+        coord, slot = self.coord, self.place_slot
+        assert slot is not None  # the pipeline asks only while placing()
+        try:
+            slot.decide(coord, query)
+        except ValueError:
+            coord.counts["bad_plans"] += 1
+            if query.id in coord.pipeline.placing:
+                coord.place(query.id, NO_AGENT)
 
     def decide_interval(self) -> None:
         """A control interval ended: each attached control Task decides."""
@@ -82,10 +101,10 @@ class Controls:
         slot = self.slots.get(name)
         if slot is None:
             task = make_task(name) if isinstance(task, str) else task
-            if task.decision not in ("route", "control"):
+            if task.decision not in ("route", "place", "control"):
                 raise SwarmError(
-                    f"{task.name}: the live runtime takes route and control decisions, "
-                    f"not {task.decision!r} ones yet"
+                    f"{task.name}: the live runtime takes route, place and control "
+                    f"decisions, not {task.decision!r} ones yet"
                 )
             slot = TaskSlot(task, self.cfg, self.coord.now)
         self.log_changes(slot.install(label, controller, sha256, mode, split))
@@ -93,6 +112,8 @@ class Controls:
         self.slots[name] = slot
         if slot.task.decision == "route":
             self.route_slot = slot
+        elif slot.task.decision == "place":
+            self.place_slot = slot
 
     def detach(self, task: str, which: str = ACTING) -> list[dict[str, Any]]:
         """Return ``task`` to its heuristic (or take its candidate out); the events made."""

@@ -7,8 +7,9 @@ It is the live runtime's ``ControlPlane`` (``route`` / ``configure`` / ``scale``
 gets exactly one final answer, completed or failed, by its deadline; the jobs of a worker
 that stops heartbeating are retried on another replica. Its workers are a ``Roster``, its
 backlog and retries a ``Dispatch``, the query's life (advance -> join -> finish) a
-``Pipeline``, its controllers ``Controls``; heartbeats and the retry budget are the
-scenario's ``failures`` section, as in the simulator.
+``Pipeline``, its controllers ``Controls``, what its synthesizers' prefix caches hold a
+``KVIndex``; heartbeats and the retry budget are the scenario's ``failures`` section, as in
+the simulator.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from swarmsim.errors import SwarmError
 from swarmsim.inference import InferenceStrategy
 from swarmsim.lifecycle import lifecycle_record
 from swarmsim.metrics import Metrics
+from swarmsim.profiles import load_profiles
 from swarmsim.query import GONE, AgentState, FailureReason, Outcome
 from swarmsim.scenario import Scenario
-from swarmsim.view import ClusterView, RoutePlan
+from swarmsim.view import NO_AGENT, ClusterView, RoutePlan
 
 from . import sockets
 from .attachment import TaskSlot
@@ -35,6 +37,7 @@ from .controls import Controls
 from .corpusfiles import CorpusFiles
 from .dispatch import NAME, Dispatch, job_id
 from .errors import ProtocolError
+from .kvindex import KVIndex
 from .launcher import Launcher
 from .pipeline import Pipeline
 from .protocol import CONTROL, DATA, RESPONSE, Message
@@ -84,6 +87,7 @@ class Coordinator:
             launcher, self.metrics, self.now, self.dead_after_s, self.cfg.startup_timeout_s
         )
         self.window = LoadWindow(scenario.layers)
+        self.kv = KVIndex(scenario, load_profiles())
         self.dispatch = Dispatch(self.roster, self.window, scenario.layers, self.cfg.worker_credit,
                                  failures.max_attempts, self.metrics, self, self.now)  # fmt: skip
         self.controls = Controls(self, self.cfg)
@@ -250,11 +254,14 @@ class Coordinator:
         p = msg.payload if isinstance(msg.payload, dict) else {}
         agent.report(p)
         if msg.action != "READY" or agent.state in (AgentState.DRAINING, AgentState.STOPPED):
+            self.kv.reported(agent.id, p)
             return
         layer, role, shard = agent.layer, agent.role, agent.shard
         if p.get("layer") in self.scenario.layers and isinstance(p.get("shard"), int):
             layer, role, shard = p["layer"], str(p.get("role")), p["shard"]
         loaded = self.roster.ready(agent, layer, role, shard)
+        self.kv.ready(agent)
+        self.kv.reported(agent.id, p)
         if self.record and loaded is not None:
             kind, since = loaded
             row = lifecycle_record(kind, agent.id, agent.layer, agent.device, since, self.now())
@@ -275,6 +282,10 @@ class Coordinator:
             return
         now = self.now()
         query, p = job.query, msg.payload if isinstance(msg.payload, dict) else {}
+        agent.report(p)
+        self.kv.reported(agent.id, p)
+        if job.action == "SYNTH" and msg.action == "DONE":
+            self.kv.served(agent.id, query.blocks)
         took = now - job.sent
         agent.observe_latency(took)
         role = self.scenario.layers[job.layer].role
@@ -372,12 +383,24 @@ class Coordinator:
         )
 
     def place(self, query: int, agent: int) -> None:
-        """Not yet live: synthesizer jobs go by the layer's dispatch rule."""
-        raise SwarmError("the live runtime does not place synthesizer jobs yet")
+        """Send the waiting ``query``'s synthesizer job to the running replica ``agent`` of
+        its layer (``NO_AGENT``: the layer's dispatch rule picks). Raises ValueError, as the
+        simulator does, for a query not waiting for a replica or an agent that is not a
+        running replica of its layer. A retry after a failure goes by the layer's rule."""
+        q = self.pipeline.placing.get(query)
+        if q is None:
+            raise ValueError(f"query {query} is not waiting for a synthesizer replica")
+        layer = self.pipeline.layer_of(q)
+        target = self.agents.get(agent)
+        if agent != NO_AGENT and (target is None or target.layer != layer or target.pool is None):
+            raise ValueError(f"agent {agent} is not an accepting replica of layer {layer}")
+        del self.pipeline.placing[query]
+        self.pipeline.send_stage(q, layer, target)
 
     def scale(self, layer: str, target: int) -> None:
         """Set ``layer``'s replicas (clamped to its min/max): start or drain workers."""
-        scale_layer(self.roster, self.scenario.layers, self.files.n_shards, layer, target)
+        scale_layer(self.roster, self.scenario.layers, self.files.n_shards, layer, target,
+                    self.kv.capacity)  # fmt: skip
 
     def assign(self, agent: int, layer: str, shard: int | None = None) -> None:
         """Move ``agent`` into ``layer`` (its role and model; retrievers hold ``shard``)."""
@@ -389,7 +412,8 @@ class Coordinator:
         self.roster.leave(a, AgentState.SWITCHING)
         self.counts["role_changes"] += 1
         self.metrics.role_changes += 1
-        payload = {"layer": layer, "role": cfg.role, "shard": shard, "model": cfg.model}
+        payload = {"layer": layer, "role": cfg.role, "shard": shard, "model": cfg.model,
+                   "kv_blocks": self.kv.capacity(layer, a.device)}  # fmt: skip
         self.send_worker(a, Message(CONTROL, "ASSIGN", "", NAME, payload))
 
     # --- views and recordings --------------------------------------------------------------

@@ -75,9 +75,12 @@ class Dispatch:
         longest ago, as in the simulator's pools (a dispatch rule the two must share)."""
         return self.roster.least_loaded(layer, shard, self.credit)
 
-    def send(self, job: Job, agent: Agent | None = None) -> None:
-        """Send ``job`` to ``agent`` (or the least-loaded accepting one), else hold it."""
-        if agent is None or not self.accepting(agent):
+    def send(self, job: Job, agent: Agent | None = None, placed: bool = False) -> None:
+        """Send ``job`` to ``agent`` (or the least-loaded accepting one), else hold it. A
+        ``placed`` job (a controller chose its agent) goes to its agent while that runs, even
+        past the credit, as the simulator sends a placed job to its agent's queue."""
+        ok = agent is not None and (agent.pool is not None if placed else self.accepting(agent))
+        if not ok:
             agent = self.least_loaded(job.layer, job.shard)
         if agent is None and not self.roster.servable(job.layer, job.shard):
             self._unservable(job)

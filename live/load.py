@@ -2,8 +2,9 @@
 coordinator's client port, with the simulator's own workload code and random streams.
 
 For a given scenario and seed it sends the same queries at the same offsets as the
-simulator creates them (the ``workload`` and ``queries`` streams of ``RandomStreams``), so
-a live run and a simulated run of one seed see the same arrivals. Run as
+simulator creates them (the ``workload``, ``prefix``, ``bursts`` and ``queries`` streams of
+``RandomStreams``), so a live run and a simulated run of one seed see the same arrivals and
+the same prompts (prefix blocks). Run as
 ``python -m live.load --address ADDR --scenario REF [--set K=V ...] --seed N --duration S
 --pool N``; it prints one JSON line of client-side counts when done, or when stopped by
 SIGINT or SIGTERM, or when its parent (the swarm) goes away.
@@ -51,20 +52,27 @@ class ClientStats:
 def queries(
     scenario: Scenario, seed: int, n_pool: int, base_dir: Path | None = None
 ) -> Iterator[tuple[float, dict]]:
-    """(offset seconds, QUERY payload) in arrival order: the simulator's arrivals for ``seed``."""
+    """(offset seconds, QUERY payload) in arrival order: the simulator's arrivals for ``seed``,
+    with their prompts' prefix-block hashes (``blocks``) when the workload has them."""
     streams = RandomStreams(seed)
-    workload = Workload(scenario.workload, streams["workload"].gen, base_dir, streams["bursts"].gen)
+    workload = Workload(
+        scenario.workload,
+        streams["workload"].gen,
+        base_dir,
+        prefix_rng=streams["prefix"].gen,
+        burst_rng=streams["bursts"].gen,
+    )
     pool = streams["queries"]
     for arrival in workload.arrivals():
-        yield (
-            arrival.t,
-            {
-                "qclass": arrival.qclass,
-                "input_tokens": arrival.input_tokens,
-                "output_tokens": arrival.output_tokens,
-                "pool": pool.randrange(n_pool),
-            },
-        )
+        payload = {
+            "qclass": arrival.qclass,
+            "input_tokens": arrival.input_tokens,
+            "output_tokens": arrival.output_tokens,
+            "pool": pool.randrange(n_pool),
+        }
+        if arrival.blocks:
+            payload["blocks"] = list(arrival.blocks)
+        yield arrival.t, payload
 
 
 def drive(

@@ -21,7 +21,7 @@ from swarmsim.scenario import Scenario
 from .corpusfiles import CorpusFiles
 from .dispatch import Dispatch, job_id
 from .errors import ProtocolError
-from .protocol import Message
+from .protocol import Message, prefix_blocks
 from .state import Agent, Job, Query
 from .telemetry import Telemetry
 from .worker import STAGE_ACTIONS
@@ -61,6 +61,7 @@ class Pipeline:
         self.node_names = [g.name for g in scenario.nodes]
         self.active: dict[int, Query] = {}  # in arrival order, so deadlines expire in order
         self.awaiting: dict[int, Query] = {}  # queries waiting for a route plan
+        self.placing: dict[int, Query] = {}  # queries waiting for a synthesizer replica
         self.finished: deque[tuple[float, str, str, float, float | None]] = deque(
             maxlen=FINISHED_WINDOW
         )  # (end, arm, outcome, latency, recall) of the most recent queries
@@ -89,26 +90,41 @@ class Pipeline:
             raise ProtocolError("payload", f"class {p['qclass']} or pool {p['pool']} out of range")
         if p["input_tokens"] < 0 or p["output_tokens"] < 0:
             raise ProtocolError("payload", "token counts must be >= 0")
+        blocks = prefix_blocks(p)
         now = self.now()
         return Query(next(self.ids), peer, msg.task, now, now + self.deadline_s, p["qclass"],
                      classes[p["qclass"]].model, p["input_tokens"], p["output_tokens"],
-                     p["pool"])  # fmt: skip
+                     p["pool"], blocks)  # fmt: skip
 
     def advance(self, query: Query) -> None:
         """Start the query's current stage, or finish it after the last one."""
         if query.stage == len(self.stages):
             self.finish(query, Outcome.COMPLETED)
             return
-        layers = self.stages[query.stage]
-        layer = layers if isinstance(layers, str) else layers[query.model]
+        layer = self.layer_of(query)
         query.stage_start = self.now()
         role = self.scenario.layers[layer].role
         if role == "retriever":
             self.awaiting[query.id] = query
             self.controls.decide_route(query, layer)
             return
-        action, payload = STAGE_ACTIONS[role], _payload(query, role)
-        self.dispatch.send(Job(job_id(query), query, layer, action, payload))
+        if role == "synthesizer" and self.controls.placing():
+            self.placing[query.id] = query
+            self.controls.decide_place(query)
+            return
+        self.send_stage(query, layer)
+
+    def layer_of(self, query: Query) -> str:
+        """The layer of the query's current stage."""
+        layers = self.stages[query.stage]
+        return layers if isinstance(layers, str) else layers[query.model]
+
+    def send_stage(self, query: Query, layer: str, agent: Agent | None = None) -> None:
+        """Send the query's job of its current stage (not a search) to ``agent``, placed
+        there beyond its credit, as the simulator places it; else by the layer's rule."""
+        role = self.scenario.layers[layer].role
+        job = Job(job_id(query), query, layer, STAGE_ACTIONS[role], _payload(query, role))
+        self.dispatch.send(job, agent, placed=agent is not None)
 
     def answered(self, job: Job, agent: Agent, ok: bool, p: dict[str, Any], now: float) -> None:
         """A worker answered ``job`` of a query still in flight: retry it, or go on."""
@@ -117,6 +133,8 @@ class Pipeline:
             return
         query = job.query
         assert query.timeline is not None
+        if job.action == "SYNTH":
+            self._synthesized(job, p, now)
         query.timeline.append(self._stage_row(job, agent, now, p))
         if job.action == "EMBED":
             vec = p.get("vector")
@@ -140,6 +158,17 @@ class Pipeline:
         query.stage += 1
         self.advance(query)
 
+    def _synthesized(self, job: Job, p: dict[str, Any], now: float) -> None:
+        """A synthesis answered: the prompt tokens its replica's cache held, and when its
+        first token appeared (its service's start plus the prefill time it reports); figures
+        of the wrong type or out of range are ignored (network input)."""
+        query = job.query
+        cached, prefill, service = p.get("cached"), p.get("prefill_s"), p.get("service_s")
+        if _is_int(cached) and 0 <= cached <= query.input_tokens:
+            job.cached = cached
+        if _is_number(prefill) and _is_number(service) and 0 <= prefill <= service:
+            query.first_token = max(now - service, job.sent) + prefill
+
     def _stage_row(self, job: Job, agent: Agent, now: float, p: dict[str, Any]) -> StageRow:
         """The answered job as a timeline row (its start: the worker's service time back)."""
         names = self.node_names
@@ -147,7 +176,7 @@ class Pipeline:
         service = p.get("service_s")
         start = now - float(service) if isinstance(service, float | int) else job.sent
         return (job.query.stage, job.layer, agent.id, node, agent.device, job.sent,
-                max(start, job.sent), now)  # fmt: skip
+                max(start, job.sent), now, job.cached)  # fmt: skip
 
     def skip_shard(self, query: Query) -> None:
         """One of the query's searches cannot be served: go on with the others."""
@@ -173,6 +202,7 @@ class Pipeline:
         query.outcome, query.reason, query.end = outcome, reason, now
         self.active.pop(query.id, None)
         self.awaiting.pop(query.id, None)
+        self.placing.pop(query.id, None)
         latency = now - query.arrival
         self.metrics.record_end(query, latency, None)
         self.telemetry.query_out(outcome, latency)
@@ -189,7 +219,7 @@ def _payload(query: Query, role: str) -> Any:
         return {"pool": query.pool}
     if role == "synthesizer":
         return {"input_tokens": query.input_tokens, "output_tokens": query.output_tokens,
-                "docs": query.docs}  # fmt: skip
+                "docs": query.docs, "blocks": list(query.blocks)}  # fmt: skip
     return {"pool": query.pool, "ids": query.docs}  # evaluator
 
 
@@ -199,3 +229,7 @@ def _stage_layers(stage) -> str | dict[str, str]:
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)

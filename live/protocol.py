@@ -42,6 +42,10 @@ ACTIONS: dict[str, frozenset[str]] = {
     # DONE / FAILED: the outcome of a stage or of a whole query; ERROR: a message was refused.
     RESPONSE: frozenset({"DONE", "FAILED", "ERROR"}),
 }
+# A query's prompt prefix-block hashes (``blocks`` of a QUERY and of a SYNTH job): at most
+# this many (a 131,072-token prompt at vLLM's 16 tokens per block), each a signed 64-bit int
+MAX_PREFIX_BLOCKS = 8192
+HASH_MIN, HASH_MAX = -(2**63), 2**63 - 1
 DTYPES = frozenset({"float32", "float64", "int32", "int64"})  # arrays we accept on the wire
 _ITEMSIZE = {name: np.dtype(name).itemsize for name in DTYPES}
 _DTYPE_NAME = {np.dtype(name): name for name in DTYPES}  # dtype.name is slow per message
@@ -149,6 +153,19 @@ def _payload(header: dict, body: bytes) -> Any:
     if want != len(body):
         raise ProtocolError("payload", f"{shape} {dtype} needs {want} bytes, got {len(body)}")
     return np.frombuffer(body, dtype=dtype).reshape(shape)
+
+
+def prefix_blocks(payload: dict[str, Any]) -> tuple[int, ...]:
+    """The payload's ``blocks`` (absent: none), checked: a list of at most
+    ``MAX_PREFIX_BLOCKS`` signed 64-bit integers; raises :class:`ProtocolError`."""
+    blocks = payload.get("blocks", ())
+    if not isinstance(blocks, list | tuple) or len(blocks) > MAX_PREFIX_BLOCKS:
+        size = len(blocks) if isinstance(blocks, list | tuple) else type(blocks).__name__
+        raise ProtocolError("payload", f"blocks: a list of <= {MAX_PREFIX_BLOCKS}, got {size}")
+    for h in blocks:
+        if not (isinstance(h, int) and not isinstance(h, bool) and HASH_MIN <= h <= HASH_MAX):
+            raise ProtocolError("payload", f"blocks: {h!r} is not a 64-bit block hash")
+    return tuple(blocks)
 
 
 def render(msg: Message, limit: int = 120) -> str:

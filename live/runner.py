@@ -31,6 +31,7 @@ from swarmsim.summary import (
     count_overdue,
     query_figures,
     replica_counts,
+    ttft_summary,
 )
 
 from .config import LiveConfig
@@ -68,13 +69,13 @@ class LiveRun:
 
 
 def check_live(scenario: Scenario) -> None:
-    """The live runtime runs a pipeline of these roles, embedding before retrieval."""
+    """The live runtime runs a pipeline of these roles (a retrieval stage is optional: a
+    synthesizer-only scenario such as prefix-cache runs too; its workers still load the
+    scenario's corpus files, which its queries' pool indices point into)."""
     roles = [scenario.layers[n].role for n in scenario.layers]
     bad = sorted(set(roles) - set(LIVE_ROLES))
     if bad:
         raise SwarmError(f"scenario {scenario.name}: the live runtime has no role {bad[0]!r}")
-    if not scenario.has_retrieval or scenario.corpus is None:
-        raise SwarmError(f"scenario {scenario.name}: the live runtime needs a retrieval stage")
 
 
 def plan_workers(scenario: Scenario, total: int | None) -> list[tuple[str, str, int, int]]:
@@ -184,6 +185,8 @@ class Swarm:
                 heartbeat_interval_s=scenario.failures.heartbeat_interval_s,
                 heartbeat_liveness=scenario.failures.heartbeat_liveness,
                 time_scale=run.config.time_scale,
+                kv_blocks=self.coord.kv.capacity(layer, device),
+                block_tokens=scenario.workload.block_tokens,
             )
             self.coord.roster.launch(spec, node)
         self.wait_ready()
@@ -386,8 +389,8 @@ def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> Summary
             unmet_scale_requests=None,
         ),
         controllers=_controller_stats(coord),
-        ttft_s=None,
-        kv_cache=None,
+        ttft_s=ttft_summary(m.ttfts),
+        kv_cache=coord.kv.summary(),
         sessions="timestamp" if scenario.workload.session_mode else None,  # live: by timestamp
         events=None,
         coordinator_cpu_s=time.process_time() - coord.cpu0,  # since the load started

@@ -16,9 +16,15 @@ ON_WAY = (AgentState.RUNNING, AgentState.STARTING, AgentState.SWITCHING)
 
 
 def scale_layer(
-    roster: Roster, layers: Mapping[str, LayerConfig], n_shards: int, layer: str, target: int
+    roster: Roster,
+    layers: Mapping[str, LayerConfig],
+    n_shards: int,
+    layer: str,
+    target: int,
+    kv_blocks: Callable[[str, str], int],
 ) -> None:
-    """Bring ``layer`` to ``target`` replicas (clamped to the layer's min/max)."""
+    """Bring ``layer`` to ``target`` replicas (clamped to the layer's min/max); a new
+    replica's prefix cache holds ``kv_blocks(layer, device)`` blocks."""
     cfg = layers.get(layer)
     if cfg is None:
         return
@@ -27,14 +33,19 @@ def scale_layer(
     live = [a for a in members if a.state in ON_WAY]
     if target > len(live):
         for _ in range(target - len(live)):
-            _start(roster, cfg, layer, n_shards, members)
+            _start(roster, cfg, layer, n_shards, members, kv_blocks)
     elif target < len(live):
         for agent in _drain_order(live, cfg.role)[: len(live) - target]:
             roster.leave(agent, AgentState.DRAINING)
 
 
 def _start(
-    roster: Roster, cfg: LayerConfig, layer: str, n_shards: int, members: list[Agent]
+    roster: Roster,
+    cfg: LayerConfig,
+    layer: str,
+    n_shards: int,
+    members: list[Agent],
+    kv_blocks: Callable[[str, str], int],
 ) -> None:
     template = next((roster.specs[a.id] for a in members if a.id in roster.specs), None)
     if template is None:
@@ -53,6 +64,7 @@ def _start(
         role=cfg.role,
         shard=shard,
         model=cfg.model or "",
+        kv_blocks=kv_blocks(layer, template.device),
     )
     node = roster.agents[template.id].node if template.id in roster.agents else 0
     roster.launch(spec, node)

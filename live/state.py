@@ -44,6 +44,7 @@ class Agent:
     busy_s: float = 0.0  # reported by the worker
     busy_mark: float = 0.0  # busy_s at the start of the control interval
     latency_s: float = 0.0  # EWMA of stage latencies (send to answer)
+    kv_util: float = 0.0  # its prefix cache's blocks held / capacity, as it last reported
     pid: int = 0
     gone: float = -1.0  # when it died or stopped
 
@@ -52,11 +53,14 @@ class Agent:
         return f"w{self.id}".encode()
 
     def report(self, p: dict[str, Any]) -> None:
-        """Take the load a READY or HEARTBEAT payload reports (fields of the wrong type are
-        ignored: the payload is network input)."""
+        """Take the load a READY, HEARTBEAT or DONE payload reports (fields of the wrong type
+        are ignored: the payload is network input)."""
         busy, queue, pid = p.get("busy_s"), p.get("queue"), p.get("pid")
         if isinstance(busy, float | int):
             self.busy_s = float(busy)
+        kv = p.get("kv_util")
+        if isinstance(kv, float | int) and 0 <= kv <= 1:
+            self.kv_util = float(kv)
         if isinstance(queue, int):
             self.queue = queue
         if isinstance(pid, int):
@@ -88,8 +92,9 @@ class Query(sim.Query):
         input_tokens: int,
         output_tokens: int,
         pool: int,
+        blocks: tuple[int, ...] = (),
     ) -> None:
-        super().__init__(qid, arrival, qclass, model, input_tokens, output_tokens, pool)
+        super().__init__(qid, arrival, qclass, model, input_tokens, output_tokens, pool, blocks)
         self.client = client
         self.client_task = client_task
         self.deadline = deadline

@@ -171,7 +171,7 @@ def build_view(
         agents=_agent_table(roster, agents, names, now),
         n_shards=coord.files.n_shards,
         totals=_totals(coord, now),
-        query=None if query is None else _query_info(coord, query, len(agents)),
+        query=None if query is None else _query_info(coord, query, agents),
     )
 
 
@@ -194,7 +194,7 @@ def _agent_table(roster: Roster, agents: list[Agent], names: tuple[str, ...], no
         in_flight=np.array([len(a.jobs) for a in agents], dtype=np.int64),
         latency_s=np.array([a.latency_s for a in agents], dtype=np.float64),
         utilisation=np.array([min(a.busy_s / max(now - a.born, 1e-9), 1.0) for a in agents]),
-        kv_util=np.zeros(len(agents)),  # live workers keep no prefix cache yet
+        kv_util=np.array([a.kv_util for a in agents], dtype=np.float64),  # as last reported
         training=np.zeros(len(agents), dtype=bool),  # live runs no background training jobs yet
     )
 
@@ -259,11 +259,15 @@ def _totals(coord: Coordinator, now: float) -> Totals:
     )
 
 
-def _query_info(coord: Coordinator, query: Query, n_agents: int) -> QueryInfo:
+def _query_info(coord: Coordinator, query: Query, agents: list[Agent]) -> QueryInfo:
+    """The query being decided on; its prompt's overlap with each agent row's prefix cache
+    comes from the coordinator's ``KVIndex`` (the simulator peeks at the caches themselves)."""
     relevance = np.zeros(coord.files.n_shards, dtype=np.float32)
     if query.vector is not None:
         relevance = np.asarray(coord.files.centroids @ query.vector, dtype=np.float32)
-    # live queries carry no prefix blocks and workers no cache yet: blocks 0, overlap zeros
+    layer = -1
+    if query.stage < len(coord.pipeline.stages):
+        layer = list(coord.scenario.layers).index(coord.pipeline.layer_of(query))
     return QueryInfo(
         query.id,
         query.qclass,
@@ -271,5 +275,7 @@ def _query_info(coord: Coordinator, query: Query, n_agents: int) -> QueryInfo:
         query.input_tokens,
         query.output_tokens,
         relevance,
-        overlap=np.zeros(n_agents, dtype=np.int64),
+        layer,
+        len(query.blocks),
+        coord.kv.overlap(query.blocks, agents),
     )

@@ -21,6 +21,7 @@ from typing import Any
 
 import zmq
 
+from swarmsim.kvcache import KVCache
 from swarmsim.profiles import load_profiles
 from swarmsim.scenario import FailureConfig
 
@@ -33,6 +34,7 @@ from .backends import (
     OpenAISynthesizer,
     Pending,
     Retriever,
+    kv_report,
     now_s,
 )
 from .config import LiveConfig
@@ -41,6 +43,8 @@ from .errors import ProtocolError
 from .protocol import CONTROL, DATA, RESPONSE, Message
 
 MAX_QUEUE = 256  # jobs a worker holds; the coordinator's credit keeps it far below this
+MAX_KV_BLOCKS = 10_000_000  # prefix-cache capacity an ASSIGN may ask for (80 GB at 16 tokens
+# and 0.5 KB per token is 10^7 blocks)
 STAGE_ACTIONS = {
     "embedder": "EMBED",
     "retriever": "SEARCH",
@@ -70,6 +74,8 @@ class WorkerSpec:
     reconnect_initial_s: float = LiveConfig.reconnect_initial_s
     reconnect_max_s: float = LiveConfig.reconnect_max_s
     time_scale: float = 1.0
+    kv_blocks: int = 0  # an emulated synthesizer's prefix-cache capacity in blocks (0: none)
+    block_tokens: int = 16  # tokens per prefix block (the scenario's workload.block_tokens)
 
     @property
     def name(self) -> str:
@@ -111,7 +117,8 @@ class Worker:
         if spec.role == "synthesizer":
             if spec.synth_backend == "openai":
                 return OpenAISynthesizer(self.files, spec.openai_url, spec.openai_model)
-            return EmulatedSynthesizer(self.files, device, spec.model, scale)
+            kv = KVCache(spec.kv_blocks) if spec.kv_blocks > 0 else None
+            return EmulatedSynthesizer(self.files, device, spec.model, scale, kv, spec.block_tokens)
         if spec.role == "evaluator":
             return Evaluator(self.files, device, scale)
         raise ValueError(f"role must be one of {sorted(STAGE_ACTIONS)}, got {spec.role!r}")
@@ -205,9 +212,11 @@ class Worker:
             layer, role = str(p["layer"]), str(p["role"])
             shard, model = int(p.get("shard", -1)), str(p.get("model", ""))
             device = str(p.get("device", self.spec.device))
-            target = replace(
-                self.spec, layer=layer, role=role, shard=shard, model=model, device=device
-            )
+            kv_blocks = int(p.get("kv_blocks", 0))
+            if not 0 <= kv_blocks <= MAX_KV_BLOCKS:
+                raise ValueError(f"kv_blocks {kv_blocks} out of range")
+            target = replace(self.spec, layer=layer, role=role, shard=shard, model=model,
+                             device=device, kv_blocks=kv_blocks)  # fmt: skip
         except (TypeError, KeyError, ValueError):
             self.errors += 1
             return
@@ -263,6 +272,7 @@ class Worker:
             "done": self.done,
             "errors": self.errors,
             "switching": self.switch_to is not None,
+            **kv_report(self.backend.kv if isinstance(self.backend, EmulatedSynthesizer) else None),
         }
 
     def _send(self, sock, kind: str, action: str, payload: Any, task: str = "") -> None:

@@ -25,6 +25,23 @@ if TYPE_CHECKING:
     from .scenario import Scenario
 
 
+def replica_capacity(
+    cfg: LayerConfig, device: DeviceProfile, profiles: Profiles, block_tokens: int
+) -> int | None:
+    """Prefix-cache blocks of one replica of a ``cfg`` layer on ``device`` (None: the layer
+    keeps no cache); the live runtime sizes its emulated synthesizers' caches with it too."""
+    if cfg.kv_cache is None:
+        return None
+    model = profiles.models.get(cfg.model or "")
+    return capacity_blocks(
+        cfg.kv_cache,
+        device.vram_gb,
+        model.vram_gb if model else 0.0,
+        model.kv_bytes_per_token if model else None,
+        block_tokens,
+    )
+
+
 class Meter:
     """Running totals of what the cluster bills: USD and GPU-seconds, O(1) to read at any time.
 
@@ -326,18 +343,15 @@ class Cluster:
 
     def _give_cache(self, agent: Agent) -> None:
         """A fresh prefix cache sized for the agent's device and model, if its layer has one."""
-        cfg, layer = agent.layer.cfg.kv_cache, agent.layer
-        if cfg is None:
-            agent.kv = None
-            return
-        model = self.profiles.models.get(layer.cfg.model or "")
-        size = capacity_blocks(
-            cfg,
-            agent.device.profile.vram_gb,
-            model.vram_gb if model else 0.0,
-            model.kv_bytes_per_token if model else None,
+        size = replica_capacity(
+            agent.layer.cfg,
+            agent.device.profile,
+            self.profiles,
             self.scenario.workload.block_tokens,
         )
+        if size is None:
+            agent.kv = None
+            return
         agent.kv = self.caches[agent.id] = KVCache(size)
 
     def remove_agent(self, agent: Agent, now: float) -> None:

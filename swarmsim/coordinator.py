@@ -343,6 +343,7 @@ class Coordinator:
                     item.sent,
                     item.start,
                     now,
+                    item.cached,
                 )
             )
         if item.shard >= 0:

@@ -62,9 +62,10 @@ class AgentState(IntEnum):
 
 GONE = (AgentState.DEAD, AgentState.STOPPED)
 
-# One answered job of a query: (stage, layer, agent, node, device, sent, start, end)
-StageRow = tuple[int, str, int, str, str, float, float, float]
-STAGE_FIELDS = ("stage", "layer", "agent", "node", "device", "sent", "start", "end")
+# One answered job of a query: (stage, layer, agent, node, device, sent, start, end, cached);
+# cached: its prompt tokens found in its replica's prefix cache (0 for other stages)
+StageRow = tuple[int, str, int, str, str, float, float, float, int]
+STAGE_FIELDS = ("stage", "layer", "agent", "node", "device", "sent", "start", "end", "cached")
 
 
 class Query:

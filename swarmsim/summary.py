@@ -100,8 +100,8 @@ class Summary(QueryFigures):
     messages: Messages
     failures: FailureCounts
     controllers: dict[str, Any]  # per Task: the controller that decided and its counters
-    ttft_s: TtftSummary | None  # arrival to the end of the synthesizer's prefill (sim only)
-    kv_cache: KVCacheSummary | None  # prefix-cache hits (sim only; None without caches)
+    ttft_s: TtftSummary | None  # arrival to the end of the synthesizer's prefill (None: none)
+    kv_cache: KVCacheSummary | None  # prefix-cache hits (None without caches)
     sessions: Literal["timestamp", "closed-loop"] | None  # how turns were sent (None: no sessions)
     events: int | None  # SimPy events (simulator only)
     coordinator_cpu_s: float | None  # the live coordinator's CPU seconds (live only)
@@ -166,8 +166,8 @@ def summarize(sim: Simulation, wall_s: float) -> Summary:
             unmet_scale_requests=sim.lifecycle.unmet,
         ),
         controllers={},
-        ttft_s=_ttft(m.ttfts),
-        kv_cache=_kv_cache(sim),
+        ttft_s=ttft_summary(m.ttfts),
+        kv_cache=kv_cache_summary({a: (c.hits, c.lookups) for a, c in sim.cluster.caches.items()}),
         sessions=sim.scenario.workload.session_mode,
         events=sim.event_count(),
         coordinator_cpu_s=None,
@@ -175,7 +175,7 @@ def summarize(sim: Simulation, wall_s: float) -> Summary:
     )
 
 
-def _ttft(ttfts: list[float]) -> TtftSummary | None:
+def ttft_summary(ttfts: list[float]) -> TtftSummary | None:
     """Median and p99 time to first token of completed post-warm-up queries."""
     if not ttfts:
         return None
@@ -183,16 +183,16 @@ def _ttft(ttfts: list[float]) -> TtftSummary | None:
     return TtftSummary(p50=float(p50), p99=float(p99))
 
 
-def _kv_cache(sim: Simulation) -> KVCacheSummary | None:
-    """Prefix-cache hit rates, overall and per replica (None when no layer has a cache)."""
-    caches = sim.cluster.caches
-    if not caches:
+def kv_cache_summary(counts: Mapping[int, tuple[int, int]]) -> KVCacheSummary | None:
+    """Prefix-cache hit rates, overall and per replica, from (blocks hit, blocks looked up)
+    by agent id (None when no replica has a cache)."""
+    if not counts:
         return None
-    lookups = sum(c.lookups for c in caches.values())
-    hits = sum(c.hits for c in caches.values())
+    hits = sum(h for h, _ in counts.values())
+    lookups = sum(n for _, n in counts.values())
     return KVCacheSummary(
         hit_rate=hits / lookups if lookups else None,
-        per_replica={str(aid): c.hit_rate for aid, c in sorted(caches.items())},
+        per_replica={str(aid): h / n if n else None for aid, (h, n) in sorted(counts.items())},
     )
 
 

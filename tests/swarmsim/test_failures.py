@@ -53,7 +53,7 @@ def test_crashed_agents_work_is_retried_elsewhere_after_detection(story) -> None
     assert [recs[q]["outcome"] for q in (0, 1, 2)] == ["completed"] * 3
     assert recs[1]["stages"] == [
         {"stage": 0, "layer": "synth", "agent": 1, "node": "b", "device": "cpu-server",
-         "sent": 0, "start": 0, "end": 2.0}
+         "sent": 0, "start": 0, "end": 2.0, "cached": 0}
     ]  # fmt: skip
     (q0,), (q2,) = recs[0]["stages"], recs[2]["stages"]
     detected = q0["sent"]
