@@ -63,7 +63,10 @@ def render(result: dict[str, Any]) -> str:
         *_verdicts(result["scenarios"]),
     ]
     for name, sc in result["scenarios"].items():
-        lines += ["", *_section(name, sc)]
+        lines += ["", *_section(name, sc), *_identical(sc)]
+        twin = result["scenarios"].get(name + CONTROL_SUFFIX)
+        if twin is not None:
+            lines += ["", *_mechanism(name, sc, twin)]
     return "\n".join(lines) + "\n"
 
 
@@ -164,3 +167,46 @@ def _cell(stat: dict[str, Any] | None, metric: str = "") -> str:
     lo, hi = stat["ci95"]
     arrow = " ↑" if metric in HIGHER_IS_BETTER else ""
     return f"{stat['mean']:.4g} [{lo:.4g}, {hi:.4g}]{arrow}"
+
+
+def _identical(sc: dict[str, Any]) -> list[str]:
+    """A note naming arms whose every metric on every seed equals an earlier arm's."""
+    first: dict[str, str] = {}
+    same = []
+    for label, arm in sc["arms"].items():
+        key = repr(sorted(arm["per_seed"].items()))
+        if key in first:
+            same.append(f"`{label}` = `{first[key]}`")
+        else:
+            first[key] = label
+    if not same:
+        return []
+    return ["", "Identical results on every seed and metric: " + "; ".join(same) + "."]
+
+
+def _mechanism(name: str, sc: dict[str, Any], twin: dict[str, Any]) -> list[str]:
+    """Per arm, each headline metric on the scenario and on its control twin (same seeds and
+    arrivals) and their ratio: what the mechanism costs each heuristic."""
+    metrics = [m for m in sc["headline"] if m in twin["headline"]]
+    lines = [
+        f"Mechanism effect: each arm on `{name}` against `{name}{CONTROL_SUFFIX}` (same seeds; "
+        "ratio of means, scenario / twin).",
+        "",
+        "| arm | " + " | ".join(f"{m}: scenario, twin, ratio" for m in metrics) + " |",
+        "| --- |" + " --- |" * len(metrics),
+    ]
+    for label, arm in sc["arms"].items():
+        other = twin["arms"].get(label)
+        if other is None:
+            continue
+        cells = []
+        for m in metrics:
+            a, b = arm["metrics"][m]["mean"], other["metrics"][m]["mean"]
+            ratio = "n/a" if a is None or not b else f"{a / b:.2f}x"
+            cells.append(f"{_num(a)}, {_num(b)}, {ratio}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"

@@ -21,7 +21,7 @@ from swarmsim.scenario import Scenario
 from swarmsim.scenario_files import load_scenario
 
 from .evaluate import run_arm
-from .spread import BESIDE, PLANS, SCENARIOS
+from .spread import PLANS, SCENARIOS
 from .spread_stats import headline_block, interval
 from .stats import flatten
 
@@ -53,8 +53,8 @@ def _scenario(ref: str, overrides: tuple[str, ...]) -> Scenario:
 
 
 def _metrics(task: str) -> tuple[str, ...]:
-    headline = PLANS[task].headline
-    return (*headline, *(m for m in BESIDE if m not in headline))
+    plan = PLANS[task]
+    return (*plan.headline, *(m for m in plan.beside if m not in plan.headline))
 
 
 def jobs(
