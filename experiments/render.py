@@ -30,7 +30,8 @@ def render_summary(s: dict[str, Any]) -> str:
         "queries    " + "  ".join(f"{k} {v:,}" for k, v in q.items()),
         "latency_s  " + "  ".join(f"{k} {_num(v)}" for k, v in lat.items()),
         f"slo        target {slo['target_s']} s"
-        f"  violation_rate {_num(slo['violation_rate'], digits=4)}",
+        f"  violation_rate {_num(slo['violation_rate'], digits=4)}"
+        f"  goodput {_num(slo['goodput_qps'], ' q/s', 2)}",
         f"recall@k   {_num(s['recall_at_k'], digits=4)}"
         f"  answer_quality {_num(s.get('answer_quality'), digits=4)}",
         f"cost       gpu_hours {_num(s['gpu_hours'], digits=2)}"

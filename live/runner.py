@@ -366,7 +366,7 @@ def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> Summary
         mode="live",
         duration_s=now,
         wall_s=wall_s,
-        **query_figures(m, count_overdue(coord.active, now, m.slo_s, since=m.warmup_s)),
+        **query_figures(m, count_overdue(coord.active, now, m.slo_s, since=m.warmup_s), now),
         gpu_hours=gpu_hours,
         cost_usd=cost,
         throughput_qps=m.completed / now if now > 0 else 0.0,

@@ -87,14 +87,22 @@ class Metrics:
         p50, p95, p99 = np.percentile(lat, [50, 95, 99])
         return {"mean": float(lat.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99)}
 
-    def slo_summary(self, overdue: int = 0) -> SloSummary:
+    def slo_summary(self, overdue: int, now: float) -> SloSummary:
         """Violation rate over post-warm-up queries: finished slower than the SLO, failed,
         dropped, or (``overdue``) still in flight past the SLO when the run ends, so that a
-        controller cannot hide violations by starving queries."""
+        controller cannot hide violations by starving queries. Goodput: those finished within
+        the SLO per second from the end of warm-up to ``now`` (None before it)."""
+        met = sum(1 for x in self.latencies if x <= self.slo_s)
         judged = len(self.latencies) + self.late_failures + overdue
-        late = sum(1 for x in self.latencies if x > self.slo_s) + self.late_failures + overdue
-        rate = late / judged if judged else None
-        return {"target_s": self.slo_s, "overdue_in_flight": overdue, "violation_rate": rate}
+        rate = (judged - met) / judged if judged else None
+        measured = now - self.warmup_s
+        goodput = met / measured if measured > 0 else None
+        return {
+            "target_s": self.slo_s,
+            "overdue_in_flight": overdue,
+            "violation_rate": rate,
+            "goodput_qps": goodput,
+        }
 
     def query_summary(self) -> QueryCounts:
         return {

@@ -51,6 +51,7 @@ class SloSummary(TypedDict):
     target_s: float
     overdue_in_flight: int  # post-warm-up queries still in flight past the SLO at the end
     violation_rate: float | None
+    goodput_qps: float | None  # post-warm-up queries finished within the SLO per second after it
 
 
 class Replicas(TypedDict):
@@ -111,12 +112,13 @@ class Summary(QueryFigures):
 SUMMARY_KEYS = frozenset(Summary.__required_keys__)
 
 
-def query_figures(m: Metrics, overdue: int) -> QueryFigures:
-    """The query counts, latency, SLO, recall, quality and failure reasons of a run."""
+def query_figures(m: Metrics, overdue: int, now: float) -> QueryFigures:
+    """The query counts, latency, SLO, recall, quality and failure reasons of a run that has
+    run until ``now``."""
     return QueryFigures(
         queries=m.query_summary(),
         latency_s=m.latency_summary(),
-        slo=m.slo_summary(overdue),
+        slo=m.slo_summary(overdue, now),
         recall_at_k=float(np.mean(m.recalls)) if m.recalls else None,
         answer_quality=float(np.mean(m.qualities)) if m.qualities else None,
         outcomes=dict(sorted(m.reasons.items())),
@@ -146,7 +148,7 @@ def summarize(sim: Simulation, wall_s: float) -> Summary:
         mode="sim",
         duration_s=now,
         wall_s=wall_s,
-        **query_figures(m, sim.coordinator.overdue(since=m.warmup_s)),
+        **query_figures(m, sim.coordinator.overdue(since=m.warmup_s), now),
         gpu_hours=sim.cluster.gpu_hours(now),
         cost_usd=sim.cluster.cost_usd(now),
         throughput_qps=m.completed / now if now > 0 else 0.0,

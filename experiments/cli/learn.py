@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 
 from swarmsim.errors import SwarmError
 
 from ..seeds import EVAL_SEEDS
 from .options import add_overrides, add_progress, duration_overrides, show_progress
+
+SPREAD_OUT = Path("results/decision_spread")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +38,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_overrides(ev)
     ev.add_argument("--json", action="store_true", help="print the comparison as JSON")
     ev.set_defaults(func=cmd_eval)
+    _add_spread(sub)
     tr = sub.add_parser("train", help="train a policy, save it, evaluate it, write a report")
     tr.add_argument("config", help="a training config YAML (see experiments/configs/)")
     tr.add_argument(
@@ -41,6 +46,25 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     add_progress(tr)
     tr.set_defaults(func=cmd_train)
+
+
+def _add_spread(sub: argparse._SubParsersAction) -> None:
+    from ..spread import SCENARIOS
+
+    sp = sub.add_parser(
+        "spread", help="every heuristic of each scenario's Task over seeds: the decision spread"
+    )
+    sp.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                    help=f"default: all of {', '.join(SCENARIOS)}")  # fmt: skip
+    sp.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds per arm (10)")
+    sp.add_argument("--seed-start", type=int, default=0, metavar="S", help="first seed")
+    sp.add_argument("--arms", default="", metavar="A,B,...",
+                    help="only these arms (labels as in the report), comma-separated")  # fmt: skip
+    sp.add_argument("--workers", type=int, default=2, metavar="N", help="processes (2)")
+    sp.add_argument("--out", type=Path, default=SPREAD_OUT, metavar="PATH",
+                    help=f"writes PATH.md and PATH.json (default {SPREAD_OUT})")  # fmt: skip
+    add_overrides(sp, "override a parameter of every scenario; repeatable")
+    sp.set_defaults(func=cmd_spread)
 
 
 def add_quickstart(sub: argparse._SubParsersAction) -> None:
@@ -84,6 +108,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate(scenario, specs, seeds)
     print(json.dumps(result, indent=2) if args.json else render_comparison(result))
     return 0
+
+
+def cmd_spread(args: argparse.Namespace) -> int:
+    from ..spread import SCENARIOS
+    from ..spread_report import git_commit, render
+    from ..spread_run import run_spread
+
+    if args.seeds < 1:
+        raise SwarmError(f"--seeds: expected at least 1, got {args.seeds}")
+    if not args.out.parent.is_dir():
+        raise SwarmError(f"--out: directory {args.out.parent} does not exist")
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    only = [a.strip() for a in args.arms.split(",") if a.strip()]
+    result = run_spread(args.scenarios or list(SCENARIOS), seeds, args.overrides, only,
+                        args.workers, _say)  # fmt: skip
+    result["command"] = _spread_command(args)
+    result["commit"] = git_commit(Path(__file__).resolve().parents[2])
+    md, js = args.out.with_suffix(".md"), args.out.with_suffix(".json")
+    js.write_text(json.dumps(result, indent=2) + "\n")
+    md.write_text(render(result))
+    print(f"wrote {md} and {js} ({result['wall_s']:.0f} s)")
+    return 0
+
+
+def _say(line: str) -> None:
+    """A progress line on stderr, flushed at once (long commands speak as they go)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def _spread_command(args: argparse.Namespace) -> str:
+    """The ``swarmsim spread`` command line that reruns ``args`` (written into the report)."""
+    words = ["swarmsim", "spread", *args.scenarios, "--seeds", str(args.seeds)]
+    if args.seed_start:
+        words += ["--seed-start", str(args.seed_start)]
+    if args.arms:
+        words += ["--arms", args.arms]
+    for override in args.overrides:
+        words += ["--set", override]
+    if args.out != SPREAD_OUT:
+        words += ["--out", str(args.out)]
+    return shlex.join(words)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

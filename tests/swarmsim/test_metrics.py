@@ -27,3 +27,14 @@ def test_queries_in_flight_past_the_slo_are_violations(story):
     assert summary["slo"]["overdue_in_flight"] == 1
     assert summary["slo"]["violation_rate"] == pytest.approx(2 / 2)
     assert sim.view().totals.slo_violations == 2  # the late one, and the overdue one, once each
+
+
+def test_goodput_counts_post_warm_up_queries_within_the_slo_per_measured_second(story):
+    """A 4-second server, warm-up 5 s, run 25 s: the query at 0 is warm-up; the one at 10
+    ends at 14 (4 s, within the SLO), the one at 11 waits and ends at 18 (7 s, late)."""
+    scenario = story(STARVED, arrivals=[0, 10, 11], duration_s=25.0,
+                     overrides=["warmup_s=5", "layers.server.service.rate=0.25"])  # fmt: skip
+    summary = Simulation(scenario, seed=0).run()
+    assert summary["queries"]["completed"] == 3
+    assert summary["slo"]["violation_rate"] == pytest.approx(1 / 2)
+    assert summary["slo"]["goodput_qps"] == pytest.approx(1 / (25 - 5))
