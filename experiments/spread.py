@@ -4,7 +4,7 @@ reported beside them. ``experiments.spread_run`` runs it; ``swarmsim spread`` is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -14,10 +14,10 @@ class TaskPlan:
     ``arms`` are controller specs ``NAME[:key=value...]`` (the Task is prefixed when run);
     every heuristic of the Task at its defaults and at a few stated settings (a seed is not a
     setting). ``baseline`` is the "do nothing" arm the best must differ from; ``unsensible``
-    arms are run and shown but left out of the spread. ``headline`` metrics are lower-is-better
-    dotted summary keys, each with its own spread; the first is the primary one. ``beside``
-    are reported next to them, where the scenario measures them (goodput always: a policy
-    cannot look fast by failing queries).
+    arms (each with the reason) are run and shown but left out of the spread. ``headline``
+    metrics are lower-is-better dotted summary keys, each with its own spread; the first is
+    the primary one. ``beside`` are reported next to them, where the scenario measures them
+    (goodput always: a policy cannot look fast by failing queries).
     """
 
     task: str
@@ -25,7 +25,7 @@ class TaskPlan:
     baseline: str
     headline: tuple[str, ...]
     beside: tuple[str, ...]
-    unsensible: tuple[str, ...] = ()
+    unsensible: dict[str, str] = field(default_factory=dict)
 
 
 _ROUTING_BESIDE = ("recall_at_k", "slo.goodput_qps", "slo.violation_rate", "latency_s.p50")
@@ -42,8 +42,8 @@ PLANS = {
             "least-outstanding",
             "power-of-two",
             "kv-overlap",
-            "kv-overlap:overlap_weight=0.5",
             "kv-overlap:overlap_weight=2",
+            "kv-overlap:overlap_weight=4",
             "llm-d",
             "llm-d:w_prefix=1.5",
             "llm-d:w_prefix=6",
@@ -67,7 +67,7 @@ PLANS = {
         baseline="search-all-shards",
         headline=("latency_s.p99",),
         beside=_ROUTING_BESIDE,
-        unsensible=("random",),
+        unsensible={"random": "a uniformly random replica: the floor, not a policy"},
     ),
     "autoscaling": TaskPlan(
         "autoscaling",
@@ -77,6 +77,7 @@ PLANS = {
             "hpa:target_utilization=0.5",
             "hpa:target_utilization=0.9",
             "kpa",
+            "kpa:target_concurrency=1",
             "kpa:target_concurrency=4",
             "ray-serve",
             "predictive",
@@ -86,6 +87,11 @@ PLANS = {
         baseline="static",
         headline=("slo.violation_rate", "gpu_hours"),
         beside=("slo.goodput_qps", "latency_s.p50", "latency_s.p99"),
+        unsensible={
+            "kpa": "Knative's default target of 100 concurrent requests per pod is meant for "
+            "web servers; an LLM replica serving one request at a time never reaches it, "
+            "so the layer never scales",
+        },
     ),
     "role-assignment": TaskPlan(
         "role-assignment",
@@ -105,5 +111,37 @@ SCENARIOS = {  # each scenario and the Task it is built for, a control twin afte
     "diurnal-control": "autoscaling",
     "shared-gpus": "role-assignment",
     "shared-gpus-control": "role-assignment",
+    "mooncake@prefix-cache": "llm-routing",
+}
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A public trace replayed on a built-in scenario: a spread "scenario" named
+    ``TRACE@SCENARIO`` whose arrivals, tokens and prefix blocks come from the trace."""
+
+    path: str  # relative to the checkout; ../shared is beside it
+    scenario: str
+    columns: tuple[str, ...]  # COLUMN=FIELD, as replay's --map
+    time_unit: str
+    block_tokens: int
+    time_scale: float
+    overrides: tuple[str, ...]
+
+
+REPLAYS = {
+    # Mooncake's synthetic trace (hash_ids per 512-token block, ms timestamps) stretched 10x so
+    # that four RTX 4080 SUPER replicas can serve it. Its median prompt is 11.6 k tokens: more
+    # than half of a replica's 1,263 x 16-token HBM cache, so the cache is sized as a node's
+    # CPU-memory KV pool instead (Mooncake's design): 2,000 blocks of 512 tokens per replica.
+    "mooncake@prefix-cache": Replay(
+        "../shared/traces/mooncake_synthetic/synthetic_trace.jsonl",
+        "prefix-cache",
+        ("hash_ids=blocks",),
+        "ms",
+        512,
+        10.0,
+        ("layers.synth.kv_cache.capacity_blocks=2000",),
+    ),
 }
 CONTROL_SUFFIX = "-control"  # NAME-control is NAME with its mechanism switched off

@@ -13,6 +13,7 @@ from .spread import (
     HIGHER_IS_BETTER,
     MATTERS_AT,
     PLANS,
+    REPLAYS,
     SCENARIOS,
 )
 
@@ -132,8 +133,13 @@ def _section(name: str, sc: dict[str, Any]) -> list[str]:
     task = sc["task"]
     plan = PLANS[task]
     twin = name + CONTROL_SUFFIX if name + CONTROL_SUFFIX in SCENARIOS else None
-    role = f"control twin of `{name.removesuffix(CONTROL_SUFFIX)}`" if twin is None else (
-        f"control twin: `{twin}`")  # fmt: skip
+    if twin is not None:
+        role = f"control twin: `{twin}`"
+    elif name in REPLAYS:
+        replay = REPLAYS[name]
+        role = f"`{replay.path}` replayed on `{replay.scenario}`; one trace: seeds agree"
+    else:
+        role = f"control twin of `{name.removesuffix(CONTROL_SUFFIX)}`"
     counts = sorted({c for cs in sc["submitted"].values() for c in cs})
     crn = (
         "identical across arms on every seed"
@@ -152,7 +158,8 @@ def _section(name: str, sc: dict[str, Any]) -> list[str]:
         "| --- |" + " --- |" * (len(head) + 1),
     ]
     for label, arm in sc["arms"].items():
-        mark = "" if arm["sensible"] else " (not sensible: out of the spread)"
+        reason = plan.unsensible.get(label)
+        mark = "" if reason is None else f" (not sensible, out of the spread: {reason})"
         cells = [_cell(h["paired_to_best"].get(label)) for h in sc["headline"].values()]
         cells += [_cell(arm["metrics"][m], m) for m in metrics]
         lines.append(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from controllers.spec import resolve
@@ -21,9 +22,12 @@ from swarmsim.scenario import Scenario
 from swarmsim.scenario_files import load_scenario
 
 from .evaluate import run_arm
-from .spread import PLANS, SCENARIOS
+from .replay import TraceReplay, replay_scenario
+from .spread import PLANS, REPLAYS, SCENARIOS
 from .spread_stats import headline_block, interval
 from .stats import flatten
+
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,16 @@ def run_job(job: Job) -> dict[str, Any]:
 
 @cache
 def _scenario(ref: str, overrides: tuple[str, ...]) -> Scenario:
-    return load_scenario(ref, list(overrides))
+    """A built-in scenario, or a ``TRACE@SCENARIO`` replay (``spread.REPLAYS``)."""
+    replay = REPLAYS.get(ref)
+    if replay is None:
+        return load_scenario(ref, list(overrides))
+    path = CHECKOUT / replay.path
+    if not path.is_file():
+        raise SwarmError(f"{ref}: trace {path} not found (../shared beside the checkout)")
+    trace = TraceReplay(path, "auto", replay.columns, replay.time_scale, 1.0, None,
+                        replay.time_unit, replay.block_tokens)  # fmt: skip
+    return replay_scenario(trace, replay.scenario, [*replay.overrides, *overrides], None)
 
 
 def _metrics(task: str) -> tuple[str, ...]:
@@ -92,7 +105,8 @@ def run_spread(
         raise SwarmError(f"--workers: expected at least 1, got {workers}")
     todo = jobs(scenarios, seeds, overrides, only)
     for job in {(j.scenario, j.spec): j for j in todo}.values():
-        resolve(job.spec)  # a bad arm fails here, not in a worker
+        resolve(job.spec)  # a bad arm or a missing trace fails here, not in a worker
+        _scenario(job.scenario, job.overrides)
     start = time.perf_counter()
     rows: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
     arms_total = len(todo) // len(seeds)
