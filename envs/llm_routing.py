@@ -92,18 +92,31 @@ class LlmRoutingTask(Task):
         self.weights = reward or LlmRoutingReward()
         self.observation_space = unit_box(MAX_REPLICAS * REPLICA_FEATURES + QUERY_FEATURES)
         self.action_space = spaces.MultiDiscrete([MAX_REPLICAS])
+        self._slots_view: ClusterView | None = None  # the view ``_slots`` was computed for
+        self._slots = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
 
     def slots(self, view: ClusterView) -> np.ndarray:
         """Rows of ``view.agents`` in the query's layer, by agent id, at most MAX_REPLICAS."""
-        a = view.agents
-        layer = view.query.layer if view.query is not None else -1
-        rows = np.flatnonzero(a.layer == layer)
-        return rows[np.argsort(a.id[rows], kind="stable")][:MAX_REPLICAS]
+        return self._slots_for(view)[0]
 
     def accepting(self, view: ClusterView, rows: np.ndarray) -> np.ndarray:
         """Per slot row: the replica is running and heartbeating."""
+        if self._slots_view is view and rows is self._slots[0]:
+            return self._slots[1]
         a = view.agents
         return np.asarray((a.state[rows] == RUNNING) & a.healthy[rows], dtype=bool)
+
+    def _slots_for(self, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
+        """The slot rows and their accepting flags, computed once per view (encode, apply and
+        the heuristic all read them)."""
+        if self._slots_view is not view:
+            a = view.agents
+            layer = view.query.layer if view.query is not None else -1
+            rows = np.flatnonzero(a.layer == layer)
+            rows = rows[np.argsort(a.id[rows], kind="stable")][:MAX_REPLICAS]
+            ok = np.asarray((a.state[rows] == RUNNING) & a.healthy[rows], dtype=bool)
+            self._slots_view, self._slots = view, (rows, ok)
+        return self._slots
 
     def encode(self, view: ClusterView) -> np.ndarray:
         a, q = view.agents, view.query

@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from swarmsim.view import ClusterView, ControlPlane, Totals
 
-from .task import Task, squash, unit_box
+from .task import Task, unit_box
 
 MAX_SHARDS = 16
 MAX_REPLICAS = 8  # replicas of a shard addressable per decision (the lowest agent ids)
@@ -20,6 +20,7 @@ RUNNING = 1  # index of "running" in swarmsim.view.AGENT_STATES
 QUEUE_SCALE = 4.0  # squash scales of the replica features (see the observation table)
 IN_FLIGHT_SCALE = 4.0
 LATENCY_SCALE_S = 0.05
+_SHARDS = np.arange(MAX_SHARDS)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ class ShardRoutingTask(Task):
         self._slots = np.full((MAX_SHARDS, MAX_REPLICAS), -1, dtype=np.int64)
         self._layout_key = b""  # the agents' shards when the slot layout below was computed
         self._layout: tuple[np.ndarray, np.ndarray, np.ndarray] = _slot_layout(self._slots)
+        self._choices_view: ClusterView | None = None  # the view ``_choices`` was computed for
+        self._choices = (self._slots >= 0, np.full(MAX_SHARDS, -1, dtype=np.int64))
 
     def slots(self, view: ClusterView) -> np.ndarray:
         """Rows of ``view.agents`` per (shard, slot); -1 where empty. Shape (MAX_SHARDS, R)."""
@@ -132,24 +135,35 @@ class ShardRoutingTask(Task):
         obs[present + 4] = lat / (lat + LATENCY_SCALE_S)
         n = min(view.n_shards, MAX_SHARDS)
         obs[positions[:n]] = 1.0
-        if view.query is not None and view.query.relevance.size:
-            obs[positions[:n] + 1] = (np.clip(view.query.relevance[:n], -1, 1) + 1) / 2
-        obs[-QUERY_FEATURES:] = self._query_features(view)
+        query = view.query
+        if query is not None:
+            if query.relevance.size:
+                obs[positions[:n] + 1] = (np.clip(query.relevance[:n], -1, 1) + 1) / 2
+            # plain floats: x / (x + scale), as ``squash``, without building arrays
+            obs[-QUERY_FEATURES:] = (
+                1.0 if query.model == "large" else 0.0,
+                query.input_tokens / (query.input_tokens + 1024.0),
+                query.output_tokens / (query.output_tokens + 128.0),
+            )
         return obs
-
-    def _query_features(self, view: ClusterView) -> np.ndarray:
-        q = view.query
-        if q is None:
-            return np.zeros(QUERY_FEATURES)
-        large = 1.0 if q.model == "large" else 0.0
-        return np.array([large, squash(q.input_tokens, 1024.0), squash(q.output_tokens, 128.0)])
 
     def accepting(self, view: ClusterView) -> np.ndarray:
         """Boolean (MAX_SHARDS, MAX_REPLICAS): slot holds a replica that can take work."""
+        return self._choices_for(view)[0]
+
+    def _choices_for(self, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
+        """``accepting`` and, per shard, its least-loaded accepting slot (-1 when none),
+        computed once per view: ``apply`` and ``heuristic`` both read them."""
+        if self._choices_view is view:
+            return self._choices
         rows = self.slots(view)
         ok = (view.agents.state == RUNNING) & view.agents.healthy
-        accepting: np.ndarray = (rows >= 0) & ok[np.where(rows >= 0, rows, 0)]
-        return accepting
+        filled = rows >= 0
+        safe = np.where(filled, rows, 0)
+        accepting: np.ndarray = filled & ok[safe]
+        self._choices = (accepting, _least_loaded(accepting, safe, view.agents.in_flight))
+        self._choices_view = view
+        return self._choices
 
     def action_masks(self, view: ClusterView) -> np.ndarray:
         mask = np.zeros((MAX_SHARDS, MAX_REPLICAS + 1), dtype=bool)
@@ -158,35 +172,33 @@ class ShardRoutingTask(Task):
         return mask.reshape(-1)
 
     def apply(self, view: ClusterView, action: np.ndarray, plane: ControlPlane) -> int:
-        rows, ok = self.slots(view), self.accepting(view)
-        load = view.agents.in_flight
-        plan, invalid = [], 0
-        for s, choice in enumerate(action):
-            if choice == 0:
-                continue
-            slot = int(choice) - 1
-            if not (0 <= slot < MAX_REPLICAS and ok[s, slot]):
-                invalid += 1
-                slot = _least_loaded(ok[s], rows[s], load)
-                if slot < 0:
-                    continue
-            plan.append((s, int(view.agents.id[rows[s, slot]])))
-        if not plan:
-            invalid += 1
-            plan = self._most_relevant(view, rows, ok, load)
         if view.query is None:
             raise RuntimeError("shard-routing: the view has no query to route")
+        rows = self.slots(view)
+        ok, fallback = self._choices_for(view)
+        choice = action[:MAX_SHARDS]
+        chosen = choice != 0
+        slot = choice - 1
+        in_range = (slot >= 0) & (slot < MAX_REPLICAS)
+        valid = chosen & in_range & ok[_SHARDS, np.where(in_range, slot, 0)]
+        slot = np.where(valid, slot, fallback)  # an invalid choice: the least-loaded replica
+        shards = np.flatnonzero(chosen & (slot >= 0))
+        invalid = int(np.count_nonzero(chosen & ~valid))
+        agents = view.agents.id[rows[shards, slot[shards]]]
+        plan = list(zip(shards.tolist(), agents.tolist(), strict=True))
+        if not plan:
+            invalid += 1
+            plan = self._most_relevant(view, rows, fallback)
         plane.route(view.query.id, tuple(plan))
         return invalid
 
     def _most_relevant(
-        self, view: ClusterView, rows: np.ndarray, ok: np.ndarray, load: np.ndarray
+        self, view: ClusterView, rows: np.ndarray, fallback: np.ndarray
     ) -> list[tuple[int, int]]:
         rel = view.query.relevance if view.query is not None else np.zeros(view.n_shards)
         for s in np.argsort(-rel[:MAX_SHARDS], kind="stable"):
-            slot = _least_loaded(ok[s], rows[s], load)
-            if slot >= 0:
-                return [(int(s), int(view.agents.id[rows[s, slot]]))]
+            if fallback[s] >= 0:
+                return [(int(s), int(view.agents.id[rows[s, fallback[s]]]))]
         return []
 
     def estimate(self, view: ClusterView, action: np.ndarray) -> dict[str, float]:
@@ -205,10 +217,9 @@ class ShardRoutingTask(Task):
 
     def heuristic(self, view: ClusterView) -> np.ndarray:
         """Every shard, each on its accepting replica with the fewest jobs in flight."""
-        rows, ok = self.slots(view), self.accepting(view)
         action = np.zeros(MAX_SHARDS, dtype=np.int64)
-        for s in range(min(view.n_shards, MAX_SHARDS)):
-            action[s] = _least_loaded(ok[s], rows[s], view.agents.in_flight) + 1
+        n = min(view.n_shards, MAX_SHARDS)
+        action[:n] = self._choices_for(view)[1][:n] + 1
         return action
 
     def reward(self, before: Totals, after: Totals, dt: float) -> float:
@@ -229,12 +240,13 @@ def _slot_layout(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows[shard, slot], blocks, blocks[shard] + 2 + slot * REPLICA_FEATURES
 
 
-def _least_loaded(ok: np.ndarray, rows: np.ndarray, load: np.ndarray) -> int:
-    """The accepting slot with the fewest jobs in flight (lowest slot on ties), or -1."""
-    slots = np.flatnonzero(ok)
-    if slots.size == 0:
-        return -1
-    return int(slots[np.argmin(load[rows[slots]])])
+def _least_loaded(ok: np.ndarray, rows: np.ndarray, load: np.ndarray) -> np.ndarray:
+    """Per shard, the accepting slot with the fewest jobs in flight (lowest slot on ties),
+    or -1 when it has none; ``ok`` and ``rows`` are (MAX_SHARDS, MAX_REPLICAS)."""
+    cost = np.where(ok, load[rows], np.iinfo(np.int64).max)
+    best: np.ndarray = cost.argmin(axis=1)
+    best[~ok.any(axis=1)] = -1
+    return best
 
 
 def mask_from_obs(obs: np.ndarray) -> np.ndarray:

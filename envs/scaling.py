@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from swarmsim.view import ARRIVAL_HISTORY, ClusterView, ControlPlane, LayerStats, Totals
 
-from .task import Task, squash, unit_box, unsquash
+from .task import Task, unit_box, unsquash
 
 MAX_LAYERS = 8
 HISTORY = 10  # offset of the first earlier interval's arrival rate (see the class docstring)
@@ -25,6 +25,8 @@ HOLD = RATIOS.index(1.0)
 SCALES = {1: 10.0, 2: 16.0, 3: 16.0, 5: 5.0, 6: 16.0, 7: 16.0, 8: 20.0, 9: 10.0}
 SCALES.update(dict.fromkeys(range(HISTORY, TREND), 10.0))  # earlier arrival rates, as offset 1
 COUNTS = [2, 3, 6, 7]  # offsets holding whole numbers (jobs, replicas)
+_SQUASHED = np.array([o in SCALES for o in range(1, TREND)])  # offsets 1..TREND-1 squashed
+_SCALE_ROW = np.array([SCALES.get(o, 1.0) for o in range(1, TREND)])  # 1.0: unused (clipped)
 
 
 @dataclass(frozen=True)
@@ -154,19 +156,22 @@ class AutoscalingTask(Task):
 
     def encode(self, view: ClusterView) -> np.ndarray:
         obs = np.zeros((MAX_LAYERS, LAYER_FEATURES))
-        for i, name in enumerate(view.layer_names[:MAX_LAYERS]):
+        names = view.layer_names[:MAX_LAYERS]
+        raw = []
+        for i, name in enumerate(names):
             st = view.layers[name]
             ongoing = st.in_flight + st.backlog
             earlier = arrival_rates(st)[-2::-1]  # 1, 2, 3, 4 intervals before the last
-            raw = (st.arrival_rate, ongoing, st.queue, st.utilisation, st.p95_latency_s,
-                   st.running, st.starting, st.cost_rate, st.throughput, *earlier)  # fmt: skip
-            obs[i, 0] = 1.0
-            for offset, value in enumerate(raw, start=1):
-                scale = SCALES.get(offset)
-                obs[i, offset] = (
-                    min(max(value, 0.0), 1.0) if scale is None else squash(value, scale)
-                )
+            raw.append((st.arrival_rate, ongoing, st.queue, st.utilisation, st.p95_latency_s,
+                        st.running, st.starting, st.cost_rate, st.throughput,
+                        *earlier))  # fmt: skip
             obs[i, TREND] = signed_squash(arrival_trend(st), TREND_SCALE)
+        if raw:  # offsets 1..TREND-1 at once: x / (x + s), or clipped to [0, 1] without a scale
+            values = np.array(raw, dtype=np.float64)
+            obs[: len(names), 1:TREND] = np.where(
+                _SQUASHED, values / (values + _SCALE_ROW), np.clip(values, 0.0, 1.0)
+            )
+            obs[: len(names), 0] = 1.0
         return obs.reshape(-1).astype(np.float32)
 
     def apply(self, view: ClusterView, action: np.ndarray, plane: ControlPlane) -> int:

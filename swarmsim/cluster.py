@@ -9,7 +9,10 @@ retriever layer holding shard ``s`` is a *replica* of that shard.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
 
 from .kvcache import KVCache, capacity_blocks
 from .layers import LayerConfig
@@ -290,6 +293,16 @@ class Layer:
         return sum(1 for a in self.agents if a.state in states)
 
 
+class Names(NamedTuple):
+    """The names and classes of a cluster's nodes and layers, fixed once it is built."""
+
+    nodes: tuple[str, ...]
+    node_group: np.ndarray  # read-only int64 per node: index into groups
+    groups: tuple[str, ...]
+    layers: tuple[str, ...]
+    layer_roles: tuple[str, ...]
+
+
 class Cluster:
     """Nodes, layers and agents of one run, built from a scenario."""
 
@@ -312,6 +325,20 @@ class Cluster:
         self.caches: dict[int, KVCache] = {}  # every prefix cache made, by agent id (latest)
         coordinator = scenario.coordinator or self.nodes[0].name
         self.coordinator = self.by_name[coordinator]
+
+    @cached_property
+    def names(self) -> Names:
+        """Node and layer names, computed once: every view carries them."""
+        groups = tuple(g.name for g in self.scenario.nodes)
+        node_group = np.array([groups.index(n.group.name) for n in self.nodes], dtype=np.int64)
+        node_group.flags.writeable = False
+        return Names(
+            tuple(n.name for n in self.nodes),
+            node_group,
+            groups,
+            tuple(self.layers),
+            tuple(layer.role for layer in self.layers.values()),
+        )
 
     def model_vram(self, layer: Layer) -> float:
         """GPU memory one replica of ``layer`` needs (0 on a CPU or without a model profile)."""

@@ -25,7 +25,7 @@ from .messages import Message, MessageType, request_bytes
 from .pool import add_outstanding
 from .query import AgentState, FailureReason, Job, Outcome, Query
 from .serving import Serving, at_receiver
-from .summary import count_overdue
+from .summary import OverdueCounter, count_overdue
 from .view import NO_AGENT, QueryOutcome, RoutePlan
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ class Coordinator:
             (ly for ly in _stage_members(self.stages) if ly.role == "retriever"), None
         )
         self.active: dict[int, Query] = {}  # queries in flight, in arrival order
+        self.overdue_now = OverdueCounter(self.slo_s)  # of ``active``, for every view
         self.awaiting: dict[int, tuple[Query, Layer]] = {}  # waiting for a route
         self.configuring: dict[int, tuple[Query, Layer]] = {}  # waiting for a strategy
         self.placing: dict[int, tuple[Query, Layer]] = {}  # waiting for a synthesizer replica
@@ -115,6 +116,7 @@ class Coordinator:
         """A query arrives from a client: start its first stage."""
         self.metrics.submitted += 1
         self.active[query.id] = query
+        self.overdue_now.accepted(query, self.env.now)
         if self.timeline is not None:
             query.timeline = []
         self.advance(query)
@@ -406,6 +408,7 @@ class Coordinator:
         if self.placing:
             self.placing.pop(query.id, None)
         del self.active[query.id]
+        self.overdue_now.ended(query)
         quality = self.answer_quality(query) if outcome is Outcome.COMPLETED else 0.0
         self.metrics.record_end(query, latency, quality)
         if self.timeline is not None:
@@ -429,6 +432,8 @@ class Coordinator:
 
     def overdue(self, since: float = 0.0) -> int:
         """Queries in flight (arrived at or after ``since``) older than the SLO."""
+        if since == 0.0:  # what every view asks: kept up to date, not scanned
+            return self.overdue_now.at(self.env.now)
         return count_overdue(self.active, self.env.now, self.slo_s, since)
 
     def can_serve(self) -> bool:

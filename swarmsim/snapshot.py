@@ -26,21 +26,20 @@ def build_view(
     cumulative totals and, when routing, the query. Per-query decisions ask for less."""
     now = sim.env.now
     cluster = sim.cluster
-    names = tuple(cluster.layers)
-    groups = [g.name for g in sim.scenario.nodes]
+    names = cluster.names
     agents = _agents(sim, roles)
     return ClusterView(
         time_s=now,
-        node_names=tuple(n.name for n in cluster.nodes),
+        node_names=names.nodes,
         node_up=_ro(np.array([n.up and not n.failed for n in cluster.nodes], dtype=bool)),
-        node_group=_ro(np.array([groups.index(n.group.name) for n in cluster.nodes])),
-        group_names=tuple(groups),
-        layer_names=names,
-        layer_roles=tuple(layer.role for layer in cluster.layers.values()),
+        node_group=names.node_group,
+        group_names=names.groups,
+        layer_names=names.layers,
+        layer_roles=names.layer_roles,
         layers={n: _layer_stats(sim, ly, now) for n, ly in cluster.layers.items()}
         if layer_stats
         else {},
-        agents=_agent_table(names, now, agents),
+        agents=_agent_table(names.layers, now, agents),
         n_shards=sim.n_shards,
         totals=_totals(sim, now),
         query=None if query is None else _query_info(sim, query, agents),
@@ -83,21 +82,19 @@ def _agents(sim: Simulation, roles: tuple[str, ...] | None) -> list[Agent]:
 
 
 def _agent_table(names: tuple[str, ...], now: float, agents: list[Agent]) -> AgentTable:
-    """One pass over the agents into an integer and a float matrix, then column views."""
+    """One pass over the agents into flat integer and float lists (a quarter faster than a
+    list of row tuples), then a matrix of each and column views."""
     index = {name: i for i, name in enumerate(names)}
-    ints, floats = [], []
+    ints: list[int] = []
+    floats: list[float] = []
     for a in agents:
         kv = a.kv
-        ints.append(
-            (a.id, a.node.id, index[a.layer.name], a.shard, a.state, a.known_alive,
-             len(a.queue) + len(a.blocked), a.outstanding, a.device.training)
-        )  # fmt: skip
-        floats.append(
-            (
-                a.latency_s,
-                _busy(a, now) / max(now - a.born, 1e-9),
-                0.0 if kv is None else kv.utilisation,
-            )
+        ints += (a.id, a.node.id, index[a.layer.name], a.shard, a.state, a.known_alive,
+                 len(a.queue) + len(a.blocked), a.outstanding, a.device.training)  # fmt: skip
+        floats += (
+            a.latency_s,
+            _busy(a, now) / max(now - a.born, 1e-9),
+            0.0 if kv is None else kv.utilisation,
         )
     i = np.array(ints, dtype=np.int64).reshape(-1, 9)
     f = np.array(floats, dtype=np.float64).reshape(-1, 3)

@@ -384,10 +384,10 @@ class Workload:
                 rows = zip(times.tolist(), qclass, inputs, outputs, repeat(()))
                 yield from map(Arrival._make, rows)
                 continue
-            prompts = [prefixes.prompt(n, out) for n, out in zip(inputs, outputs, strict=True)]
-            for t, c, (n, hashes), out in zip(
-                times.tolist(), qclass, prompts, outputs, strict=True
-            ):
+            # Each prompt is built as its arrival is taken (prefix_rng draws in the same
+            # order as building the block's at once), not a block of thousands per reset.
+            for t, c, new_tokens, out in zip(times.tolist(), qclass, inputs, outputs, strict=True):
+                n, hashes = prefixes.prompt(new_tokens, out)
                 yield Arrival(t, c, n, out, hashes)
 
     def _replay(self) -> Iterator[Arrival]:
