@@ -92,7 +92,7 @@ class LeastOutstanding(LlmRoutingController):
 class PowerOfTwo(LlmRoutingController):
     """Two distinct random accepting slots, the one with fewer outstanding (seeded)."""
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
 
     def pick(self, d: LlmRoutingObservation, slots: np.ndarray) -> int:

@@ -91,9 +91,10 @@ class RoutingController(ABC):
 
 
 class _Seeded(RoutingController):
-    """A routing controller drawing from its own generator (reproducible given ``seed``)."""
+    """A routing controller drawing from its own generator, seeded (0 unless given) so that
+    the same scenario, seed and controller give the same run."""
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
 
 
