@@ -65,7 +65,7 @@ def run_job(job: Job) -> dict[str, Any]:
     scenario = scenario_of(job.scenario, job.overrides)
     sim = Simulation(scenario, seed=job.seed)
     attach_arms(sim, [arm])
-    summary = dict(sim.run())
+    summary: dict[str, Any] = dict(sim.run())
     flat = flatten(summary)
     side = COMPARISONS[arm.task].side
     return {
@@ -84,7 +84,8 @@ def plan(
 ) -> tuple[list[Job], dict[str, dict[str, Any]]]:
     """The jobs of every Task whose policy is trained, and per Task its setup (scenarios,
     arms) or ``status: not trained yet``; a Task named ``explicit``ly must be trained."""
-    todo, setup = [], {}
+    todo: list[Job] = []
+    setup: dict[str, dict[str, Any]] = {}
     for task in tasks:
         if task not in COMPARISONS:
             raise UnknownNameError("Task", task, COMPARISONS)

@@ -63,7 +63,7 @@ def best_heuristic(task: str, runs: Mapping[str, Rows]) -> tuple[str, str]:
     objective = OBJECTIVES[task]
 
     def mean(rows: Rows, key: str) -> float:
-        return sum(r[key] for r in rows.values()) / len(rows)
+        return float(sum(r[key] for r in rows.values())) / len(rows)
 
     means = {label: mean(rows, "objective") for label, rows in runs.items()}
     guard = objective.guard
@@ -117,7 +117,7 @@ def side_met(diff: dict[str, Any] | None, side: Side) -> bool | None:
     if diff["ci95"] is None:
         return None
     lo, hi = diff["ci95"]
-    return hi >= 0 if side.higher_is_better else lo <= 0
+    return bool(hi >= 0 if side.higher_is_better else lo <= 0)
 
 
 def goal_verdict(diff: dict[str, Any], gain: dict[str, Any], met: bool | None) -> str:
