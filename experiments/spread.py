@@ -124,7 +124,7 @@ class Replay:
     scenario: str
     columns: tuple[str, ...]  # COLUMN=FIELD, as replay's --map
     time_unit: str
-    block_tokens: int
+    block_tokens: int | None  # tokens per prefix block (None: the trace has no blocks)
     time_scale: float
     overrides: tuple[str, ...]
 
@@ -142,6 +142,26 @@ REPLAYS = {
         512,
         10.0,
         ("layers.synth.kv_cache.capacity_blocks=2000",),
+    ),
+    # Azure's LLM inference trace (conversation, one hour, 5.4 requests/s) stretched 4.5x to
+    # diurnal's mean rate of 1.2/s: real bursts in place of the synthetic day (so its cycle and
+    # bursts are off), requests sorted into the two classes a trace needs, both served by
+    # diurnal's one synthesizer layer (tokens from the trace).
+    "azure-conv@diurnal": Replay(
+        "../shared/traces/azure_llm_2023/AzureLLMInferenceTrace_conv.csv",
+        "diurnal",
+        (),
+        "s",
+        None,
+        4.5,
+        (
+            "workload.diurnal=null",
+            "workload.bursts=null",
+            "workload.classes=[{name: short, weight: 1.0, model: small, input_tokens: {median: "
+            "1020, sigma: 1.0}, output_tokens: {median: 129, sigma: 0.86}}, {name: long, "
+            "weight: 0.01, model: large, input_tokens: {median: 1020, sigma: 1.0}, "
+            "output_tokens: {median: 129, sigma: 0.86}}]",
+        ),
     ),
 }
 CONTROL_SUFFIX = "-control"  # NAME-control is NAME with its mechanism switched off

@@ -44,7 +44,7 @@ class Job:
 def run_job(job: Job) -> dict[str, Any]:
     """The job's metrics (None where not measured), submitted count and wall seconds."""
     start = time.perf_counter()
-    summary = run_arm(_scenario(job.scenario, job.overrides), job.seed, resolve(job.spec))
+    summary = run_arm(scenario_of(job.scenario, job.overrides), job.seed, resolve(job.spec))
     flat = flatten(summary)
     metrics = {m: flat.get(m) for m in _metrics(SCENARIOS[job.scenario])}
     wall = time.perf_counter() - start
@@ -52,7 +52,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
 
 @cache
-def _scenario(ref: str, overrides: tuple[str, ...]) -> Scenario:
+def scenario_of(ref: str, overrides: tuple[str, ...]) -> Scenario:
     """A built-in scenario, or a ``TRACE@SCENARIO`` replay (``spread.REPLAYS``)."""
     replay = REPLAYS.get(ref)
     if replay is None:
@@ -101,21 +101,9 @@ def run_spread(
 ) -> dict[str, Any]:
     """Run every job over ``workers`` processes, ``say`` one line per finished arm; the result
     per scenario (see ``scenario_result``) with the run's seeds and wall time."""
-    if workers < 1:
-        raise SwarmError(f"--workers: expected at least 1, got {workers}")
-    todo = jobs(scenarios, seeds, overrides, only)
-    for job in {(j.scenario, j.spec): j for j in todo}.values():
-        resolve(job.spec)  # a bad arm or a missing trace fails here, not in a worker
-        _scenario(job.scenario, job.overrides)
     start = time.perf_counter()
-    rows: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
-    arms_total = len(todo) // len(seeds)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for job, row in zip(todo, pool.map(run_job, todo), strict=True):
-            done = rows.setdefault((job.scenario, job.label), {})
-            done[job.seed] = row
-            if len(done) == len(seeds):
-                say(_progress_line(len(rows), arms_total, job, done))
+    todo = jobs(scenarios, seeds, overrides, only)
+    rows = run_jobs(todo, len(seeds), run_job, _progress_line, say, workers)
     return {
         "seeds": list(seeds),
         "overrides": list(overrides),
@@ -126,6 +114,37 @@ def run_spread(
             for name in scenarios
         },
     }
+
+
+Rows = dict[tuple[str, str], dict[int, dict[str, Any]]]  # (scenario, label) -> seed -> row
+ArmLine = Callable[[int, int, Job, dict[int, dict[str, Any]]], str]
+
+
+def run_jobs(
+    todo: Sequence[Job],
+    n_seeds: int,
+    runner: Callable[[Job], dict[str, Any]],
+    line: ArmLine,
+    say: Callable[[str], None],
+    workers: int,
+) -> Rows:
+    """``runner`` on every job over ``workers`` processes (jobs of one arm adjacent, one per
+    seed); ``say(line(n, total, job, rows))`` as the n-th arm's last seed finishes. Every spec and
+    scenario is resolved here first, so a bad arm or a missing trace fails before any run."""
+    if workers < 1:
+        raise SwarmError(f"--workers: expected at least 1, got {workers}")
+    for job in {(j.scenario, j.spec): j for j in todo}.values():
+        resolve(job.spec)
+        scenario_of(job.scenario, job.overrides)
+    rows: Rows = {}
+    arms_total = len({(j.scenario, j.label) for j in todo})
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for job, row in zip(todo, pool.map(runner, todo), strict=True):
+            done = rows.setdefault((job.scenario, job.label), {})
+            done[job.seed] = row
+            if len(done) == n_seeds:
+                say(line(len(rows), arms_total, job, done))
+    return rows
 
 
 def _progress_line(n: int, total: int, job: Job, done: dict[int, dict[str, Any]]) -> str:

@@ -14,6 +14,7 @@ from ..seeds import EVAL_SEEDS
 from .options import add_overrides, add_progress, duration_overrides, show_progress
 
 SPREAD_OUT = Path("results/decision_spread")
+VERSUS_OUT = Path("results/learned_vs_tuned")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +40,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--json", action="store_true", help="print the comparison as JSON")
     ev.set_defaults(func=cmd_eval)
     _add_spread(sub)
+    _add_versus(sub)
     tr = sub.add_parser("train", help="train a policy, save it, evaluate it, write a report")
     tr.add_argument("config", help="a training config YAML (see experiments/configs/)")
     tr.add_argument(
@@ -65,6 +67,24 @@ def _add_spread(sub: argparse._SubParsersAction) -> None:
                     help=f"writes PATH.md and PATH.json (default {SPREAD_OUT})")  # fmt: skip
     add_overrides(sp, "override a parameter of every scenario; repeatable")
     sp.set_defaults(func=cmd_spread)
+
+
+def _add_versus(sub: argparse._SubParsersAction) -> None:
+    from ..learned import COMPARISONS
+
+    cp = sub.add_parser(
+        "versus", help="each Task's trained policy against its tuned heuristics, paired over seeds"
+    )
+    cp.add_argument("tasks", nargs="*", metavar="TASK",
+                    help=f"default: all of {', '.join(COMPARISONS)}")  # fmt: skip
+    cp.add_argument("--seeds", type=int, default=len(EVAL_SEEDS), metavar="N",
+                    help=f"held-out seeds per arm, from {EVAL_SEEDS.start} "
+                         f"(default {len(EVAL_SEEDS)}; experiments/seeds.py)")  # fmt: skip
+    cp.add_argument("--workers", type=int, default=2, metavar="N", help="processes (2)")
+    cp.add_argument("--out", type=Path, default=VERSUS_OUT, metavar="PATH",
+                    help=f"writes PATH.md and PATH.json (default {VERSUS_OUT})")  # fmt: skip
+    add_overrides(cp, "override a parameter of every scenario; repeatable")
+    cp.set_defaults(func=cmd_versus)
 
 
 def add_quickstart(sub: argparse._SubParsersAction) -> None:
@@ -124,6 +144,32 @@ def cmd_spread(args: argparse.Namespace) -> int:
     result = run_spread(args.scenarios or list(SCENARIOS), seeds, args.overrides, only,
                         args.workers, _say)  # fmt: skip
     result["command"] = _spread_command(args)
+    result["commit"] = git_commit(Path(__file__).resolve().parents[2])
+    md, js = args.out.with_suffix(".md"), args.out.with_suffix(".json")
+    js.write_text(json.dumps(result, indent=2) + "\n")
+    md.write_text(render(result))
+    print(f"wrote {md} and {js} ({result['wall_s']:.0f} s)")
+    return 0
+
+
+def cmd_versus(args: argparse.Namespace) -> int:
+    from ..learned import COMPARISONS
+    from ..learned_report import render
+    from ..learned_run import run_compare
+    from ..spread_report import git_commit
+
+    if not 1 <= args.seeds <= len(EVAL_SEEDS):
+        raise SwarmError(f"--seeds: expected 1 to {len(EVAL_SEEDS)} held-out seeds, "
+                         f"got {args.seeds}")  # fmt: skip
+    if not args.out.parent.is_dir():
+        raise SwarmError(f"--out: directory {args.out.parent} does not exist")
+    seeds = list(EVAL_SEEDS)[: args.seeds]
+    tasks = args.tasks or list(COMPARISONS)
+    result = run_compare(tasks, seeds, args.overrides, bool(args.tasks), args.workers, _say)
+    words = ["swarmsim", "versus", *args.tasks, "--seeds", str(args.seeds)]
+    words += [w for o in args.overrides for w in ("--set", o)]
+    words += ["--out", str(args.out)] if args.out != VERSUS_OUT else []
+    result["command"] = shlex.join(words)
     result["commit"] = git_commit(Path(__file__).resolve().parents[2])
     md, js = args.out.with_suffix(".md"), args.out.with_suffix(".json")
     js.write_text(json.dumps(result, indent=2) + "\n")
