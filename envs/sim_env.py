@@ -18,7 +18,7 @@ import numpy as np
 from swarmsim.clock import Call
 from swarmsim.query import Query
 from swarmsim.scenario import Scenario
-from swarmsim.scenario_files import load_scenario
+from swarmsim.scenario_files import raw_scenario, resolve_scenario
 from swarmsim.simulation import Simulation
 from swarmsim.view import ClusterView
 
@@ -34,7 +34,9 @@ class SwarmEnv(gym.Env):
     loaded Scenario), ``overrides`` (``KEY=VALUE`` strings, as ``--set``), ``episode_s``
     (simulated seconds per episode; default the scenario's duration), ``controllers``
     (Task name -> controller with ``act(obs)``, for the decisions this env does not train),
-    ``reward`` (the Task's reward weights dataclass).
+    ``reward`` (the Task's reward weights dataclass), ``vary`` (scenario parameter ->
+    ``(low, high)``: each episode draws the parameter uniformly from the env's generator, as
+    an override, e.g. ``{"rate": (0.9, 1.3)}``; domain randomisation over load for training).
 
     Episodes end by truncation at ``episode_s`` or by termination when some pipeline stage
     has no agents left at all (the cluster can serve nothing). ``info["summary"]`` carries
@@ -53,14 +55,20 @@ class SwarmEnv(gym.Env):
         controllers: Mapping[str, Actor] | None = None,
         reward: Any = None,
         render_mode: str | None = None,
+        vary: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         if render_mode is not None:  # TypeError: callers such as SB3 then retry without it
             raise TypeError(f"render_mode must be None (nothing to render), got {render_mode!r}")
         self.render_mode = None
         self.task = make_task(task, reward) if isinstance(task, str) else task
-        self.scenario = (
-            scenario if isinstance(scenario, Scenario) else load_scenario(scenario, overrides)
-        )
+        self.vary = dict(sorted((vary or {}).items()))
+        if self.vary and isinstance(scenario, Scenario):
+            raise ValueError(f"vary needs a scenario name or file to re-resolve, got {scenario}")
+        if not isinstance(scenario, Scenario):
+            self._source, self._raw = raw_scenario(scenario)
+            scenario = resolve_scenario(self._raw, overrides, self._source)
+        self.scenario = scenario
+        self.overrides = tuple(overrides)
         self.episode_s = float(episode_s or self.scenario.duration_s)
         self.others = {
             name: (make_task(name), ctl)
@@ -79,6 +87,10 @@ class SwarmEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         sim_seed = int(self.np_random.integers(2**31 - 1))
+        varied = {k: float(self.np_random.uniform(lo, hi)) for k, (lo, hi) in self.vary.items()}
+        if varied:
+            sets = [*self.overrides, *(f"{k}={v!r}" for k, v in varied.items())]
+            self.scenario = resolve_scenario(self._raw, sets, self._source)
         self.sim = self._build(sim_seed)
         self._pending = deque()
         self._stop = self.sim.env.event()
@@ -87,7 +99,7 @@ class SwarmEnv(gym.Env):
         self._advance()
         view = self._decision_view()
         self._last = view
-        return self.task.observe(view), {"sim_seed": sim_seed}
+        return self.task.observe(view), {"sim_seed": sim_seed, "varied": varied}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         sim = self.sim
