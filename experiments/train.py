@@ -57,6 +57,7 @@ class TrainConfig:
     scenario: str = "escape-velocity"
     overrides: tuple[str, ...] = ()
     vary: dict[str, tuple[float, ...]] = field(default_factory=dict)  # per-episode: [low, high]
+    mix: tuple[str, ...] = ()  # scenarios an episode may run instead (SwarmEnv's mix)
     episode_s: float | None = None
     algo: Literal["PPO", "MaskablePPO", "A2C", "DQN"] = "PPO"
     total_timesteps: int = 100_000
@@ -123,7 +124,8 @@ def make_env(cfg: TrainConfig, seed_offset: int = 0):
 
     reward = REWARDS[cfg.task](**cfg.reward)
     vary = {key: (low, high) for key, (low, high) in cfg.vary.items()}
-    env = SwarmEnv(cfg.task, cfg.scenario, cfg.overrides, cfg.episode_s, reward=reward, vary=vary)
+    env = SwarmEnv(cfg.task, cfg.scenario, cfg.overrides, cfg.episode_s, reward=reward, vary=vary,
+                   mix=cfg.mix)  # fmt: skip
     return Monitor(env)
 
 

@@ -74,7 +74,7 @@ def test_llm_routing_passes_the_checkers_and_is_deterministic_on_its_scenario():
     assert any(obs[3] > 0 for obs in a[0])  # some query found its prefix cached on slot 0
 
 
-def test_vary_draws_each_episodes_parameters_from_the_envs_generator():
+def test_vary_and_mix_draw_each_episodes_parameters_and_scenario_from_the_envs_generator():
     env = SwarmEnv("llm-routing", "prefix-cache", episode_s=5.0, vary={"rate": (0.9, 1.3)})
     drawn = [env.reset(seed=s)[1]["varied"]["rate"] for s in (1, 2, 1)]
     assert all(0.9 <= r <= 1.3 for r in drawn) and drawn[0] == drawn[2] != drawn[1]
@@ -82,6 +82,12 @@ def test_vary_draws_each_episodes_parameters_from_the_envs_generator():
     assert SwarmEnv("llm-routing", "prefix-cache").reset(seed=1)[1]["varied"] == {}
     with pytest.raises(ValueError, match="vary"):
         SwarmEnv("llm-routing", env.scenario, vary={"rate": (0.9, 1.3)})
+    mixed = SwarmEnv("llm-routing", "prefix-cache", ["rate=1.0"], 5.0,
+                     mix=["prefix-cache-control"])  # fmt: skip
+    names = [mixed.reset(seed=s)[1]["scenario"] for s in range(8)]
+    assert set(names) == {"prefix-cache", "prefix-cache-control"}
+    assert mixed.scenario.workload.rate == 1.0  # the overrides apply to every scenario
+    assert names == [mixed.reset(seed=s)[1]["scenario"] for s in range(8)]
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
