@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from envs import llm_routing, routing
 from envs.registry import TASKS, make_task
-from envs.routing import mask_from_obs
 from envs.task import Task
 
 from .manifest import check_compatible
@@ -20,7 +20,10 @@ from .schema import MANIFEST, WEIGHTS
 from .store import load_policy
 
 # Tasks whose action mask can be read off the observation, for policies trained with masks.
-OBS_MASKS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"shard-routing": mask_from_obs}
+OBS_MASKS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "shard-routing": routing.mask_from_obs,
+    "llm-routing": llm_routing.mask_from_obs,
+}
 
 
 class LearnedController:

@@ -27,6 +27,13 @@ class LlmRoutingObservation:
     queue: np.ndarray  # (MAX_REPLICAS,) outstanding as observed: squashed into [0, 1)
     overlap: np.ndarray  # (MAX_REPLICAS,) fraction of the prompt's blocks cached there
     kv_util: np.ndarray  # (MAX_REPLICAS,) fraction of its prefix cache in use
+    pending: np.ndarray  # (MAX_REPLICAS,) overlap counting the prompts queued there as cached
+
+    def prefix(self, pending_weight: float) -> np.ndarray:
+        """The overlap a cost heuristic scores: ``pending_weight`` of the way from the cached
+        fraction to the pending one (llm-d's approximate prefix index counts a prompt on its
+        replica from when it is routed there: weight 1)."""
+        return np.asarray(self.overlap + pending_weight * (self.pending - self.overlap))
 
 
 def decode(obs: np.ndarray) -> LlmRoutingObservation:
@@ -39,6 +46,7 @@ def decode(obs: np.ndarray) -> LlmRoutingObservation:
         queue=rep[:, 2],
         overlap=rep[:, 3],
         kv_util=rep[:, 4],
+        pending=rep[:, 7],
     )
 
 
@@ -107,30 +115,47 @@ class KvOverlap(LlmRoutingController):
     decode, lowest wins (../shared/REFERENCE.md). Blocks to prefill are the prompt's B blocks
     less those cached, B x (1 - overlap fraction); blocks in decode are approximated by the
     outstanding jobs x B (each as long as this prompt). B is common to every replica, so the
-    cost per block of prompt, ``overlap_weight x (1 - overlap) + outstanding``, ranks alike."""
+    cost per block of prompt, ``overlap_weight x (1 - overlap) + outstanding``, ranks alike.
+    ``pending_weight`` (0..1) counts prompts queued on a replica as cached (see ``prefix``)."""
 
-    def __init__(self, overlap_weight: float = 1.0) -> None:
+    def __init__(self, overlap_weight: float = 1.0, pending_weight: float = 0.0) -> None:
         if overlap_weight < 0:
             raise ValueError(f"overlap_weight must be >= 0, got {overlap_weight}")
         self.overlap_weight = overlap_weight
+        self.pending_weight = _unit("pending_weight", pending_weight)
 
     def pick(self, d: LlmRoutingObservation, slots: np.ndarray) -> int:
-        cost = self.overlap_weight * (1.0 - d.overlap[slots]) + d.outstanding[slots]
+        overlap = d.prefix(self.pending_weight)[slots]
+        cost = self.overlap_weight * (1.0 - overlap) + d.outstanding[slots]
         return _lowest(slots, cost)
 
 
 class LlmD(LlmRoutingController):
     """llm-d's inference scheduler: score = ``w_prefix`` x overlap fraction + ``w_queue`` x
     (1 - squashed queue) + ``w_kv`` x (1 - KV utilisation), highest wins; its default weights
-    3, 2, 2 (../shared/REFERENCE.md)."""
+    3, 2, 2 (../shared/REFERENCE.md). ``pending_weight`` as in ``KvOverlap``."""
 
-    def __init__(self, w_prefix: float = 3.0, w_queue: float = 2.0, w_kv: float = 2.0) -> None:
+    def __init__(
+        self,
+        w_prefix: float = 3.0,
+        w_queue: float = 2.0,
+        w_kv: float = 2.0,
+        pending_weight: float = 0.0,
+    ) -> None:
         self.w_prefix, self.w_queue, self.w_kv = w_prefix, w_queue, w_kv
+        self.pending_weight = _unit("pending_weight", pending_weight)
 
     def pick(self, d: LlmRoutingObservation, slots: np.ndarray) -> int:
         score = (
-            self.w_prefix * d.overlap[slots]
+            self.w_prefix * d.prefix(self.pending_weight)[slots]
             + self.w_queue * (1.0 - d.queue[slots])
             + self.w_kv * (1.0 - d.kv_util[slots])
         )
         return _lowest(slots, -score)
+
+
+def _unit(name: str, value: float) -> float:
+    """``value`` checked to lie in [0, 1]."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value

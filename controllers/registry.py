@@ -221,7 +221,10 @@ BUILTINS = (
         "kv-overlap",
         "controllers.llm_routing:KvOverlap",
         "NVIDIA Dynamo: least overlap_weight x blocks to prefill + blocks in decode",
-        params=(Tunable("overlap_weight", 0.1, 10.0, log=True),),
+        params=(
+            Tunable("overlap_weight", 0.1, 10.0, log=True),
+            Tunable("pending_weight", 0.0, 1.0),
+        ),
     ),
     ControllerSpec(
         _LLM,
@@ -232,6 +235,7 @@ BUILTINS = (
             Tunable("w_prefix", 0.0, 5.0),
             Tunable("w_queue", 0.0, 5.0),
             Tunable("w_kv", 0.0, 5.0),
+            Tunable("pending_weight", 0.0, 1.0),
         ),
     ),
     # one per Task with a fallback heuristic (controllers.guardrails.DEFAULT_FALLBACK)

@@ -79,11 +79,10 @@ def _artifact_arm(label: str, path: str, task: str | None) -> Arm:
 
 def guarded(policy: Controller) -> Guardrail:
     """A learned controller behind the guardrail of its Task (ranges from its manifest)."""
+    from .learned import OBS_MASKS
+
     task = make_task(policy.task)
     low, high = policy.obs_range() if hasattr(policy, "obs_range") else (None, None)
-    mask = None
-    if task.name == "shard-routing":
-        from envs.routing import mask_from_obs
-
-        mask = mask_from_obs
-    return Guardrail(policy, task.action_space, obs_low=low, obs_high=high, mask=mask)
+    return Guardrail(
+        policy, task.action_space, obs_low=low, obs_high=high, mask=OBS_MASKS.get(task.name)
+    )

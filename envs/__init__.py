@@ -1,7 +1,7 @@
 """Gymnasium environments: one Task per learned decision, driven by the simulator.
 
 Importing ``envs`` registers ``swarmsim/ShardRouting-v0``, ``swarmsim/Autoscaling-v1``,
-``swarmsim/RoleAssignment-v0``, ``swarmsim/InferenceStrategy-v0`` and ``swarmsim/LlmRouting-v0``;
+``swarmsim/RoleAssignment-v0``, ``swarmsim/InferenceStrategy-v0`` and ``swarmsim/LlmRouting-v1``;
 ``gymnasium.make("envs:swarmsim/ShardRouting-v0")`` imports it for you. Imports only ``swarmsim``.
 """
 

@@ -12,12 +12,16 @@ from swarmsim.view import NO_AGENT, ClusterView, ControlPlane, Totals
 from .task import Task, squash, unit_box
 
 MAX_REPLICAS = 16  # synthesizer replicas addressable per decision (the lowest agent ids)
-REPLICA_FEATURES = 5  # present, accepting, outstanding, overlap fraction, KV utilisation
+# present, accepting, outstanding, overlap fraction, KV utilisation, uncached prompt tokens,
+# recent stage latency, overlap fraction counting the prompts queued there
+REPLICA_FEATURES = 8
 QUERY_FEATURES = 2  # input tokens, output tokens
 RUNNING = 1  # index of "running" in swarmsim.view.AGENT_STATES
 OUTSTANDING_SCALE = 4.0  # squash scales (see the observation table)
 INPUT_SCALE = 1024.0
 OUTPUT_SCALE = 128.0
+UNCACHED_SCALE = 2048.0
+LATENCY_SCALE = 10.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,10 @@ class LlmRoutingTask(Task):
     | 2 | outstanding jobs / (outstanding + 4) | [0, 1) |
     | 3 | prefix overlap: leading prompt blocks cached on r / the prompt's blocks | [0, 1] |
     | 4 | KV utilisation: prefix-cache blocks held / capacity (0 without a cache) | [0, 1] |
+    | 5 | tokens to prefill on r, u = input x (1 - pending overlap): u / (u + 2048) | [0, 1) |
+    | 6 | r's recent stage latency (EWMA, s) l: l / (l + 10) | [0, 1) |
+    | 7 | pending overlap: leading prompt blocks cached on r or held by a prompt queued or in
+    service there (so cached when r serves this one) / the prompt's blocks | [0, 1] |
 
     The last two features: input tokens / (input + 1024); output tokens / (output + 128).
     Absent slots are all zeros; a prompt without prefix blocks has overlap 0 everywhere.
@@ -72,17 +80,21 @@ class LlmRoutingTask(Task):
     holds the metrics summary (with ``kv_cache`` and ``ttft_s``).
 
     ## Arguments
-    ``gymnasium.make("swarmsim/LlmRouting-v0", scenario="prefix-cache", overrides=[...],
+    ``gymnasium.make("swarmsim/LlmRouting-v1", scenario="prefix-cache", overrides=[...],
     episode_s=..., controllers={...}, reward=LlmRoutingReward(...))`` after ``import envs``;
     see ``envs.sim_env.SwarmEnv``.
 
     ## Version History
     - v0: initial version.
+    - v1: per replica the overlap counting the prompts queued there (a conversation's next
+      turn finds its previous one still queued a third of the time on prefix-cache), the
+      prompt tokens it would prefill (what a miss costs, which a fraction hides for long
+      prompts) and its recent stage latency.
     """
 
     name = "llm-routing"
-    env_id = "swarmsim/LlmRouting-v0"
-    version = 0
+    env_id = "swarmsim/LlmRouting-v1"
+    version = 1
     decision = "place"
     roles = ("synthesizer",)
     layer_stats = False
@@ -126,10 +138,16 @@ class LlmRoutingTask(Task):
         obs[slot] = 1.0
         obs[slot + 1] = self.accepting(view, rows)
         obs[slot + 2] = squash(a.in_flight[rows], OUTSTANDING_SCALE)
+        overlap = pending = np.zeros(rows.size)
         if q is not None and q.blocks and q.overlap.size:
-            obs[slot + 3] = np.minimum(q.overlap[rows] / q.blocks, 1.0)
+            overlap = np.minimum(q.overlap[rows] / q.blocks, 1.0)
+            pending = overlap if not q.pending.size else np.minimum(q.pending[rows] / q.blocks, 1.0)
+        obs[slot + 3] = overlap
+        obs[slot + 7] = pending
         obs[slot + 4] = np.clip(a.kv_util[rows], 0.0, 1.0)
+        obs[slot + 6] = squash(a.latency_s[rows], LATENCY_SCALE)
         if q is not None:
+            obs[slot + 5] = squash(q.input_tokens * (1.0 - pending), UNCACHED_SCALE)
             obs[-QUERY_FEATURES:] = (
                 squash(q.input_tokens, INPUT_SCALE),
                 squash(q.output_tokens, OUTPUT_SCALE),
@@ -174,3 +192,13 @@ class LlmRoutingTask(Task):
         w = self.weights
         stage = after.stage_s.get("synthesizer", 0.0) - before.stage_s.get("synthesizer", 0.0)
         return -w.latency * stage - w.slo * (after.slo_violations - before.slo_violations)
+
+
+def mask_from_obs(obs: np.ndarray) -> np.ndarray:
+    """The mask of ``action_masks`` recovered from an observation alone (the present and
+    accepting flags are in it), for a masked policy that sees nothing else."""
+    rep = np.asarray(obs[: MAX_REPLICAS * REPLICA_FEATURES]).reshape(MAX_REPLICAS, -1)
+    mask = (rep[:, 0] > 0.5) & (rep[:, 1] > 0.5)
+    if not mask.any():
+        mask[0] = True
+    return mask

@@ -18,7 +18,7 @@ import numpy as np
 from swarmsim.clock import Call
 from swarmsim.query import Query
 from swarmsim.scenario import Scenario
-from swarmsim.scenario_files import load_scenario
+from swarmsim.scenario_files import raw_scenario, resolve_scenario
 from swarmsim.simulation import Simulation
 from swarmsim.view import ClusterView
 
@@ -34,7 +34,12 @@ class SwarmEnv(gym.Env):
     loaded Scenario), ``overrides`` (``KEY=VALUE`` strings, as ``--set``), ``episode_s``
     (simulated seconds per episode; default the scenario's duration), ``controllers``
     (Task name -> controller with ``act(obs)``, for the decisions this env does not train),
-    ``reward`` (the Task's reward weights dataclass).
+    ``reward`` (the Task's reward weights dataclass), ``vary`` (scenario parameter ->
+    ``(low, high)``: each episode draws the parameter uniformly from the env's generator, as
+    an override, e.g. ``{"rate": (0.9, 1.3)}``; domain randomisation over load for training),
+    ``mix`` (other scenario names or files: each episode runs one of ``scenario`` and these,
+    uniformly drawn, with the same overrides; e.g. a control twin, so a policy also meets
+    the regime where its mechanism is absent).
 
     Episodes end by truncation at ``episode_s`` or by termination when some pipeline stage
     has no agents left at all (the cluster can serve nothing). ``info["summary"]`` carries
@@ -53,14 +58,22 @@ class SwarmEnv(gym.Env):
         controllers: Mapping[str, Actor] | None = None,
         reward: Any = None,
         render_mode: str | None = None,
+        vary: Mapping[str, tuple[float, float]] | None = None,
+        mix: Sequence[str] = (),
     ) -> None:
         if render_mode is not None:  # TypeError: callers such as SB3 then retry without it
             raise TypeError(f"render_mode must be None (nothing to render), got {render_mode!r}")
         self.render_mode = None
         self.task = make_task(task, reward) if isinstance(task, str) else task
-        self.scenario = (
-            scenario if isinstance(scenario, Scenario) else load_scenario(scenario, overrides)
-        )
+        self.vary = dict(sorted((vary or {}).items()))
+        self.mix = tuple(mix)
+        if (self.vary or self.mix) and isinstance(scenario, Scenario):
+            raise ValueError(f"vary and mix need scenario names or files, got {scenario}")
+        if not isinstance(scenario, Scenario):
+            self._raws = [raw_scenario(ref) for ref in (scenario, *self.mix)]
+            scenario = resolve_scenario(self._raws[0][1], overrides, self._raws[0][0])
+        self.scenario = scenario
+        self.overrides = tuple(overrides)
         self.episode_s = float(episode_s or self.scenario.duration_s)
         self.others = {
             name: (make_task(name), ctl)
@@ -79,6 +92,12 @@ class SwarmEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         sim_seed = int(self.np_random.integers(2**31 - 1))
+        pick = int(self.np_random.integers(len(self._raws))) if self.mix else 0
+        varied = {k: float(self.np_random.uniform(lo, hi)) for k, (lo, hi) in self.vary.items()}
+        if self.mix or varied:
+            source, raw = self._raws[pick]
+            sets = [*self.overrides, *(f"{k}={v!r}" for k, v in varied.items())]
+            self.scenario = resolve_scenario(raw, sets, source)
         self.sim = self._build(sim_seed)
         self._pending = deque()
         self._stop = self.sim.env.event()
@@ -87,7 +106,8 @@ class SwarmEnv(gym.Env):
         self._advance()
         view = self._decision_view()
         self._last = view
-        return self.task.observe(view), {"sim_seed": sim_seed}
+        info = {"sim_seed": sim_seed, "scenario": self.scenario.name, "varied": varied}
+        return self.task.observe(view), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         sim = self.sim

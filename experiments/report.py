@@ -31,6 +31,7 @@ BARS = {
     "shard-routing": Bar("latency_s.p99", 0.20, "recall_at_k", True),
     "autoscaling": Bar("gpu_hours", 0.20, "slo.violation_rate", False, "hpa"),
     "role-assignment": Bar("latency_s.mean", 0.20, None, False, "static"),
+    "llm-routing": Bar("latency_s.p99", 0.20),
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from controllers.spec import Arm
+from envs.llm_routing import LlmRoutingReward
 from envs.roles import RoleReward
 from envs.routing import RoutingReward
 from envs.scaling import ScalingReward
@@ -27,7 +28,8 @@ from .imitation import ImitationConfig
 from .seeds import EVAL_SEEDS
 
 REWARDS = {"shard-routing": RoutingReward, "autoscaling": ScalingReward,
-           "role-assignment": RoleReward}  # fmt: skip
+           "role-assignment": RoleReward, "llm-routing": LlmRoutingReward}  # fmt: skip
+MASKED = ("shard-routing", "llm-routing")  # the Tasks with action masks
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,11 @@ class TrainConfig:
     """One training experiment (see experiments/configs/*.yaml)."""
 
     name: str
-    task: Literal["shard-routing", "autoscaling", "role-assignment"]
+    task: Literal["shard-routing", "autoscaling", "role-assignment", "llm-routing"]
     scenario: str = "escape-velocity"
     overrides: tuple[str, ...] = ()
+    vary: dict[str, tuple[float, ...]] = field(default_factory=dict)  # per-episode: [low, high]
+    mix: tuple[str, ...] = ()  # scenarios an episode may run instead (SwarmEnv's mix)
     episode_s: float | None = None
     algo: Literal["PPO", "MaskablePPO", "A2C", "DQN"] = "PPO"
     total_timesteps: int = 100_000
@@ -79,8 +83,12 @@ class TrainConfig:
         check(self.n_envs >= 1, "n_envs", self.n_envs, ">= 1")
         check(self.algo != "DQN", "algo", self.algo, "PPO, MaskablePPO or A2C (the Tasks' "
               "MultiDiscrete actions have no DQN)")  # fmt: skip
-        check(self.algo != "MaskablePPO" or self.task == "shard-routing", "algo", self.algo,
-              "MaskablePPO only for shard-routing (the Task with action masks)")  # fmt: skip
+        masked = ", ".join(MASKED)
+        check(self.algo != "MaskablePPO" or self.task in MASKED, "algo", self.algo,
+              f"MaskablePPO only for {masked} (the Tasks with action masks)")  # fmt: skip
+        for key, bounds in self.vary.items():
+            ok = len(bounds) == 2 and bounds[0] <= bounds[1]
+            check(ok, f"vary.{key}", list(bounds), "[low, high] with low <= high")
         fields = {f.name for f in dataclasses.fields(REWARDS[self.task])}
         for key in self.reward:
             check(key in fields, f"reward.{key}", key, f"one of {sorted(fields)}")
@@ -115,7 +123,9 @@ def make_env(cfg: TrainConfig, seed_offset: int = 0):
     from envs import SwarmEnv
 
     reward = REWARDS[cfg.task](**cfg.reward)
-    env = SwarmEnv(cfg.task, cfg.scenario, cfg.overrides, cfg.episode_s, reward=reward)
+    vary = {key: (low, high) for key, (low, high) in cfg.vary.items()}
+    env = SwarmEnv(cfg.task, cfg.scenario, cfg.overrides, cfg.episode_s, reward=reward, vary=vary,
+                   mix=cfg.mix)  # fmt: skip
     return Monitor(env)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
@@ -143,6 +144,7 @@ def _query_info(sim: Simulation, query: Query, agents: list[Agent]) -> QueryInfo
         layers = sim.stage_layers[query.stage]
         name = layers.name if not isinstance(layers, dict) else layers[query.model].name
         layer = list(sim.cluster.layers).index(name)
+    overlap = _overlap(query, agents)
     return QueryInfo(
         query.id,
         query.qclass,
@@ -152,7 +154,8 @@ def _query_info(sim: Simulation, query: Query, agents: list[Agent]) -> QueryInfo
         relevance,
         layer,
         len(query.blocks),
-        _overlap(query, agents),
+        overlap,
+        _pending(query, agents, overlap),
     )
 
 
@@ -162,6 +165,33 @@ def _overlap(query: Query, agents: list[Agent]) -> np.ndarray:
     if not blocks:
         return np.zeros(len(agents), dtype=np.int64)
     return np.array([0 if a.kv is None else a.kv.peek(blocks) for a in agents], dtype=np.int64)
+
+
+def _pending(query: Query, agents: list[Agent], overlap: np.ndarray) -> np.ndarray:
+    """Per agent row: the query's leading prefix blocks cached there or held by a prompt
+    queued or in service there (cached by the time the query would be served)."""
+    blocks = query.blocks
+    out = overlap.copy()
+    if not blocks:
+        return out
+    for i, a in enumerate(agents):
+        if a.kv is not None:
+            for job in (*a.batch, *a.queue):
+                out[i] = max(out[i], common_prefix(blocks, job.query.blocks))
+    return out
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """The number of leading entries ``a`` and ``b`` share (bisected over slice equality,
+    which holds for every length up to the answer and none beyond)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _ro(arr: np.ndarray) -> np.ndarray:

@@ -111,6 +111,9 @@ class QueryInfo:
     blocks: int = 0  # prefix blocks of its prompt (swarmsim.prefix)
     # int64 per agent row: leading prompt blocks cached on that agent (0 without a cache)
     overlap: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # int64 per agent row: leading prompt blocks cached there or held by a prompt queued or in
+    # service there, so cached when this query would be served (at least ``overlap``)
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,17 @@ from envs.llm_routing import MAX_REPLICAS, REPLICA_FEATURES
 from envs.task import squash
 
 
-def observation(rows: list[tuple[int, int, float, float]]) -> np.ndarray:
-    """Slots from (accepting, outstanding, overlap fraction, KV utilisation)."""
+def observation(
+    rows: list[tuple[int, int, float, float]], pending: tuple[float, ...] = ()
+) -> np.ndarray:
+    """Slots from (accepting, outstanding, overlap fraction, KV utilisation); the pending
+    overlap per slot (default: the overlap, nothing queued)."""
     obs = np.zeros(MAX_REPLICAS * REPLICA_FEATURES + 2, dtype=np.float32)
     for r, (accepting, outstanding, overlap, kv) in enumerate(rows):
-        obs[r * REPLICA_FEATURES : (r + 1) * REPLICA_FEATURES] = (
+        obs[r * REPLICA_FEATURES : r * REPLICA_FEATURES + 5] = (
             1.0, accepting, squash(outstanding, 4.0), overlap, kv,
         )  # fmt: skip
+        obs[r * REPLICA_FEATURES + 7] = pending[r] if pending else overlap
     return obs
 
 
@@ -76,6 +80,21 @@ def test_llm_d_scores_prefix_queue_and_kv_use():
     # slot 3: 3 + 2 x 4/7 + 1.0 = 5.143 -> slot 3
     assert pick("llm-d") == 3
     assert pick("llm-d", w_prefix=0.0) == 0  # load and KV use alone: 3.133 > 2.143 > 1.8
+
+
+def test_pending_weight_counts_the_prompts_queued_on_a_replica_as_cached():
+    # slot 0's prompt is queued there: pending overlap 1.0 where 0.0 is cached
+    obs = observation([(1, 2, 0.0, 0.1), (1, 1, 0.5, 0.9), (0, 0, 1.0, 0.0), (1, 3, 1.0, 0.5)],
+                      pending=(1.0, 0.5, 1.0, 1.0))  # fmt: skip
+    assert decode(obs).pending[:4] == pytest.approx([1.0, 0.5, 1.0, 1.0])
+    # kv-overlap w=4 as above: 6, 3, -, 3 -> slot 1; fully pending: 2, 3, -, 3 -> slot 0
+    assert pick("kv-overlap", obs, overlap_weight=4.0) == 1
+    assert pick("kv-overlap", obs, overlap_weight=4.0, pending_weight=1.0) == 0
+    # llm-d: slot 0 scores 3 more with its pending prefix: 6.133 > 5.143 (slot 3)
+    assert pick("llm-d", obs) == 3
+    assert pick("llm-d", obs, pending_weight=1.0) == 0
+    with pytest.raises(ValueError, match="pending_weight"):
+        make_controller("llm-routing", "llm-d", pending_weight=1.5)
 
 
 def test_no_accepting_replica_answers_slot_zero():

@@ -53,7 +53,10 @@ def test_faulty_and_seeds_are_never_tunable():
     assert all(
         t.name != "seed" for entries in params.values() for ts in entries.values() for t in ts
     )
-    assert [str(t) for t in params["llm-routing"]["kv-overlap"]] == ["overlap_weight=0.1:10 log"]
+    assert [str(t) for t in params["llm-routing"]["kv-overlap"]] == [
+        "overlap_weight=0.1:10 log",
+        "pending_weight=0:1",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ def test_the_five_tasks_are_registered():
     assert ENV_IDS == [
         "swarmsim/Autoscaling-v1",
         "swarmsim/InferenceStrategy-v0",
-        "swarmsim/LlmRouting-v0",
+        "swarmsim/LlmRouting-v1",
         "swarmsim/RoleAssignment-v0",
         "swarmsim/ShardRouting-v0",
     ]
@@ -64,14 +64,30 @@ def test_same_seed_same_actions_same_observations_and_rewards(env_id):
 
 def test_llm_routing_passes_the_checkers_and_is_deterministic_on_its_scenario():
     prefix = {"scenario": "prefix-cache", "episode_s": 120.0}
-    gym_check_env(gym.make("swarmsim/LlmRouting-v0", **prefix).unwrapped, skip_render_check=True)
-    sb3_check_env(gym.make("swarmsim/LlmRouting-v0", **prefix).unwrapped, warn=True)
-    a = rollout(gym.make("swarmsim/LlmRouting-v0", **prefix), seed=3, steps=40)
-    b = rollout(gym.make("swarmsim/LlmRouting-v0", **prefix), seed=3, steps=40)
+    gym_check_env(gym.make("swarmsim/LlmRouting-v1", **prefix).unwrapped, skip_render_check=True)
+    sb3_check_env(gym.make("swarmsim/LlmRouting-v1", **prefix).unwrapped, warn=True)
+    a = rollout(gym.make("swarmsim/LlmRouting-v1", **prefix), seed=3, steps=40)
+    b = rollout(gym.make("swarmsim/LlmRouting-v1", **prefix), seed=3, steps=40)
     assert len(a[0]) == len(b[0]) > 5
     assert all(np.array_equal(x, y) for x, y in zip(a[0], b[0], strict=True))
     assert a[1] == b[1]
     assert any(obs[3] > 0 for obs in a[0])  # some query found its prefix cached on slot 0
+
+
+def test_vary_and_mix_draw_each_episodes_parameters_and_scenario_from_the_envs_generator():
+    env = SwarmEnv("llm-routing", "prefix-cache", episode_s=5.0, vary={"rate": (0.9, 1.3)})
+    drawn = [env.reset(seed=s)[1]["varied"]["rate"] for s in (1, 2, 1)]
+    assert all(0.9 <= r <= 1.3 for r in drawn) and drawn[0] == drawn[2] != drawn[1]
+    assert env.scenario.workload.rate == drawn[2]
+    assert SwarmEnv("llm-routing", "prefix-cache").reset(seed=1)[1]["varied"] == {}
+    with pytest.raises(ValueError, match="vary"):
+        SwarmEnv("llm-routing", env.scenario, vary={"rate": (0.9, 1.3)})
+    mixed = SwarmEnv("llm-routing", "prefix-cache", ["rate=1.0"], 5.0,
+                     mix=["prefix-cache-control"])  # fmt: skip
+    names = [mixed.reset(seed=s)[1]["scenario"] for s in range(8)]
+    assert set(names) == {"prefix-cache", "prefix-cache-control"}
+    assert mixed.scenario.workload.rate == 1.0  # the overrides apply to every scenario
+    assert names == [mixed.reset(seed=s)[1]["scenario"] for s in range(8)]
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -93,7 +109,7 @@ def test_episode_truncates_at_its_duration_with_the_metrics_summary(env_id):
     if env_id in (
         "swarmsim/ShardRouting-v0",
         "swarmsim/InferenceStrategy-v0",
-        "swarmsim/LlmRouting-v0",
+        "swarmsim/LlmRouting-v1",
     ):
         # one decision per query that reached the stage: every completed query, at most all
         assert q["completed"] + q["failed"] <= steps <= q["submitted"]

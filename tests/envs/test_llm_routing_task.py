@@ -8,32 +8,34 @@ import pytest
 from fakes import RecordingPlane, layer, totals, view
 
 from envs.attach import attach
-from envs.llm_routing import LlmRoutingTask
+from envs.llm_routing import LlmRoutingTask, mask_from_obs
 from swarmsim import Simulation, load_scenario
 from swarmsim.view import NO_AGENT, QueryInfo
 
 # Layer 0 (synth) holds agents 4, 2, 7 (rows out of id order); layer 1 another synthesizer.
 ROWS = [
     {"id": 4, "layer": 0, "in_flight": 4, "kv_util": 0.25},
-    {"id": 2, "layer": 0, "in_flight": 1, "state": 0},  # starting: not accepting
-    {"id": 7, "layer": 0, "in_flight": 2},
+    {"id": 2, "layer": 0, "in_flight": 1, "state": 0, "latency_s": 10.0},  # starting
+    {"id": 7, "layer": 0, "in_flight": 2, "latency_s": 2.0},
     {"id": 9, "layer": 1},
 ]
 LAYERS = {"synth": layer("synthesizer"), "other": layer("synthesizer")}
 QUERY = QueryInfo(id=5, qclass=0, model="small", input_tokens=1024, output_tokens=128,
                   relevance=np.zeros(0, dtype=np.float32), layer=0, blocks=64,
-                  overlap=np.array([48, 64, 0, 64]))  # fmt: skip
+                  overlap=np.array([48, 64, 0, 64]),
+                  pending=np.array([64, 64, 32, 64]))  # fmt: skip
 
 
 def test_observation_follows_the_documented_layout():
     obs = LlmRoutingTask().observe(view(ROWS, LAYERS, query=QUERY))
-    assert obs.shape == (82,) and obs.dtype == np.float32
-    # slots by agent id: 2, 4, 7; agent 9 is in another layer
-    assert obs[0:5] == pytest.approx([1, 0, 1 / 5, 1.0, 0.0])  # agent 2: starting, full hit
-    assert obs[5:10] == pytest.approx([1, 1, 4 / 8, 0.75, 0.25])  # agent 4: 48 of 64 blocks
-    assert obs[10:15] == pytest.approx([1, 1, 2 / 6, 0.0, 0.0])
-    assert not obs[15:80].any()
-    assert obs[80:] == pytest.approx([0.5, 0.5])
+    assert obs.shape == (130,) and obs.dtype == np.float32
+    # slots by agent id: 2, 4, 7; agent 9 is in another layer. Tokens to prefill:
+    # 1024 x (1 - pending overlap), squashed at 2048; recent latency squashed at 10 s
+    assert obs[0:8] == pytest.approx([1, 0, 1 / 5, 1.0, 0.0, 0.0, 0.5, 1.0])  # agent 2
+    assert obs[8:16] == pytest.approx([1, 1, 4 / 8, 0.75, 0.25, 0.0, 0.0, 1.0])  # 48 of 64
+    assert obs[16:24] == pytest.approx([1, 1, 2 / 6, 0.0, 0.0, 512 / 2560, 1 / 6, 0.5])
+    assert not obs[24:128].any()
+    assert obs[128:] == pytest.approx([0.5, 0.5])
 
 
 def test_action_places_on_the_slot_and_invalid_slots_fall_back_to_least_outstanding():
@@ -45,6 +47,7 @@ def test_action_places_on_the_slot_and_invalid_slots_fall_back_to_least_outstand
     assert plane.calls == [("place", 5, 4)] + [("place", 5, 7)] * 3
     assert task.heuristic(task.view).tolist() == [2]
     assert task.action_masks(task.view)[:4].tolist() == [False, True, True, False]
+    assert (mask_from_obs(task.encode(task.view)) == task.action_masks(task.view)).all()
 
 
 def test_with_no_accepting_replica_the_layers_rule_places_the_query():
@@ -53,6 +56,7 @@ def test_with_no_accepting_replica_the_layers_rule_places_the_query():
     assert task.act([0], plane) == 0
     assert plane.calls == [("place", 5, NO_AGENT)]
     assert task.action_masks(task.view)[:2].tolist() == [True, False]
+    assert (mask_from_obs(task.encode(task.view)) == task.action_masks(task.view)).all()
 
 
 def test_reward_charges_synthesizer_time_and_slo_violations():

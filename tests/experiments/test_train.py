@@ -63,6 +63,7 @@ def test_train_writes_policy_eval_report_plots_and_logs(tmp_path, capsys, task, 
         ("name: x\ntask: autoscaling\nreward: {latency: 1.0}\n", "reward.latency"),
         ("name: x\ntask: routing\n", "task"),
         ("name: x\ntask: autoscaling\neval: {seedz: 3}\n", "eval.seedz"),
+        ("name: x\ntask: llm-routing\nvary: {rate: [1.3, 0.9]}\n", "vary.rate"),
     ],
 )
 def test_bad_configs_name_the_file_and_field(tmp_path, capsys, text, field):

@@ -73,3 +73,29 @@ def test_prefill_counts_only_the_uncached_tokens() -> None:
     assert warm.cached == 1024
     assert sim.service.seconds(agent, [warm]) == pytest.approx(1024 / 2407 + 100 / 114.5)
     assert query.first_token == pytest.approx(1024 / 2407)
+
+
+def test_pending_overlap_counts_the_prompts_queued_or_served_on_a_replica() -> None:
+    """A router's view of where a prompt's prefix will be cached when it is served: the
+    query [1, 2, 3, 5] finds 2 blocks cached on A and 3 in the prompt queued there; 1 in the
+    prompt C is serving; none on B, which has no cache."""
+    from types import SimpleNamespace as NS
+
+    from swarmsim.snapshot import _overlap, _pending, common_prefix
+
+    cached = KVCache(8)
+    cached.insert([1, 2])
+
+    def job(*blocks: int) -> NS:
+        return NS(query=NS(blocks=blocks))
+
+    a = NS(kv=cached, batch=[], queue=[job(7), job(1, 2, 3, 4)])
+    b = NS(kv=None, batch=[job(1, 2, 3, 5)], queue=[])
+    c = NS(kv=KVCache(8), batch=[job(1, 9)], queue=[])
+    query = NS(blocks=(1, 2, 3, 5))
+    overlap = _overlap(query, [a, b, c])  # type: ignore[arg-type]
+    assert overlap.tolist() == [2, 0, 0]
+    assert _pending(query, [a, b, c], overlap).tolist() == [3, 0, 1]  # type: ignore[arg-type]
+    assert [common_prefix(x, (1, 2, 3)) for x in ((), (1, 2, 3), (1, 2), (2,), (1, 2, 4))] == [
+        0, 3, 2, 0, 2,
+    ]  # fmt: skip
