@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from swarmsim.cluster import replica_capacity
-from swarmsim.kvcache import KVCache
+from swarmsim.kvcache import KVCache, pending_blocks
 from swarmsim.profiles import Profiles
 from swarmsim.scenario import Scenario
 from swarmsim.summary import KVCacheSummary, kv_cache_summary
 
-from .state import Agent
+from .state import Agent, Query
 
 
 class KVIndex:
@@ -80,6 +80,18 @@ class KVIndex:
                 mirror = self.mirrors.get(a.id)
                 out[i] = 0 if mirror is None else mirror.peek(blocks)
         return out
+
+    def pending(self, query: Query, agents: Sequence[Agent], overlap: np.ndarray) -> np.ndarray:
+        """Per agent: the leading blocks of ``query``'s prompt cached there or shared with
+        another prompt sent there and not yet answered (its jobs in flight), as the simulator
+        counts the prompts queued or in service on a replica."""
+        held = (
+            (j.query.blocks for j in a.jobs.values() if j.query is not query)
+            if a.id in self.mirrors
+            else ()
+            for a in agents
+        )
+        return pending_blocks(query.blocks, overlap, held)
 
     def summary(self) -> KVCacheSummary | None:
         """The summary's ``kv_cache``: the workers' reported hit rates, as the simulator's."""

@@ -268,6 +268,7 @@ def _query_info(coord: Coordinator, query: Query, agents: list[Agent]) -> QueryI
     layer = -1
     if query.stage < len(coord.pipeline.stages):
         layer = list(coord.scenario.layers).index(coord.pipeline.layer_of(query))
+    overlap = coord.kv.overlap(query.blocks, agents)
     return QueryInfo(
         query.id,
         query.qclass,
@@ -277,5 +278,6 @@ def _query_info(coord: Coordinator, query: Query, agents: list[Agent]) -> QueryI
         relevance,
         layer,
         len(query.blocks),
-        coord.kv.overlap(query.blocks, agents),
+        overlap,
+        coord.kv.pending(query, agents, overlap),
     )

@@ -12,9 +12,11 @@ finished request's blocks in reverse order for the same reason).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import takewhile
+
+import numpy as np
 
 from .errors import check
 
@@ -90,3 +92,31 @@ class KVCache:
     def utilisation(self) -> float:
         """Fraction of the capacity holding blocks."""
         return len(self.blocks) / self.capacity
+
+
+def pending_blocks(
+    blocks: Sequence[int], overlap: np.ndarray, held: Iterable[Iterable[Sequence[int]]]
+) -> np.ndarray:
+    """Per agent row: the leading ``blocks`` cached there (``overlap``) or shared with a prompt
+    sent there and not yet served (``held``: per row, those prompts' blocks), so cached by the
+    time this prompt would be served. The simulator and the live coordinator both use it."""
+    out = overlap.copy()
+    if not blocks:
+        return out
+    for i, prompts in enumerate(held):
+        for other in prompts:
+            out[i] = max(out[i], common_prefix(blocks, other))
+    return out
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """The number of leading entries ``a`` and ``b`` share (bisected over slice equality,
+    which holds for every length up to the answer and none beyond)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .kvcache import pending_blocks
 from .query import AgentState
 from .view import AgentTable, ClusterView, LayerStats, QueryInfo, Totals
 
@@ -170,28 +170,8 @@ def _overlap(query: Query, agents: list[Agent]) -> np.ndarray:
 def _pending(query: Query, agents: list[Agent], overlap: np.ndarray) -> np.ndarray:
     """Per agent row: the query's leading prefix blocks cached there or held by a prompt
     queued or in service there (cached by the time the query would be served)."""
-    blocks = query.blocks
-    out = overlap.copy()
-    if not blocks:
-        return out
-    for i, a in enumerate(agents):
-        if a.kv is not None:
-            for job in (*a.batch, *a.queue):
-                out[i] = max(out[i], common_prefix(blocks, job.query.blocks))
-    return out
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """The number of leading entries ``a`` and ``b`` share (bisected over slice equality,
-    which holds for every length up to the answer and none beyond)."""
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    held = (() if a.kv is None else (j.query.blocks for j in (*a.batch, *a.queue)) for a in agents)
+    return pending_blocks(query.blocks, overlap, held)
 
 
 def _ro(arr: np.ndarray) -> np.ndarray:

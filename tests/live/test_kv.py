@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from controllers.llm_routing import KvOverlap
-from envs.llm_routing import LlmRoutingTask
+from envs.llm_routing import REPLICA_FEATURES, LlmRoutingTask
 from live.backends import EmulatedSynthesizer
 from live.coordinator import Coordinator
 from live.corpusfiles import CorpusFiles, write_corpus
@@ -129,7 +129,7 @@ def test_kv_overlap_places_a_query_where_its_prefix_is_cached(prefix_coord):
     assert (view.query.blocks, view.query.layer) == (5, 0)
     assert view.query.overlap.tolist() == [0, 0, 4, 0]
     obs = LlmRoutingTask().observe(view)
-    assert obs[2 * 5 + 3] == pytest.approx(4 / 5)  # slot 2's overlap fraction
+    assert obs[2 * REPLICA_FEATURES + 3] == pytest.approx(4 / 5)  # slot 2's overlap fraction
     (agent, msg), *_ = [s for s in coord.sent if s[1].action == "SYNTH"]
     assert agent == 2 and msg.payload["blocks"] == [1, 2, 3, 4, 99]
     assert coord.slots["llm-routing"].decisions == 1 and query.id not in coord.pipeline.placing
@@ -181,3 +181,20 @@ def test_answers_update_the_mirror_the_hit_counts_and_ttft(prefix_coord):
     assert row["stages"][0]["cached"] == 32
     assert query.first_token == pytest.approx(row["stages"][0]["start"] + 0.25, abs=1e-9)
     assert np.isclose(coord.metrics.ttfts[0], query.first_token - query.arrival)
+
+
+def test_pending_counts_the_prompts_sent_to_a_replica_and_not_yet_answered(prefix_coord):
+    """A conversation's next turn arrives while its previous turn is still on replica 1:
+    nothing is cached yet (overlap 0 everywhere), but the prompt in flight there shares 3
+    leading blocks, as the simulator counts a prompt queued on a replica."""
+    coord = prefix_coord
+    admit(coord, [1, 2, 3])  # the layer's rule sends it to some replica, answer pending
+    (agent, _msg), *_ = coord.sent
+    admit(coord, [1, 2, 3, 4])
+    second = list(coord.active.values())[-1]
+    view = coord.view(second, ("synthesizer",), False)
+    assert view.query.overlap.tolist() == [0, 0, 0, 0]
+    want = [3 if i == agent else 0 for i in range(4)]
+    assert view.query.pending.tolist() == want  # its own job in flight does not count
+    obs = LlmRoutingTask().observe(view)
+    assert obs[agent * REPLICA_FEATURES + 7] == pytest.approx(3 / 4)

@@ -81,7 +81,8 @@ def test_pending_overlap_counts_the_prompts_queued_or_served_on_a_replica() -> N
     prompt C is serving; none on B, which has no cache."""
     from types import SimpleNamespace as NS
 
-    from swarmsim.snapshot import _overlap, _pending, common_prefix
+    from swarmsim.kvcache import common_prefix
+    from swarmsim.snapshot import _overlap, _pending
 
     cached = KVCache(8)
     cached.insert([1, 2])
