@@ -27,10 +27,10 @@ from .stats import flatten
 BESIDE = ("latency_s.p50", "latency_s.p99", "recall_at_k", "slo.violation_rate", "gpu_hours")
 
 
-def policy_dir(comparison: Comparison) -> Path | None:
-    """The artifact of the Task's training run (its ``policy/`` or the run directory itself
-    when that holds the manifest); None while it is not trained."""
-    for path in (comparison.artifact_dir / "policy", comparison.artifact_dir):
+def policy_dir(run: Path) -> Path | None:
+    """The artifact of the training run in ``run`` (its ``policy/`` or the run directory
+    itself when that holds the manifest); None while it is not trained."""
+    for path in (run / "policy", run):
         if (path / "manifest.json").is_file():
             return path
     return None
@@ -90,7 +90,7 @@ def plan(
         if task not in COMPARISONS:
             raise UnknownNameError("Task", task, COMPARISONS)
         c = COMPARISONS[task]
-        policy = policy_dir(c)
+        policy = policy_dir(c.artifact_dir)
         if policy is None:
             if explicit:
                 raise SwarmError(f"{task}: no trained policy in {c.artifact_dir}; train it "

@@ -1,122 +1,217 @@
-"""``swarmsim quickstart``: the whole loop in a few minutes on a laptop.
+"""``swarmsim quickstart``: the whole loop in about five minutes on two cores.
 
-Trains a small MaskablePPO routing policy on ``homelab`` in the simulator, evaluates it
-against the routing heuristics (common random numbers), attaches the very same artifact to
-a local live swarm (real processes over ZeroMQ, real faiss shards, emulated LLM stages),
-does the same with the best heuristic, and writes a report with sim next to live.
+On ``prefix-cache`` (four synthesizer replicas with prefix caches, the scenario with the
+largest spread between routing heuristics) it loads the committed llm-routing policy (or,
+with ``train``, trains a short run of its config), evaluates it in the simulator against the
+routing heuristics at their tuned settings on held-out seeds (``swarmsim versus``'s runs and
+statistics), attaches the very same artifact and the best heuristic to a live local swarm
+(real processes over ZeroMQ, emulated synthesizers keeping prefix caches) for at least
+``live_queries`` measured queries each, and writes ``report.md`` and ``report.json``.
+
+The live swarm runs in compressed time: the emulated stage times are the profile's times x
+``time_scale`` and the arrival rate, SLO and warm-up are scaled with them, so the workload is
+the scenario's at 1 / ``time_scale`` speed; live latencies and GPU-hours are reported divided
+by ``time_scale`` (scenario seconds), beside the simulator's.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controllers.learned import LearnedController
 from live.config import LiveConfig
 from live.runner import LiveRun, run_live
+from swarmsim.errors import SwarmError, check
+from swarmsim.scenario import Scenario
+from swarmsim.scenario_files import load_scenario
 
-from .plots import latency_cdf
-from .train import EvalConfig, TrainConfig, train
+from .learned import COMPARISONS, LEARNED
+from .learned_run import heuristic_arms, policy_dir, run_job
+from .learned_stats import scenario_result
+from .progress import Stages
+from .seeds import EVAL_SEEDS
+from .spread_run import Job, run_jobs
 
-SCENARIO = "homelab"
-BASELINES = ("least-outstanding", "power-of-two", "round-robin", "search-all-shards")
-LIVE_WORKERS = 8
-METRICS = ("latency_s.p50", "latency_s.p99", "recall_at_k", "slo.violation_rate")
-
-
-def quickstart_config(steps: int) -> TrainConfig:
-    """A routing run small enough for a laptop (about a minute of training)."""
-    return TrainConfig(
-        name="quickstart-routing-homelab",
-        task="shard-routing",
-        scenario=SCENARIO,
-        episode_s=3600,
-        algo="MaskablePPO",
-        total_timesteps=steps,
-        n_steps=512,
-        batch_size=128,
-        net_arch=(64, 64),
-        checkpoint_every=max(steps, 1),
-        eval=EvalConfig(seeds=3, duration_s=1800, baselines=BASELINES, every_steps=0),
-    )
+TASK = "llm-routing"
+SCENARIO = COMPARISONS[TASK].scenario  # prefix-cache
+HEURISTICS = ("least-outstanding", "kv-overlap", "llm-d", "round-robin")
+ARTIFACT = COMPARISONS[TASK].artifact_dir  # the committed run, relative to the checkout
+TRAIN_CONFIG = Path("experiments") / "configs" / "llm-routing.yaml"
+TRAIN_STEPS = 10_000  # --train: PPO steps after a short imitation (the config runs 200 k)
+DEMO_STEPS = 5_000  # --train: demonstration steps and cloning epochs (the config's are larger)
+DEMO_EPOCHS = 20
+LIVE_QUERIES = 300  # measured (post-warm-up) queries per live arm, at least
+TIME_SCALE = 0.2  # live: the scenario's workload five times faster
+MARGIN = 1.2  # live: load for 20% more queries than asked (arrivals are random)
 
 
-def quickstart(
-    out: Path, steps: int = 20_000, live_s: float = 90.0, progress: bool = False
+@dataclass(frozen=True)
+class QuickstartConfig:
+    """What ``swarmsim quickstart`` runs (its options)."""
+
+    policy: Path | None = None  # an artifact or run directory; None: the committed one
+    train: bool = False  # train a short run instead of loading an artifact
+    train_steps: int = TRAIN_STEPS
+    seeds: int = len(EVAL_SEEDS)  # held-out seeds in the simulator, from EVAL_SEEDS' first
+    live_queries: int = LIVE_QUERIES
+    time_scale: float = TIME_SCALE
+    workers: int = 2  # simulator processes
+    overrides: tuple[str, ...] = ()  # scenario overrides on both sides (tests: small runs)
+
+    def __post_init__(self) -> None:
+        check(1 <= self.seeds <= len(EVAL_SEEDS), "seeds", self.seeds,
+              f"1 to {len(EVAL_SEEDS)} held-out seeds")  # fmt: skip
+        check(self.live_queries >= 1, "live_queries", self.live_queries, ">= 1")
+        check(0 < self.time_scale <= 1, "time_scale", self.time_scale, "in (0, 1]")
+        check(self.train_steps >= 1, "train_steps", self.train_steps, ">= 1")
+        check(not (self.train and self.policy), "policy", self.policy, "not with train")
+
+
+def quickstart(cfg: QuickstartConfig, out: Path, bar: bool = False) -> dict[str, Any]:
+    """Policy, simulator, two live arms, report; the report's data (``report.json``)."""
+    from .quickstart_report import write_report
+
+    start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    stages = Stages(5, bar)
+    policy = obtain_policy(cfg, out, stages)
+    sim = simulate(cfg, policy["path"], stages)
+    best = sim["result"]["best"]
+    specs = {arm["label"]: arm["spec"] for arm in sim["arms"]}
+    live = {label: live_arm(cfg, label, specs[label], out, stages) for label in (LEARNED, best)}
+    with stages.stage("report") as stage:
+        report = write_report(out, cfg, policy, sim, live, time.perf_counter() - start)
+        stage.result = f"{out / 'report.md'}, {out / 'report.json'}"
+    return report
+
+
+def obtain_policy(cfg: QuickstartConfig, out: Path, stages: Stages) -> dict[str, Any]:
+    """The policy under test: trained now (a short run) or the committed artifact, checked."""
+    if cfg.train:
+        title = f"training a short run ({cfg.train_steps} PPO steps; weaker than the committed)"
+        with stages.stage(title, bar=False) as stage:
+            from .train import train
+
+            train(short_config(cfg.train_steps), out / "train", progress=stages.bar)
+            path, source = out / "train" / "policy", "trained now (short run)"
+            stage.result = str(path)
+    else:
+        ref = cfg.policy or ARTIFACT
+        with stages.stage(f"loading the trained policy {ref}") as stage:
+            found = policy_dir(ref)
+            if found is None:
+                raise SwarmError(f"no policy artifact in {ref}: run from the checkout, give "
+                                 f"--policy DIR, or train one with --train")  # fmt: skip
+            path, source = found, "committed" if cfg.policy is None else "given"
+            stage.result = str(path)
+    controller = LearnedController(path)
+    if controller.task != TASK:
+        raise SwarmError(f"{path}: a {controller.task} policy; the quickstart needs {TASK}")
+    return {"path": path, "source": source, "sha256": controller.artifact_hash,
+            "train_steps": cfg.train_steps if cfg.train else None}  # fmt: skip
+
+
+def short_config(steps: int, path: Path = TRAIN_CONFIG) -> Any:
+    """The committed policy's training config (``path``), cut to ``steps`` PPO steps after a short
+    imitation, evaluated on two seeds without baselines (the quickstart compares it)."""
+    from .train import EvalConfig, load_config
+
+    cfg = load_config(path)
+    imitate = cfg.imitate
+    if imitate.controller:
+        imitate = dataclasses.replace(imitate, steps=min(imitate.steps, DEMO_STEPS),
+                                      epochs=min(imitate.epochs, DEMO_EPOCHS))  # fmt: skip
+    return dataclasses.replace(
+        cfg, name=f"{cfg.name}-quickstart", total_timesteps=steps, imitate=imitate,
+        checkpoint_every=steps, eval=EvalConfig(seeds=2, baselines=(), every_steps=0),
+    )  # fmt: skip
+
+
+def simulate(cfg: QuickstartConfig, policy: Path, stages: Stages) -> dict[str, Any]:
+    """The policy and each heuristic (tuned where ``swarmsim tune`` has settings) on the same
+    held-out seeds; ``learned_stats.scenario_result`` of the runs, and the runs themselves."""
+    comparison = dataclasses.replace(COMPARISONS[TASK], heuristics=HEURISTICS)
+    arms = [{"label": LEARNED, "spec": str(policy), "note": str(policy)},
+            *heuristic_arms(comparison)]  # fmt: skip
+    seeds = list(EVAL_SEEDS)[: cfg.seeds]
+    todo = [Job(SCENARIO, cfg.overrides, a["label"], a["spec"], s) for a in arms for s in seeds]
+    title = f"simulator: {len(arms)} controllers x {len(seeds)} held-out seeds on {SCENARIO}"
+    with stages.stage(title) as stage:
+
+        def line(n: int, total: int, job: Job, done: dict[int, dict[str, Any]]) -> str:
+            stage.update(n / total)
+            p99 = sum(r["objective"] for r in done.values()) / len(done)
+            return f"  {job.label}: mean p99 {p99:.3g} s over {len(done)} seeds"
+
+        rows = run_jobs(todo, len(seeds), run_job, line, stage.say, cfg.workers)
+        runs = {a["label"]: rows[(SCENARIO, a["label"])] for a in arms}
+        result = scenario_result(TASK, runs)
+        gain = result["learned_vs_best"]["gain_pct"]["pct"]
+        stage.result = f"best heuristic {result['best']}; learned " + (
+            "n/a" if gain is None else f"{gain:+.1f}% on p99"
+        )
+    return {"arms": arms, "seeds": seeds, "runs": runs, "result": result}
+
+
+def live_run(cfg: QuickstartConfig, spec: str, record: Path) -> tuple[LiveRun, Scenario]:
+    """The live run of ``spec`` in compressed time (module docstring), and the scenario as
+    the simulator runs it (the reference for the scaling)."""
+    base = load_scenario(SCENARIO, list(cfg.overrides))
+    s = cfg.time_scale
+    measured = MARGIN * cfg.live_queries / base.workload.rate  # scenario seconds after warm-up
+    duration = measured / 0.9  # warm-up: a tenth of the run, as --duration makes it
+    overrides = [*cfg.overrides, f"workload.rate={base.workload.rate / s}",
+                 f"slo_latency_s={base.slo_latency_s * s}",
+                 f"warmup_s={min(base.warmup_s, duration / 10) * s}"]  # fmt: skip
+    if base.deadline_s is not None:
+        overrides.append(f"deadline_s={base.deadline_s * s}")
+    task_spec = spec if spec.startswith(f"{TASK}=") else f"{TASK}={spec}"
+    run = LiveRun(SCENARIO, overrides=tuple(overrides), controllers=(task_spec,),
+                  duration_s=math.ceil(duration) * s, record=record,
+                  config=LiveConfig(time_scale=s))  # fmt: skip
+    return run, base
+
+
+def live_arm(
+    cfg: QuickstartConfig, label: str, spec: str, out: Path, stages: Stages
 ) -> dict[str, Any]:
-    """Train, evaluate, run live with the artifact and the best heuristic; write the report."""
-    cfg = quickstart_config(steps)
-    sim = train(cfg, out / "sim", progress=progress)
-    policy = out / "sim" / "policy"
-    best = _best_heuristic(sim)
-    live: dict[str, dict[str, Any]] = {}
-    for label, spec in (("learned", str(policy)), (best, best)):
-        record = out / f"live-{label}.jsonl"
-        run = LiveRun(SCENARIO, controllers=(f"shard-routing={spec}",), duration_s=live_s,
-                      workers=LIVE_WORKERS, config=LiveConfig(), record=record)  # fmt: skip
-        live[label] = run_live(run)
-    (out / "live.json").write_text(json.dumps(live, indent=2))
-    figure = latency_cdf(
-        {f"live {k}": _latencies(out / f"live-{k}.jsonl") for k in live}, out / "live_latency.png"
-    )
-    report = out / "report.md"
-    report.write_text(render(sim, live, best, figure, live_s))
-    return {"report": report, "policy": policy, "sim": sim, "live": live}
+    """One live run of ``spec``: its summary, its measured latencies in scenario seconds
+    (failed or dropped queries at the deadline, as the simulator's objective counts them)."""
+    record = out / f"live-{label}.jsonl"
+    run, base = live_run(cfg, spec, record)
+    title = (f"live swarm, {label}: {run.duration_s:.0f} s of load at time scale "
+             f"{cfg.time_scale:g} (>= {cfg.live_queries} queries)")  # fmt: skip
+    with stages.stage(title) as stage:
+        summary = run_live(run, stage.update)
+        latencies = measured_latencies(record, run, cfg.time_scale)
+        stage.result = f"{len(latencies)} queries measured" + (
+            "" if len(latencies) >= cfg.live_queries else f", fewer than {cfg.live_queries}"
+        )
+    return {"spec": spec, "summary": summary, "latencies": latencies,
+            "duration_s": run.duration_s, "scenario_duration_s": run.duration_s / cfg.time_scale,
+            "rate_qps": base.workload.rate / cfg.time_scale}  # fmt: skip
 
 
-def _best_heuristic(sim: dict[str, Any]) -> str:
-    prefix = "shard-routing="
-    arms = {
-        k.removeprefix(prefix): v for k, v in sim["controllers"].items() if k.startswith(prefix)
-    }
-    return min(arms, key=lambda k: arms[k]["latency_s.p99"]["mean"] or float("inf"))
+def measured_latencies(record: Path, run: LiveRun, time_scale: float) -> list[float]:
+    """Latencies of the queries arriving after warm-up, in scenario seconds; a failed or
+    dropped one counts as the deadline (or the slowest completed, if slower)."""
+    import json
 
-
-def _latencies(record: Path) -> list[float]:
-    out = []
+    live = load_scenario(run.scenario, list(run.overrides))
+    deadline = run.config.deadline_s or live.deadline_s or 4 * live.slo_latency_s
+    done, unfinished = [], 0
     for line in record.read_text().splitlines():
-        q = json.loads(line)
-        if q.get("outcome") == "completed":  # lifecycle rows have no outcome
-            out.append(q["end"] - q["arrival"])
-    return out
-
-
-def render(
-    sim: dict[str, Any], live: dict[str, dict[str, Any]], best: str, figure: Path, live_s: float
-) -> str:
-    """The report: the simulator's comparison over seeds, then the live runs side by side."""
-    lines = ["# swarmsim quickstart: shard routing on homelab, sim next to live", ""]
-    lines += [
-        f"Simulator: {len(sim['seeds'])} seeds of 1800 s, mean and 95% interval. "
-        f"Live: one run of {live_s:.0f} s of load on {LIVE_WORKERS} worker processes over "
-        "ZeroMQ on loopback (real faiss shards; embedder, synthesizers and evaluator EMULATED "
-        "with the device profiles' timings).",
-        "",
-        "| controller | where | " + " | ".join(METRICS) + " | queries |",
-        "| --- | --- | " + " | ".join("---" for _ in METRICS) + " | --- |",
-    ]
-    for label, metrics in sim["controllers"].items():
-        cells = [_ci(metrics.get(m)) for m in METRICS]
-        n = metrics.get("queries.completed", {}).get("mean")
-        lines.append(f"| {label} | sim | " + " | ".join(cells) + f" | {n:.0f} |")
-    for label, summary in live.items():
-        flat = {
-            "latency_s.p50": summary["latency_s"]["p50"],
-            "latency_s.p99": summary["latency_s"]["p99"],
-            "recall_at_k": summary["recall_at_k"],
-            "slo.violation_rate": summary["slo"]["violation_rate"],
-        }
-        cells = ["n/a" if flat[m] is None else f"{flat[m]:.4g}" for m in METRICS]
-        n = summary["queries"]["completed"]
-        name = "learned (same artifact)" if label == "learned" else label
-        lines.append(f"| {name} | live | " + " | ".join(cells) + f" | {n} |")
-    lines += ["", f"Best heuristic in the simulator by p99: {best}.", "",
-              f"![live latency CDF]({figure.name})", ""]  # fmt: skip
-    return "\n".join(lines)
-
-
-def _ci(stat: dict[str, Any] | None) -> str:
-    if not stat or stat.get("mean") is None:
-        return "n/a"
-    lo, hi = stat["ci95"]
-    return f"{stat['mean']:.4g} [{lo:.4g}, {hi:.4g}]"
+        row = json.loads(line)
+        if "outcome" not in row or row["arrival"] < live.warmup_s:  # lifecycle rows: none
+            continue
+        if row["outcome"] == "completed":
+            done.append(row["end"] - row["arrival"])
+        else:
+            unfinished += 1
+    penalty = max([deadline, *done])
+    return [x / time_scale for x in [*done, *[penalty] * unfinished]]
