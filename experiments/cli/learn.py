@@ -62,10 +62,7 @@ def _add_spread(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--seed-start", type=int, default=0, metavar="S", help="first seed")
     sp.add_argument("--arms", default="", metavar="A,B,...",
                     help="only these arms (labels as in the report), comma-separated")  # fmt: skip
-    sp.add_argument("--workers", type=int, default=2, metavar="N", help="processes (2)")
-    sp.add_argument("--out", type=Path, default=SPREAD_OUT, metavar="PATH",
-                    help=f"writes PATH.md and PATH.json (default {SPREAD_OUT})")  # fmt: skip
-    add_overrides(sp, "override a parameter of every scenario; repeatable")
+    _add_pool_options(sp, SPREAD_OUT)
     sp.set_defaults(func=cmd_spread)
 
 
@@ -80,11 +77,16 @@ def _add_versus(sub: argparse._SubParsersAction) -> None:
     cp.add_argument("--seeds", type=int, default=len(EVAL_SEEDS), metavar="N",
                     help=f"held-out seeds per arm, from {EVAL_SEEDS.start} "
                          f"(default {len(EVAL_SEEDS)}; experiments/seeds.py)")  # fmt: skip
-    cp.add_argument("--workers", type=int, default=2, metavar="N", help="processes (2)")
-    cp.add_argument("--out", type=Path, default=VERSUS_OUT, metavar="PATH",
-                    help=f"writes PATH.md and PATH.json (default {VERSUS_OUT})")  # fmt: skip
-    add_overrides(cp, "override a parameter of every scenario; repeatable")
+    _add_pool_options(cp, VERSUS_OUT)
     cp.set_defaults(func=cmd_versus)
+
+
+def _add_pool_options(p: argparse.ArgumentParser, out: Path) -> None:
+    """What spread and versus share: worker processes, the report's path, overrides."""
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="processes (2)")
+    p.add_argument("--out", type=Path, default=out, metavar="PATH",
+                   help=f"writes PATH.md and PATH.json (default {out})")  # fmt: skip
+    add_overrides(p, "override a parameter of every scenario; repeatable")
 
 
 def add_quickstart(sub: argparse._SubParsersAction) -> None:
