@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +25,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 @needs_azure
 def test_conv_trace_matches_the_readme_table():
-    start = time.perf_counter()
     table = read_azure_llm(AZURE / "AzureLLMInferenceTrace_conv.csv")
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0  # about 0.03 s on the reference machine
     assert len(table) == 19_366
     assert np.median(table.input_tokens) == 1020
     assert np.median(table.output_tokens) == 129
