@@ -178,6 +178,8 @@ def cmd_live_up(args: argparse.Namespace) -> int:
         print("Ctrl-C stops it.", flush=True)
 
     signal.signal(signal.SIGTERM, _interrupt)  # stopped by a supervisor: shut down cleanly
+    # Ctrl-C stops it even when started with SIGINT ignored (as a shell's background job is)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     summary = serve(run, announce, load=args.load)
     print(json.dumps({"summary": summary}) if args.json else render_summary(summary), flush=True)
     return 0
