@@ -8,7 +8,9 @@ seed are therefore paired, and their intervals are reported beside the per-arm o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from controllers.spec import Arm, resolve
@@ -18,6 +20,7 @@ from swarmsim.errors import SwarmError
 from swarmsim.scenario import Scenario
 from swarmsim.simulation import Simulation
 
+from .progress import Stage, Stages
 from .stats import flatten, mean_ci
 
 
@@ -79,11 +82,19 @@ class Recorder:
         self.submitted = sim.metrics.submitted
 
 
-def evaluate(scenario: Scenario, specs: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:
+def evaluate(
+    scenario: Scenario, specs: Sequence[str], seeds: Sequence[int], stages: Stages | None = None
+) -> dict[str, Any]:
     """Per arm, mean and 95% CI of every summary metric over ``seeds``; and per arm after the
-    first, the paired difference to the first arm."""
+    first, the paired difference to the first arm. With ``stages``, the runs are a stage of
+    them (opened once every spec resolved), with a line per finished arm."""
     arms = [resolve(s, scenario.name) for s in specs]
-    runs = {arm.label: [flatten(run_arm(scenario, seed, arm)) for seed in seeds] for arm in arms}
+    title = f"evaluation: {len(arms)} controllers x {len(seeds)} seeds on {scenario.name}"
+    with stages.stage(title) if stages else nullcontext() as stage:
+        runs = {arm.label: _arm_runs(scenario, arm, seeds, stage, i / len(arms), 1 / len(arms))
+                for i, arm in enumerate(arms)}  # fmt: skip
+        if stage is not None:
+            stage.result = f"{len(arms) * len(seeds)} runs"
     base = arms[0].label
     return {
         "scenario": scenario.name,
@@ -94,6 +105,33 @@ def evaluate(scenario: Scenario, specs: Sequence[str], seeds: Sequence[int]) -> 
             label: _paired(runs[base], rows) for label, rows in runs.items() if label != base
         },
     }
+
+
+def _arm_runs(
+    scenario: Scenario,
+    arm: Arm,
+    seeds: Sequence[int],
+    stage: Stage | None,
+    before: float,
+    share: float,
+) -> list[dict[str, float]]:
+    """``arm`` on each seed, flattened; ``stage`` moves over the arm's ``share`` of it (after
+    ``before``) and says a line when the arm is done."""
+    start, rows = time.perf_counter(), []
+    for seed in seeds:
+        rows.append(flatten(run_arm(scenario, seed, arm)))
+        if stage is not None:
+            stage.update(before + share * len(rows) / len(seeds))
+    if stage is not None:
+        shown = [f"{m} {_mean_of(rows, m)}" for m in ("latency_s.p99", "slo.violation_rate")]
+        wall = (time.perf_counter() - start) / len(seeds)
+        stage.say(f"  {arm.label}: {len(seeds)} seeds, {', '.join(shown)}, {wall:.1f} s per run")
+    return rows
+
+
+def _mean_of(rows: list[dict[str, float]], metric: str) -> str:
+    values = [row[metric] for row in rows if row.get(metric) is not None]
+    return f"{sum(values) / len(values):.4g}" if values else "n/a"
 
 
 def _aggregate(rows: list[dict[str, float]]) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ but pins gymnasium 0.29 and stable-baselines3 2.2, which this project is past.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,12 +47,21 @@ class Demonstrations:
     mean_reward: float
 
 
-def demonstrate(env: Any, controller: Any, steps: int, gamma: float, seed: int) -> Demonstrations:
-    """Run ``controller`` in ``env`` (a Gymnasium env of its Task) for ``steps`` steps."""
+def demonstrate(
+    env: Any,
+    controller: Any,
+    steps: int,
+    gamma: float,
+    seed: int,
+    progress: Callable[[int], None] | None = None,
+) -> Demonstrations:
+    """Run ``controller`` in ``env`` (a Gymnasium env of its Task) for ``steps`` steps;
+    ``progress(steps done)`` at each hundredth of them."""
     obs_list, act_list, rewards, ends = [], [], [], []
     obs, _ = env.reset(seed=seed)
     episodes = 0
-    for _ in range(steps):
+    every = max(steps // 100, 1)
+    for step in range(1, steps + 1):
         action = np.asarray(controller.act(obs))
         obs_list.append(obs)
         act_list.append(action)
@@ -61,6 +71,8 @@ def demonstrate(env: Any, controller: Any, steps: int, gamma: float, seed: int) 
         if terminated or truncated:
             episodes += 1
             obs, _ = env.reset()
+        if progress is not None and step % every == 0:
+            progress(step)
     return Demonstrations(
         np.asarray(obs_list, dtype=np.float32),
         np.asarray(act_list),
@@ -81,9 +93,16 @@ def discounted_returns(rewards: np.ndarray, ends: np.ndarray, gamma: float) -> n
     return out
 
 
-def clone(policy: Any, demos: Demonstrations, cfg: ImitationConfig, seed: int) -> dict[str, float]:
+def clone(
+    policy: Any,
+    demos: Demonstrations,
+    cfg: ImitationConfig,
+    seed: int,
+    progress: Callable[[int, float], None] | None = None,
+) -> dict[str, float]:
     """Fit an SB3 ``ActorCriticPolicy`` to ``demos``; returns the final losses and how often
-    the policy's deterministic action equals the heuristic's on the demonstrations."""
+    the policy's deterministic action equals the heuristic's on the demonstrations.
+    ``progress(epochs done, last batch's negative log-likelihood)`` after each epoch."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -94,7 +113,7 @@ def clone(policy: Any, demos: Demonstrations, cfg: ImitationConfig, seed: int) -
     policy.set_training_mode(True)
     n = len(obs)
     nll = value_loss = torch.tensor(0.0)
-    for _ in range(cfg.epochs):
+    for epoch in range(1, cfg.epochs + 1):
         for idx in torch.randperm(n, generator=gen).split(cfg.batch_size):
             values, log_prob, _ = policy.evaluate_actions(obs[idx], actions[idx])
             nll = -log_prob.mean()
@@ -103,6 +122,8 @@ def clone(policy: Any, demos: Demonstrations, cfg: ImitationConfig, seed: int) -
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+        if progress is not None:
+            progress(epoch, nll.item())
     policy.set_training_mode(False)
     with torch.no_grad():
         predicted, _ = policy.predict(demos.obs, deterministic=True)

@@ -97,7 +97,7 @@ def obtain_policy(cfg: QuickstartConfig, out: Path, stages: Stages) -> dict[str,
         with stages.stage(title, bar=False) as stage:
             from .train import train
 
-            train(short_config(cfg.train_steps), out / "train", progress=stages.bar)
+            train(short_config(cfg.train_steps), out / "train", stages.bar, indent="  ")
             path, source = out / "train" / "policy", "trained now (short run)"
             stage.result = str(path)
     else:

@@ -11,7 +11,9 @@ from swarmsim.scenario_files import load_scenario
 
 from . import plots
 from .evaluate import evaluate, resolve, run_arm
+from .progress import Stages
 
+REPORT_STAGES = 2  # the evaluation, then the plots and report.md
 TABLE = ("latency_s.p50", "latency_s.p99", "slo.violation_rate", "recall_at_k", "gpu_hours")
 
 
@@ -35,20 +37,26 @@ BARS = {
 }
 
 
-def write_report(cfg: Any, out: Path, policy_dir: Path, train_s: float) -> dict[str, Any]:
-    """Evaluate ``policy_dir`` against ``cfg.eval.baselines``; write eval.json, plots, report."""
+def write_report(
+    cfg: Any, out: Path, policy_dir: Path, train_s: float, stages: Stages | None = None
+) -> dict[str, Any]:
+    """Evaluate ``policy_dir`` against ``cfg.eval.baselines``; write eval.json, plots, report;
+    as ``REPORT_STAGES`` of ``stages`` (default: lines on stderr)."""
+    stages = Stages(REPORT_STAGES, False) if stages is None else stages
     overrides = list(cfg.overrides)
     if cfg.eval.duration_s is not None:
         overrides.append(f"duration_s={cfg.eval.duration_s}")
     scenario = load_scenario(cfg.scenario, overrides)
     seeds = list(range(cfg.eval.seed_start, cfg.eval.seed_start + cfg.eval.seeds))
     specs = [str(policy_dir), *(f"{cfg.task}={b}" for b in cfg.eval.baselines)]
-    result = evaluate(scenario, specs, seeds)
+    result = evaluate(scenario, specs, seeds, stages)
     result["train_s"] = train_s
     result["verdict"] = verdict(cfg.task, result, specs[0])
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
-    figures = _plots(scenario, seeds[0], specs, out / "plots")
-    (out / "report.md").write_text(render(cfg, result, figures, out))
+    with stages.stage(f"plots and report ({len(specs)} recorded runs)") as stage:
+        figures = _plots(scenario, seeds[0], specs, out / "plots")
+        (out / "report.md").write_text(render(cfg, result, figures, out))
+        stage.result = str(out / "report.md")
     return result
 
 

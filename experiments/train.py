@@ -25,6 +25,7 @@ from swarmsim.config import build
 from swarmsim.errors import ConfigError, SwarmError, check
 
 from .imitation import ImitationConfig
+from .progress import Stages
 from .seeds import EVAL_SEEDS
 
 REWARDS = {"shard-routing": RoutingReward, "autoscaling": ScalingReward,
@@ -129,28 +130,32 @@ def make_env(cfg: TrainConfig, seed_offset: int = 0):
     return Monitor(env)
 
 
-def train(cfg: TrainConfig, out: Path, progress: bool = False) -> dict[str, Any]:
-    """Train, save the artifact, evaluate and report; returns the evaluation result."""
+def train(cfg: TrainConfig, out: Path, progress: bool = False, indent: str = "") -> dict[str, Any]:
+    """Train, save the artifact, evaluate and report; returns the evaluation result. Each
+    stage reports on stderr (``progress.Stages``): a bar if ``progress``, else lines;
+    ``indent``: the run is a stage of another command."""
     import torch
 
     from controllers.store import save_policy
 
+    from .report import REPORT_STAGES, write_report
+
     torch.set_num_threads(1)  # REFERENCE.md: 2 threads made a small-MLP PPO ~20% slower
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))
+    learning = 2 * bool(cfg.imitate.controller) + bool(cfg.total_timesteps)
+    stages = Stages(learning + REPORT_STAGES, progress, indent=indent)
     model, env = _model(cfg, out)
     start = time.perf_counter()
     if cfg.imitate.controller:
-        _warm_start(cfg, model, out)
-    model.learn(cfg.total_timesteps, callback=_callbacks(cfg, out), progress_bar=progress,
-                tb_log_name="run")  # fmt: skip
+        _warm_start(cfg, model, out, stages)
+    if cfg.total_timesteps:
+        _learn(cfg, model, out, stages)
     train_s = time.perf_counter() - start
     env.close()
     policy_dir = save_policy(model, out / "policy", task=cfg.task, scenario=cfg.scenario,
                              train_config=_plain(dataclasses.asdict(cfg)))  # fmt: skip
-    from .report import write_report
-
-    return write_report(cfg, out, policy_dir, train_s)
+    return write_report(cfg, out, policy_dir, train_s, stages)
 
 
 def _model(cfg: TrainConfig, out: Path):
@@ -173,7 +178,7 @@ def _model(cfg: TrainConfig, out: Path):
     return PPO("MlpPolicy", env, **ppo_kwargs, **kwargs), env
 
 
-def _warm_start(cfg: TrainConfig, model: Any, out: Path) -> None:
+def _warm_start(cfg: TrainConfig, model: Any, out: Path, stages: Stages) -> None:
     """Clone ``cfg.imitate.controller`` into the policy (see ``experiments.imitation``)."""
     import json
 
@@ -181,25 +186,53 @@ def _warm_start(cfg: TrainConfig, model: Any, out: Path) -> None:
 
     env = make_env(cfg)
     heuristic = cfg.demonstrator().build()
-    demos = demonstrate(env, heuristic, cfg.imitate.steps, cfg.gamma, cfg.seed + 10_000)
+    steps, epochs = cfg.imitate.steps, cfg.imitate.epochs
+    title = f"demonstrations: {steps:,} steps of {cfg.imitate.controller} on {cfg.scenario}"
+    with stages.stage(title, ticks=10) as stage:
+        demos = demonstrate(env, heuristic, steps, cfg.gamma, cfg.seed + 10_000,
+                            lambda n: stage.update(n / steps, f"{n:,} steps"))  # fmt: skip
+        stage.result = f"{demos.episodes} episodes, mean reward {demos.mean_reward:.4g}"
     env.close()
-    stats = clone(model.policy, demos, cfg.imitate, cfg.seed)
+    with stages.stage(f"behaviour cloning: {epochs} epochs", ticks=10) as stage:
+
+        def show(epoch: int, nll: float) -> None:
+            stage.update(epoch / epochs, f"epoch {epoch}/{epochs}, nll {nll:.4g}")
+
+        stats = clone(model.policy, demos, cfg.imitate, cfg.seed, show)
+        stage.result = (
+            f"nll {stats['nll']:.4g}, value mse {stats['value_mse']:.4g}, agreement with "
+            f"{cfg.imitate.controller} {stats['agreement']:.1%}"
+        )
     (out / "imitation.json").write_text(json.dumps(stats, indent=2) + "\n")
 
 
-def _callbacks(cfg: TrainConfig, out: Path) -> list:
+def _learn(cfg: TrainConfig, model: Any, out: Path, stages: Stages) -> None:
+    """``model.learn`` for the config's steps, its progress a stage (a line each tenth)."""
+    from .learn_progress import LearnProgress
+
+    every = max(cfg.eval.every_steps // cfg.n_envs, 1) if cfg.eval.every_steps else 0
+    title = f"{cfg.algo}: {cfg.total_timesteps:,} steps on {cfg.scenario}"
+    with stages.stage(title, ticks=10) as stage:
+        progress = LearnProgress(stage, cfg.total_timesteps, every)
+        model.learn(cfg.total_timesteps, callback=_callbacks(cfg, out, progress),
+                    tb_log_name="run")  # fmt: skip
+
+
+def _callbacks(cfg: TrainConfig, out: Path, progress: Any) -> list:
+    """Checkpoints, ``progress`` (a ``LearnProgress``), then the periodic evaluation."""
     from stable_baselines3.common.callbacks import CheckpointCallback
 
     every = max(cfg.checkpoint_every // cfg.n_envs, 1)
-    callbacks: list = [CheckpointCallback(every, str(out / "checkpoints"), name_prefix=cfg.algo)]
-    if cfg.eval.every_steps:
+    callbacks: list = [CheckpointCallback(every, str(out / "checkpoints"), name_prefix=cfg.algo),
+                       progress]  # fmt: skip
+    if progress.eval_every:
         if cfg.algo == "MaskablePPO":
             from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as Eval
         else:
             from stable_baselines3.common.callbacks import EvalCallback as Eval
         callbacks.append(Eval(make_env(cfg), n_eval_episodes=cfg.eval.episodes,
-                              eval_freq=max(cfg.eval.every_steps // cfg.n_envs, 1),
-                              log_path=str(out / "periodic_eval"), verbose=0))  # fmt: skip
+                              eval_freq=progress.eval_every, log_path=str(out / "periodic_eval"),
+                              callback_after_eval=progress.after_eval(), verbose=0))  # fmt: skip
     return callbacks
 
 
