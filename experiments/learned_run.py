@@ -114,12 +114,14 @@ def run_compare(
     explicit: bool = False,
     workers: int = 2,
     say: Callable[[str], None] = print,
+    update: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """Every Task's comparison over ``workers`` processes, one line per finished arm; per
-    Task its setup and, per scenario it was run on, ``learned_stats.scenario_result``."""
+    """Every Task's comparison over ``workers`` processes, one line per finished arm (and
+    ``update``, see ``run_jobs``); per Task its setup and, per scenario it was run on,
+    ``learned_stats.scenario_result``."""
     start = time.perf_counter()
     todo, setup = plan(tasks, seeds, overrides, explicit)
-    rows = run_jobs(todo, len(seeds), run_job, _progress_line, say, workers) if todo else {}
+    rows = run_jobs(todo, len(seeds), run_job, _progress_line, say, workers, update) if todo else {}
     for task, s in setup.items():
         if s["status"] != "compared":
             continue

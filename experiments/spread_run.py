@@ -98,12 +98,14 @@ def run_spread(
     only: Sequence[str] = (),
     workers: int = 2,
     say: Callable[[str], None] = print,
+    update: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every job over ``workers`` processes, ``say`` one line per finished arm; the result
-    per scenario (see ``scenario_result``) with the run's seeds and wall time."""
+    """Run every job over ``workers`` processes, ``say`` one line per finished arm (``update``
+    the fraction of jobs done after each); the result per scenario (see ``scenario_result``)
+    with the run's seeds and wall time."""
     start = time.perf_counter()
     todo = jobs(scenarios, seeds, overrides, only)
-    rows = run_jobs(todo, len(seeds), run_job, _progress_line, say, workers)
+    rows = run_jobs(todo, len(seeds), run_job, _progress_line, say, workers, update)
     return {
         "seeds": list(seeds),
         "overrides": list(overrides),
@@ -127,10 +129,12 @@ def run_jobs(
     line: ArmLine,
     say: Callable[[str], None],
     workers: int,
+    update: Callable[[float], None] | None = None,
 ) -> Rows:
     """``runner`` on every job over ``workers`` processes (jobs of one arm adjacent, one per
-    seed); ``say(line(n, total, job, rows))`` as the n-th arm's last seed finishes. Every spec and
-    scenario is resolved here first, so a bad arm or a missing trace fails before any run."""
+    seed); ``say(line(n, total, job, rows))`` as the n-th arm's last seed finishes, ``update``
+    (the fraction of jobs done) as any job does. Every spec and scenario is resolved here
+    first, so a bad arm or a missing trace fails before any run."""
     if workers < 1:
         raise SwarmError(f"--workers: expected at least 1, got {workers}")
     for job in {(j.scenario, j.spec): j for j in todo}.values():
@@ -139,7 +143,9 @@ def run_jobs(
     rows: Rows = {}
     arms_total = len({(j.scenario, j.label) for j in todo})
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for job, row in zip(todo, pool.map(runner, todo), strict=True):
+        for n, (job, row) in enumerate(zip(todo, pool.map(runner, todo), strict=True), 1):
+            if update is not None:
+                update(n / len(todo))
             done = rows.setdefault((job.scenario, job.label), {})
             done[job.seed] = row
             if len(done) == n_seeds:

@@ -182,19 +182,27 @@ def best(trials: Sequence[Any]) -> Any:
 
 
 def tune(
-    study: Study, trials: int, jobs: int = 1, report: Callable[[str], None] = print
+    study: Study,
+    trials: int,
+    jobs: int = 1,
+    report: Callable[[str], None] = print,
+    update: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ``study`` until it has ``trials`` complete trials; the best settings' entry."""
+    """Run ``study`` until it has ``trials`` complete trials, ``report`` a line per trial
+    (``update`` the fraction of the trials to run done); the best settings' entry."""
     stored = open_study(study)
     done = len(complete(stored))
+    todo = max(trials - done, 0)
     report(
-        f"{study.name}: {done} trials stored, {max(trials - done, 0)} to run "
+        f"{study.name}: {done} trials stored, {todo} to run "
         f"on seeds {study.seeds[0]}..{study.seeds[-1]}"
     )
     pool = ProcessPoolExecutor(jobs) if jobs > 1 else None
     try:
-        for _ in range(max(trials - done, 0)):
+        for n in range(1, todo + 1):
             _one_trial(study, stored, pool, trials, report)
+            if update is not None:
+                update(n / todo)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

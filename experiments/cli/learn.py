@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from swarmsim.errors import SwarmError
 
 from ..seeds import EVAL_SEEDS
 from .options import add_overrides, add_progress, duration_overrides, show_progress
+
+if TYPE_CHECKING:
+    from ..progress import Stage
 
 SPREAD_OUT = Path("results/decision_spread")
 VERSUS_OUT = Path("results/learned_vs_tuned")
@@ -38,6 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--duration", type=float, metavar="S", help="simulated seconds")
     add_overrides(ev)
     ev.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    add_progress(ev)
     ev.set_defaults(func=cmd_eval)
     _add_spread(sub)
     _add_versus(sub)
@@ -87,6 +92,7 @@ def _add_pool_options(p: argparse.ArgumentParser, out: Path) -> None:
     p.add_argument("--out", type=Path, default=out, metavar="PATH",
                    help=f"writes PATH.md and PATH.json (default {out})")  # fmt: skip
     add_overrides(p, "override a parameter of every scenario; repeatable")
+    add_progress(p)
 
 
 def add_quickstart(sub: argparse._SubParsersAction) -> None:
@@ -147,6 +153,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from swarmsim.scenario_files import load_scenario
 
     from ..evaluate import evaluate
+    from ..progress import Stages
     from ..render import render_comparison
 
     if args.seeds < 1:
@@ -157,7 +164,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, overrides)
     specs = [s.strip() for s in args.controllers.split(",") if s.strip()]
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
-    result = evaluate(scenario, specs, seeds)
+    result = evaluate(scenario, specs, seeds, Stages(1, show_progress(args)))
     print(json.dumps(result, indent=2) if args.json else render_comparison(result))
     return 0
 
@@ -173,8 +180,11 @@ def cmd_spread(args: argparse.Namespace) -> int:
         raise SwarmError(f"--out: directory {args.out.parent} does not exist")
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     only = [a.strip() for a in args.arms.split(",") if a.strip()]
-    result = run_spread(args.scenarios or list(SCENARIOS), seeds, args.overrides, only,
-                        args.workers, _say)  # fmt: skip
+    scenarios = args.scenarios or list(SCENARIOS)
+    title = f"spread: {len(scenarios)} scenarios x {len(seeds)} seeds"
+    with _pool_stage(args, title) as stage:
+        result = run_spread(scenarios, seeds, args.overrides, only, args.workers, stage.say,
+                            stage.update)  # fmt: skip
     result["command"] = _spread_command(args)
     result["commit"] = git_commit(Path(__file__).resolve().parents[2])
     md, js = args.out.with_suffix(".md"), args.out.with_suffix(".json")
@@ -197,7 +207,9 @@ def cmd_versus(args: argparse.Namespace) -> int:
         raise SwarmError(f"--out: directory {args.out.parent} does not exist")
     seeds = list(EVAL_SEEDS)[: args.seeds]
     tasks = args.tasks or list(COMPARISONS)
-    result = run_compare(tasks, seeds, args.overrides, bool(args.tasks), args.workers, _say)
+    with _pool_stage(args, f"versus: {', '.join(tasks)} x {len(seeds)} seeds") as stage:
+        result = run_compare(tasks, seeds, args.overrides, bool(args.tasks), args.workers,
+                             stage.say, stage.update)  # fmt: skip
     words = ["swarmsim", "versus", *args.tasks, "--seeds", str(args.seeds)]
     words += [w for o in args.overrides for w in ("--set", o)]
     words += ["--out", str(args.out)] if args.out != VERSUS_OUT else []
@@ -210,9 +222,12 @@ def cmd_versus(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say(line: str) -> None:
-    """A progress line on stderr, flushed at once (long commands speak as they go)."""
-    print(line, file=sys.stderr, flush=True)
+def _pool_stage(args: argparse.Namespace, title: str) -> AbstractContextManager[Stage]:
+    """spread's and versus's progress: a bar on a terminal; either way a flushed line on
+    stderr per finished arm (no opening or closing line without the bar)."""
+    from ..progress import Stages
+
+    return Stages(1, show_progress(args)).stage(title, announce=False)
 
 
 def _spread_command(args: argparse.Namespace) -> str:

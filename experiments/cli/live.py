@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from swarmsim.errors import SwarmError
 
-from .options import add_progress, add_swarm_options, add_trace_options, trace_replay
+from .options import (
+    add_progress,
+    add_swarm_options,
+    add_trace_options,
+    show_progress,
+    trace_replay,
+)
 
 if TYPE_CHECKING:
     from live.runner import LiveRun
@@ -95,6 +101,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_live_run(args: argparse.Namespace) -> int:
     from live.runner import run_live
 
+    from ..progress import Stages
     from ..render import render_summary
 
     overrides, duration = list(args.overrides), args.duration
@@ -102,9 +109,27 @@ def cmd_live_run(args: argparse.Namespace) -> int:
         replay = trace_replay(args, args.trace)
         overrides = [*replay.overrides(), *overrides]
         duration = duration or replay.load_duration_s()
-    summary = run_live(_live_run(args, overrides, duration))
+    run = _live_run(args, overrides, duration)
+    load = "the scenario's duration" if duration is None else f"{duration:g} s"
+    with Stages(1, show_progress(args)).stage(f"live run: {args.scenario}, {load} of load",
+                                              ticks=10) as stage:  # fmt: skip
+
+        def update(fraction: float) -> None:  # tenths of a second in a short run
+            digits = 1 if duration is not None and duration < 60 else 0
+            at = "" if duration is None else f"{fraction * duration:.{digits}f}/{duration:g} s"
+            stage.update(fraction, f"{at} of load" if at else "")
+
+        summary = run_live(run, update)
+        stage.result = _live_result(summary)
     print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
     return 0
+
+
+def _live_result(summary: dict[str, Any]) -> str:
+    """The closing line of live run's stage: queries completed of submitted, and the p99."""
+    q, p99 = summary["queries"], summary["latency_s"]["p99"]
+    shown = "n/a" if p99 is None else f"{p99:.3g} s"
+    return f"{q['completed']}/{q['submitted']} queries completed, p99 {shown}"
 
 
 def _live_run(

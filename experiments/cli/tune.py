@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 from swarmsim.errors import SwarmError
 
-from .options import add_overrides, duration_overrides
+from .options import add_overrides, add_progress, duration_overrides, show_progress
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -63,6 +62,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="shard-routing: recall@k required (default 0.95)",
     )
     add_overrides(p)
+    add_progress(p)
     p.set_defaults(func=cmd_tune)
 
 
@@ -70,6 +70,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from controllers.spec import resolve
     from swarmsim.scenario_files import load_scenario
 
+    from ..progress import Stages
     from ..tune import study_for, tune, write_tuned
 
     if args.trials < 1 or args.jobs < 1:
@@ -83,9 +84,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, overrides)
     levels = {"--max-violation": args.max_violation, "--min-recall": args.min_recall}
     study = study_for(scenario, task, name, args.params, args.seeds, levels)
-    result = tune(
-        study, args.trials, args.jobs, lambda line: print(line, file=sys.stderr, flush=True)
-    )
+    # a bar on a terminal; either way a flushed line on stderr per trial
+    title = f"tune {task}={name} on {scenario.name}"
+    with Stages(1, show_progress(args)).stage(title, announce=False) as stage:
+        result = tune(study, args.trials, args.jobs, stage.say, stage.update)
     result["overrides"] = overrides
     result["command"] = _command(args, task, name)
     path = write_tuned(scenario.name, task, name, result)

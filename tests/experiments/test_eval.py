@@ -56,13 +56,20 @@ def test_eval_json_has_per_controller_means_and_intervals(capsys):
 
 
 def test_eval_text_table(capsys):
-    code, out, _ = run_cli(
+    code, out, err = run_cli(
         capsys, "eval", "homelab", "--controllers", "least-outstanding,random",
         "--seeds", "2", "--duration", "300",
     )  # fmt: skip
     assert code == 0
     assert out.splitlines()[0].startswith("scenario homelab  seeds 0..1 (2)")
     assert "least-outstanding" in out and "±" in out
+    # off a terminal: a line as the evaluation starts, one per arm, one as it ends
+    lines = err.splitlines()
+    assert lines[0] == "evaluation: 2 controllers x 2 seeds on homelab ..."
+    assert [ln.split(":")[0] for ln in lines[1:3]] == ["  least-outstanding", "  random"]
+    assert all("2 seeds, latency_s.p99 " in ln for ln in lines[1:3])
+    assert lines[3].startswith("evaluation: 2 controllers x 2 seeds on homelab: 4 runs (")
+    assert len(lines) == 4
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,15 @@ def test_live_run_replays_the_same_trace(trace, tmp_path, capsys):
             "--time-scale", "0", "--json", "--record", str(record)]  # fmt: skip
     for item in MAP:
         argv.append(item.replace("--map", "--trace-map"))
-    s = _summary(capsys, argv)
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    s = json.loads(out)
+    lines = err.splitlines()  # off a terminal: where the run is, as it goes
+    head = re.fullmatch(r"(live run: homelab, ([\d.]+) s of load) \.\.\.", lines[0])
+    assert head is not None, lines[0]
+    ticks = [float(re.search(r"([\d.]+)/[\d.]+ s of load", ln).group(1)) for ln in lines[1:-1]]
+    assert 1 <= len(ticks) <= 9 and ticks == sorted(ticks) and ticks[-1] < float(head[2])
+    assert lines[-1].startswith(f"{head[1]}: {ROWS}/{ROWS} queries completed, p99 ")
     assert s["mode"] == "live"
     assert s["queries"]["submitted"] == ROWS and s["queries"]["completed"] == ROWS
     rows = [json.loads(line) for line in record.read_text().splitlines()]

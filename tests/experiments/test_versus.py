@@ -86,7 +86,7 @@ def test_help_names_the_tasks_and_the_held_out_seeds(capsys):
     with pytest.raises(SystemExit) as done:
         main(["versus", "--help"])
     assert done.value.code == 0
-    text = capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())  # however argparse wraps it
     assert "llm-routing, shard-routing, autoscaling" in text and "held-out seeds" in text
 
 
