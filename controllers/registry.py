@@ -26,7 +26,9 @@ Factory = Callable[..., Controller]
 class ControllerSpec:
     """One controller of one Task: the factory's ``module:attr`` entry point, the keyword
     arguments it is always given (before the caller's) and a one-line summary. ``bare``
-    False: a bare NAME does not name it, only TASK=NAME (a name another Task had first)."""
+    False: a bare NAME does not name it, only TASK=NAME (a name another Task had first).
+    ``reference``: an upper bound told what only the simulator knows (the run's future), run
+    in the simulator and refused by the live runtime."""
 
     task: str
     name: str
@@ -35,6 +37,7 @@ class ControllerSpec:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     bare: bool = True
     params: tuple[Tunable, ...] = ()
+    reference: bool = False
 
     def make(self, **kwargs: Any) -> Controller:
         """A new controller: the entry point called with the spec's ``kwargs`` and the caller's
@@ -142,6 +145,18 @@ BUILTINS = (
             Tunable("beta", 0.0, 1.0),
             Tunable("stabilization_s", 0.0, 900.0),
         ),
+    ),
+    ControllerSpec(
+        _SCALING,
+        "oracle",
+        "controllers.oracle:Oracle",
+        "reference: knows the future arrivals; sizes for their peak one start-up ahead",
+        params=(
+            Tunable("target_utilization", 0.3, 0.95),
+            Tunable("horizon_s", 0.0, 600.0),
+            Tunable("window_s", 15.0, 600.0),
+        ),
+        reference=True,
     ),
     ControllerSpec(
         _ROLES,

@@ -1,7 +1,7 @@
 """Controller specs as users write them: ``[TASK=]NAME[:key=value...]`` or a policy artifact
 directory, resolved to a factory of fresh controllers (learned ones behind their guardrail).
 ``NAME@tuned`` takes the settings ``swarmsim tune`` wrote for the scenario being run. Shared by
-``swarmsim eval`` and the live runtime's ``--controller``."""
+``swarmsim eval`` and the live runtime's ``--controller`` (``resolve_live``: no reference)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,13 @@ from .tuned import SUFFIX, tuned_params
 
 @dataclass(frozen=True)
 class Arm:
-    """One compared controller: its label, its Task and a factory of fresh instances."""
+    """One compared controller: its label, its Task and a factory of fresh instances;
+    ``reference``: it runs only in the simulator (``ControllerSpec.reference``)."""
 
     label: str
     task: str
     build: Callable[[], Controller]
+    reference: bool = False
 
 
 def resolve(spec: str, scenario: str | None = None) -> Arm:
@@ -53,7 +55,20 @@ def resolve(spec: str, scenario: str | None = None) -> Arm:
         make_controller(owners[0], ref, **kwargs)  # validates name and parameters now
     except (TypeError, ValueError) as err:
         raise SwarmError(f"{spec}: {err}") from None
-    return Arm(spec, owners[0], lambda: make_controller(owners[0], ref, **kwargs))
+    reference = controller_spec(owners[0], ref).reference
+    return Arm(spec, owners[0], lambda: make_controller(owners[0], ref, **kwargs), reference)
+
+
+def resolve_live(spec: str) -> Arm:
+    """An arm for the live runtime (as ``resolve``); a reference controller is refused, since
+    what it is told (the run's future arrivals) exists only in the simulator."""
+    arm = resolve(spec)
+    if arm.reference:
+        raise SwarmError(
+            f"{spec}: a reference, not a deployable controller: it knows the run's future "
+            "arrivals, which only the simulator has (use it with simulate, eval or tune)"
+        )
+    return arm
 
 
 def _bare_owners(names: dict[str, dict[str, str]], ref: str) -> list[str]:

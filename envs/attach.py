@@ -5,6 +5,8 @@ Online learners (bandits) hear back through an optional ``feedback(obs, action, 
 method: for a per-query Task with an ``outcome_reward``, each decision's observation and action
 are kept until that query ends, then passed back with the Task's reward for its outcome.
 Controllers without ``feedback`` are never told anything, and nothing is kept for them.
+A reference controller (the autoscaling oracle) has a ``foresee(foresight)`` method: it is told
+the run's future (``swarmsim.foresight``) here, which only the simulator knows.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from swarmsim.coordinator import OutcomeHook
+from swarmsim.foresight import foresight
 from swarmsim.query import Query
 from swarmsim.simulation import Simulation
 from swarmsim.view import QueryOutcome, Swarm
@@ -49,6 +52,9 @@ def decide(swarm: Swarm, task: Task, controller: Actor, query: Any = None) -> De
 
 def attach(sim: Simulation, task: Task, controller: Actor) -> None:
     """Let ``controller`` take ``task``'s decisions in ``sim`` (before it starts)."""
+    foresee = getattr(controller, "foresee", None)
+    if foresee is not None:
+        foresee(foresight(sim))
     if task.decision == "control":
 
         def on_interval() -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zmq
 
-from controllers.spec import resolve
+from controllers.spec import resolve_live
 from envs.registry import TASKS
 from swarmsim.errors import SwarmError
 from swarmsim.query import GONE, AgentState
@@ -89,7 +89,7 @@ def load(p: dict[str, Any]) -> Loaded:
     if not isinstance(split, float | int):
         raise SwarmError(f"--split: expected a fraction, got {split!r}")
     label = p.get("label") if isinstance(p.get("label"), str) and p["label"] else spec
-    controller = resolve(f"{task}={spec}").build()
+    controller = resolve_live(f"{task}={spec}").build()
     sha256 = controller_hash(controller)
     expected = p.get("sha256")
     if expected is not None and expected != sha256:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controllers.spec import resolve
+from controllers.spec import resolve_live
 from swarmsim.corpus import scenario_corpus
 from swarmsim.errors import SwarmError
 from swarmsim.metrics import check_conservation, write_timeline
@@ -139,6 +139,7 @@ class Swarm:
             overrides.append(f"warmup_s={min(warmup, run.duration_s / 10)}")
         self.scenario = load_scenario(run.scenario, overrides)
         check_live(self.scenario)
+        self.arms = [resolve_live(spec) for spec in run.controllers]  # before any process
         self.tmp = tempfile.TemporaryDirectory(prefix="swarmsim-live-")
         self.coord: Coordinator | None = None
         self.launcher = LocalLauncher()
@@ -190,8 +191,7 @@ class Swarm:
             )
             self.coord.roster.launch(spec, node)
         self.wait_ready()
-        for spec in run.controllers:
-            arm = resolve(spec)
+        for arm in self.arms:
             controller = arm.build()
             sha256 = controller_hash(controller)
             self.coord.controls.attach(arm.task, controller, arm.label, sha256=sha256)

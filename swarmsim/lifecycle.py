@@ -173,10 +173,14 @@ class Lifecycle:
         return counts.index(min(counts))
 
     def load_seconds(self, agent: Agent) -> float:
-        """Time to make the agent's model or shard ready (the layer's ``load_s`` if set, as
-        ``swarmsim calibrate`` fits it): a shard's bytes from disk; a model's engine start,
-        download when not cached, and load from disk (:class:`StartupConfig`)."""
-        layer, prof = agent.layer, self.cluster.profiles
+        """Time to make the agent's model or shard ready (``layer_load_s`` of its layer)."""
+        return self.layer_load_s(agent.layer)
+
+    def layer_load_s(self, layer: Layer) -> float:
+        """Time to make a replica of ``layer`` ready (its ``load_s`` if set, as ``swarmsim
+        calibrate`` fits it): a shard's bytes from disk; a model's engine start, download when
+        not cached, and load from disk (:class:`StartupConfig`)."""
+        prof = self.cluster.profiles
         if layer.cfg.load_s is not None:
             return layer.cfg.load_s
         if layer.role == "retriever":

@@ -72,6 +72,7 @@ class Simulation:
     ) -> None:
         self.scenario = scenario
         self.seed = seed
+        self.base_dir = base_dir  # where a trace's relative path is found
         self.env = simpy.Environment()
         self.streams = RandomStreams(seed)
         self.record_timeline = record_timeline

@@ -225,10 +225,10 @@ def cmd_live_status(args: argparse.Namespace) -> int:
 
 
 def cmd_live_attach(args: argparse.Namespace) -> int:
-    from controllers.spec import resolve
+    from controllers.spec import resolve_live
     from live.operator import artifact_hash, request
 
-    task = resolve(args.controller).task  # a bad name, parameter or artifact stops here
+    task = resolve_live(args.controller).task  # a bad name, parameter or artifact stops here
     head, *params = args.controller.split(":")
     name = head.partition("=")[2] if "=" in head else head
     ref = label = ":".join([name, *params])
