@@ -36,7 +36,9 @@ VIOLATIONS = Side("slo.violation_rate", False, violation_rate)
 class Comparison:
     """One Task's comparison. ``trace`` is a ``spread.REPLAYS`` name, or None with the reason
     in ``no_trace``; ``artifact`` is a run directory under ``TRAINING_DIR``; ``heuristics``
-    are controller names of the Task, each run at its ``swarmsim tune`` settings."""
+    are controller names of the Task, each run at its ``swarmsim tune`` settings;
+    ``references`` too, but they bound the result instead of competing (an oracle that knows
+    the future cannot be deployed)."""
 
     task: str
     scenario: str
@@ -45,6 +47,7 @@ class Comparison:
     artifact: str
     heuristics: tuple[str, ...]
     side: Side
+    references: tuple[str, ...] = ()  # bounds, never the best heuristic: an oracle, say
 
     @property
     def twin(self) -> str:
@@ -91,6 +94,7 @@ COMPARISONS = {
             "autoscaling-diurnal",
             ("static", "hpa", "kpa", "ray-serve", "predictive"),
             VIOLATIONS,
+            references=("oracle",),
         ),
         Comparison(
             "role-assignment",

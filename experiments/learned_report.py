@@ -22,8 +22,11 @@ METHODS = (
     "for the ratio of paired means. Side condition: met unless its paired interval lies wholly "
     f"on the worse side of zero. Goal: gain >= {GOAL_GAIN:.0%}, paired interval below zero, side "
     "condition met. On a control twin the policy should tie (paired interval includes zero). "
+    "A reference row (autoscaling's oracle, told the run's future arrivals) is scored like "
+    "the policy against the same best heuristic: the gain there was to take. "
     f'Where seeds are too few or every seed agrees, no interval is printed ("{TOO_FEW}").'
 )
+REFERENCE_VERDICT = "what a controller that knows the future gains (not deployable)"
 SHORT = {DEGENERATE: "same on every seed"}  # notes as table cells show them
 ROLES = {"scenario": "scenario", "twin": "control twin", "trace": "trace"}
 
@@ -71,6 +74,13 @@ def _verdict_rows(task: str, t: dict[str, Any]) -> list[str]:
             f"({_num(r['arms'][r['best']]['objective']['mean'])}) | {_mean(v['diff'])} | "
             f"{_gain(v['gain_pct'])} | {side} | {verdict} |"
         )
+        for label, ref in r.get("references_vs_best", {}).items():
+            side = "n/a (not measured)" if ref["side_diff"] is None else _mean(ref["side_diff"])
+            rows.append(
+                f"| {task} | {ROLES[role]}: {name} | {metric} | reference {label}: "
+                f"{_mean(r['arms'][label]['objective'])} | {r['best']} | {_mean(ref['diff'])} | "
+                f"{_gain(ref['gain_pct'])} | {side} | the bound: {REFERENCE_VERDICT} |"
+            )
     return rows
 
 

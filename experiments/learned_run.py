@@ -36,13 +36,14 @@ def policy_dir(run: Path) -> Path | None:
     return None
 
 
-def heuristic_arms(comparison: Comparison) -> list[dict[str, str]]:
-    """Each heuristic's label, spec and settings note: ``NAME@tuned`` with the parameters
-    ``swarmsim tune`` wrote for the Task's scenario (used on its twin and trace too: the
-    heuristic, like the policy, is fitted to the scenario only), else its defaults."""
+def heuristic_arms(comparison: Comparison, names: Sequence[str] = ()) -> list[dict[str, str]]:
+    """Each heuristic's (or of ``names``, the references) label, spec and settings note:
+    ``NAME@tuned`` with the parameters ``swarmsim tune`` wrote for the Task's scenario (used
+    on its twin and trace too: the heuristic, like the policy, is fitted to the scenario
+    only), else its defaults."""
     task, tuned = comparison.task, read_tuned(comparison.scenario).get(comparison.task, {})
     arms = []
-    for name in comparison.heuristics:
+    for name in names or comparison.heuristics:
         entry = tuned.get(name)
         if entry is not None:
             params = ":".join(f"{k}={v}" for k, v in sorted(entry["params"].items()))
@@ -97,9 +98,12 @@ def plan(
                                  f"first (swarmsim train experiments/configs/...)")  # fmt: skip
             setup[task] = {"status": "not trained yet", "artifact": str(c.artifact_dir)}
             continue
-        arms = [{"label": LEARNED, "spec": str(policy), "note": str(policy)}, *heuristic_arms(c)]
+        refs = heuristic_arms(c, c.references) if c.references else []
+        arms = [{"label": LEARNED, "spec": str(policy), "note": str(policy)}, *heuristic_arms(c),
+                *({**a, "note": f"reference: {a['note']}"} for a in refs)]  # fmt: skip
         scenarios = {"scenario": c.scenario, "twin": c.twin, "trace": c.trace}
         setup[task] = {"status": "compared", "artifact": str(policy), "arms": arms,
+                       "references": [a["label"] for a in refs],
                        "scenarios": scenarios, "no_trace": c.no_trace}  # fmt: skip
         for name in (s for s in scenarios.values() if s is not None):
             for arm in arms:
@@ -127,7 +131,7 @@ def run_compare(
             continue
         labels = [a["label"] for a in s["arms"]]
         s["results"] = {
-            role: scenario_result(task, {lb: rows[(name, lb)] for lb in labels})
+            role: scenario_result(task, {lb: rows[(name, lb)] for lb in labels}, s["references"])
             for role, name in s["scenarios"].items()
             if name is not None
         }

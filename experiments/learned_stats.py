@@ -5,7 +5,7 @@ gain with Fieller's interval and the verdict against the goal."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .learned import COMPARISONS, GOAL_GAIN, LEARNED, Side
@@ -16,19 +16,24 @@ from .stats import bounded_mean_ci, paired_diff_ci, paired_ratio_ci, quantile_ci
 Rows = Mapping[int, dict[str, Any]]  # seed -> one run's row (learned_run.run_job)
 
 
-def scenario_result(task: str, runs: Mapping[str, Rows]) -> dict[str, Any]:
+def scenario_result(
+    task: str, runs: Mapping[str, Rows], references: Sequence[str] = ()
+) -> dict[str, Any]:
     """One scenario of ``task``: every arm's statistics, the check of common random numbers,
-    the best tuned heuristic and the learned policy against it."""
+    the best tuned heuristic (never one of ``references``), the learned policy against it,
+    and each reference against it (how much there was to gain)."""
     side = COMPARISONS[task].side
     seeds = sorted(runs[LEARNED])
     submitted = {s: sorted({rows[s]["submitted"] for rows in runs.values()}) for s in seeds}
-    best, rule = best_heuristic(task, {lb: r for lb, r in runs.items() if lb != LEARNED})
+    rivals = {lb: r for lb, r in runs.items() if lb != LEARNED and lb not in references}
+    best, rule = best_heuristic(task, rivals)
     return {
         "arms": {label: arm_stats(rows, side) for label, rows in runs.items()},
         "same_arrivals": all(len(c) == 1 for c in submitted.values()),
         "best": best,
         "best_rule": rule,
         "learned_vs_best": versus(runs[LEARNED], runs[best], side),
+        "references_vs_best": {lb: versus(runs[lb], runs[best], side) for lb in references},
     }
 
 

@@ -13,7 +13,7 @@ from controllers.store import save_policy
 from envs import SwarmEnv
 from experiments import learned
 from experiments.cli import main
-from experiments.learned_stats import best_heuristic, goal_verdict, side_met
+from experiments.learned_stats import best_heuristic, goal_verdict, scenario_result, side_met
 from experiments.stats import paired_diff_ci, t975
 
 
@@ -108,3 +108,22 @@ def test_best_heuristic_respects_the_guard_and_verdicts_need_every_condition():
     worse = paired_diff_ci([0.02, 0.03, 0.025], [0.0, 0.01, 0.004])
     assert side_met(worse, learned.VIOLATIONS) is False
     assert side_met(worse, learned.RECALL) is True  # more recall is no loss
+
+
+def test_a_reference_bounds_the_result_but_is_never_the_best_heuristic():
+    def rows(objective, side):
+        return {s: {"objective": o, "side": v, "side_measured": True, "latencies": [o],
+                    "metrics": {}, "submitted": 100, "wall_s": 1.0}
+                for s, (o, v) in enumerate(zip(objective, side, strict=True))}  # fmt: skip
+
+    runs = {
+        "learned": rows([50, 52, 51], [0.04, 0.05, 0.04]),
+        "hpa@tuned": rows([52, 53, 55], [0.04, 0.05, 0.05]),
+        "oracle@tuned": rows([40, 41, 43], [0.04, 0.04, 0.05]),  # best, but a reference
+    }
+    r = scenario_result("autoscaling", runs, ["oracle@tuned"])
+    assert r["best"] == "hpa@tuned"
+    ref = r["references_vs_best"]["oracle@tuned"]
+    assert ref["diff"]["mean"] == pytest.approx(-12.0)
+    assert ref["gain_pct"]["pct"] == pytest.approx(100 * (1 - 124 / 160))
+    assert scenario_result("autoscaling", runs)["best"] == "oracle@tuned"
