@@ -1,10 +1,15 @@
-"""What a worker does for each role: real faiss retrieval, real or emulated embedding,
-emulated or OpenAI-compatible synthesis, real scoring.
+"""What a worker does for each role: real faiss retrieval at an emulated search time, real or
+emulated embedding, emulated or OpenAI-compatible synthesis, real scoring.
 
 **Emulated** stages (the synthesizer's ``emulated`` backend, the embedder and evaluator on a
-synthetic corpus) wait the time the device profile in ``swarmsim/data/hardware.yaml`` gives
-for the work, times ``time_scale``; they are named emulated in code, CLI and docs. The wait
-is a due time the worker's loop polls for, not a sleep, so heartbeats keep flowing. The
+synthetic corpus, the retriever's search time) wait the time the device profile in
+``swarmsim/data/hardware.yaml`` gives for the work, times ``time_scale``; they are named
+emulated in code, CLI and docs. The wait is a due time the worker's loop polls for, not a
+sleep, so heartbeats keep flowing. The retriever searches its shard for real (the ids and
+scores recall is scored on) and answers when a search of the scenario's modelled index
+(``retrieval:``, e.g. 400 M vectors) would end. Known difference: the simulator serves a
+GPU replica ``training.slowdown`` times slower while a background training job holds its
+GPU (``swarmsim.training``); the live runtime runs no training jobs, so no stage slows. The
 emulated synthesizer keeps the simulator's prefix (KV) cache model: a ``KVCache`` of the
 scenario's capacity, matched when a job starts and filled when it ends, and only the prompt
 tokens it did not hold are prefilled.
@@ -25,6 +30,7 @@ import numpy as np
 
 from swarmsim.kvcache import KVCache
 from swarmsim.profiles import DeviceProfile
+from swarmsim.service import RetrievalConfig, retrieval_seconds
 
 from .corpusfiles import CorpusFiles
 from .errors import ProtocolError
@@ -95,13 +101,27 @@ class Embedder:
 
 
 class Retriever:
-    """A real faiss flat inner-product index over one shard of the corpus."""
+    """A real faiss flat inner-product index over one shard of the corpus, answering at the
+    (EMULATED) due time the simulator's cost model gives for one search of the scenario's
+    modelled index: ``swarmsim.service.retrieval_seconds`` for the modelled vectors of the
+    shard (``RetrievalConfig.shard_vectors``) at the device's ``scan_ns_per_dim``, times
+    ``time_scale``. The real search (microseconds on the corpus's few thousand vectors) runs
+    inside that wait and is not subtracted from it; its ids and scores are the answer."""
 
-    def __init__(self, files: CorpusFiles, shard: int) -> None:
+    def __init__(
+        self,
+        files: CorpusFiles,
+        shard: int,
+        retrieval: RetrievalConfig,
+        device: DeviceProfile,
+        time_scale: float,
+    ) -> None:
         self.files, self.shard = files, shard
         self.ids = files.shard_rows(shard)
         self.index = faiss.IndexFlatIP(files.dim)
         self.index.add(np.ascontiguousarray(files.vectors[self.ids], dtype=np.float32))
+        vectors = retrieval.shard_vectors(files.n_shards)[shard]
+        self.emulated_s = retrieval_seconds(retrieval, vectors, device.scan_ns_per_dim) * time_scale
 
     def start(self, payload: Any, now: float) -> Pending:
         if not isinstance(payload, np.ndarray) or payload.shape != (self.files.dim,):
@@ -110,7 +130,8 @@ class Retriever:
         scores, local = self.index.search(x, min(self.files.k, self.index.ntotal))
         ok = local[0] >= 0
         ids = self.ids[local[0][ok]]
-        return Pending({"ids": ids.tolist(), "scores": scores[0][ok].tolist(), "shard": self.shard})
+        out = {"ids": ids.tolist(), "scores": scores[0][ok].tolist(), "shard": self.shard}
+        return Pending(out, now + self.emulated_s)
 
 
 @dataclass

@@ -188,6 +188,7 @@ class Swarm:
                 time_scale=run.config.time_scale,
                 kv_blocks=self.coord.kv.capacity(layer, device),
                 block_tokens=scenario.workload.block_tokens,
+                retrieval=scenario.retrieval,
             )
             self.coord.roster.launch(spec, node)
         self.wait_ready()

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import zmq
 from swarmsim.kvcache import KVCache
 from swarmsim.profiles import load_profiles
 from swarmsim.scenario import FailureConfig
+from swarmsim.service import RetrievalConfig
 
 from . import sockets
 from .backends import (
@@ -76,6 +77,8 @@ class WorkerSpec:
     time_scale: float = 1.0
     kv_blocks: int = 0  # an emulated synthesizer's prefix-cache capacity in blocks (0: none)
     block_tokens: int = 16  # tokens per prefix block (the scenario's workload.block_tokens)
+    # the scenario's modelled index, which sets a retriever's emulated search time
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
 
     @property
     def name(self) -> str:
@@ -83,6 +86,14 @@ class WorkerSpec:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSpec:
+        """The spec ``to_json`` wrote (its ``retrieval`` validated as the scenario's is)."""
+        fields = json.loads(text)
+        ret = fields.pop("retrieval", {})
+        ret["shard_weights"] = tuple(ret.get("shard_weights", ()))
+        return cls(**fields, retrieval=RetrievalConfig(**ret))
 
 
 class Worker:
@@ -106,7 +117,7 @@ class Worker:
         device = self.profiles.device(spec.device)
         scale = spec.time_scale
         if spec.role == "retriever":
-            return Retriever(self.files, spec.shard)
+            return Retriever(self.files, spec.shard, spec.retrieval, device, scale)
         if spec.role == "embedder":
             model = None
             if spec.real_embedding:
@@ -207,21 +218,30 @@ class Worker:
         return True
 
     def _assign(self, sock: zmq.Socket, msg: Message) -> None:
-        p = msg.payload
         try:
-            layer, role = str(p["layer"]), str(p["role"])
-            shard, model = int(p.get("shard", -1)), str(p.get("model", ""))
-            device = str(p.get("device", self.spec.device))
-            kv_blocks = int(p.get("kv_blocks", 0))
-            if not 0 <= kv_blocks <= MAX_KV_BLOCKS:
-                raise ValueError(f"kv_blocks {kv_blocks} out of range")
-            target = replace(self.spec, layer=layer, role=role, shard=shard, model=model,
-                             device=device, kv_blocks=kv_blocks)  # fmt: skip
+            target = self._target(msg.payload)
         except (TypeError, KeyError, ValueError):
             self.errors += 1
             return
         self.switch_to = target
         self._work(sock)
+
+    def _target(self, p: Any) -> WorkerSpec:
+        """The spec an ASSIGN payload asks for, validated (it is network input): a known role
+        and device profile, a retriever's shard in the corpus, a bounded prefix cache."""
+        layer, role = str(p["layer"]), str(p["role"])
+        shard, model = int(p.get("shard", -1)), str(p.get("model", ""))
+        device = str(p.get("device", self.spec.device))
+        kv_blocks = int(p.get("kv_blocks", 0))
+        if role not in STAGE_ACTIONS:
+            raise ValueError(f"role {role!r} unknown")
+        self.profiles.device(device)  # UnknownNameError (a KeyError) if unknown
+        if role == "retriever" and not 0 <= shard < self.files.n_shards:
+            raise ValueError(f"shard {shard} out of range")
+        if not 0 <= kv_blocks <= MAX_KV_BLOCKS:
+            raise ValueError(f"kv_blocks {kv_blocks} out of range")
+        return replace(self.spec, layer=layer, role=role, shard=shard, model=model,
+                       device=device, kv_blocks=kv_blocks)  # fmt: skip
 
     def _work(self, sock: zmq.Socket) -> None:
         """Finish the current job when due, start the next; switch role when idle."""
@@ -283,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m live.worker")
     parser.add_argument("--spec", required=True, help="the WorkerSpec as JSON")
     args = parser.parse_args(argv)
-    spec = WorkerSpec(**json.loads(args.spec))
+    spec = WorkerSpec.from_json(args.spec)
     worker = Worker(spec)
 
     def stop(_sig, _frame) -> None:

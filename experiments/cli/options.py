@@ -123,7 +123,8 @@ def add_swarm_options(p: argparse.ArgumentParser) -> None:
         type=float,
         default=1.0,
         metavar="X",
-        help="emulated stage times are the profile's times x X (default 1)",
+        help="emulated stage times (embedding, retrieval search, synthesis, judging) are "
+        "the profile's times x X (default 1)",
     )
     p.add_argument(
         "--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics (0: any port)"
