@@ -352,9 +352,11 @@ class Coordinator:
         return tuple(plan)
 
     def route(self, query: int, plan: RoutePlan) -> None:
-        """Search the plan's shards for the waiting ``query``, each on the named replica.
-        Raises ValueError, as the simulator does, for a query not waiting for a route or a
-        plan naming an agent that is not a running replica of its shard."""
+        """Search the plan's shards for the waiting ``query``, each on the named replica, past
+        its credit (as the simulator queues a routed search at its replica, so a router that
+        overloads one is not rescued by dispatch). Raises ValueError, as the simulator does,
+        for a query not waiting for a route or a plan naming an agent that is not a running
+        replica of its shard."""
         q = self.awaiting.get(query)
         if q is None:
             raise ValueError(f"query {query} is not waiting for a route")
@@ -373,7 +375,8 @@ class Coordinator:
             self.finish(q, Outcome.FAILED, FailureReason.NO_SHARD)
             return
         for shard, agent in shards.items():
-            self.dispatch.send(Job(job_id(q, shard), q, layer, "SEARCH", None, shard), agent)
+            job = Job(job_id(q, shard), q, layer, "SEARCH", None, shard)
+            self.dispatch.send(job, agent, placed=True)
 
     def configure(self, query: int, strategy: InferenceStrategy) -> None:
         """Not served live: the live runtime's synthesizers have no inference strategies."""

@@ -13,10 +13,10 @@ from swarmsim.inference import InferenceStrategy
 from swarmsim.query import AgentState, FailureReason, Outcome
 
 
-def waiting_query(coord) -> Query:
+def waiting_query(coord, qid: int = 7) -> Query:
     """A query embedded and waiting for its route plan at the retrieval stage."""
     stage = next(i for i, s in enumerate(coord.pipeline.stages) if s == "retriever")
-    q = Query(7, b"client", "t7", 0.0, 60.0, 0, "small", 10, 10, 0)
+    q = Query(qid, b"client", f"t{qid}", 0.0, 60.0, 0, "small", 10, 10, 0)
     q.stage, q.vector = stage, np.zeros(coord.files.dim, dtype=np.float32)
     coord.active[q.id] = q
     coord.awaiting[q.id] = q
@@ -43,6 +43,19 @@ def test_route_refuses_a_plan_the_simulator_would_refuse(offline):
     assert q.id in coord.awaiting and not q.done  # a refused plan changes nothing
     with pytest.raises(ValueError, match="query 8 is not waiting"):
         coord.route(8, ())
+
+
+def test_a_routed_search_queues_at_its_replica_past_the_credit(offline):
+    """As in the simulator, a router's choice binds: six searches routed to replica 0 of
+    shard 0 all go there (the credit of 4 would send the last two to idle replica 1)."""
+    coord = offline
+    coord.send_worker = lambda agent, msg: True  # type: ignore[method-assign]
+    running_retriever(coord, 0, shard=0)
+    running_retriever(coord, 1, shard=0)
+    for qid in range(6):
+        coord.route(waiting_query(coord, qid).id, ((0, 0),))
+    assert coord.cfg.worker_credit < 6
+    assert (coord.agents[0].outstanding, coord.agents[1].outstanding) == (6, 0)
 
 
 def test_a_controller_plan_the_coordinator_refuses_falls_back_to_the_default(offline):
