@@ -17,19 +17,17 @@ by ``time_scale`` (scenario seconds), beside the simulator's.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from controllers.learned import LearnedController
-from live.config import LiveConfig
 from live.runner import LiveRun, run_live
 from swarmsim.errors import SwarmError, check
 from swarmsim.scenario import Scenario
-from swarmsim.scenario_files import load_scenario
 
+from .compressed import compressed_run, measured_latencies
 from .learned import COMPARISONS, LEARNED
 from .learned_run import heuristic_arms, policy_dir, run_job
 from .learned_stats import scenario_result
@@ -47,7 +45,6 @@ DEMO_STEPS = 5_000  # --train: demonstration steps and cloning epochs (the confi
 DEMO_EPOCHS = 20
 LIVE_QUERIES = 300  # measured (post-warm-up) queries per live arm, at least
 TIME_SCALE = 0.2  # live: the scenario's workload five times faster
-MARGIN = 1.2  # live: load for 20% more queries than asked (arrivals are random)
 
 
 @dataclass(frozen=True)
@@ -161,20 +158,9 @@ def simulate(cfg: QuickstartConfig, policy: Path, stages: Stages) -> dict[str, A
 def live_run(cfg: QuickstartConfig, spec: str, record: Path) -> tuple[LiveRun, Scenario]:
     """The live run of ``spec`` in compressed time (module docstring), and the scenario as
     the simulator runs it (the reference for the scaling)."""
-    base = load_scenario(SCENARIO, list(cfg.overrides))
-    s = cfg.time_scale
-    measured = MARGIN * cfg.live_queries / base.workload.rate  # scenario seconds after warm-up
-    duration = measured / 0.9  # warm-up: a tenth of the run, as --duration makes it
-    overrides = [*cfg.overrides, f"workload.rate={base.workload.rate / s}",
-                 f"slo_latency_s={base.slo_latency_s * s}",
-                 f"warmup_s={min(base.warmup_s, duration / 10) * s}"]  # fmt: skip
-    if base.deadline_s is not None:
-        overrides.append(f"deadline_s={base.deadline_s * s}")
     task_spec = spec if spec.startswith(f"{TASK}=") else f"{TASK}={spec}"
-    run = LiveRun(SCENARIO, overrides=tuple(overrides), controllers=(task_spec,),
-                  duration_s=math.ceil(duration) * s, record=record,
-                  config=LiveConfig(time_scale=s))  # fmt: skip
-    return run, base
+    return compressed_run(SCENARIO, cfg.overrides, task_spec, cfg.time_scale,
+                          cfg.live_queries, record)  # fmt: skip
 
 
 def live_arm(
@@ -195,23 +181,3 @@ def live_arm(
     return {"spec": spec, "summary": summary, "latencies": latencies,
             "duration_s": run.duration_s, "scenario_duration_s": run.duration_s / cfg.time_scale,
             "rate_qps": base.workload.rate / cfg.time_scale}  # fmt: skip
-
-
-def measured_latencies(record: Path, run: LiveRun, time_scale: float) -> list[float]:
-    """Latencies of the queries arriving after warm-up, in scenario seconds; a failed or
-    dropped one counts as the deadline (or the slowest completed, if slower)."""
-    import json
-
-    live = load_scenario(run.scenario, list(run.overrides))
-    deadline = run.config.deadline_s or live.deadline_s or 4 * live.slo_latency_s
-    done, unfinished = [], 0
-    for line in record.read_text().splitlines():
-        row = json.loads(line)
-        if "outcome" not in row or row["arrival"] < live.warmup_s:  # lifecycle rows: none
-            continue
-        if row["outcome"] == "completed":
-            done.append(row["end"] - row["arrival"])
-        else:
-            unfinished += 1
-    penalty = max([deadline, *done])
-    return [x / time_scale for x in [*done, *[penalty] * unfinished]]
