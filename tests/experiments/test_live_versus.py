@@ -33,7 +33,7 @@ def test_one_seed_is_refused_before_anything_runs(capsys):
     assert "at least 2" in capsys.readouterr().err
 
 
-def test_an_unknown_task_is_refused_and_none_means_both(capsys):
+def test_an_unknown_task_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["autoscaling", "--seeds", "2"])
     assert "autoscaling not one of shard-routing, llm-routing" in capsys.readouterr().err
