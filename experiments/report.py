@@ -38,10 +38,16 @@ BARS = {
 
 
 def write_report(
-    cfg: Any, out: Path, policy_dir: Path, train_s: float, stages: Stages | None = None
+    cfg: Any,
+    out: Path,
+    policy_dir: Path,
+    train_s: float,
+    stages: Stages | None = None,
+    command: str = "swarmsim train <config>",
 ) -> dict[str, Any]:
-    """Evaluate ``policy_dir`` against ``cfg.eval.baselines``; write eval.json, plots, report;
-    as ``REPORT_STAGES`` of ``stages`` (default: lines on stderr)."""
+    """Evaluate ``policy_dir`` against ``cfg.eval.baselines``; write eval.json, plots, report
+    (naming ``command``, the one that trained it); as ``REPORT_STAGES`` of ``stages``
+    (default: lines on stderr)."""
     stages = Stages(REPORT_STAGES, False) if stages is None else stages
     overrides = list(cfg.overrides)
     if cfg.eval.duration_s is not None:
@@ -55,7 +61,7 @@ def write_report(
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     with stages.stage(f"plots and report ({len(specs)} recorded runs)") as stage:
         figures = _plots(scenario, seeds[0], specs, out / "plots")
-        (out / "report.md").write_text(render(cfg, result, figures, out))
+        (out / "report.md").write_text(render(cfg, result, figures, out, command))
         stage.result = str(out / "report.md")
     return result
 
@@ -123,13 +129,13 @@ def _plots(scenario, seed: int, specs: list[str], where: Path) -> list[Path]:
     ]  # fmt: skip
 
 
-def render(cfg: Any, result: dict[str, Any], figures: list[Path], out: Path) -> str:
+def render(cfg: Any, result: dict[str, Any], figures: list[Path], out: Path, command: str) -> str:
     """report.md: what was trained, how long, the comparison table and the verdict."""
     cost = plots.cost_vs_slo(result, out / "plots" / "cost_vs_slo.png")
     lines = [
         f"# {cfg.name}",
         "",
-        f"Command: `swarmsim train <config>`; task `{cfg.task}`, scenario `{cfg.scenario}`,"
+        f"Command: `{command}`; task `{cfg.task}`, scenario `{cfg.scenario}`,"
         f" {cfg.algo}, {cfg.total_timesteps:,} steps in {result['train_s']:.0f} s.",
         *_warm_start_line(cfg, out),
         f"Evaluation: seeds {result['seeds'][0]}..{result['seeds'][-1]}, mean and 95% interval.",

@@ -130,10 +130,16 @@ def make_env(cfg: TrainConfig, seed_offset: int = 0):
     return Monitor(env)
 
 
-def train(cfg: TrainConfig, out: Path, progress: bool = False, indent: str = "") -> dict[str, Any]:
-    """Train, save the artifact, evaluate and report; returns the evaluation result. Each
-    stage reports on stderr (``progress.Stages``): a bar if ``progress``, else lines;
-    ``indent``: the run is a stage of another command."""
+def train(
+    cfg: TrainConfig,
+    out: Path,
+    progress: bool = False,
+    indent: str = "",
+    command: str = "swarmsim train <config>",
+) -> dict[str, Any]:
+    """Train, save the artifact, evaluate and report (naming ``command``); returns the
+    evaluation result. Each stage reports on stderr (``progress.Stages``): a bar if
+    ``progress``, else lines; ``indent``: the run is a stage of another command."""
     import torch
 
     from controllers.store import save_policy
@@ -155,7 +161,7 @@ def train(cfg: TrainConfig, out: Path, progress: bool = False, indent: str = "")
     env.close()
     policy_dir = save_policy(model, out / "policy", task=cfg.task, scenario=cfg.scenario,
                              train_config=_plain(dataclasses.asdict(cfg)))  # fmt: skip
-    return write_report(cfg, out, policy_dir, train_s, stages)
+    return write_report(cfg, out, policy_dir, train_s, stages, command)
 
 
 def _model(cfg: TrainConfig, out: Path):

@@ -249,7 +249,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     out = args.out or Path("results") / "runs" / cfg.name
-    result = train(cfg, out, progress=show_progress(args))
+    words = ["swarmsim", "train", str(args.config)]
+    if args.out is not None:
+        words += ["--out", str(args.out)]
+    result = train(cfg, out, progress=show_progress(args), command=shlex.join(words))
     verdict = result["verdict"]
     print(f"policy: {out / 'policy'}\nreport: {out / 'report.md'}\nverdict: {verdict}")
     return 0
