@@ -136,6 +136,7 @@ def _live_run(
     args: argparse.Namespace, overrides: list[str], duration: float | None, **extra: Any
 ) -> LiveRun:
     """The ``LiveRun`` that live run's and live up's shared options describe, checked."""
+    from controllers.spec import resolve_live
     from live.config import LiveConfig
     from live.runner import LiveRun
 
@@ -149,6 +150,8 @@ def _live_run(
         raise SwarmError("--synth openai needs --openai-url and --openai-model")
     if not 0 <= args.log_fraction <= 1:
         raise SwarmError(f"--log-fraction: expected a fraction in [0, 1], got {args.log_fraction}")
+    for spec in args.controllers:  # a bad or reference controller: one line, before any other
+        resolve_live(spec)
     config = {"route_log_fraction": args.log_fraction, **extra.pop("config", {})}
     return LiveRun(
         scenario=args.scenario,
