@@ -117,6 +117,9 @@ def load_config(path: str | Path) -> TrainConfig:
         raise err.in_file(str(path)) from None
 
 
+EVAL_ENV_SEED = 20_000  # offset of the periodic evaluation's episodes from the config's seed
+
+
 def make_env(cfg: TrainConfig, seed_offset: int = 0):
     """A SwarmEnv for the config's Task and scenario (wrapped in SB3's Monitor)."""
     from stable_baselines3.common.monitor import Monitor
@@ -236,7 +239,11 @@ def _callbacks(cfg: TrainConfig, out: Path, progress: Any) -> list:
             from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as Eval
         else:
             from stable_baselines3.common.callbacks import EvalCallback as Eval
-        callbacks.append(Eval(make_env(cfg), n_eval_episodes=cfg.eval.episodes,
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        evaluation = DummyVecEnv([lambda: make_env(cfg)])
+        evaluation.seed(cfg.seed + EVAL_ENV_SEED)  # the same episodes at every evaluation run
+        callbacks.append(Eval(evaluation, n_eval_episodes=cfg.eval.episodes,
                               eval_freq=progress.eval_every, log_path=str(out / "periodic_eval"),
                               callback_after_eval=progress.after_eval(), verbose=0))  # fmt: skip
     return callbacks

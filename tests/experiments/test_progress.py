@@ -9,6 +9,7 @@ import re
 import sys
 
 import gymnasium as gym
+import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import CallbackList, EvalCallback
 from stable_baselines3.common.monitor import Monitor
@@ -139,3 +140,14 @@ def test_train_off_a_terminal_prints_each_stage_in_order_flushed(tmp_path, monke
     assert [a.split(":")[0].strip() for a in arms] == [
         str(tmp_path / "run" / "policy"), "autoscaling=static"]  # fmt: skip
     assert all("1 seeds, latency_s.p99 " in a for a in arms)
+
+
+def test_periodic_evaluations_repeat_across_identical_runs(tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text(TRAIN)
+    results = []
+    for run in ("a", "b"):
+        assert main(["train", str(config), "--out", str(tmp_path / run), "--no-progress"]) == 0
+        with np.load(tmp_path / run / "periodic_eval" / "evaluations.npz") as data:
+            results.append(data["results"].copy())
+    assert results[0].shape[0] == 2 and np.array_equal(results[0], results[1])
