@@ -57,6 +57,7 @@ def write_report(
     specs = [str(policy_dir), *(f"{cfg.task}={b}" for b in cfg.eval.baselines)]
     result = evaluate(scenario, specs, seeds, stages)
     result["train_s"] = train_s
+    result["command"] = command  # the run that trained what this evaluates
     result["verdict"] = verdict(cfg.task, result, specs[0])
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     with stages.stage(f"plots and report ({len(specs)} recorded runs)") as stage:

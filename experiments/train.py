@@ -157,7 +157,7 @@ def train(
     model, env = _model(cfg, out)
     start = time.perf_counter()
     if cfg.imitate.controller:
-        _warm_start(cfg, model, out, stages)
+        _warm_start(cfg, model, out, stages, command)
     if cfg.total_timesteps:
         _learn(cfg, model, out, stages)
     train_s = time.perf_counter() - start
@@ -187,7 +187,7 @@ def _model(cfg: TrainConfig, out: Path):
     return PPO("MlpPolicy", env, **ppo_kwargs, **kwargs), env
 
 
-def _warm_start(cfg: TrainConfig, model: Any, out: Path, stages: Stages) -> None:
+def _warm_start(cfg: TrainConfig, model: Any, out: Path, stages: Stages, command: str) -> None:
     """Clone ``cfg.imitate.controller`` into the policy (see ``experiments.imitation``)."""
     import json
 
@@ -212,7 +212,7 @@ def _warm_start(cfg: TrainConfig, model: Any, out: Path, stages: Stages) -> None
             f"nll {stats['nll']:.4g}, value mse {stats['value_mse']:.4g}, agreement with "
             f"{cfg.imitate.controller} {stats['agreement']:.1%}"
         )
-    (out / "imitation.json").write_text(json.dumps(stats, indent=2) + "\n")
+    (out / "imitation.json").write_text(json.dumps({**stats, "command": command}, indent=2) + "\n")
 
 
 def _learn(cfg: TrainConfig, model: Any, out: Path, stages: Stages) -> None:
