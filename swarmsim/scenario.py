@@ -17,6 +17,7 @@ from .corpus import CorpusConfig
 from .errors import check
 from .fabric import FabricConfig
 from .failures import FailureConfig
+from .faults import Fault, check_targets, parse_faults
 from .layers import LayerConfig, StageConfig
 from .lifecycle import StartupConfig
 from .nodes import CloudConfig, NodeGroup, expand_names
@@ -51,6 +52,7 @@ class Scenario:
     control_interval_s: float = 15.0  # scaling / role decisions (Kubernetes HPA sync: 15 s)
     slo_latency_s: float = 5.0
     deadline_s: float | None = None  # a query slower than this is failed, not completed
+    faults: tuple[str, ...] = ()  # a fault schedule (swarmsim.faults), read by sim and live alike
 
     def __post_init__(self) -> None:
         check(self.duration_s > 0, "duration_s", self.duration_s, "> 0")
@@ -65,6 +67,23 @@ class Scenario:
         check(len(self.stages) >= 1, "stages", self.stages, "at least one stage")
         check(len(self.nodes) >= 1, "nodes", self.nodes, "at least one node group")
         _check_references(self)
+        check_targets(self.fault_schedule, self.agent_counts, self.node_names)
+
+    @property
+    def fault_schedule(self) -> tuple[Fault, ...]:
+        """``faults`` parsed, in time order (errors name ``faults[i]``)."""
+        return parse_faults(self.faults)
+
+    @property
+    def agent_counts(self) -> dict[str, int]:
+        """Agents started at time 0 per layer name and per role name."""
+        counts: dict[str, int] = {}
+        for group in self.nodes:
+            for agents in group.agents:
+                role = str(self.layers[agents.layer].role)
+                for name in {agents.layer, role}:
+                    counts[name] = counts.get(name, 0) + agents.count * group.count
+        return counts
 
     @property
     def node_names(self) -> list[str]:

@@ -76,3 +76,15 @@ def test_targets_are_checked_against_the_run():
         check_targets(parse_faults(["slow:gpu@1+1=2"]), names, nodes)
     with pytest.raises(ConfigError, match="a node name"):
         check_targets(parse_faults(["partition:node-9@1+1"]), names, nodes)
+
+
+def test_a_scenario_carries_its_fault_schedule():
+    from swarmsim.scenario_files import load_scenario
+
+    s = load_scenario("homelab", ["faults=[kill:retriever#0@60, pause:synthesizer@30+5]"])
+    assert [f.kind for f in s.fault_schedule] == ["pause", "kill"]
+    assert s.agent_counts["retriever"] >= 1
+    with pytest.raises(ConfigError, match="an index below"):
+        load_scenario("homelab", ["faults=[kill:retriever#99@60]"])
+    with pytest.raises(ConfigError, match=r"faults\[0\]"):
+        load_scenario("homelab", ["faults=[kill:retriever]"])
