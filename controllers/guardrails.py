@@ -4,12 +4,21 @@ The wrapped controller's action is replaced by the fallback's when the observati
 outside the ranges seen in training, when the policy raises, when it misses its deadline,
 or when its action is not a valid action (wrong shape, NaN, out of range, or masked out).
 Every decision and every fallback is counted by reason, for the metrics summary.
+
+With ``preempt`` the deadline is enforced, not only measured: on the main thread a one-shot
+``SIGALRM`` timer interrupts a policy that hangs (an endless loop, a sleep), so a hung
+controller costs one deadline, not the swarm's loop. Code that never returns to the
+interpreter (a C call) is interrupted when it returns; off the main thread, or without
+``preempt``, the deadline is checked once the policy returns.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -28,6 +37,38 @@ DEFAULT_FALLBACK = {
 REASONS = ("out_of_range", "raised", "deadline", "invalid")
 
 
+class DecisionTimeout(BaseException):
+    """Raised inside a policy that overran a preempting guardrail's deadline. A BaseException,
+    so a policy's own ``except Exception`` cannot swallow it."""
+
+
+_armed = False  # whether a SIGALRM now means "the decision in progress is late"
+
+
+def _on_alarm(_signum: int, _frame: object) -> None:
+    if _armed:
+        raise DecisionTimeout
+
+
+@contextmanager
+def _alarm(deadline_s: float | None) -> Iterator[None]:
+    """Interrupt the block after ``deadline_s`` with :class:`DecisionTimeout` (main thread
+    only; elsewhere, or without a deadline, a no-op)."""
+    global _armed
+    if deadline_s is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGALRM) is not _on_alarm:
+        signal.signal(signal.SIGALRM, _on_alarm)
+    _armed = True
+    signal.setitimer(signal.ITIMER_REAL, deadline_s)
+    try:
+        yield
+    finally:
+        _armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 class Guardrail:
     """Wraps ``policy``; on any trigger, ``fallback`` decides instead (and is counted)."""
 
@@ -43,6 +84,7 @@ class Guardrail:
         obs_tolerance: float = 1e-6,
         deadline_s: float | None = None,
         mask: Callable[[np.ndarray], np.ndarray] | None = None,
+        preempt: bool = False,
     ) -> None:
         self.task = task or policy.task
         self.policy = policy
@@ -56,6 +98,7 @@ class Guardrail:
         if isinstance(action_space, spaces.MultiDiscrete):
             self._offsets = np.concatenate([[0], np.cumsum(action_space.nvec)[:-1]])
         self.deadline_s = deadline_s
+        self.preempt = preempt  # interrupt a policy at its deadline (see the module docstring)
         self.mask = mask
         self.decisions = 0
         self.fallbacks = dict.fromkeys(REASONS, 0)
@@ -71,10 +114,13 @@ class Guardrail:
             mask = None if self.mask is None else self.mask(obs)
             act_masked = getattr(self.policy, "act_masked", None)
             try:
-                if mask is not None and act_masked is not None:
-                    action = act_masked(obs, mask)
-                else:
-                    action = self.policy.act(obs)
+                with _alarm(self.deadline_s if self.preempt else None):
+                    if mask is not None and act_masked is not None:
+                        action = act_masked(obs, mask)
+                    else:
+                        action = self.policy.act(obs)
+            except DecisionTimeout:
+                return self._fall_back(obs, "deadline")
             except Exception:  # a failing policy must never take the swarm down with it
                 return self._fall_back(obs, "raised")
             if self.deadline_s is not None and time.perf_counter() - start > self.deadline_s:

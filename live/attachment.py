@@ -4,9 +4,14 @@ A slot holds the acting controller and, optionally, a candidate beside it. A ``s
 candidate decides on the same observation as the acting one; its choice is logged and costed,
 never applied. A ``split`` candidate takes the queries whose id hashes below the split
 fraction (an A/B test; the same query id always lands in the same arm). Every controller sits
-behind a guardrail, so an invalid action is never applied; one whose decisions keep failing
-(it raises, misses the decision deadline, or returns invalid actions) is detached at the next
-heartbeat, and the Task falls back to its heuristic.
+behind a guardrail, so an invalid action is never applied: the heuristic's action replaces it
+in the same decision. An acting controller whose decisions keep failing (it raises, misses the
+decision deadline, or returns invalid actions) is *benched* at the next heartbeat, a circuit
+breaker: the Task's heuristic decides, while the benched policy is still asked on the same
+observations (a probe, never applied; after a failed probe the next waits, with back-off, so a
+hung policy costs one deadline per wait). After ``recover_after`` valid probes in a row it acts
+again; benched ``max_benchings`` times, it is detached for good. A failing candidate is
+detached at once.
 
 Swaps are atomic with respect to decisions: the coordinator is one loop, so a decision in
 progress finishes with the controller it started with, and the next one uses the new one.
@@ -36,6 +41,7 @@ ACTING, CANDIDATE = "acting", "candidate"
 SHADOW, SPLIT = "shadow", "split"
 FAILURES = ("raised", "deadline", "invalid")  # guardrail fallbacks that count against a policy
 WINDOW = 20_000  # decision timings and shadow differences kept (the most recent)
+MAX_PROBE_BACKOFF_S = 30.0
 
 
 def stable_fraction(key: int, salt: bytes = b"split") -> float:
@@ -56,6 +62,11 @@ class Installed:
     implicit: bool = False  # the Task's heuristic, put in to face a candidate
     failed_mark: int = 0  # failures and decisions at the last health check
     decided_mark: int = 0
+    benched: bool = False  # the heuristic acts; this one is only probed
+    benchings: int = 0
+    streak: int = 0  # valid probes in a row while benched
+    next_probe: float = 0.0
+    backoff: float = 0.0
 
     def failures(self) -> int:
         """Decisions so far that fell back because the controller failed."""
@@ -69,6 +80,9 @@ class Installed:
             "for_s": now - self.since,
             "decisions": self.guard.decisions,
             "fallbacks": dict(self.guard.fallbacks),
+            "benched": self.benched,
+            "benchings": self.benchings,
+            "valid_streak": self.streak,
         }
 
 
@@ -90,6 +104,7 @@ class TaskSlot:
         self.differences: deque[tuple[dict, dict]] = deque(maxlen=WINDOW)  # (acting, shadow)
         self.shadowed: tuple[str, str] | None = None  # (acting, shadow) labels compared last
         self.log: list[dict[str, Any]] | None = None  # decision rows, while recording
+        self.reinstated: list[dict[str, Any]] = []  # events made while deciding, for check()
 
     @property
     def active(self) -> bool:
@@ -152,12 +167,13 @@ class TaskSlot:
         return events
 
     def check(self) -> list[dict[str, Any]]:
-        """At a heartbeat: detach each controller whose decisions since the last check all
-        failed, or failed ``failure_limit`` times; the events this makes."""
-        events: list[dict[str, Any]] = []
+        """At a heartbeat: bench the acting controller (detach a candidate) whose decisions
+        since the last check all failed, or failed ``failure_limit`` times; the events this
+        makes, with those of reinstatements since the last check."""
+        events, self.reinstated = self.reinstated, []
         for which in (CANDIDATE, ACTING):
             entry = self.candidate if which == CANDIDATE else self.acting
-            if entry is None:
+            if entry is None or entry.benched:
                 continue
             failed, decided = entry.failures(), entry.guard.decisions
             new_failed, new_decided = failed - entry.failed_mark, decided - entry.decided_mark
@@ -165,8 +181,45 @@ class TaskSlot:
             if new_failed and (new_failed >= self.cfg.failure_limit or new_failed == new_decided):
                 counts = {r: entry.guard.fallbacks[r] for r in FAILURES if entry.guard.fallbacks[r]}
                 reason = f"{new_failed} of {new_decided} decisions failed ({_counts(counts)})"
-                events += self.remove(which, reason, "auto-detached")
+                if (
+                    which == ACTING
+                    and not entry.implicit
+                    and entry.benchings < self.cfg.max_benchings
+                ):
+                    events.append(self._bench(entry, reason))
+                else:
+                    events += self.remove(which, reason, "auto-detached")
         return events
+
+    def _bench(self, entry: Installed, reason: str) -> dict[str, Any]:
+        entry.benched, entry.benchings, entry.streak = True, entry.benchings + 1, 0
+        entry.backoff = self.cfg.probe_backoff_s
+        entry.next_probe = self.now()
+        detail = f"{reason}; the heuristic acts until {self.cfg.recover_after} valid in a row"
+        return self._event(entry, "benched", detail)
+
+    def _probe(self, entry: Installed, obs: np.ndarray) -> None:
+        """Ask a benched controller on ``obs`` (never applied); reinstate it after enough
+        valid answers in a row, back off after a failed one."""
+        now = self.now()
+        if now < entry.next_probe:
+            return
+        entry.guard.act(obs)
+        reason = entry.guard.last_reason
+        if reason == "out_of_range":  # not the policy's failure, and no evidence either way
+            return
+        if reason is not None:
+            entry.streak, entry.next_probe = 0, now + entry.backoff
+            entry.backoff = min(entry.backoff * 2, MAX_PROBE_BACKOFF_S)
+            return
+        entry.streak += 1
+        entry.backoff = self.cfg.probe_backoff_s
+        if entry.streak >= self.cfg.recover_after:
+            entry.benched = False
+            entry.failed_mark, entry.decided_mark = entry.failures(), entry.guard.decisions
+            self.reinstated.append(
+                self._event(entry, "reinstated", f"{entry.streak} valid decisions in a row")
+            )
 
     def _guard(self, controller: Actor) -> Guardrail:
         """``controller`` behind a guardrail with the live decision deadline."""
@@ -180,6 +233,7 @@ class TaskSlot:
                 mask = mask_from_obs
             guard = Guardrail(controller, self.task.action_space, task=self.task.name, mask=mask)
         guard.deadline_s = self.cfg.decision_deadline_s
+        guard.preempt = True  # a hung policy must not hold the coordinator's loop
         return guard
 
     def _event(self, entry: Installed, change: str, detail: str) -> dict[str, Any]:
@@ -202,7 +256,10 @@ class TaskSlot:
         entry = self.acting
         if self.mode == SPLIT and query is not None and stable_fraction(query.id) < self.split:
             entry = self.candidate
-        made = decide(swarm, self.task, entry.guard, query)
+        benched = entry.benched
+        made = decide(swarm, self.task, entry.guard.fallback if benched else entry.guard, query)
+        if benched:
+            self._probe(entry, made.obs)
         self.observe_us.append(made.observe_s * 1e6)
         self.decision_us.append(made.act_s * 1e6)
         shadow = None
@@ -213,7 +270,9 @@ class TaskSlot:
         if query is not None:
             query.arm = entry.label
         if self.log is not None and self._logged(query):
-            self.log.append(self._row(query, entry, made.obs, made.action, made.invalid, shadow))
+            fallback = "benched" if benched else entry.guard.last_reason
+            row = self._row(query, entry, made.obs, made.action, made.invalid, shadow, fallback)
+            self.log.append(row)
         self.decide_us.append((time.perf_counter() - t0) * 1e6)
 
     def _shadow(self, obs: np.ndarray, action: np.ndarray) -> dict[str, Any]:
@@ -237,7 +296,7 @@ class TaskSlot:
         fraction = self.cfg.route_log_fraction
         return fraction >= 1 or stable_fraction(query.id, b"log") < fraction
 
-    def _row(self, query, entry, obs, action, invalid, shadow) -> dict[str, Any]:
+    def _row(self, query, entry, obs, action, invalid, shadow, fallback) -> dict[str, Any]:
         row = {
             "event": "decision",
             "t": self.now(),
@@ -247,7 +306,7 @@ class TaskSlot:
             "arm": ACTING if entry is self.acting else CANDIDATE,
             "obs": np.asarray(obs, dtype=np.float64).tolist(),
             "action": np.asarray(action).tolist(),
-            "fallback": entry.guard.last_reason,
+            "fallback": fallback,
             "invalid": invalid,
         }
         if shadow is not None:

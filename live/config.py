@@ -24,7 +24,10 @@ class LiveConfig:
     startup_timeout_s: float = 60.0  # workers must report READY within this
     hwm: int = 10_000  # socket high-water marks (messages)
     decision_deadline_s: float = 0.1  # a controller slower than this has failed the decision
-    failure_limit: int = 3  # failed decisions in one heartbeat interval that detach it
+    failure_limit: int = 3  # failed decisions in one heartbeat interval that bench it
+    recover_after: int = 20  # valid decisions in a row, probed while benched, to act again
+    max_benchings: int = 3  # benched this many times: detached for good (it flaps)
+    probe_backoff_s: float = 1.0  # after a failed probe the next waits this, doubling to 30 s
     route_log_fraction: float = 0.1  # routing decisions logged with their observation
 
     def __post_init__(self) -> None:
@@ -33,5 +36,8 @@ class LiveConfig:
         deadline = self.decision_deadline_s
         check(deadline > 0, "decision_deadline_s", deadline, "> 0")
         check(self.failure_limit >= 1, "failure_limit", self.failure_limit, ">= 1")
+        check(self.recover_after >= 1, "recover_after", self.recover_after, ">= 1")
+        check(self.max_benchings >= 1, "max_benchings", self.max_benchings, ">= 1")
+        check(self.probe_backoff_s > 0, "probe_backoff_s", self.probe_backoff_s, "> 0")
         fraction = self.route_log_fraction
         check(0 <= fraction <= 1, "route_log_fraction", fraction, "in [0, 1]")

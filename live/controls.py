@@ -131,8 +131,8 @@ class Controls:
         for event in events:
             self.changes.append(event)
             coord.telemetry.controller_change(event["task"], event["change"])
-            if event["change"] == "auto-detached":
-                print(f"swarmsim: {event['task']}: {event['controller']} auto-detached: "
+            if event["change"] in ("auto-detached", "benched", "reinstated"):
+                print(f"swarmsim: {event['task']}: {event['controller']} {event['change']}: "
                       f"{event['detail']}", file=sys.stderr)  # fmt: skip
             if coord.record:
                 coord.events.append(event)

@@ -63,7 +63,7 @@ class Telemetry:
         )
         self.changes = Counter(
             "swarmsim_controller_changes",
-            "controllers attached, replaced, detached and auto-detached",
+            "controllers attached, replaced, detached, benched, reinstated and auto-detached",
             ["task", "change"],
             registry=r,
         )

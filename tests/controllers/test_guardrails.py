@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -90,3 +91,32 @@ def test_default_fallback_is_the_tasks_heuristic_controller():
     g = Guardrail(Fixed(error=True), TASK.action_space)
     action = g.act(OBS)
     assert action[0] == 1 and action[1] == 1  # least-outstanding: the accepting replicas
+
+
+class Hangs(Fixed):
+    """A policy stuck in its own loop, catching every Exception as careless code does."""
+
+    def act(self, obs):
+        self.calls += 1
+        end = time.monotonic() + 30.0
+        while time.monotonic() < end:
+            with contextlib.suppress(Exception):
+                time.sleep(0.01)
+        return GOOD
+
+
+def test_a_preempting_guardrail_interrupts_a_hung_policy_at_its_deadline():
+    g = guard(Hangs(), deadline_s=0.05, preempt=True)
+    start = time.monotonic()
+    assert (g.act(OBS) == FALLBACK).all()
+    assert time.monotonic() - start < 1.0  # one deadline, not the policy's 30 s
+    assert g.fallbacks["deadline"] == 1
+    assert (guard(Fixed(), deadline_s=0.05, preempt=True).act(OBS) == GOOD).all()
+    time.sleep(0.1)  # the timer was cancelled: no stray alarm lands after a decision
+
+
+def test_without_preempt_the_deadline_is_only_measured():
+    g = guard(Fixed(delay_s=0.2), deadline_s=0.05)
+    start = time.monotonic()
+    assert (g.act(OBS) == FALLBACK).all() and time.monotonic() - start >= 0.2
+    assert g.fallbacks["deadline"] == 1

@@ -84,17 +84,76 @@ def test_shadow_is_costed_but_the_acting_choice_is_what_is_applied():
     assert shadow["retrieval_s"] <= acting["retrieval_s"]
 
 
-def test_a_controller_that_raises_falls_back_then_is_detached_at_the_check():
-    s, swarm = slot(failure_limit=3, route_log_fraction=1.0), Swarm()
-    s.install("broken", Broken())
+def test_a_controller_that_raises_falls_back_then_is_benched_at_the_check():
+    s, swarm = slot(failure_limit=3, route_log_fraction=1.0, probe_backoff_s=5.0), Swarm()
+    broken = Broken()
+    s.install("broken", broken)
     s.log = []
     for i in range(2):
         s.decide(swarm, Q(i))
     assert len(swarm.calls) == 2  # the heuristic decided instead
     assert [row["fallback"] for row in s.log] == ["raised", "raised"]
     events = s.check()  # every decision since the last check failed
-    assert [e["change"] for e in events] == ["auto-detached"] and "raised 2" in events[0]["detail"]
-    assert not s.active
+    assert [e["change"] for e in events] == ["benched"] and "raised 2" in events[0]["detail"]
+    assert s.active and s.status()["acting"]["benched"]
+    for i in range(40):  # benched: the heuristic acts, failed probes back off (clock +1/call)
+        s.decide(swarm, Q(i))
+    assert len(swarm.calls) == 42 and all(r["fallback"] == "benched" for r in s.log[2:])
+    probes = s.acting.guard.decisions - 2
+    assert 2 <= probes <= 6  # not one per decision: 5, 10, 20 clock ticks apart
+    assert s.check() == []  # still benched, not re-benched
+
+
+class Recovers:
+    """Raises until ``healthy`` is set, then decides as least-outstanding."""
+
+    task = "shard-routing"
+
+    def __init__(self):
+        self.healthy, self.calls = False, 0
+        self.inner = routing("least-outstanding")
+
+    def act(self, obs):
+        self.calls += 1
+        if not self.healthy:
+            raise RuntimeError("not yet")
+        return self.inner.act(obs)
+
+
+def test_a_benched_controller_acts_again_only_after_recover_after_valid_decisions():
+    s, swarm = slot(failure_limit=1, recover_after=5, probe_backoff_s=1.0), Swarm()
+    policy = Recovers()
+    s.install("recovers", policy)
+    s.decide(swarm, Q(0))
+    assert [e["change"] for e in s.check()] == ["benched"]
+    policy.healthy = True
+    for i in range(4):  # four valid probes: still benched
+        s.decide(swarm, Q(i))
+    assert s.acting.benched and s.check() == []
+    s.decide(swarm, Q(4))  # the fifth
+    assert not s.acting.benched
+    assert [e["change"] for e in s.check()] == ["reinstated"]
+    calls = policy.calls
+    s.decide(swarm, Q(5))
+    assert policy.calls == calls + 1 and s.acting.guard.last_reason is None  # acting again
+
+
+def test_a_controller_that_keeps_flapping_is_detached_for_good():
+    s, swarm = slot(failure_limit=1, recover_after=1, max_benchings=2), Swarm()
+    policy = Recovers()
+    s.install("flaps", policy)
+    changes: list[str] = []
+    while s.active:
+        policy.healthy = False
+        s.decide(swarm, Q(0))
+        changes += [e["change"] for e in s.check()]
+        if not s.active:
+            break
+        policy.healthy = True
+        s.decide(swarm, Q(1))
+        s.decide(swarm, Q(2))
+        changes += [e["change"] for e in s.check()]
+    assert changes == ["benched", "reinstated", "benched", "reinstated", "auto-detached"]
 
 
 def test_occasional_failures_below_the_limit_keep_the_controller():
@@ -116,7 +175,7 @@ def test_occasional_failures_below_the_limit_keep_the_controller():
     assert s.check() == [] and s.active  # 2 of 10 failed: below the limit of 3
     for i in range(15):
         s.decide(swarm, Q(i))
-    assert s.check()[0]["change"] == "auto-detached"  # 3 of 15
+    assert s.check()[0]["change"] == "benched"  # 3 of 15
 
 
 def test_install_replace_and_remove_make_events_and_implicit_incumbents():
