@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from envs.strategy import StrategyReward
-from swarmsim.scenario import Scenario
-from swarmsim.simulation import Simulation
+if TYPE_CHECKING:
+    from swarmsim.scenario import Scenario
+    from swarmsim.simulation import Simulation
 
-Measure = Callable[[Scenario, Simulation, dict[str, Any]], float]
+Measure = Callable[["Scenario", "Simulation", dict[str, Any]], float]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,8 @@ def recall(scenario: Scenario, sim: Simulation, summary: dict[str, Any]) -> floa
 def strategy_loss(scenario: Scenario, sim: Simulation, summary: dict[str, Any]) -> float:
     """The inference-strategy reward per query (its default weights), negated: quality of the
     completed share, less latency (penalised) and SLO violations."""
+    from envs.strategy import StrategyReward
+
     w, latencies = StrategyReward(), penalised_latencies(scenario, sim, summary)
     completed = len(sim.metrics.latencies) / max(len(latencies), 1)
     quality = (summary.get("answer_quality") or 0.0) * completed

@@ -32,19 +32,20 @@ from .learned import COMPARISONS, LEARNED
 from .learned_run import heuristic_arms, policy_dir, run_job
 from .learned_stats import scenario_result
 from .progress import Stages
+from .quickstart_defaults import (
+    ARTIFACT,
+    DEMO_EPOCHS,
+    DEMO_STEPS,
+    HEURISTICS,
+    LIVE_QUERIES,
+    SCENARIO,
+    TASK,
+    TIME_SCALE,
+    TRAIN_CONFIG,
+    TRAIN_STEPS,
+)
 from .seeds import EVAL_SEEDS
 from .spread_run import Job, run_jobs
-
-TASK = "llm-routing"
-SCENARIO = COMPARISONS[TASK].scenario  # prefix-cache
-HEURISTICS = ("least-outstanding", "kv-overlap", "llm-d", "round-robin")
-ARTIFACT = COMPARISONS[TASK].artifact_dir  # the committed run, relative to the checkout
-TRAIN_CONFIG = Path("experiments") / "configs" / "llm-routing.yaml"
-TRAIN_STEPS = 10_000  # --train: PPO steps after a short imitation (the config runs 200 k)
-DEMO_STEPS = 5_000  # --train: demonstration steps and cloning epochs (the config's are larger)
-DEMO_EPOCHS = 20
-LIVE_QUERIES = 300  # measured (post-warm-up) queries per live arm, at least
-TIME_SCALE = 0.2  # live: the scenario's workload five times faster
 
 
 @dataclass(frozen=True)

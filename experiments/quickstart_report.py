@@ -13,7 +13,8 @@ import numpy as np
 
 from .learned import LEARNED
 from .plots import latency_cdf
-from .quickstart import HEURISTICS, SCENARIO, TASK, QuickstartConfig
+from .quickstart import QuickstartConfig
+from .quickstart_defaults import HEURISTICS, SCENARIO, TASK
 from .stats import bounded_mean_ci, paired_ratio_ci, quantile_ci
 
 PLOT = "latency_cdf.png"

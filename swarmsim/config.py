@@ -27,6 +27,10 @@ import yaml
 
 from .errors import ConfigError
 
+# libyaml's safe loader where PyYAML was built with it (several times faster; the same
+# documents), else the pure-Python one
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
@@ -63,7 +67,7 @@ def read_document(
             where = f"{err.msg} at line {err.lineno}, column {err.colno}"
             raise ConfigError("(json)", where, "valid JSON", source) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as err:
         raise ConfigError("(yaml)", _yaml_problem(err), "valid YAML", source) from None
 

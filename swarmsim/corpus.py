@@ -15,11 +15,14 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 
 from swarmsim.errors import check
+
+if TYPE_CHECKING:  # faiss is imported where an index is built: a run without retrieval
+    import faiss  # (and swarmsim's command line) never loads it
 
 # Topic weights follow Zipf's law with this exponent (randomly permuted over topics): a few
 # large topics and a long tail, as in real document collections.
@@ -59,6 +62,8 @@ class CorpusConfig:
 @contextmanager
 def _single_thread() -> Iterator[None]:
     """Pin faiss to one OpenMP thread so results are bit-identical whatever the core count."""
+    import faiss
+
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
@@ -112,6 +117,8 @@ def _check_shapes(
 
 def _nearest(base: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` rows of ``base`` by inner product for each row of ``x`` (faiss)."""
+    import faiss
+
     index = faiss.IndexFlatIP(base.shape[1])
     index.add(base)
     with _single_thread():
@@ -140,6 +147,8 @@ def kmeans_shards(
 
     Deterministic: the same vectors and rng state give the same ids bit for bit.
     """
+    import faiss
+
     if not 1 <= n_shards <= len(vectors):
         raise ValueError(f"n_shards must be in [1, {len(vectors)}], got {n_shards}")
     seed = int(rng.integers(2**31 - 1))
@@ -172,6 +181,8 @@ def merge_topk(
 
 
 def _flat_index(x: np.ndarray) -> faiss.Index:
+    import faiss
+
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
     return index
@@ -179,6 +190,8 @@ def _flat_index(x: np.ndarray) -> faiss.Index:
 
 def _ivf_index(x: np.ndarray, nlist: int | None = None, nprobe: int = 8) -> faiss.Index:
     """IVFFlat by inner product; ``nlist`` defaults to about sqrt(shard size)."""
+    import faiss
+
     nlist = nlist if nlist is not None else max(1, round(math.sqrt(len(x))))
     if not 1 <= nlist <= len(x):
         raise ValueError(f"nlist must be in [1, {len(x)}] (the shard size), got {nlist}")
@@ -191,6 +204,8 @@ def _ivf_index(x: np.ndarray, nlist: int | None = None, nprobe: int = 8) -> fais
 
 
 def _hnsw_index(x: np.ndarray, M: int = 32, efSearch: int = 64) -> faiss.Index:
+    import faiss
+
     index = faiss.IndexHNSWFlat(x.shape[1], M, faiss.METRIC_INNER_PRODUCT)
     index.add(x)
     index.hnsw.efSearch = efSearch
@@ -321,6 +336,7 @@ class Corpus:
 
         ``indexes[s]`` is what :meth:`build_shard_index` returned; ids are padded with -1.
         """
+
         x = np.ascontiguousarray(np.reshape(query_vec, (1, self.dim)), dtype=np.float32)
         scores, ids = [], []
         for shard in dict.fromkeys(shards):

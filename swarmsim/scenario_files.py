@@ -13,14 +13,15 @@ from collections.abc import Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import build, parse_value, read_document, set_dotted, substitute
 from .errors import ConfigError, UnknownNameError
-from .scenario import Scenario
+
+if TYPE_CHECKING:  # imported where a scenario is built: listing them needs only the YAML
+    from .scenario import Scenario
 
 BUILTIN = resources.files("swarmsim") / "scenarios"
-_SCENARIO_FIELDS = frozenset(Scenario.__dataclass_fields__)
 
 
 def builtin_scenarios() -> dict[str, str]:
@@ -76,11 +77,13 @@ def _locate(ref: str | Path) -> tuple[Traversable, str]:
 
 
 def _resolve(raw: dict[str, Any], overrides: Sequence[str]) -> Scenario:
+    from .scenario import Scenario
+
     data = copy.deepcopy(raw)
     params = dict(data.get("parameters") or {})
     for item in overrides:
         key, value = _split_override(item)
-        if "." not in key and key not in _SCENARIO_FIELDS:
+        if "." not in key and key not in Scenario.__dataclass_fields__:
             if key not in params:
                 near = difflib.get_close_matches(key, params, n=1)
                 hint = f"did you mean {near[0]!r}?" if near else f"one of {sorted(params)}"

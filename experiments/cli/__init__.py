@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from swarmsim.errors import SwarmError
 
-from . import calibrate, learn, live, sim, tune
+from . import calibrate, completion, learn, live, sim, tune
 
 EXIT_USAGE = 2
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_parsers(sub)
     learn.add_quickstart(sub)
     tune.add_parsers(sub)
+    completion.add_parsers(sub)
     return parser
 
 

@@ -72,13 +72,12 @@ def _add_spread(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_versus(sub: argparse._SubParsersAction) -> None:
-    from ..learned import COMPARISONS
-
     cp = sub.add_parser(
         "versus", help="each Task's trained policy against its tuned heuristics, paired over seeds"
     )
     cp.add_argument("tasks", nargs="*", metavar="TASK",
-                    help=f"default: all of {', '.join(COMPARISONS)}")  # fmt: skip
+                    help="default: every Task of experiments/learned.py's COMPARISONS "
+                         "(llm-routing, shard-routing, autoscaling, role-assignment)")  # fmt: skip
     cp.add_argument("--seeds", type=int, default=len(EVAL_SEEDS), metavar="N",
                     help=f"held-out seeds per arm, from {EVAL_SEEDS.start} "
                          f"(default {len(EVAL_SEEDS)}; experiments/seeds.py)")  # fmt: skip
@@ -97,7 +96,7 @@ def _add_pool_options(p: argparse.ArgumentParser, out: Path) -> None:
 
 def add_quickstart(sub: argparse._SubParsersAction) -> None:
     """``quickstart``: a trained LLM router against the tuned heuristics, sim and live."""
-    from ..quickstart import ARTIFACT, LIVE_QUERIES, SCENARIO, TIME_SCALE, TRAIN_STEPS
+    from ..quickstart_defaults import ARTIFACT, LIVE_QUERIES, SCENARIO, TIME_SCALE, TRAIN_STEPS
 
     qs = sub.add_parser(
         "quickstart",

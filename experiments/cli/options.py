@@ -14,6 +14,10 @@ from swarmsim.errors import SwarmError
 if TYPE_CHECKING:
     from ..replay import TraceReplay
 
+# swarmsim.traces.FORMATS, written out so that building the parser imports no numpy (a test
+# checks the two agree)
+TRACE_FORMATS = ("auto", "azure-llm", "csv", "jsonl")
+
 
 def add_overrides(p: argparse.ArgumentParser, help: str | None = None) -> None:
     """``--set K=V``, repeatable, collected in ``args.overrides``."""
@@ -49,10 +53,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 def add_trace_options(p: argparse.ArgumentParser, prefix: str) -> None:
     """How a trace is read and replayed; live run names them --trace-* beside its own."""
-    from swarmsim.traces import FORMATS
-
     p.add_argument(f"--{prefix}format", dest="trace_format", default="auto",
-                   choices=FORMATS, help="trace format")  # fmt: skip
+                   choices=TRACE_FORMATS, help="trace format")  # fmt: skip
     p.add_argument(f"--{prefix}map", dest="trace_map", action="append", default=[],
                    metavar="COLUMN=FIELD",
                    help="the file's COLUMN holds FIELD (timestamp, input_tokens, "

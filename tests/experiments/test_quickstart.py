@@ -93,3 +93,12 @@ def test_train_cuts_its_config_to_a_short_run():
     assert cfg.total_timesteps == 500 and cfg.name == "roles-mix-shift-quickstart"
     assert cfg.imitate.controller == "proportional" and cfg.imitate.steps == 5_000
     assert cfg.eval.baselines == () and cfg.eval.every_steps == 0
+
+
+def test_the_parsers_plain_defaults_agree_with_the_comparison():
+    from experiments import quickstart_defaults as d
+    from experiments.learned import COMPARISONS
+
+    c = COMPARISONS[d.TASK]
+    assert (c.scenario, c.artifact_dir) == (d.SCENARIO, d.ARTIFACT)
+    assert set(d.HEURISTICS) <= set(c.heuristics)
