@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from controllers.spec import resolve
@@ -17,8 +18,15 @@ from swarmsim.errors import SwarmError
 from swarmsim.scenario import Scenario
 from swarmsim.scenario_files import load_scenario
 from swarmsim.simulation import Simulation
-from swarmsim.traces import FIELDS, FORMATS, read_trace
-from swarmsim.workload import TIME_UNITS
+from swarmsim.traces import (
+    FIELDS,
+    FORMATS,
+    TIME_UNITS,
+    TraceTable,
+    describe,
+    guess_time_unit,
+    read_trace,
+)
 
 from .evaluate import Attached, attach_arms
 
@@ -33,7 +41,7 @@ class TraceReplay:
     time_scale: float = 1.0  # arrival times x this (0.5 replays twice as fast)
     rate_scale: float = 1.0  # requests thinned or repeated to this many times as many
     window: str | None = None  # START:END in the trace's own seconds (either may be empty)
-    time_unit: str = "s"  # of the trace's numeric timestamps: s, ms or us
+    time_unit: str = "auto"  # of the trace's numeric timestamps: s, ms, us or auto (guessed)
     block_tokens: int | None = None  # tokens per prefix block of its hashes (None: default)
 
     def __post_init__(self) -> None:
@@ -44,8 +52,8 @@ class TraceReplay:
         for name, x in (("--time-scale", self.time_scale), ("--rate-scale", self.rate_scale)):
             if not x > 0:
                 raise SwarmError(f"{name}: expected a number > 0, got {x}")
-        if self.time_unit not in TIME_UNITS:
-            raise SwarmError(f"--time-unit: expected one of {', '.join(TIME_UNITS)}, "
+        if self.time_unit not in (*TIME_UNITS, "auto"):
+            raise SwarmError(f"--time-unit: expected one of {', '.join(TIME_UNITS)} or auto, "
                              f"got {self.time_unit!r}")  # fmt: skip
         if self.block_tokens is not None and self.block_tokens < 1:
             raise SwarmError(f"--block-tokens: expected an integer >= 1, got {self.block_tokens}")
@@ -88,7 +96,7 @@ class TraceReplay:
             f"workload.trace.time_scale={self.time_scale}",
             f"workload.trace.rate_scale={self.rate_scale}",
             f"workload.trace.start_s={start}",
-            f"workload.trace.time_unit={self.time_unit}",
+            f"workload.trace.time_unit={self.unit}",
         ]
         if self.block_tokens is not None:
             out.append(f"workload.trace.block_tokens={self.block_tokens}")
@@ -102,12 +110,39 @@ class TraceReplay:
         are cut, so one second past the last)."""
         return self.span_s() + 1.0
 
+    @cached_property
+    def table(self) -> TraceTable:
+        """The file as read, timestamps as written (before the unit is applied)."""
+        return read_trace(self.path, self.format, self.mapping() or None)
+
+    @cached_property
+    def unit(self) -> str:
+        """The timestamps' unit: as given, or guessed from the file (``auto``)."""
+        return guess_time_unit(self.table) if self.time_unit == "auto" else self.time_unit
+
+    def replayed(self) -> TraceTable:
+        """The requests replayed: the unit applied, the window cut, rate and time scaled."""
+        start, end = self.bounds()
+        table = self.table.scaled(TIME_UNITS[self.unit]).window(start, end)
+        return table.rate_scaled(self.rate_scale).scaled(self.time_scale)
+
     def span_s(self) -> float:
         """Seconds from the first replayed request to the last, after scaling."""
-        start, end = self.bounds()
-        table = read_trace(self.path, self.format, self.mapping() or None)
-        table = table.scaled(TIME_UNITS[self.time_unit]).window(start, end)
-        return table.rate_scaled(self.rate_scale).scaled(self.time_scale).duration_s
+        return self.replayed().duration_s
+
+    def summary(self) -> str:
+        """One line saying what was read and what is replayed, so that a wrong unit or window
+        is obvious at once: ``trace x.jsonl: 23,608 requests over 60.0 min, 6.56 req/s
+        (timestamps in ms, detected); replaying 1,979 ...``."""
+        how = "detected; --time-unit to choose" if self.time_unit == "auto" else "as given"
+        whole = self.table.scaled(TIME_UNITS[self.unit])
+        line = f"trace {self.path.name}: {describe(whole)} (timestamps in {self.unit}, {how})"
+        replayed = self.replayed()
+        if self.window is not None or self.rate_scale != 1 or self.time_scale != 1:
+            line += f"; replaying {describe(replayed)}"
+        if len(replayed) == 0:
+            line += "; the window holds no request"
+        return line
 
 
 def replay_scenario(

@@ -20,10 +20,9 @@ import numpy as np
 
 from .errors import TraceError, check
 from .prefix import PrefixConfig, Prefixes
-from .traces import FIELDS, FORMATS, TraceTable, read_trace
+from .traces import FIELDS, FORMATS, TIME_UNITS, TraceTable, guess_time_unit, read_trace
 
 BLOCK = 4096
-TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}  # a trace's numeric timestamps, in seconds
 
 
 def _finite(x: float) -> bool:
@@ -145,7 +144,7 @@ class TraceConfig:
     path: str
     format: str = "auto"  # one of traces.FORMATS
     columns: dict[str, str] | None = None  # our field -> the file's column name
-    time_unit: Literal["s", "ms", "us"] = "s"  # of numeric timestamps (Mooncake's: ms)
+    time_unit: Literal["s", "ms", "us", "auto"] = "s"  # of numeric timestamps (Mooncake: ms)
     block_tokens: int = 16  # tokens per prefix block (vLLM's default block size)
     time_scale: float = 1.0
     rate_scale: float = 1.0
@@ -158,8 +157,8 @@ class TraceConfig:
         check(self.format in FORMATS, "format", self.format, f"one of {list(FORMATS)}")
         ok = self.columns is None or set(self.columns) <= set(FIELDS)
         check(ok, "columns", self.columns, f"a mapping with keys among {list(FIELDS)}")
-        ok = self.time_unit in TIME_UNITS
-        check(ok, "time_unit", self.time_unit, f"one of {list(TIME_UNITS)}")
+        ok = self.time_unit in (*TIME_UNITS, "auto")
+        check(ok, "time_unit", self.time_unit, f"one of {[*TIME_UNITS, 'auto']}")
         check(self.block_tokens >= 1, "block_tokens", self.block_tokens, "an integer >= 1")
         ok = _finite(self.time_scale) and self.time_scale > 0
         check(ok, "time_scale", self.time_scale, "a number > 0")
@@ -418,8 +417,9 @@ def _load_trace(cfg: TraceConfig, base_dir: Path | None) -> tuple[TraceTable, fl
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     table = read_trace(path, cfg.format, cfg.columns)
-    if cfg.time_unit != "s":
-        table = table.scaled(TIME_UNITS[cfg.time_unit])
+    unit = guess_time_unit(table) if cfg.time_unit == "auto" else cfg.time_unit
+    if unit != "s":
+        table = table.scaled(TIME_UNITS[unit])
     table = table.window(cfg.start_s, cfg.end_s)
     if len(table) == 0:
         raise TraceError(str(path), f"no arrivals in the window [{cfg.start_s}, {cfg.end_s}) s")

@@ -59,8 +59,11 @@ def add_trace_options(p: argparse.ArgumentParser, prefix: str) -> None:
                    metavar="COLUMN=FIELD",
                    help="the file's COLUMN holds FIELD (timestamp, input_tokens, "
                         "output_tokens, blocks, session); repeatable")  # fmt: skip
-    p.add_argument(f"--{prefix}time-unit", dest="trace_time_unit", default="s",
-                   choices=("s", "ms", "us"), help="unit of numeric timestamps")  # fmt: skip
+    p.add_argument(f"--{prefix}time-unit", dest="trace_time_unit", default="auto",
+                   choices=("s", "ms", "us", "auto"),
+                   help="unit of numeric timestamps (default auto: seconds, unless whole "
+                        "numbers read as seconds give under 0.05 requests/s and ms or us give "
+                        "a plausible rate; the unit used is printed)")  # fmt: skip
     p.add_argument(f"--{prefix}block-tokens", dest="trace_block_tokens", type=int,
                    metavar="N", help="tokens per prefix block of the blocks field")  # fmt: skip
     p.add_argument(f"--{prefix}time-scale", dest="trace_time_scale", type=float, default=1.0,
@@ -75,9 +78,11 @@ def trace_replay(args: argparse.Namespace, path: Path) -> TraceReplay:
     """The trace at ``path`` read as the trace options in ``args`` say."""
     from ..replay import TraceReplay
 
-    return TraceReplay(path, args.trace_format, tuple(args.trace_map), args.trace_time_scale,
-                       args.trace_rate_scale, args.trace_window, args.trace_time_unit,
-                       args.trace_block_tokens)  # fmt: skip
+    replay = TraceReplay(path, args.trace_format, tuple(args.trace_map), args.trace_time_scale,
+                         args.trace_rate_scale, args.trace_window, args.trace_time_unit,
+                         args.trace_block_tokens)  # fmt: skip
+    print(f"swarmsim: {replay.summary()}", file=sys.stderr, flush=True)
+    return replay
 
 
 def duration_overrides(ref: str, duration: float) -> list[str]:

@@ -92,7 +92,8 @@ def test_live_run_replays_the_same_trace(trace, tmp_path, capsys):
     assert main(argv) == 0
     out, err = capsys.readouterr()
     s = json.loads(out)
-    lines = err.splitlines()  # off a terminal: where the run is, as it goes
+    trace_line, *lines = err.splitlines()  # off a terminal: where the run is, as it goes
+    assert trace_line.startswith("swarmsim: trace trace.csv: 40 requests")
     head = re.fullmatch(r"(live run: homelab, ([\d.]+) s of load) \.\.\.", lines[0])
     assert head is not None, lines[0]
     ticks = [float(re.search(r"([\d.]+)/[\d.]+ s of load", ln).group(1)) for ln in lines[1:-1]]
@@ -136,3 +137,34 @@ def test_replay_sends_a_csv_traces_sessions_closed_loop(tmp_path, capsys):
     expected = sorted(r["end"] + 10.0 for r in queries[:2])
     assert [r["arrival"] for r in queries[2:]] == pytest.approx(expected)
     assert _summary(capsys, [*argv, "--sessions", "timestamp"])["sessions"] == "timestamp"
+
+
+def _jsonl(path: Path, times: list[float]) -> Path:
+    rows = [{"timestamp": t, "input_length": 100, "output_length": 10} for t in times]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("times", "read"),
+    [
+        ([i * 250 for i in range(200)], "49.8 s, 4 req/s (timestamps in ms"),  # 0.004/s in s
+        ([i * 250_000 for i in range(200)], "49.8 s, 4 req/s (timestamps in us"),
+        ([i * 0.25 for i in range(200)], "49.8 s, 4 req/s (timestamps in s"),  # fractional
+        ([i * 2 for i in range(200)], "6.6 min, 0.5 req/s (timestamps in s"),  # plausible
+    ],
+)
+def test_the_time_unit_is_detected_and_said(tmp_path, capsys, times, read):
+    trace = _jsonl(tmp_path / "t.jsonl", times)
+    assert main(["replay", str(trace), "--scenario", "mmc", "--window", "0:30", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert f"t.jsonl: 200 requests over {read}, detected; --time-unit to choose); replaying" in err
+
+
+def test_an_explicit_time_unit_wins_and_an_empty_window_is_said(tmp_path, capsys):
+    trace = _jsonl(tmp_path / "t.jsonl", [i * 250 for i in range(200)])
+    main(["replay", str(trace), "--scenario", "mmc", "--time-unit", "s", "--window", "0:300",
+          "--json"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "200 requests over 13.8 h" in err and "(timestamps in s, as given)" in err
+    assert "replaying 2 requests" in err  # the wrong unit is obvious at once
