@@ -1,6 +1,7 @@
 """Tuned heuristic settings, as ``swarmsim tune`` writes them: ``results/tuned/<scenario>.json``
 holds, per Task and controller, the best parameters found on that scenario's tuning seeds.
-A controller spec ``NAME@tuned`` reads them back for the scenario being run."""
+A controller spec ``NAME@tuned`` reads them back for the scenario being run, and refuses them
+when the scenario no longer is what was tuned (its digest differs from the entry's)."""
 
 from __future__ import annotations
 
@@ -43,5 +44,26 @@ def tuned_params(scenario: str | None, task: str, name: str) -> dict[str, Any]:
             f"{name}{SUFFIX}: no tuned {task}={name} in {tuned_path(scenario)}; "
             f"run `swarmsim tune {scenario} --controller {task}={name}`"
         )
+    _check_unchanged(scenario, task, name, entry)
     params: dict[str, Any] = entry["params"]
     return params
+
+
+def _check_unchanged(scenario: str, task: str, name: str, entry: dict[str, Any]) -> None:
+    """A one-line error when ``scenario`` (with the entry's overrides) is not the scenario the
+    entry was tuned on: its settings would be another scenario's best."""
+    from swarmsim.scenario_files import load_scenario, scenario_digest
+
+    expected = entry.get("scenario_sha256")
+    if expected is None:
+        return
+    try:
+        current = scenario_digest(load_scenario(scenario, entry.get("overrides", [])))
+    except SwarmError:  # not a built-in or a file here (a trace alias, say): nothing to check
+        return
+    if current != expected:
+        raise SwarmError(
+            f"{name}{SUFFIX}: {scenario} changed since {task}={name} was tuned "
+            f"({tuned_path(scenario)} has sha256 {expected[:12]}, the scenario is now "
+            f"{current[:12]}); re-run `{entry.get('command', f'swarmsim tune {scenario}')}`"
+        )

@@ -8,7 +8,10 @@ A scenario is read as written (:func:`raw_scenario`), its ``KEY=VALUE`` override
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
+import hashlib
+import json
 from collections.abc import Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -114,3 +117,29 @@ def _split_override(item: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ConfigError("--set", item, "KEY=VALUE")
     return key.strip(), parse_value(value.strip())
+
+
+def scenario_digest(scenario: Scenario) -> str:
+    """A sha256 of what ``scenario`` says: every field that differs from its default, so that
+    adding a new field (at a default that keeps old behaviour) leaves old digests valid."""
+    text = json.dumps(_canonical(scenario), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(x: Any) -> Any:
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        out = {}
+        for f in dataclasses.fields(x):
+            value = getattr(x, f.name)
+            if f.default is not dataclasses.MISSING and value == f.default:
+                continue
+            factory = f.default_factory
+            if factory is not dataclasses.MISSING and value == factory():
+                continue
+            out[f.name] = _canonical(value)
+        return out
+    if isinstance(x, dict):
+        return {str(k): _canonical(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_canonical(v) for v in x]
+    return x

@@ -68,7 +68,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from controllers.spec import resolve
-    from swarmsim.scenario_files import load_scenario
+    from swarmsim.scenario_files import load_scenario, scenario_digest
 
     from ..progress import Stages
     from ..tune import study_for, tune, write_tuned
@@ -89,6 +89,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     with Stages(1, show_progress(args)).stage(title, announce=False) as stage:
         result = tune(study, args.trials, args.jobs, stage.say, stage.update)
     result["overrides"] = overrides
+    result["scenario_sha256"] = scenario_digest(scenario)  # @tuned refuses a changed scenario
     result["command"] = _command(args, task, name)
     path = write_tuned(scenario.name, task, name, result)
     shown = " ".join(f"{k}={v:.4g}" for k, v in result["params"].items())

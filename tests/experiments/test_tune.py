@@ -133,3 +133,29 @@ def test_the_best_trial_keeps_the_guard_before_the_objective():
     cheap_but_late, within = trial(0, 1.0, 0.02), trial(1, 3.0, -0.01)
     assert best([cheap_but_late, within, trial(2, 2.0, 0.0)]).number == 2
     assert best([cheap_but_late, trial(3, 0.5, 0.05)]).number == 0  # none within: least outside
+
+
+def test_tuned_settings_of_a_changed_scenario_are_refused(tmp_path, monkeypatch):
+    from swarmsim.scenario_files import load_scenario, scenario_digest
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "results" / "tuned" / "homelab.json"
+    path.parent.mkdir(parents=True)
+    entry = {"params": {"target_utilization": 0.5}, "overrides": ["rate=3"],
+             "command": "swarmsim tune homelab --controller autoscaling=hpa"}  # fmt: skip
+    entry["scenario_sha256"] = scenario_digest(load_scenario("homelab", ["rate=3"]))
+    path.write_text(json.dumps({"scenario": "homelab", "tuned": {"autoscaling": {"hpa": entry}}}))
+    assert resolve("hpa@tuned", "homelab").build().target_utilization == 0.5  # unchanged
+    entry["scenario_sha256"] = scenario_digest(load_scenario("homelab", ["rate=4"]))
+    path.write_text(json.dumps({"scenario": "homelab", "tuned": {"autoscaling": {"hpa": entry}}}))
+    with pytest.raises(SwarmError, match=r"homelab changed since autoscaling=hpa was tuned .*"
+                       r"re-run `swarmsim tune homelab --controller autoscaling=hpa`"):  # fmt: skip
+        resolve("hpa@tuned", "homelab")
+
+
+def test_the_scenario_digest_ignores_fields_left_at_their_defaults():
+    from swarmsim.scenario_files import load_scenario, scenario_digest
+
+    base = load_scenario("homelab")
+    assert scenario_digest(base) == scenario_digest(load_scenario("homelab", ["faults=[]"]))
+    assert scenario_digest(base) != scenario_digest(load_scenario("homelab", ["rate=9"]))
