@@ -28,6 +28,11 @@ DEFAULT_FALLBACK = {
 REASONS = ("out_of_range", "raised", "deadline", "invalid")
 
 
+class DecisionTimeout(RuntimeError):
+    """A controller gave up on a decision past its deadline (counted as ``deadline``): what a
+    hung controller amounts to where deciding takes no simulated time."""
+
+
 class Guardrail:
     """Wraps ``policy``; on any trigger, ``fallback`` decides instead (and is counted)."""
 
@@ -75,6 +80,8 @@ class Guardrail:
                     action = act_masked(obs, mask)
                 else:
                     action = self.policy.act(obs)
+            except DecisionTimeout:
+                return self._fall_back(obs, "deadline")
             except Exception:  # a failing policy must never take the swarm down with it
                 return self._fall_back(obs, "raised")
             if self.deadline_s is not None and time.perf_counter() - start > self.deadline_s:
