@@ -103,9 +103,12 @@ class Injector:
         metrics.ok_ends = []
 
     def start(self) -> None:
-        """Schedule every fault at its time."""
+        """Schedule every fault at its time; those at 0 apply now, before the first arrival."""
         for fault in self.schedule:
-            Call(self.env, fault.at_s, self._apply, fault)
+            if fault.at_s <= self.env.now:
+                self._apply(fault)
+            else:
+                Call(self.env, fault.at_s - self.env.now, self._apply, fault)
 
     # --- applying one fault -----------------------------------------------------------------
 
