@@ -163,6 +163,8 @@ class Injector:
         if agent.state != AgentState.DEAD:
             self.failures.agent_failures += 1
             self.failures.crash(agent, self.detection_delay())
+            if self.links is not None:  # jobs whose message was lost: retried on detection too
+                agent.lost.extend(self.links.surrender(agent.id))
 
     def _freeze(self, agent: Agent, end: float) -> None:
         now = self.env.now

@@ -134,7 +134,9 @@ class Summary(QueryFigures):
     faults: NotRequired[FaultSummary]  # only for a run with a fault schedule
 
 
-SUMMARY_KEYS = frozenset(Summary.__required_keys__)
+# postponed annotations hide NotRequired from TypedDict, so the optional keys are named here
+OPTIONAL_KEYS = frozenset({"faults"})
+SUMMARY_KEYS = frozenset(Summary.__required_keys__) - OPTIONAL_KEYS
 
 
 def query_figures(m: Metrics, overdue: int, now: float) -> QueryFigures:

@@ -12,6 +12,7 @@ import json
 import math
 
 import pytest
+from conftest import write_trace
 
 from experiments.cli import main
 from experiments.replay import prepare
@@ -267,3 +268,12 @@ def test_cli_inject_adds_faults_and_refuses_a_bad_spec(capsys) -> None:
         assert main([*args, "--inject", bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and bad in err[0] and "Traceback" not in err[0]
+
+
+def test_replay_takes_inject_too(tmp_path, capsys) -> None:
+    trace = write_trace(tmp_path / "t.csv", [float(t) for t in range(0, 60, 2)])
+    args = ["replay", str(trace), "--json", "--no-progress", "--inject", "coordinator:restart@20"]
+    assert main(args) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["faults"]["applied"][0]["text"] == "coordinator:restart@20"
+    assert s["queries"]["submitted"] == 30
