@@ -97,6 +97,7 @@ class Injector:
         self.controller_faults = [f for f in self.schedule if f.kind == "controller"]
         self.applied: list[AppliedFault] = []
         self.killed: set[int] = set()
+        self.given_up: set[int] = set()  # agents declared dead here that have not rejoined
         self.late_pending: dict[int, int] = {}  # frozen agent declared dead -> answers it owes
         self.deaths = self.false_deaths = self.late = self.heartbeats_lost = 0
         self.guardrail_fallbacks = 0
@@ -211,9 +212,8 @@ class Injector:
         self.late_pending[agent.id] = self._declare(agent)
 
     def _thaw(self, agent: Agent) -> None:
-        owed = self.late_pending.pop(agent.id, None)
-        if owed is not None:
-            self.late += owed
+        self.late += self.late_pending.pop(agent.id, 0)
+        if agent.id in self.given_up:
             Call(self.env, self.rejoin_s, self._rejoin, agent)
 
     def _declare(self, agent: Agent) -> int:
@@ -225,12 +225,17 @@ class Injector:
             agent.lost.extend(self.links.surrender(agent.id))
         self.failures.declare_dead(agent)
         self.deaths += 1
+        self.given_up.add(agent.id)
         return owed
 
     def _rejoin(self, agent: Agent) -> None:
-        """The agent says READY again: it serves with the model or shard it kept."""
+        """The agent says READY again: it serves with the model or shard it kept (a frozen
+        one cannot: its thaw brings it back)."""
         if agent.state != AgentState.DEAD or agent.id in self.killed or agent.node.failed:
             return
+        if agent.id not in self.given_up or self.clock.frozen(agent.id, self.env.now):
+            return
+        self.given_up.discard(agent.id)
         if agent.retiring:
             self.lifecycle.retire_crashed(agent)
             return
