@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
-from controllers.faulty import with_fault_windows
+from controllers.injected import with_fault_windows
 from controllers.spec import Arm, resolve
 from envs.attach import attach
 from envs.registry import make_task
