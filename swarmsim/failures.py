@@ -88,7 +88,7 @@ class Failures:
         if cfg.agent_mtbf_s:
             self.env.process(self._agent_crashes(cfg.agent_mtbf_s))
         for part in self.partition_cfgs:
-            self.env.process(self.partition(part))
+            self.env.process(self._partition(part))
 
     def detection_delay(self) -> float:
         """Seconds from a crash to the coordinator declaring the peer dead."""
@@ -126,8 +126,7 @@ class Failures:
                 self.crash(agent)
                 self._restart(agent, self.cfg.agent_restart_s)
 
-    def partition(self, part: PartitionConfig) -> Generator[simpy.Event, None, None]:
-        """The process of one partition: cut at its start, healed after its duration."""
+    def _partition(self, part: PartitionConfig) -> Generator[simpy.Event, None, None]:
         yield self.env.timeout(part.start_s)
         self.partitions += 1
         fabric = self.fabric

@@ -13,32 +13,38 @@
 ``delay`` / ``drop``   messages between the coordinator and the agents (``*``: all) are late
                        by MS ± J or lost with probability P (``linkfaults``), heartbeats too:
                        a silence past the timeout is a false death declaration
-``partition``          the node is cut off (``Failures.partition``, the scenario's own kind)
-``coordinator``        every query in flight fails (``coordinator_restart``: clients do not
-                       retry, live), the coordinator's backlogs are gone, answers to old work
-                       are discarded, and the agents are taken back ``rejoin_s`` later
+``partition``          every message between the coordinator and the agents on the node (or,
+                       if the coordinator is there, all the others) is lost, as a drop of 1:
+                       they are declared dead a heartbeat timeout in, their work retried; once
+                       healed each rejoins at its next reconnect attempt (capped doubling
+                       back-off from ``RECONNECT_S``, as a live worker that heard nothing)
+``coordinator``        every query in flight fails (``coordinator_restart``) and its client
+                       sends it again ``retry_s`` after it first did (live: a Lazy Pirate
+                       client, up to ``RETRIES`` times); the coordinator's backlogs are gone,
+                       answers to old work are discarded, the agents rejoin ``rejoin_s`` later
 ``controller``         the acting controllers crash, hang, answer NaN or an invalid action while
                        it lasts (``controllers.faulty.FaultWindows`` asks ``controller_mode``)
 =====================  ========================================================================
 
 ``rejoin_s`` = heartbeat interval x liveness + ``RECONNECT_S``: an agent the coordinator gave up
 on hears no more heartbeats, notices after the same timeout, backs off its first reconnect delay
-and says READY. Randomness (detection phases, jitter, loss) comes from the ``faults`` stream,
-appended after the others, so a schedule leaves the other streams' draws alone.
+and says READY. ``retry_s`` = the deadline (the scenario's, else 4 x the SLO) + that timeout:
+a query unanswered that long was lost. Randomness (detection phases, jitter, loss) comes from
+the ``faults`` stream, appended after the others, so a schedule leaves their draws alone.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .clock import Call
-from .fabric import PartitionConfig
 from .faults import ALL, LINK_KINDS, Fault
 from .linkfaults import LinkFaults, silences
 from .pool import add_outstanding
-from .query import GONE, AgentState, FailureReason, Job, Outcome
+from .query import GONE, AgentState, FailureReason, Job, Outcome, Query
 from .serving import at_receiver
 from .summary import AppliedFault, FaultSummary, availability, window_availability
 from .workclock import WorkClock
@@ -56,6 +62,8 @@ if TYPE_CHECKING:
     from .service import ServiceModel
 
 RECONNECT_S = 1.0  # live/config.py RECONNECT_INITIAL_S: a worker's first reconnect back-off
+RECONNECT_MAX_S = 32.0  # live/config.py RECONNECT_MAX_S: ... doubling, capped here
+RETRIES = 2  # live/load.py RETRIES: a client's resends of a query left unanswered
 WINDOW_S = 10.0  # the availability windows' width
 FROZEN_KINDS = ("pause", "hang")
 
@@ -84,6 +92,10 @@ class Injector:
         self.interval_s = cfg.heartbeat_interval_s
         self.timeout_s = cfg.heartbeat_interval_s * cfg.heartbeat_liveness
         self.rejoin_s = self.timeout_s + RECONNECT_S
+        self.deadline_s = scenario.deadline_s or 4 * scenario.slo_latency_s  # live's default
+        self.retry_s = self.deadline_s + self.timeout_s
+        self.resends = scenario.workload.session_mode != "closed-loop"  # a session moves on
+        self.tries: dict[int, int] = {}  # query id -> times its client has sent it
         self.clock = WorkClock()
         self.started: dict[int, tuple[float, float]] = {}  # agent -> (start, work) of its batch
         kinds = {f.kind for f in self.schedule}
@@ -91,13 +103,13 @@ class Injector:
             self.base_seconds = service.seconds
             service.seconds = self._seconds  # type: ignore[method-assign]  # only with such faults
         self.links: LinkFaults | None = None
-        if kinds & set(LINK_KINDS):
-            deadline = scenario.deadline_s or 4 * scenario.slo_latency_s  # live's default
-            self.links = LinkFaults(env, failures.fabric, stream, coordinator, deadline)
+        if kinds & {*LINK_KINDS, "partition"}:
+            self.links = LinkFaults(env, failures.fabric, stream, coordinator, self.deadline_s)
         self.controller_faults = [f for f in self.schedule if f.kind == "controller"]
         self.applied: list[AppliedFault] = []
         self.killed: set[int] = set()
         self.given_up: set[int] = set()  # agents declared dead here that have not rejoined
+        self.cut: set[int] = set()  # agents a partition cuts off now
         self.late_pending: dict[int, int] = {}  # frozen agent declared dead -> answers it owes
         self.deaths = self.false_deaths = self.late = self.heartbeats_lost = 0
         self.guardrail_fallbacks = 0
@@ -134,9 +146,7 @@ class Injector:
         elif kind in LINK_KINDS:
             self._open_link(fault, agents)
         elif kind == "partition":
-            assert fault.duration_s is not None
-            part = PartitionConfig(0.0, fault.duration_s, (fault.target.name,))
-            self.env.process(self.failures.partition(part))
+            self._partition(fault)
         elif kind == "coordinator":
             self._restart()
 
@@ -253,6 +263,51 @@ class Injector:
             for t in silences(self._beats(fault), self.timeout_s, self.rejoin_s):
                 Call(self.env, t - self.env.now, self._false_death, agent)
 
+    def _partition(self, fault: Fault) -> None:
+        """Cut the node's agents off (those elsewhere, if it hosts the coordinator)."""
+        assert self.links is not None and fault.duration_s is not None
+        node, coord = fault.target.name, self.cluster.coordinator.name
+        agents = [
+            a
+            for a in self.cluster.agents
+            if a.state != AgentState.STOPPED and (a.node.name == node) != (node == coord)
+        ]
+        self.applied[-1]["agents"] = [a.id for a in agents]
+        self.failures.partitions += 1
+        rule = dataclasses.replace(fault, kind="drop", value=1.0)
+        ids = [a.id for a in agents]
+        self.links.open(rule, ids)
+        self.cut.update(ids)
+        Call(self.env, fault.duration_s, self._heal, (rule, agents))
+        for agent in agents:
+            delay = self.detection_delay()
+            if fault.duration_s > delay:
+                Call(self.env, delay, self._declare_cut, agent)
+
+    def _declare_cut(self, agent: Agent) -> None:
+        serving = agent.state in (AgentState.RUNNING, AgentState.DRAINING)
+        if serving and agent.known_alive and agent.id in self.cut:
+            self._declare(agent)  # its answers are lost on the way, not late
+
+    def _heal(self, healed: tuple[Fault, list[Agent]]) -> None:
+        """The partition ends: each agent given up rejoins at its next reconnect attempt."""
+        assert self.links is not None
+        rule, agents = healed
+        self.links.close(rule, [a.id for a in agents])
+        for agent in agents:
+            self.cut.discard(agent.id)
+            Call(self.env, self._next_attempt(rule.at_s) - self.env.now, self._rejoin, agent)
+
+    def _next_attempt(self, silent_since: float) -> float:
+        """When a worker that heard nothing from ``silent_since`` on next says READY, from
+        now: it gives a session up after the heartbeat timeout, naps its back-off (doubling
+        from ``RECONNECT_S`` up to ``RECONNECT_MAX_S``), and tries again."""
+        t, nap = silent_since + self.timeout_s, RECONNECT_S
+        while t + nap < self.env.now:
+            t += nap + self.timeout_s
+            nap = min(2 * nap, RECONNECT_MAX_S)
+        return t + nap
+
     def _close_link(self, lifted: tuple[Fault, list[int] | None]) -> None:
         assert self.links is not None
         self.links.close(*lifted)
@@ -289,11 +344,17 @@ class Injector:
     # --- the coordinator and the controllers ------------------------------------------------
 
     def _restart(self) -> None:
-        """The coordinator restarts empty: queries in flight fail, backlogs and held-back work
-        are gone, answers still due are discarded, the agents rejoin ``rejoin_s`` later."""
-        coord = self.coordinator
+        """The coordinator restarts empty: queries in flight fail (their clients send them
+        again), backlogs and held-back work are gone, answers still due are discarded, the
+        agents rejoin ``rejoin_s`` later."""
+        coord, now = self.coordinator, self.env.now
         for query in list(coord.active.values()):
             coord.finish(query, Outcome.FAILED, FailureReason.COORDINATOR_RESTART)
+            tries = self.tries.get(query.id, 1)
+            if self.resends and tries <= RETRIES:
+                self.tries[query.id] = tries + 1
+                due = max(query.arrival + self.retry_s - now, 0.0)
+                Call(self.env, due, self._resend, query)
         for layer in self.cluster.layers.values():
             layer.backlog.clear()
         if self.links is not None:
@@ -311,6 +372,12 @@ class Injector:
         for layer in self.cluster.layers.values():
             layer.refresh()
         Call(self.env, self.rejoin_s, self._rejoin_all, known)
+
+    def _resend(self, lost: Query) -> None:
+        """A client sends a query lost in a restart again, under the same id."""
+        q = Query(lost.id, self.env.now, lost.qclass, lost.model, lost.input_tokens,
+                  lost.output_tokens, lost.pool, lost.blocks)  # fmt: skip
+        self.coordinator.accept(q)
 
     def _rejoin_all(self, agents: list[Agent]) -> None:
         for agent in agents:

@@ -64,8 +64,9 @@ INJECT_SIM = """\
   drop:LINK@T+D=P         each such message lost with probability P: its query fails at
                           its deadline; lost heartbeats can declare a serving agent dead
   partition:NODE@T+D      the node cannot reach the others (lost messages drop queries)
-  coordinator:restart@T   queries in flight fail (coordinator_restart); the agents rejoin
-                          a heartbeat timeout + 1 s later
+  coordinator:restart@T   queries in flight fail (coordinator_restart) and their clients
+                          resend them a deadline + heartbeat timeout after sending; the
+                          agents rejoin a heartbeat timeout + 1 s later
   controller:MODE@T[+D]   MODE crash|hang|nan|invalid: attached controllers misbehave, and
                           their guardrails use the heuristic instead
 ROLE is a layer or role name; #i its i-th agent in id order (#* all). The summary gains a

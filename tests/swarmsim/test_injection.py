@@ -184,22 +184,38 @@ def test_lost_heartbeats_declare_a_serving_worker_dead_and_its_job_is_retried(st
     assert outcome(sim, 0) == ("completed", "")
 
 
-def test_partition_cuts_the_node_off(story) -> None:
-    sim, s = pair(story, ["partition:b@0.5+20"], arrivals=[0.0, 1.0, 40.0], fabric="true")
-    assert outcome(sim, 1) == ("dropped", "partition")  # sent to b before the detection
-    assert s["failures"]["partitions"] == 1
-    assert outcome(sim, 2) == ("completed", "")
+def test_partition_loses_the_nodes_messages_until_its_agents_are_declared_dead(story) -> None:
+    arrivals = [0.0, 1.0, 40.0, 40.0]
+    sim, s = pair(story, ["partition:b@0.5+20"], arrivals=arrivals, fabric="true")
+    (row,) = stages(sim, 1)  # sent to b at 1 and lost; retried on a once b is declared dead
+    assert row["agent"] == 0 and 2.5 <= row["sent"] <= 3.5
+    assert outcome(sim, 1) == ("completed", "")
+    f = s["faults"]
+    assert f["applied"][0]["agents"] == [1] and f["deaths_declared"] == 1
+    assert f["messages_dropped"] == 1 and s["failures"]["partitions"] == 1
+    # b heard nothing from 0.5: READY at 4.5, 9.5, 16.5 (lost), 27.5 (heard): back by 40
+    assert {stages(sim, q)[0]["agent"] for q in (2, 3)} == {0, 1}
+
+
+def test_a_partition_of_the_coordinators_node_cuts_off_everyone_else(story) -> None:
+    sim, s = pair(story, ["partition:a@0+30"], arrivals=[0.0, 0.0], fabric="true")
+    assert s["faults"]["applied"][0]["agents"] == [1]
+    assert [stages(sim, q)[0]["agent"] for q in (0, 1)] == [0, 0]  # b's job retried on a
 
 
 # --- the coordinator and the controllers -------------------------------------------------------
 
 
-def test_coordinator_restart_fails_in_flight_queries_with_a_reason(story) -> None:
+def test_coordinator_restart_fails_in_flight_queries_and_clients_resend_them(story) -> None:
     sim, s = pair(story, ["coordinator:restart@1"], arrivals=[0.0, 3.0])
-    assert outcome(sim, 0) == ("failed", "coordinator_restart")
+    first, again = (r for r in sim.timeline if r.get("query") == 0)
+    assert (first["outcome"], first["reason"]) == ("failed", "coordinator_restart")
+    assert again["arrival"] == pytest.approx(23.0)  # 20 s deadline (4 x SLO) + 3 s timeout
+    assert again["outcome"] == "completed"
     assert stages(sim, 1)[0]["sent"] == pytest.approx(5.0)  # waited for the agents to rejoin
     assert outcome(sim, 1) == ("completed", "")
     assert s["faults"]["late_results_discarded"] == 1  # q0's answer, to a coordinator that forgot
+    assert s["queries"]["submitted"] == 3 and s["queries"]["completed"] == 2
 
 
 def test_coordinator_restart_loses_no_query_silently() -> None:
