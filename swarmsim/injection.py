@@ -23,7 +23,7 @@
                        client, up to ``RETRIES`` times); the coordinator's backlogs are gone,
                        answers to old work are discarded, the agents rejoin ``rejoin_s`` later
 ``controller``         the acting controllers crash, hang, answer NaN or an invalid action while
-                       it lasts (``controllers.faulty.FaultWindows`` asks ``controller_mode``)
+                       it lasts (``controllers.injected.FaultWindows`` asks ``controller_mode``)
 =====================  ========================================================================
 
 ``rejoin_s`` = heartbeat interval x liveness + ``RECONNECT_S``: an agent the coordinator gave up

@@ -63,7 +63,8 @@ INJECT_SIM = """\
                           (LINK: ROLE[#i], or * for every agent)
   drop:LINK@T+D=P         each such message lost with probability P: its query fails at
                           its deadline; lost heartbeats can declare a serving agent dead
-  partition:NODE@T+D      the node cannot reach the others (lost messages drop queries)
+  partition:NODE@T+D      the node's agents lose every message to or from the coordinator
+                          (drop=1): declared dead, their work retried; rejoin after healing
   coordinator:restart@T   queries in flight fail (coordinator_restart) and their clients
                           resend them a deadline + heartbeat timeout after sending; the
                           agents rejoin a heartbeat timeout + 1 s later
