@@ -13,11 +13,12 @@
 ``delay`` / ``drop``   messages between the coordinator and the agents (``*``: all) are late
                        by MS ± J or lost with probability P (``linkfaults``), heartbeats too:
                        a silence past the timeout is a false death declaration
-``partition``          every message between the coordinator and the agents on the node (or,
-                       if the coordinator is there, all the others) is lost, as a drop of 1:
-                       they are declared dead a heartbeat timeout in, their work retried; once
-                       healed each rejoins at its next reconnect attempt (capped doubling
-                       back-off from ``RECONNECT_S``, as a live worker that heard nothing)
+``partition``          every message between the coordinator and the agents on the node is
+                       lost, as a drop of 1 (even on the coordinator's own node: live, where
+                       the coordinator has no node, does the same), so they are declared dead
+                       a heartbeat timeout in, their work retried elsewhere; once healed,
+                       each rejoins at its next reconnect attempt (capped doubling back-off
+                       from ``RECONNECT_S``, as a live worker that heard nothing)
 ``coordinator``        every query in flight fails (``coordinator_restart``) and its client
                        sends it again ``retry_s`` after it first did (live: a Lazy Pirate
                        client, up to ``RETRIES`` times); the coordinator's backlogs are gone,
@@ -264,13 +265,11 @@ class Injector:
                 Call(self.env, t - self.env.now, self._false_death, agent)
 
     def _partition(self, fault: Fault) -> None:
-        """Cut the node's agents off (those elsewhere, if it hosts the coordinator)."""
+        """Cut the node's agents off from the coordinator."""
         assert self.links is not None and fault.duration_s is not None
-        node, coord = fault.target.name, self.cluster.coordinator.name
+        node = fault.target.name
         agents = [
-            a
-            for a in self.cluster.agents
-            if a.state != AgentState.STOPPED and (a.node.name == node) != (node == coord)
+            a for a in self.cluster.agents if a.state != AgentState.STOPPED and a.node.name == node
         ]
         self.applied[-1]["agents"] = [a.id for a in agents]
         self.failures.partitions += 1
