@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
+from controllers.injected import with_fault_windows
 from controllers.spec import Arm, resolve
 from envs.attach import attach
 from envs.registry import make_task
@@ -51,6 +52,11 @@ def attach_arms(sim: Simulation, arms: Sequence[Arm]) -> Attached:
         labels = ", ".join(arm.label for arm in arms)
         raise SwarmError(f"--controller: one controller per Task, got {labels}")
     attached = {arm.task: (arm.label, arm.build()) for arm in arms}
+    injector = sim.injector
+    if injector is not None and injector.controller_faults:
+        for task, (label, controller) in attached.items():
+            faulty = with_fault_windows(controller, injector.controller_mode, injector.struck)
+            attached[task] = (label, faulty)
     for task, (_, controller) in attached.items():
         attach(sim, make_task(task), controller)
     return attached

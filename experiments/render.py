@@ -55,7 +55,21 @@ def render_summary(s: dict[str, Any]) -> str:
     fails = {k: v for k, v in s["failures"].items() if v}
     if fails or s["outcomes"]:
         lines.append(f"failures   {fails}  outcomes {s['outcomes']}")
+    if s.get("faults"):
+        lines.append(_faults(s["faults"]))
     return "\n".join(lines)
+
+
+def _faults(f: dict[str, Any]) -> str:
+    """The fault schedule's line: what was applied, what it did, availability."""
+    counts = ("deaths_declared", "false_deaths", "late_results_discarded", "messages_dropped",
+              "heartbeats_lost", "guardrail_fallbacks")  # fmt: skip
+    did = "  ".join(f"{k} {f[k]}" for k in counts if f[k])
+    up = _num(f["window_availability"], digits=3)
+    return (
+        f"faults     {len(f['applied'])} applied  {did}  availability "
+        f"{_num(f['availability'], digits=4)}  windows_up {up}"
+    )
 
 
 def _messages(msgs: dict[str, Any]) -> str:

@@ -135,7 +135,8 @@ class Coordinator:
         self.begin(query, layer)
 
     def _begin(self, arg: tuple[Query, Layer]) -> None:
-        self.begin(*arg)
+        if not arg[0].done:  # a coordinator restart may have failed it meanwhile
+            self.begin(*arg)
 
     def begin(self, query: Query, layer: Layer) -> None:
         """Send the query's work for its current stage (after the coordinator's handling);

@@ -142,7 +142,7 @@ class Failures:
         fabric.cut = set()
         for agent in cut_off:
             if agent.state != AgentState.DEAD and not agent.node.failed:
-                self._set_known(agent, True)
+                self.set_known(agent, True)
 
     # --- crash, detection, recovery ---------------------------------------------------------
 
@@ -153,34 +153,45 @@ class Failures:
             if a.node is node and a.state not in (AgentState.STOPPED,)
         ]
 
-    def crash(self, agent: Agent) -> None:
-        """The agent's process dies: what it held is lost until the coordinator notices."""
+    def crash(self, agent: Agent, detect_after: float | None = None) -> None:
+        """The agent's process dies: what it held is lost until the coordinator notices,
+        ``detect_after`` seconds later (default: a heartbeat detection delay)."""
         if agent.state == AgentState.DEAD:
             return
-        now = self.env.now
+        self.take_work(agent)
+        delay = self.detection_delay() if detect_after is None else detect_after
+        Call(self.env, delay, self._declare_dead, (agent, agent.epoch))
+
+    def take_work(self, agent: Agent) -> None:
+        """The agent is dead to the swarm: what it serves, queues or has held back for it is
+        lost (retried once declared), and its pending service completion is void."""
         agent.lost.extend(agent.batch)
         if agent.batch:
-            agent.end_service(now)
+            agent.end_service(self.env.now)
         agent.state = AgentState.DEAD
         agent.epoch += 1
         agent.lost.extend(agent.queue)
         agent.lost.extend(agent.blocked)
         agent.queue.clear()
         agent.blocked.clear()
-        Call(self.env, self.detection_delay(), self._declare_dead, (agent, agent.epoch))
 
     def _declare_dead(self, crashed: tuple[Agent, int]) -> None:
         agent, epoch = crashed
         if agent.epoch == epoch and agent.state == AgentState.DEAD:
-            self._set_known(agent, False)
-            self.recover_lost(agent)
+            self.declare_dead(agent)
+
+    def declare_dead(self, agent: Agent) -> None:
+        """The coordinator gives the agent up: no more work for it, its lost work retried."""
+        self.set_known(agent, False)
+        self.recover_lost(agent)
 
     def _declare_unreachable(self, agents: list[Agent]) -> None:
         if self.fabric.cut:
             for agent in agents:
-                self._set_known(agent, False)
+                self.set_known(agent, False)
 
-    def _set_known(self, agent: Agent, alive: bool) -> None:
+    def set_known(self, agent: Agent, alive: bool) -> None:
+        """The coordinator now believes the agent alive (it may take work) or not."""
         agent.known_alive = alive
         agent.layer.refresh()
         if alive:
@@ -208,7 +219,7 @@ class Failures:
             return
         agent.state = AgentState.STARTING
         agent.loading_since = self.env.now
-        self._set_known(agent, True)
+        self.set_known(agent, True)
         self.recover_lost(agent)
         load = self.lifecycle.load_seconds(agent)
         Call(self.env, load, self.lifecycle.ready, (agent, agent.epoch))

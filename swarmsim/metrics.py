@@ -45,6 +45,7 @@ class Metrics:
         self.load_s = 0.0
         self.role_changes = 0
         self.timeline: list[dict[str, Any]] | None = None
+        self.ok_ends: list[float] | None = None  # ends of completions within the SLO, if asked
 
     def record_end(self, query: Query, latency: float, quality: float | None) -> None:
         """Account a query's one final outcome (``quality`` None where it is not known)."""
@@ -52,6 +53,8 @@ class Metrics:
             self.count_end(query.outcome, query.reason, query.arrival)
             return
         self.completed += 1
+        if self.ok_ends is not None and latency <= self.slo_s:
+            self.ok_ends.append(query.end)
         self.latency_sum += latency
         self.slo_violations += latency > self.slo_s
         if quality is not None:

@@ -40,6 +40,7 @@ class FailureReason(StrEnum):
     HWM = "hwm"  # dropped at a socket's high-water mark
     LOSS = "loss"  # a message lost on a lossy link
     PARTITION = "partition"  # a message between partitioned nodes
+    COORDINATOR_RESTART = "coordinator_restart"  # in flight when the coordinator restarted
 
 
 class AgentState(IntEnum):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 STREAMS = ("workload", "queries", "service", "dispatch", "failures", "fabric", "overhead",
-           "prefix", "training", "popularity", "bursts", "sessions")  # fmt: skip
+           "prefix", "training", "popularity", "bursts", "sessions", "faults")  # fmt: skip
 # appended names leave the earlier streams' draws unchanged (spawned children are numbered)
 BLOCK = 4096
 

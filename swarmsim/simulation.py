@@ -32,6 +32,7 @@ from .errors import UnknownNameError
 from .fabric import Fabric, Handoff
 from .failures import Failures
 from .inference import InferenceStrategy, load_inference
+from .injection import Injector
 from .layers import StageConfig
 from .lifecycle import Lifecycle
 from .metrics import Metrics, check_conservation
@@ -158,6 +159,13 @@ class Simulation:
         )
         self.coordinator.on_drained = self.lifecycle.drained
         self.coordinator.on_lost_found = self.failures.recover_lost
+        self.injector: Injector | None = None  # the fault schedule's, when it has one
+        if scenario.faults:
+            self.injector = Injector(
+                self.env, scenario, self.streams["faults"], cluster=self.cluster,
+                coordinator=self.coordinator, failures=self.failures, lifecycle=self.lifecycle,
+                service=self.service, metrics=self.metrics,
+            )  # fmt: skip
 
     def _overheads(self) -> None:
         """Give each layer with an overhead table its sampler, on a stream of its own (spawned
@@ -199,6 +207,8 @@ class Simulation:
         self._started = True
         self.lifecycle.start_initial()
         self.failures.start()
+        if self.injector is not None:
+            self.injector.start()
         if self.closed_loop is None:
             self.env.process(self._arrivals())
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 import numpy as np
 
@@ -77,6 +77,29 @@ class FailureCounts(TypedDict):
     unmet_scale_requests: int | None
 
 
+class AppliedFault(TypedDict):
+    text: str  # the spec, as written
+    kind: str
+    at: float
+    end: float | None  # when it was lifted (None: never)
+    agents: list[int]  # the agents it struck (worker and link faults; [] for the others)
+
+
+class FaultSummary(TypedDict):
+    """What a fault schedule did (present only when the run had one)."""
+
+    applied: list[AppliedFault]
+    deaths_declared: int  # agents declared dead because of an injected fault (not kills)
+    false_deaths: int  # of them, agents that were serving: their heartbeats were lost or late
+    late_results_discarded: int  # answers of work already given up on (re-dispatched or failed)
+    messages_dropped: int  # job and answer messages lost to drop faults
+    heartbeats_lost: int  # heartbeats lost to drop faults
+    guardrail_fallbacks: int  # controller decisions a controller fault spoiled (heuristic used)
+    availability: float | None  # post-warm-up queries completed / those that ended
+    window_availability: float | None  # post-warm-up windows with goodput > 0 / all windows
+    window_s: float
+
+
 class QueryFigures(TypedDict):
     """The parts of a summary both sides compute the same way from their ``Metrics``."""
 
@@ -108,9 +131,12 @@ class Summary(QueryFigures):
     events: int | None  # SimPy events (simulator only)
     coordinator_cpu_s: float | None  # the live coordinator's CPU seconds (live only)
     client: dict[str, Any] | None  # the live load generator's own counts (live only)
+    faults: NotRequired[FaultSummary]  # only for a run with a fault schedule
 
 
-SUMMARY_KEYS = frozenset(Summary.__required_keys__)
+# postponed annotations hide NotRequired from TypedDict, so the optional keys are named here
+OPTIONAL_KEYS = frozenset({"faults"})
+SUMMARY_KEYS = frozenset(Summary.__required_keys__) - OPTIONAL_KEYS
 
 
 def query_figures(m: Metrics, overdue: int, now: float) -> QueryFigures:
@@ -175,13 +201,13 @@ def summarize(sim: Simulation, wall_s: float) -> Summary:
     m, now = sim.metrics, sim.env.now
     fabric, failures = sim.fabric, sim.failures
     layers = sim.cluster.layers
-    return Summary(
+    summary = Summary(
         scenario=sim.scenario.name,
         seed=sim.seed,
         mode="sim",
         duration_s=now,
         wall_s=wall_s,
-        **query_figures(m, sim.coordinator.overdue(since=m.warmup_s), now),
+        **query_figures(m, sim.coordinator.overdue(since=m.warmup_s), now),  # type: ignore[typeddict-item]  # mypy: ** with a NotRequired key
         gpu_hours=sim.cluster.gpu_hours(now),
         cost_usd=sim.cluster.cost_usd(now),
         throughput_qps=m.completed / now if now > 0 else 0.0,
@@ -208,6 +234,29 @@ def summarize(sim: Simulation, wall_s: float) -> Summary:
         coordinator_cpu_s=None,
         client=None,
     )
+    if sim.injector is not None:
+        summary["faults"] = sim.injector.summary()
+    return summary
+
+
+def availability(m: Metrics) -> float | None:
+    """Post-warm-up queries that completed, over those that ended (completed, failed or
+    dropped); None before any ended. The same counters exist live, so both compare."""
+    ended = len(m.latencies) + m.late_failures
+    return len(m.latencies) / ended if ended else None
+
+
+def window_availability(
+    ok_ends: Iterable[float], start: float, end: float, width: float
+) -> float | None:
+    """The fraction of ``width``-second windows from ``start`` to ``end`` (a last partial window
+    counts if at least half a window) in which some query completed within its SLO (goodput >
+    0), from those completions' end times; None for a span shorter than half a window."""
+    n = int((end - start) / width + 0.5)
+    if n <= 0:
+        return None
+    up = {int((t - start) // width) for t in ok_ends if start <= t < end}
+    return len(up & set(range(n))) / n
 
 
 def ttft_summary(ttfts: list[float]) -> TtftSummary | None:

@@ -5,13 +5,17 @@ the progress bar."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from swarmsim.errors import SwarmError
 
 if TYPE_CHECKING:
+    from swarmsim.scenario import Scenario
+
     from ..replay import TraceReplay
 
 # swarmsim.traces.FORMATS, written out so that building the parser imports no numpy (a test
@@ -49,6 +53,49 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--trace-out", type=Path, metavar="FILE", help="write the per-query timeline as JSONL"
     )
     add_progress(p)
+
+
+INJECT_SIM = """\
+--inject KIND:TARGET@T[+D][=VALUE], repeatable, appended to the scenario's faults:
+  kill:ROLE[#i]@T         the agent crashes for good; declared dead after the heartbeat
+                          timeout, its work retried (or failed past max_attempts)
+  pause:ROLE[#i]@T+D      no service, no heartbeats for D; past the timeout it is declared
+                          dead, its work retried, its late answers discarded; it rejoins
+  hang:ROLE[#i]@T[+D]     the same, connected but stuck (without D: for good)
+  slow:ROLE[#i]@T+D=X     its work progresses X times slower for D
+  delay:LINK@T+D=MS[±J]   coordinator<->agent messages and heartbeats MS ± J ms later
+                          (LINK: ROLE[#i], or * for every agent)
+  drop:LINK@T+D=P         each such message lost with probability P: its query fails at
+                          its deadline; lost heartbeats can declare a serving agent dead
+  partition:NODE@T+D      the node's agents lose every message to or from the coordinator
+                          (drop=1): declared dead, their work retried; rejoin after healing
+  coordinator:restart@T   queries in flight fail (coordinator_restart) and their clients
+                          resend them a deadline + heartbeat timeout after sending; the
+                          agents rejoin a heartbeat timeout + 1 s later
+  controller:MODE@T[+D]   MODE crash|hang|nan|invalid: attached controllers misbehave, and
+                          their guardrails use the heuristic instead
+ROLE is a layer or role name; #i its i-th agent in id order (#* all). The summary gains a
+faults section (what was applied, false deaths, discarded answers, drops, availability)."""
+
+
+def add_inject(p: argparse.ArgumentParser, epilog: str) -> None:
+    """``--inject SPEC`` (repeatable), with ``epilog`` saying how each kind is realised."""
+    p.add_argument("--inject", action="append", default=[], metavar="SPEC",
+                   help="inject a fault (see below); repeatable")  # fmt: skip
+    p.epilog = epilog
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def with_injected(scenario: Scenario, specs: Sequence[str]) -> Scenario:
+    """``scenario`` with the ``--inject`` faults appended to its ``faults:`` list; a bad spec
+    raises a ``ConfigError`` naming it."""
+    from swarmsim.faults import parse_fault
+
+    if not specs:
+        return scenario
+    for spec in specs:
+        parse_fault(spec, "--inject")
+    return dataclasses.replace(scenario, faults=(*scenario.faults, *specs))
 
 
 def add_trace_options(p: argparse.ArgumentParser, prefix: str) -> None:

@@ -10,12 +10,15 @@ from typing import TYPE_CHECKING, Any
 from swarmsim.errors import SwarmError
 
 from .options import (
+    INJECT_SIM,
+    add_inject,
     add_overrides,
     add_run_options,
     add_trace_options,
     duration_overrides,
     show_progress,
     trace_replay,
+    with_injected,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +40,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     add_overrides(sim, "override a scenario parameter or dotted field; repeatable")
     add_run_options(sim)
+    add_inject(sim, INJECT_SIM)
     sim.set_defaults(func=cmd_simulate)
     rep = sub.add_parser("replay", help="drive the simulator with a recorded or public trace")
     rep.add_argument("trace", type=Path, help="a trace file (Azure LLM CSV, CSV, JSONL)")
@@ -51,6 +55,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_overrides(rep)
     add_trace_options(rep, "")
     add_run_options(rep)
+    add_inject(rep, INJECT_SIM)
     rep.set_defaults(func=cmd_replay)
     ctl = sub.add_parser("controllers", help="list the built-in controllers by Task")
     ctl.add_argument(
@@ -90,7 +95,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.duration is not None:
         overrides += duration_overrides(args.scenario, args.duration)
-    scenario = load_scenario(args.scenario, overrides)
+    scenario = with_injected(load_scenario(args.scenario, overrides), args.inject)
     base = Path(args.scenario).parent if Path(args.scenario).is_file() else None
     return _simulate(args, scenario, base)
 
@@ -103,7 +108,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.sessions == "closed-loop":  # before --set, which may choose another think time
         sessions.append("workload.sessions.think=trace")
     overrides = [*sessions, *args.overrides]
-    scenario = replay_scenario(replay, args.scenario, overrides, args.duration)
+    scenario = with_injected(
+        replay_scenario(replay, args.scenario, overrides, args.duration), args.inject
+    )
     base = Path(args.scenario).parent if Path(args.scenario).is_file() else None
     return _simulate(args, scenario, base)
 
