@@ -3,9 +3,12 @@ budget are the scenario's ``failures`` section, shared with the simulator)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from swarmsim.errors import check
+
+from .admission import AdmissionConfig
+from .guard import GuardConfig
 
 RECONNECT_INITIAL_S = 1.0  # worker reconnect back-off: 1 s doubling ...
 RECONNECT_MAX_S = 32.0  # ... capped at 32 s
@@ -26,6 +29,8 @@ class LiveConfig:
     decision_deadline_s: float = 0.1  # a controller slower than this has failed the decision
     failure_limit: int = 3  # failed decisions in one heartbeat interval that detach it
     route_log_fraction: float = 0.1  # routing decisions logged with their observation
+    guard: GuardConfig = field(default_factory=GuardConfig)  # per-peer budgets (live.guard)
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)  # (live.admission)
 
     def __post_init__(self) -> None:
         check(self.worker_credit >= 1, "worker_credit", self.worker_credit, ">= 1")
