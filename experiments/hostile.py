@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,19 +95,30 @@ def _json_line(proc: subprocess.Popen) -> dict[str, Any]:
     return json.loads(lines[-1]) if lines else {}
 
 
+@dataclass(frozen=True)
+class Attack:
+    """One rogue process: ``messages`` hostile frames to every bound socket (a fresh
+    identity every ``rotate``), or with ``flood`` valid queries to the client socket."""
+
+    messages: int
+    rotate: int = 0
+    flood: bool = False
+
+
 def attack(
-    messages: int, rotate: int = 0, flood: bool = False, rate: float = 2.0,
+    attacks: tuple[Attack, ...], rate: float = 2.0, honest_s: float = 5.0,
     guard: GuardConfig | None = None, say: Callable[[str], None] = lambda s: None,
 ) -> dict[str, Any]:  # fmt: skip
-    """A rogue (or, with ``flood``, a flooding client) sending ``messages`` beside honest
-    load at ``rate``: crashes, hangs, honest queries served, the rogue cut off, memory."""
+    """``attacks`` one after another, beside honest load at ``rate`` for ``honest_s``, on
+    one swarm: per attack, what the rogue saw and the guard did; in all, crashes, hangs,
+    honest queries served and memory."""
     config = LiveConfig(time_scale=TIME_SCALE, guard=guard or GuardConfig())
     with _swarm(rate, config) as swarm:
         coord = swarm.coord
         coord.restart_clock()
         rss0 = rss_mb()
-        rogue = _rogue(swarm, messages, rotate, flood)
-        load = _load(swarm, rate, duration=1e9, drain=0)  # stopped once the rogue is done
+        load = _load(swarm, rate, honest_s, drain=4 * SLO_S + 5)
+        watches, runs = [], []
         try:
 
             def note() -> None:
@@ -114,36 +126,48 @@ def attack(
                     f"guard={coord.guard.counts} honest={coord.metrics.completed} "
                     f"rss={rss_mb():.0f}MB")  # fmt: skip
 
-            watch = _serve(swarm, lambda: rogue.poll() is not None, 3600, note)
-            rogue_out = _json_line(rogue)
-            load.terminate()
-            tail = _serve(swarm, lambda: load.poll() is not None and not coord.active, 30, note)
+            for one in attacks:
+                before = _guard_counts(coord)
+                rogue = _rogue(swarm, one.messages, one.rotate, one.flood)
+                try:
+                    watches.append(_serve(swarm, lambda r=rogue: r.poll() is not None, 3600, note))
+                    out = _json_line(rogue)
+                finally:
+                    _reap(rogue)
+                after = _guard_counts(coord)
+                runs.append({"rogue": out, **{k: after[k] - before[k] for k in after}})
+            watches.append(_serve(swarm, lambda: load.poll() is not None and not coord.active,
+                                  honest_s + 4 * SLO_S + 30, note))  # fmt: skip
             client = _json_line(load)
         finally:
-            for proc in (rogue, load):
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            _reap(load)
         alive = [swarm.launcher.alive(a.id) for a in coord.agents.values()]
         running = [a.state == AgentState.RUNNING for a in coord.agents.values()]
-        m = coord.metrics
+        longest = max(w["longest_pass_s"] for w in watches)
         return {
-            "rogue": rogue_out,
-            "coordinator": {
-                "received": coord.counts["received"],
-                "protocol_errors": sum(coord.protocol_errors.values()),
-                "guard": dict(coord.guard.counts),
-                "throttled_dropped": m.reasons.get("throttled", 0),
-            },
+            "attacks": runs,
             "crashes": len(alive) - sum(alive) + len(running) - sum(running),
-            "hangs": int(max(watch["longest_pass_s"], tail["longest_pass_s"]) > HANG_S),
-            "longest_pass_s": max(watch["longest_pass_s"], tail["longest_pass_s"]),
+            "hangs": int(longest > HANG_S),
+            "longest_pass_s": longest,
             "rss_start_mb": rss0,
-            "rss_peak_mb": max(watch["rss_peak_mb"], tail["rss_peak_mb"]),
+            "rss_peak_mb": max(w["rss_peak_mb"] for w in watches),
             "honest": client,  # what the honest client sent and the answers it got
             "in_flight": len(coord.active),
-            "submitted": m.submitted,
         }
+
+
+def _guard_counts(coord) -> dict[str, int]:
+    m = coord.metrics
+    return {"received": coord.counts["received"],
+            "protocol_errors": sum(coord.protocol_errors.values()),
+            **coord.guard.counts, "submitted": m.submitted,
+            "throttled_dropped": m.reasons.get("throttled", 0)}  # fmt: skip
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
 
 
 def overload(
@@ -199,8 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     rogue = sub.add_parser("rogue", help="a rogue on every bound socket beside honest load")
     rogue.add_argument("--messages", type=int, default=1_000_000)
     rogue.add_argument("--rotate", type=int, default=100, help="a new identity every K")
+    rogue.add_argument("--honest-s", type=float, default=60.0, help="honest load's duration")
     flood = sub.add_parser("flood", help="one client flooding valid queries")
     flood.add_argument("--messages", type=int, default=1_000_000)
+    flood.add_argument("--honest-s", type=float, default=60.0, help="honest load's duration")
     over = sub.add_parser("overload", help="peak goodput, then goodput at 3x capacity")
     over.add_argument("--rates", default="4,6,8,10,12", help="rates searched for the peak")
     over.add_argument("--duration", type=float, default=30.0)
@@ -212,8 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "overload":
         result = _overload_curve([float(r) for r in args.rates.split(",")], args.duration, say)
     else:
-        result = attack(args.messages, args.rotate if args.what == "rogue" else 0,
-                        flood=args.what == "flood", say=say)  # fmt: skip
+        one = Attack(args.messages, args.rotate if args.what == "rogue" else 0,
+                     flood=args.what == "flood")  # fmt: skip
+        guard = GuardConfig(rate_qps=100, burst=100) if one.flood else None
+        result = attack((one,), honest_s=args.honest_s, guard=guard, say=say)
     print(json.dumps(result))
     return 0
 

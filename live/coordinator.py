@@ -37,7 +37,7 @@ from .controls import Controls
 from .corpusfiles import CorpusFiles
 from .dispatch import NAME, Dispatch, job_id
 from .errors import ProtocolError
-from .guard import THROTTLED, PeerGuard
+from .guard import THROTTLED, WORKER_CONTROLS, PeerGuard
 from .kvindex import KVIndex
 from .launcher import Launcher
 from .limits import CLIENT_MAX_BYTES
@@ -169,7 +169,7 @@ class Coordinator:
         if self.clients in events:
             self._drain(self.clients, self._from_client)
         if self.control in events:
-            self._drain(self.control, self.controls.request)
+            self._drain(self.control, self._from_operator)
         self.controls.install_loaded()
         self.housekeeping()
 
@@ -302,6 +302,12 @@ class Coordinator:
         if not query.done:  # else finished (deadline): the answer only frees the credit
             self.pipeline.answered(job, agent, msg.action != "FAILED", p, now)
         self.dispatch.pump(job.layer)
+
+    def _from_operator(self, peer: bytes, msg: Message) -> None:
+        if msg.type != CONTROL or msg.action in WORKER_CONTROLS:
+            self._refuse(self.control, peer, ProtocolError("action", f"{msg.action} to control"))
+            return
+        self.controls.request(peer, msg)
 
     # --- queries ---------------------------------------------------------------------------
 
