@@ -33,8 +33,8 @@ from swarmsim.query import AgentState
 TIME_SCALE = 0.05  # emulated stage times: a twentieth of the profile's
 SLO_S = 4.0  # homelab's 20 s SLO would be 1 s at this scale, below the large model's p99
 # service (2 s): 4 s keeps an SLO a served query can meet
-HANG_S = 1.0  # a coordinator loop pass longer than this is a hang
-BEATS = ("failures.heartbeat_interval_s=0.5", "failures.heartbeat_liveness=3")
+HANG_S = 1.0  # a coordinator loop pass taking more CPU than this is a hang (wall time is
+# reported too, but on a shared machine it counts the time other processes ran)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -47,7 +47,7 @@ def rss_mb() -> float:
 
 
 def _swarm(rate: float, config: LiveConfig, extra: tuple[str, ...] = ()) -> Swarm:
-    overrides = (f"rate={rate}", f"slo_latency_s={SLO_S}", *BEATS, *extra)
+    overrides = (f"rate={rate}", f"slo_latency_s={SLO_S}", *extra)
     return Swarm(LiveRun("homelab", overrides=overrides, workers=8, config=config))
 
 
@@ -76,17 +76,21 @@ def _rogue(swarm: Swarm, messages: int, rotate: int, flood: bool) -> subprocess.
 def _serve(
     swarm: Swarm, done: Callable[[], bool], limit_s: float, progress: Callable[[], None]
 ) -> dict[str, float]:
-    """Run the coordinator's loop until ``done()``: its longest pass and peak memory."""
+    """Run the coordinator's loop until ``done()``: its longest pass (wall and CPU seconds)
+    and peak memory."""
     coord, end = swarm.coord, time.monotonic() + limit_s
-    longest, peak, next_note = 0.0, rss_mb(), time.monotonic() + 5
+    longest = longest_cpu = 0.0
+    peak, next_note = rss_mb(), time.monotonic() + 5
     while not done() and time.monotonic() < end:
-        t = time.monotonic()
+        t, cpu = time.monotonic(), time.thread_time()
         coord.step(0.05)
         longest = max(longest, time.monotonic() - t)
+        longest_cpu = max(longest_cpu, time.thread_time() - cpu)
         if t >= next_note:
             peak, next_note = max(peak, rss_mb()), t + 5
             progress()
-    return {"longest_pass_s": longest, "rss_peak_mb": max(peak, rss_mb())}
+    return {"longest_pass_s": longest, "longest_pass_cpu_s": longest_cpu,
+            "rss_peak_mb": max(peak, rss_mb())}  # fmt: skip
 
 
 def _json_line(proc: subprocess.Popen) -> dict[str, Any]:
@@ -143,12 +147,15 @@ def attack(
             _reap(load)
         alive = [swarm.launcher.alive(a.id) for a in coord.agents.values()]
         running = [a.state == AgentState.RUNNING for a in coord.agents.values()]
-        longest = max(w["longest_pass_s"] for w in watches)
+        longest = max(w["longest_pass_cpu_s"] for w in watches)
         return {
             "attacks": runs,
             "crashes": len(alive) - sum(alive) + len(running) - sum(running),
             "hangs": int(longest > HANG_S),
-            "longest_pass_s": longest,
+            "longest_pass_cpu_s": longest,
+            "longest_pass_s": max(w["longest_pass_s"] for w in watches),
+            "worker_deaths": coord.counts["deaths"],
+            "outcomes": dict(coord.metrics.reasons),
             "rss_start_mb": rss0,
             "rss_peak_mb": max(w["rss_peak_mb"] for w in watches),
             "honest": client,  # what the honest client sent and the answers it got

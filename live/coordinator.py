@@ -40,7 +40,7 @@ from .errors import ProtocolError
 from .guard import THROTTLED, WORKER_CONTROLS, PeerGuard
 from .kvindex import KVIndex
 from .launcher import Launcher
-from .limits import CLIENT_MAX_BYTES
+from .limits import CLIENT_MAX_BYTES, CLIENT_RCVHWM
 from .pipeline import Pipeline
 from .protocol import CONTROL, DATA, RESPONSE, Message, decode
 from .roster import Roster
@@ -83,6 +83,7 @@ class Coordinator:
             self.poller.register(sock, zmq.POLLIN)
         for sock in (self.clients, self.control):  # no query or request is near 4 MB
             sock.setsockopt(zmq.MAXMSGSIZE, CLIENT_MAX_BYTES)
+            sock.setsockopt(zmq.RCVHWM, min(self.cfg.hwm, CLIENT_RCVHWM))
         self.sock_names = {self.workers: "workers", self.clients: "clients",
                            self.control: "control"}  # fmt: skip
         self.guard = PeerGuard(self.cfg.guard, time.monotonic())  # rogue and flooding peers

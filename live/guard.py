@@ -14,15 +14,18 @@ never cost more sends than that.
 What this does not bound: the routing identity is the peer's own choice (a DEALER sets it;
 an anonymous one gets a fresh one per connection), so a rogue that reconnects under a new
 identity starts with a fresh budget and bucket. It can still make the coordinator read and
-decode its messages, at most ``drain`` per socket per loop pass (``Coordinator._drain``)
+decode its messages, at most 1000 per socket per loop pass (``Coordinator._drain``)
 while ZeroMQ's fair queuing serves the honest peers' messages between its own; get at most
 ``error_budget`` replies per identity and ``reply_qps`` in all; and get at most ``burst``
 queries per identity admitted, which the backlog and admission by deadline
 (``live.admission``) still bound. The table of peers is bounded (``max_peers``, oldest
-forgotten first), so identities cost it no more than that. libzmq holds up to RCVHWM
-messages per connection before the loop sees them, and buffers a multipart message whole
-(MAXMSGSIZE bounds each frame, not their number). Binding identities to keys (CURVE with an
-authenticator) is what ends identity rotation.
+forgotten first). Memory is the weak point: libzmq holds up to RCVHWM unread messages per
+connection (1000 on the client and control sockets) and still delivers a closed
+connection's messages, so a rogue that sends faster than the coordinator discards, over
+ever new connections, grows libzmq's unread backlog for as long as it outpaces it (figures
+in results/reliability.md); libzmq also buffers a multipart message whole (MAXMSGSIZE bounds
+each frame, not their number). What ends that is refusing the connection before any message
+is delivered: CURVE keys with an authenticator, or a per-source connection limit in front.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ WORKER_CONTROLS = frozenset({"READY", "HEARTBEAT", "ASSIGN", "STOP"})
 class GuardConfig:
     """Budgets of one coordinator's peer defences."""
 
-    error_budget: int = 20  # protocol errors per peer per window before it is banned
+    error_budget: int = 10  # protocol errors per peer per window before it is banned
     throttle_budget: int = 1000  # throttled queries per peer per window before it is banned
     window_s: float = 10.0
     ban_s: float = 60.0  # how long a banned peer is ignored

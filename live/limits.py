@@ -34,6 +34,7 @@ MAX_TASK_CHARS = 128  # a client's task id, kept with its query and echoed in th
 MAX_OUTPUT_TOKENS = 32_768  # no profile gives one; the largest max_tokens we serve
 CLIENT_MAX_BYTES = 256 * 1024  # a frame on the client and control sockets (a QUERY with
 # MAX_PREFIX_BLOCKS hashes is ~74 KB); libzmq disconnects a peer that sends a larger one
+CLIENT_RCVHWM = 1000  # messages libzmq holds per client or operator connection unread
 MAX_ANSWER_CHARS = 2000  # of a synthesizer's answer kept for the client
 FALLBACK_WINDOW = MAX_PREFIX_BLOCKS * 16  # a model without a KV figure: the protocol's bound
 
