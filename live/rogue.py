@@ -3,12 +3,12 @@ oversized, wrong-version, garbage, ill-typed and hostile-but-well-formed frames 
 socket a swarm binds, and counts what comes back.
 
 Run as ``python -m live.rogue --address ADDR [--address ADDR ...] --messages N
-[--rotate K] [--seed S]``: it cycles over the addresses, under one identity per address, or a
-fresh one every ``K`` messages (a rogue dodging a per-identity ban), never blocks on a full
-queue (the message is counted unsent). With ``--flood`` every message is instead a valid
-QUERY, sent as fast as the socket takes it (a client sending faster than it is served). It
-prints a progress line to stderr every tenth of the
-run, and one JSON line of counts when done.
+[--rotate K] [--seed S] [--flood]``: it cycles over the addresses, under one identity per
+address or a fresh one every ``K`` messages (a rogue dodging a per-identity ban), and waits
+at most a second for room in a full queue (then the message is counted unsent). With
+``--flood`` every message is a valid QUERY instead, sent as fast as the socket takes it (a
+client sending faster than it is served). It prints a progress line to stderr every tenth
+of the run, and one JSON line of counts when done.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .protocol import MAX_MESSAGE_BYTES, VERSION
 
 OVERSIZED_EVERY = 5000  # one frame past the socket's limit this often (libzmq then drops the
 # connection, and the DEALER reconnects)
+WAIT_MS = 1000  # how long a message waits for room in a full queue before it is dropped
 FLOOD_QUERY = msgpack.packb({"qclass": 0, "input_tokens": 10, "output_tokens": 5, "pool": 0})
 HEADER = {"v": VERSION, "type": "DATA", "action": "QUERY", "task": "r", "sender": "rogue",
           "ts": 0.0, "deadline": None, "enc": "msgpack"}  # fmt: skip
@@ -99,12 +100,13 @@ class Rogue:
             frames = KINDS[kind](self.rng)
         else:
             frames = [_header(), b"\0" * (MAX_MESSAGE_BYTES + 1)]  # past every socket's limit
-        try:
-            self.socks[slot].send_multipart(frames, zmq.NOBLOCK)
-            self.counts["sent"] += 1
-            self.by_kind[kind] += 1
-        except zmq.Again:
+        sock = self.socks[slot]
+        if not sock.poll(WAIT_MS, zmq.POLLOUT):  # its queue is full: the peer is not reading
             self.counts["unsent"] += 1
+            return
+        sock.send_multipart(frames, zmq.NOBLOCK)
+        self.counts["sent"] += 1
+        self.by_kind[kind] += 1
 
     def _renew(self, slot: int, i: int) -> None:
         old = self.socks[slot]
