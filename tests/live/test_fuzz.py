@@ -142,6 +142,7 @@ def test_a_search_answer_of_any_shape_yields_only_corpus_hits(p):
 def test_an_agent_takes_only_well_typed_load_reports(p):
     agent = Agent(0, "l", "r", -1, "", "cpu", 0, AgentState.RUNNING, 0.0, 0.0)
     agent.report(p if isinstance(p, dict) else {"busy_s": p, "queue": p, "kv_util": p})
+    assert 0 <= agent.queue <= 256 and 0 <= agent.busy_s < np.inf and 0 <= agent.kv_util <= 1
 
 
 @pytest.fixture(scope="module")
