@@ -111,7 +111,7 @@ class Rogue:
     def _renew(self, slot: int, i: int) -> None:
         old = self.socks[slot]
         self.poller.unregister(old)
-        old.close(linger=0)
+        old.close(linger=1000)  # its queued messages still go (a rogue wants them read)
         self.socks[slot] = self._socket(self.addresses[slot], i)
         self.poller.register(self.socks[slot], zmq.POLLIN)
         self.counts["identities"] += 1
