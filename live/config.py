@@ -3,9 +3,12 @@ budget are the scenario's ``failures`` section, shared with the simulator)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from swarmsim.errors import check
+
+from .admission import AdmissionConfig
+from .guard import GuardConfig
 
 RECONNECT_INITIAL_S = 1.0  # worker reconnect back-off: 1 s doubling ...
 RECONNECT_MAX_S = 32.0  # ... capped at 32 s
@@ -29,6 +32,8 @@ class LiveConfig:
     max_benchings: int = 3  # benched this many times: detached for good (it flaps)
     probe_backoff_s: float = 1.0  # after a failed probe the next waits this, doubling to 30 s
     route_log_fraction: float = 0.1  # routing decisions logged with their observation
+    guard: GuardConfig = field(default_factory=GuardConfig)  # per-peer budgets (live.guard)
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)  # (live.admission)
 
     def __post_init__(self) -> None:
         check(self.worker_credit >= 1, "worker_credit", self.worker_credit, ">= 1")

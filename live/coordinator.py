@@ -37,10 +37,12 @@ from .controls import Controls
 from .corpusfiles import CorpusFiles
 from .dispatch import NAME, Dispatch, job_id
 from .errors import ProtocolError
+from .guard import THROTTLED, WORKER_CONTROLS, PeerGuard
 from .kvindex import KVIndex
 from .launcher import Launcher
+from .limits import CLIENT_MAX_BYTES, CLIENT_RCVHWM
 from .pipeline import Pipeline
-from .protocol import CONTROL, DATA, RESPONSE, Message
+from .protocol import CONTROL, DATA, RESPONSE, Message, decode
 from .roster import Roster
 from .scaling import retire_drained, scale_layer
 from .state import Agent, Job, Query
@@ -79,6 +81,12 @@ class Coordinator:
         self.poller = zmq.Poller()
         for sock in (self.workers, self.clients, self.control):
             self.poller.register(sock, zmq.POLLIN)
+        for sock in (self.clients, self.control):  # no query or request is near 4 MB
+            sock.setsockopt(zmq.MAXMSGSIZE, CLIENT_MAX_BYTES)
+            sock.setsockopt(zmq.RCVHWM, min(self.cfg.hwm, CLIENT_RCVHWM))
+        self.sock_names = {self.workers: "workers", self.clients: "clients",
+                           self.control: "control"}  # fmt: skip
+        self.guard = PeerGuard(self.cfg.guard, time.monotonic())  # rogue and flooding peers
         self.t0 = time.monotonic()
         self.cpu0 = time.process_time()  # CPU seconds of this process at time zero
         self.metrics = Metrics(scenario.warmup_s, scenario.slo_latency_s)
@@ -93,7 +101,7 @@ class Coordinator:
         self.controls = Controls(self, self.cfg)
         self.pipeline = Pipeline(scenario, files, self.metrics, self.telemetry, self.dispatch,
                                  self.controls, self._reply, self.now, self.deadline_s,
-                                 self.cfg.max_backlog)  # fmt: skip
+                                 self.cfg.max_backlog, self.cfg.admission)  # fmt: skip
         self.events: list[dict[str, Any]] = []  # lifecycle and controller events, decisions
         self.node_names = [g.name for g in scenario.nodes]
         self.protocol_errors: dict[str, int] = {}
@@ -162,33 +170,36 @@ class Coordinator:
         if self.clients in events:
             self._drain(self.clients, self._from_client)
         if self.control in events:
-            self._drain(self.control, self.controls.request)
+            self._drain(self.control, self._from_operator)
         self.controls.install_loaded()
         self.housekeeping()
 
     def _housekeeping_due(self) -> float:
         now = self.now()
         due = min(self.next_beat, self.next_control) - now
-        if self.active:
-            due = min(due, next(iter(self.active.values())).deadline - now)
-        return due
+        return min(due, self.pipeline.next_deadline() - now)
 
     def _drain(self, sock: zmq.Socket, handle: Callable[[bytes, Message], None]) -> None:
+        name = self.sock_names[sock]
         for _ in range(1000):  # bounded, so housekeeping runs even under a flood
-            got = sockets.try_recv(sock, routed=True)
-            if got is None:
+            try:
+                peer, frames = sockets.recv_raw(sock, True, zmq.NOBLOCK)
+            except zmq.Again:
                 return
-            peer, msg = got
             self.counts["received"] += 1
-            if isinstance(msg, ProtocolError):
-                self._refuse(sock, peer, msg)
-            else:
-                handle(peer, msg)
+            if peer is None or self.guard.ignored(name, peer, time.monotonic()):
+                continue  # a banned peer: dropped undecoded, unanswered
+            try:
+                msg = decode(frames)
+            except ProtocolError as err:
+                self._refuse(sock, peer, err)
+                continue
+            handle(peer, msg)
 
     def _refuse(self, sock: zmq.Socket, peer: bytes | None, err: ProtocolError) -> None:
         self.count_error(err.reason)
         self.telemetry.protocol_error(err.reason)
-        if peer:
+        if peer and self.guard.error(self.sock_names[sock], peer, time.monotonic()):
             sockets.send(sock, Message(RESPONSE, "ERROR", "", NAME, {"error": str(err)}), peer)
 
     def count_error(self, reason: str) -> None:
@@ -200,10 +211,7 @@ class Coordinator:
         if now >= self.next_beat:
             self.next_beat = now + self.heartbeat_s
             self._heartbeat(now)
-        while self.active:
-            query = next(iter(self.active.values()))
-            if query.deadline > now:
-                break
+        for query in self.pipeline.expired(now):
             self.finish(query, Outcome.FAILED, FailureReason.DEADLINE)
         retire_drained(self.roster, self.send_worker)
         if now >= self.next_control:
@@ -296,16 +304,34 @@ class Coordinator:
             self.pipeline.answered(job, agent, msg.action != "FAILED", p, now)
         self.dispatch.pump(job.layer)
 
+    def _from_operator(self, peer: bytes, msg: Message) -> None:
+        if msg.type != CONTROL or msg.action in WORKER_CONTROLS:
+            self._refuse(self.control, peer, ProtocolError("action", f"{msg.action} to control"))
+            return
+        self.controls.request(peer, msg)
+
     # --- queries ---------------------------------------------------------------------------
 
     def _from_client(self, peer: bytes, msg: Message) -> None:
         if msg.type != DATA or msg.action != "QUERY":
             self._refuse(self.clients, peer, ProtocolError("action", f"{msg.action} from client"))
             return
+        if not self.guard.admit(peer, time.monotonic()):
+            self._throttled(peer, msg)
+            return
         try:
             self.pipeline.admit(peer, msg)
         except ProtocolError as err:
             self._refuse(self.clients, peer, err)
+
+    def _throttled(self, peer: bytes, msg: Message) -> None:
+        """A client past its rate: its query is dropped unadmitted, answered while it is not
+        banned and the refusals' reply budget lasts."""
+        self.metrics.submitted += 1
+        self.metrics.count_end(Outcome.DROPPED, THROTTLED, self.now())
+        if self.guard.may_reply("clients", peer, time.monotonic()):
+            answer = {"outcome": str(Outcome.DROPPED), "reason": THROTTLED}
+            sockets.send(self.clients, Message(RESPONSE, "FAILED", msg.task, NAME, answer), peer)
 
     def _reply(self, query: Query, action: str, answer: dict[str, Any]) -> None:
         msg = Message(RESPONSE, action, query.client_task, NAME, answer)

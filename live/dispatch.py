@@ -11,6 +11,7 @@ from typing import Protocol
 from swarmsim.metrics import Metrics
 from swarmsim.query import FailureReason, Outcome
 
+from .expiry import wall_deadline
 from .protocol import DATA, Message
 from .roster import Roster
 from .state import Agent, Job, Query
@@ -92,7 +93,9 @@ class Dispatch:
         self.roster.add_job(agent, job)
         self.window.arrive(job.layer)
         payload = job.query.vector if job.action == "SEARCH" else job.payload
-        if not self.life.send_worker(agent, Message(DATA, job.action, job.id, NAME, payload)):
+        deadline = wall_deadline(job.query.deadline, job.sent)  # the worker drops it after
+        msg = Message(DATA, job.action, job.id, NAME, payload, deadline=deadline)
+        if not self.life.send_worker(agent, msg):
             self.roster.pop_job(agent, job.id)
             self.life.dead(agent, "unreachable")
             self.send(job)

@@ -7,7 +7,9 @@ timeline rows and ``Metrics.record_end`` accounting, so the two summaries compar
 
 from __future__ import annotations
 
+import heapq
 import itertools
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -15,13 +17,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from swarmsim.metrics import Metrics
+from swarmsim.profiles import load_profiles
 from swarmsim.query import FailureReason, Outcome, StageRow
 from swarmsim.scenario import Scenario
 
+from . import admission as adm
 from .corpusfiles import CorpusFiles
 from .dispatch import Dispatch, job_id
-from .errors import ProtocolError
-from .protocol import Message, prefix_blocks
+from .expiry import past_deadline
+from .limits import MAX_ANSWER_CHARS, RequestLimits, deadline_in, search_answer
+from .protocol import Message
 from .state import Agent, Job, Query
 from .telemetry import Telemetry
 from .worker import STAGE_ACTIONS
@@ -30,7 +35,6 @@ if TYPE_CHECKING:
     from .controls import Controls
 
 FINISHED_WINDOW = 50_000  # the most recent finished queries kept for status and report
-QUERY_FIELDS = ("qclass", "input_tokens", "output_tokens", "pool")
 
 
 class Pipeline:
@@ -48,6 +52,7 @@ class Pipeline:
         now: Callable[[], float],
         deadline_s: float,
         max_backlog: int,
+        admission: adm.AdmissionConfig | None = None,
     ) -> None:
         self.scenario, self.files, self.metrics, self.telemetry = (
             scenario,
@@ -68,6 +73,10 @@ class Pipeline:
         self.timeline: list[dict[str, Any]] = []
         self.record = False
         self.ids = itertools.count()
+        self.deadlines: list[tuple[float, int]] = []  # (deadline, id) of the active queries
+        self.limits = RequestLimits(scenario, load_profiles(), len(files.queries))
+        self.admission = adm.Admission(admission or adm.AdmissionConfig(), dispatch.roster,
+                                       self.path, scenario.slo_latency_s)  # fmt: skip
 
     def admit(self, peer: bytes, msg: Message) -> None:
         """Accept a client's QUERY (ProtocolError if it is malformed) and start it."""
@@ -78,26 +87,45 @@ class Pipeline:
         if self.dispatch.waiting() >= self.max_backlog:
             self.finish(query, Outcome.DROPPED, FailureReason.BACKLOG_FULL)
             return
+        if not self.admission.admit(query, query.deadline - query.arrival):
+            self.finish(query, Outcome.DROPPED, adm.REASON)
+            return
+        heapq.heappush(self.deadlines, (query.deadline, query.id))
         self.advance(query)
 
     def _parse(self, peer: bytes, msg: Message) -> Query:
-        p = msg.payload
-        if not isinstance(p, dict) or not all(_is_int(p.get(f)) for f in QUERY_FIELDS):
-            raise ProtocolError("payload", f"a query needs integer fields {QUERY_FIELDS}")
-        classes = self.scenario.workload.classes
-        n_pool = len(self.files.queries)
-        if not (0 <= p["qclass"] < len(classes) and 0 <= p["pool"] < n_pool):
-            raise ProtocolError("payload", f"class {p['qclass']} or pool {p['pool']} out of range")
-        if p["input_tokens"] < 0 or p["output_tokens"] < 0:
-            raise ProtocolError("payload", "token counts must be >= 0")
-        blocks = prefix_blocks(p)
+        """The query a QUERY asks for, every field within ``limits`` (ProtocolError if not)."""
+        f = self.limits.query(msg.payload, msg.task)
+        budget = deadline_in(msg.deadline, time.time(), self.deadline_s)
         now = self.now()
-        return Query(next(self.ids), peer, msg.task, now, now + self.deadline_s, p["qclass"],
-                     classes[p["qclass"]].model, p["input_tokens"], p["output_tokens"],
-                     p["pool"], blocks)  # fmt: skip
+        model = self.scenario.workload.classes[f.qclass].model
+        return Query(next(self.ids), peer, msg.task, now, now + budget, f.qclass, model,
+                     f.input_tokens, f.output_tokens, f.pool, f.blocks)  # fmt: skip
+
+    def expired(self, now: float) -> list[Query]:
+        """The active queries whose deadline has passed (by deadline: a client's may be
+        shorter than the coordinator's)."""
+        out = []
+        while self.deadlines and self.deadlines[0][0] <= now:
+            query = self.active.get(heapq.heappop(self.deadlines)[1])
+            if query is not None:
+                out.append(query)
+        return out
+
+    def next_deadline(self) -> float:
+        """The earliest deadline of an active query (infinite when none is active)."""
+        while self.deadlines and self.deadlines[0][1] not in self.active:
+            heapq.heappop(self.deadlines)
+        return self.deadlines[0][0] if self.deadlines else float("inf")
+
+    def path(self, query: Query) -> list[str]:
+        """The layer of each of ``query``'s stages."""
+        return [s if isinstance(s, str) else s[query.model] for s in self.stages]
 
     def advance(self, query: Query) -> None:
         """Start the query's current stage, or finish it after the last one."""
+        if query.stage > 0:
+            self.admission.passed(query, query.stage - 1)
         if query.stage == len(self.stages):
             self.finish(query, Outcome.COMPLETED)
             return
@@ -128,9 +156,13 @@ class Pipeline:
 
     def answered(self, job: Job, agent: Agent, ok: bool, p: dict[str, Any], now: float) -> None:
         """A worker answered ``job`` of a query still in flight: retry it, or go on."""
+        if not ok and past_deadline(p):  # the worker dropped it at the query's deadline
+            self.finish(job.query, Outcome.FAILED, FailureReason.DEADLINE)
+            return
         if not ok:
             self.dispatch.retry(job, FailureReason.WORKER_ERROR)
             return
+        self.admission.observe(job.layer, p.get("service_s"))
         query = job.query
         assert query.timeline is not None
         if job.action == "SYNTH":
@@ -143,16 +175,14 @@ class Pipeline:
                 return
             query.vector = np.frombuffer(vec, dtype=np.float32)
         elif job.action == "SEARCH":
-            ids, scores = p.get("ids"), p.get("scores")
-            if isinstance(ids, list) and isinstance(scores, list):
-                query.hits.extend(zip(scores, ids, strict=False))
+            query.hits.extend(search_answer(p, self.files.k, len(self.files.vectors)))
             query.searched.append(job.shard)
             query.pending -= 1
             if query.pending > 0:
                 return
             self._join(query)
         elif job.action == "SYNTH":
-            query.answer = str(p.get("answer", ""))
+            query.answer = str(p.get("answer", ""))[:MAX_ANSWER_CHARS]
         elif job.action == "EVAL" and isinstance(p.get("gold_hit"), float | int):
             query.gold_hit = float(p["gold_hit"])
         query.stage += 1
@@ -200,6 +230,7 @@ class Pipeline:
             return
         now = self.now()
         query.outcome, query.reason, query.end = outcome, reason, now
+        self.admission.left(query)
         self.active.pop(query.id, None)
         self.awaiting.pop(query.id, None)
         self.placing.pop(query.id, None)
@@ -209,7 +240,7 @@ class Pipeline:
         self.finished.append((now, query.arm, str(outcome), latency, query.recall))
         self.reply(query, "DONE" if outcome == Outcome.COMPLETED else "FAILED",
                    {"outcome": str(outcome), "reason": str(reason), "latency_s": latency,
-                    "recall": query.recall, "answer": query.answer[:2000]})  # fmt: skip
+                    "recall": query.recall, "answer": query.answer})  # fmt: skip
         if self.record:
             self.timeline.append(query.to_record())
 

@@ -141,7 +141,7 @@ def _payload(header: dict, body: bytes) -> Any:
     if header["enc"] != "ndarray":
         raise ProtocolError("header", f"unknown payload encoding {header['enc']!r}")
     dtype, shape = header.get("dtype"), header.get("shape")
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ProtocolError("payload", f"array dtype {dtype!r} not accepted")
     if not (
         isinstance(shape, list)
@@ -149,6 +149,8 @@ def _payload(header: dict, body: bytes) -> Any:
         and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
     ):
         raise ProtocolError("payload", f"array shape {shape!r} is not a list of sizes")
+    if math.prod(max(n, 1) for n in shape) * _ITEMSIZE[dtype] > MAX_MESSAGE_BYTES:
+        raise ProtocolError("payload", f"array shape {shape} is larger than any message")
     want = math.prod(shape) * _ITEMSIZE[dtype]
     if want != len(body):
         raise ProtocolError("payload", f"{shape} {dtype} needs {want} bytes, got {len(body)}")

@@ -7,6 +7,7 @@ one query on one agent. Live adds only what travels on the wire.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from swarmsim.query import AgentState
 if TYPE_CHECKING:
     from swarmsim.pool import Pool
 
+MAX_REPORTED_QUEUE = 256  # a worker holds at most this many jobs (live.worker.MAX_QUEUE)
 EWMA_WEIGHT = 0.2  # weight of the newest stage latency in an agent's recent latency
 
 
@@ -56,12 +58,12 @@ class Agent:
         """Take the load a READY, HEARTBEAT or DONE payload reports (fields of the wrong type
         are ignored: the payload is network input)."""
         busy, queue, pid = p.get("busy_s"), p.get("queue"), p.get("pid")
-        if isinstance(busy, float | int):
+        if isinstance(busy, float | int) and 0 <= busy < math.inf:  # NaN fails both
             self.busy_s = float(busy)
         kv = p.get("kv_util")
         if isinstance(kv, float | int) and 0 <= kv <= 1:
             self.kv_util = float(kv)
-        if isinstance(queue, int):
+        if isinstance(queue, int) and 0 <= queue <= MAX_REPORTED_QUEUE:
             self.queue = queue
         if isinstance(pid, int):
             self.pid = pid

@@ -26,7 +26,7 @@ from swarmsim.profiles import load_profiles
 from swarmsim.scenario import FailureConfig
 from swarmsim.service import RetrievalConfig
 
-from . import sockets
+from . import expiry, sockets
 from .backends import (
     Backend,
     Embedder,
@@ -195,6 +195,7 @@ class Worker:
         if self.current is not None:
             job = self.current[1]
             wait = min(wait, 0.005 if job.future is not None else job.due - now_s())
+            wait = min(wait, expiry.remaining(self.current[0]))  # a job stops at its deadline
         return max(wait, 0.0) * 1000
 
     def _receive(self, sock: zmq.Socket) -> bool:
@@ -246,6 +247,12 @@ class Worker:
     def _work(self, sock: zmq.Socket) -> None:
         """Finish the current job when due, start the next; switch role when idle."""
         now = now_s()
+        if self.current is not None and expiry.remaining(self.current[0]) <= 0:
+            self.busy_s += now - self.current[3]
+            self._expired(sock, self.current[0])
+            self.current = None
+        while self.queue and expiry.remaining(self.queue[0][1]) <= 0:
+            self._expired(sock, self.queue.popleft()[1])
         if self.current is not None and self.current[1].ready(now):
             msg, job, recv_at, start = self.current
             self.current = None
@@ -265,6 +272,11 @@ class Worker:
             self.spec, self.switch_to = self.switch_to, None
             self.backend = self._backend(self.spec)
             self._send(sock, CONTROL, "READY", self._state())
+
+    def _expired(self, sock: zmq.Socket, msg: Message) -> None:
+        """Drop ``msg``'s job: its deadline passed (queued, or while it ran)."""
+        self._send(sock, RESPONSE, "FAILED", {"error": "past its deadline",
+                                              "reason": expiry.REASON}, msg.task)  # fmt: skip
 
     def _finish(self, sock, msg: Message, job: Pending, recv_at: float, start: float) -> None:
         end = now_s()
