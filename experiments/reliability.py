@@ -48,6 +48,12 @@ COMPARED = ("kill:retriever#1@100", "pause:synth-small@200+30", "partition:worlo
 STAGES = ("kill", "pause", "hang", "keepalive", "restart", "links", "sim-live")
 
 
+def _live(rate: float, workers: int, *inject: str) -> LiveRun:
+    """Homelab at ``rate`` queries/s on ``workers`` workers, no warm-up, with faults."""
+    overrides = (f"rate={rate:g}", "warmup_s=0")
+    return LiveRun("homelab", overrides, workers=workers, config=FAST, inject=inject)
+
+
 class Client(threading.Thread):
     """The scenario's workload from a client thread, a Lazy Pirate one with ``retry_s``."""
 
@@ -74,6 +80,7 @@ def _serve_out(swarm: Swarm, client: Client, limit_s: float) -> dict[str, Any]:
         "duplicates": c.duplicates,
         "resent": c.resent,
         "outcomes": dict(c.answers),
+        "reasons": dict(swarm.coord.metrics.reasons),
     }
 
 
@@ -85,7 +92,7 @@ def kill_stage(_: argparse.Namespace) -> dict[str, Any]:
     """Item 1: kill -9 of a worker of each role under load; ejection delay per role."""
     roles = ("retriever", "evaluator", "synth-small", "embedder")
     kills = [f"kill:{role}@{5 + 5 * i}" for i, role in enumerate(roles)]
-    run = LiveRun("homelab", overrides=("rate=4",), workers=8, config=FAST, inject=tuple(kills))
+    run = _live(4, 8, *kills)
     with Swarm(run) as swarm:
         swarm.coord.restart_clock()
         victims = [_victim(swarm, k) for k in kills]
@@ -100,13 +107,13 @@ def kill_stage(_: argparse.Namespace) -> dict[str, Any]:
 
 
 def pause_stage(_: argparse.Namespace) -> dict[str, Any]:
-    """Item 2: a paused worker comes back: late results discarded, re-registration."""
-    run = LiveRun("homelab", overrides=("rate=8",), workers=12, config=FAST,
-                  inject=("pause:retriever#1@8+6",))  # fmt: skip
+    """Item 2: a paused worker comes back: late results discarded, re-registration. It is
+    slowed first (searches of 0.2 s), so that the pause catches it in the middle of one."""
+    run = _live(8, 12, "slow:retriever#1@0+30=100", "pause:retriever#1@8+6")
     with Swarm(run) as swarm:
         coord = swarm.coord
         coord.restart_clock()
-        victim = _victim(swarm, "pause:retriever#1@0")
+        victim = _victim(swarm, "pause:retriever#1@0+1")
         client = Client(swarm, 25.0)
         swarm.serve_until(lambda: victim.state == AgentState.DEAD, 20)
         dead_at = coord.now()
@@ -121,8 +128,7 @@ def pause_stage(_: argparse.Namespace) -> dict[str, Any]:
 
 def hang_stage(_: argparse.Namespace) -> dict[str, Any]:
     """Item 3: a hung worker is declared dead by its silent application heartbeats."""
-    run = LiveRun("homelab", overrides=("rate=4",), workers=8, config=FAST,
-                  inject=("hang:synth-small@8+6",))  # fmt: skip
+    run = _live(4, 8, "hang:synth-small@8+6")
     with Swarm(run) as swarm:
         coord = swarm.coord
         coord.restart_clock()
@@ -172,8 +178,7 @@ def keepalive_stage(_: argparse.Namespace) -> dict[str, Any]:
 
 def restart_stage(_: argparse.Namespace) -> dict[str, Any]:
     """Item 4: the coordinator restarted under load: rejoin, resume, no silent loss."""
-    run = LiveRun("homelab", overrides=("rate=6",), workers=8, config=FAST,
-                  inject=("coordinator:restart@10",))  # fmt: skip
+    run = _live(6, 8, "coordinator:restart@10")
     with Swarm(run) as swarm:
         first = swarm.coord
         first.restart_clock()
@@ -195,7 +200,7 @@ def restart_stage(_: argparse.Namespace) -> dict[str, Any]:
 def links_stage(args: argparse.Namespace) -> dict[str, Any]:
     """Item 5: 200 ms ± 50 ms and 5% loss on every link: false deaths per heartbeat period."""
     links = (f"delay:*@0+{args.links_s * 2:g}=200±50", f"drop:*@0+{args.links_s * 2:g}=0.05")
-    run = LiveRun("homelab", overrides=("rate=4",), workers=8, config=FAST, inject=links)
+    run = _live(4, 8, *links)
     with Swarm(run) as swarm:
         swarm.coord.restart_clock()
         client = Client(swarm, args.links_s)
