@@ -112,7 +112,13 @@ def test_a_paused_worker_comes_back_its_late_replies_are_discarded_and_it_re_reg
         pause = parse_fault("pause:retriever#1@0+1.5")
         victim = coord.agents[agents_of(coord, pause.target)[0]]
         _strike(swarm, "slow:retriever#1@0+30=100")  # its searches take 0.2 s: it is busy
-        swarm.serve_until(lambda: len(victim.jobs) >= 2 and coord.now() > 1, 10)
+
+        def searching() -> bool:  # a search sent 20 ms ago: it is in the middle of it
+            return coord.now() > 1 and any(
+                coord.now() - j.sent > 0.02 for j in victim.jobs.values()
+            )
+
+        swarm.serve_until(searching, 10)
         swarm.injector.apply(pause, coord.now())  # frozen in the middle of a search
         retries = coord.metrics.retries
         swarm.serve_until(lambda: victim.state == AgentState.DEAD, 5)
