@@ -85,10 +85,10 @@ def _strike(swarm: Swarm, spec: str) -> None:
 
 def test_kill_9_of_a_worker_of_each_role_under_load_answers_each_query_once():
     roles = ("retriever", "evaluator", "synth-small", "embedder")
-    kills = [f"kill:{role}@{1 + i * 0.8:g}" for i, role in enumerate(roles)]
+    kills = [f"kill:{role}@{0.8 + i * 0.6:g}" for i, role in enumerate(roles)]
     with Swarm(_run(*kills)) as swarm:
         swarm.coord.restart_clock()
-        client = Client(swarm, duration_s=5.0)
+        client = Client(swarm, duration_s=4.0)
         victims = {role: swarm.coord.agents[agents_of(swarm.coord, parse_fault(k).target)[0]]
                    for role, k in zip(roles, kills, strict=True)}  # fmt: skip
         _serve_out(swarm, client)
@@ -108,7 +108,7 @@ def test_a_paused_worker_comes_back_its_late_replies_are_discarded_and_it_re_reg
     with Swarm(_run(rate=8, workers=8)) as swarm:  # two retrievers per shard
         coord = swarm.coord
         coord.restart_clock()
-        client = Client(swarm, duration_s=5.0)
+        client = Client(swarm, duration_s=4.0)
         pause = parse_fault("pause:retriever#1@0+1.5")
         victim = coord.agents[agents_of(coord, pause.target)[0]]
         _strike(swarm, "slow:retriever#1@0+30=100")  # its searches take 0.2 s: it is busy
@@ -137,7 +137,7 @@ def test_a_hung_worker_is_declared_dead_by_its_silent_heartbeats_and_comes_back(
     with Swarm(_run()) as swarm:
         coord = swarm.coord
         coord.restart_clock()
-        client = Client(swarm, duration_s=5.0)
+        client = Client(swarm, duration_s=4.0)
         swarm.serve_until(lambda: coord.now() > 1, 5)
         answer: dict = {}
         threading.Thread(  # as ``swarmsim live inject ADDR SPEC`` does
@@ -233,7 +233,7 @@ def test_coordinator_restart_under_load_loses_no_query_and_serving_resumes():
         first.restart_clock()
         address = first.worker_address
         retry_s = FAST.deadline_s + DEAD_AFTER_S
-        client = Client(swarm, duration_s=6.0, retry_s=retry_s)
+        client = Client(swarm, duration_s=5.0, retry_s=retry_s)
         swarm.serve_until(lambda: swarm.coord is not first, 5)
         second, restarted = swarm.coord, time.monotonic()
         assert second is not first and second.worker_address == address
@@ -267,10 +267,10 @@ def _false_deaths_under_bad_links(load_s: float, beats: tuple[str, ...]) -> dict
 
 def test_delay_and_loss_on_every_link_declare_no_worker_falsely_dead():
     """200 ms ± 50 ms and 5% loss on every link, heartbeats every 0.25 s with liveness 5: no
-    false death in about 400 heartbeat periods (the slow test measures the rate)."""
+    false death in about 250 heartbeat periods (the slow test measures the rate)."""
     beats = ("failures.heartbeat_interval_s=0.25", "failures.heartbeat_liveness=5")
-    out = _false_deaths_under_bad_links(10.0, beats)
-    assert out["periods"] > 300 and out["messages_dropped"] > 0
+    out = _false_deaths_under_bad_links(8.0, beats)
+    assert out["periods"] > 200 and out["messages_dropped"] > 0
     assert out["false_deaths"] == 0
     assert out["p50_s"] > 4 * 2 * 0.15  # four stages, each request and answer held >= 150 ms
 
