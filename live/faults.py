@@ -190,7 +190,7 @@ class Misbehaving:
 
     def __init__(self, inner: Any, mode: str, shape: tuple[int, ...], deadline_s: float) -> None:
         self.inner, self.mode, self.shape, self.deadline_s = inner, mode, shape, deadline_s
-        self.task = getattr(inner, "task", None)
+        self.task: str = getattr(inner, "task", "")
         self.spoiled = 0  # decisions it spoiled (each one its guardrail fell back on)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -200,10 +200,13 @@ class Misbehaving:
             raise RuntimeError("injected fault: controller:crash")
         if self.mode == "hang":
             time.sleep(self.deadline_s * 1.5)
-            return self.inner.act(obs)
+            return np.asarray(self.inner.act(obs))
         if self.mode == "nan":
             return np.full(self.shape, np.nan)
         return np.full(self.shape, -1, dtype=np.int64)  # invalid: below every action's range
+
+    def reset(self) -> None:
+        self.inner.reset()
 
 
 # --- the schedule --------------------------------------------------------------------------
@@ -361,14 +364,15 @@ class Injector:
             guard = slot.acting.guard
             shape = np.asarray(guard.action_space.sample()).shape
             deadline = guard.deadline_s or coord.cfg.decision_deadline_s
-            swapped.append((guard, guard.policy))
-            guard.policy = Misbehaving(guard.policy, mode, shape, deadline)
-            self.misbehaving.append(guard.policy)
+            wrapper = Misbehaving(guard.policy, mode, shape, deadline)
+            swapped.append((guard, guard.policy, wrapper))
+            guard.policy = wrapper
+            self.misbehaving.append(wrapper)
 
         def lift() -> None:
-            for guard, policy in swapped:
-                self.guardrail_fallbacks += guard.policy.spoiled
-                self.misbehaving.remove(guard.policy)
+            for guard, policy, wrapper in swapped:
+                self.guardrail_fallbacks += wrapper.spoiled
+                self.misbehaving.remove(wrapper)
                 guard.policy = policy
 
         return lift
