@@ -37,6 +37,7 @@ from .controls import Controls
 from .corpusfiles import CorpusFiles
 from .dispatch import NAME, Dispatch, job_id
 from .errors import ProtocolError
+from .faults import COORDINATOR_RESTART, Injector, LinkFaults
 from .guard import THROTTLED, WORKER_CONTROLS, PeerGuard
 from .kvindex import KVIndex
 from .launcher import Launcher
@@ -63,6 +64,7 @@ class Coordinator:
         clients_bind: str = "tcp://127.0.0.1:0",
         telemetry: Telemetry | None = None,
         control_bind: str = "tcp://127.0.0.1:0",
+        metrics: Metrics | None = None,  # a restarted coordinator's: the run's so far
     ) -> None:
         self.scenario, self.files, self.launcher = scenario, files, launcher
         self.cfg = cfg or LiveConfig()
@@ -89,7 +91,7 @@ class Coordinator:
         self.guard = PeerGuard(self.cfg.guard, time.monotonic())  # rogue and flooding peers
         self.t0 = time.monotonic()
         self.cpu0 = time.process_time()  # CPU seconds of this process at time zero
-        self.metrics = Metrics(scenario.warmup_s, scenario.slo_latency_s)
+        self.metrics = metrics or Metrics(scenario.warmup_s, scenario.slo_latency_s)
         self.telemetry = telemetry or Telemetry(None)
         self.roster = Roster(
             launcher, self.metrics, self.now, self.dead_after_s, self.cfg.startup_timeout_s
@@ -108,6 +110,8 @@ class Coordinator:
         self.counts = {"sent": 0, "received": 0, "role_changes": 0, "deaths": 0, "bad_plans": 0}
         self.stage_s: dict[str, float] = {}
         self.next_beat = self.next_control = 0.0
+        self.link: LinkFaults | None = None  # injected link faults on the worker socket
+        self.injector: Injector | None = None  # takes operators' INJECT requests
 
     # --- addresses, records and lifetime ----------------------------------------------------
 
@@ -160,13 +164,23 @@ class Coordinator:
             self.ctx.destroy(linger=0)
             self.telemetry.close()
 
+    def crash(self) -> None:
+        """Stop as a crashed coordinator would (``coordinator:restart``): the sockets close,
+        the queries in flight are lost (failed in the metrics, answered to no client), and
+        the workers keep running, to re-register with the next coordinator."""
+        self.pipeline.reply = lambda *_: None
+        for query in list(self.active.values()):
+            self.finish(query, Outcome.FAILED, COORDINATOR_RESTART)
+        self.controls.close()
+        self.ctx.destroy(linger=0)
+
     # --- the loop --------------------------------------------------------------------------
 
     def step(self, timeout_s: float) -> None:
         """One pass: poll (at most ``timeout_s``) -> dispatch what arrived -> housekeeping."""
         events = dict(self.poller.poll(max(min(timeout_s, self._housekeeping_due()), 0) * 1000))
         if self.workers in events:
-            self._drain(self.workers, self._from_worker)
+            self._drain(self.workers, self._from_worker if self.link is None else self.link.receive)
         if self.clients in events:
             self._drain(self.clients, self._from_client)
         if self.control in events:
@@ -233,9 +247,13 @@ class Coordinator:
                 self.dead(agent, verdict)
             elif agent.state != AgentState.STARTING:
                 self.send_worker(agent, beat)
+                if self.roster.expire(agent, now):
+                    self.dispatch.pump(agent.layer)
 
     def send_worker(self, agent: Agent, msg: Message) -> bool:
         self.counts["sent"] += 1
+        if self.link is not None:  # an injected delay, drop or partition (live.faults)
+            return self.link.send(agent, msg)
         return sockets.send(self.workers, msg, agent.ident)
 
     # --- workers ---------------------------------------------------------------------------
@@ -245,7 +263,7 @@ class Coordinator:
         if agent is None:
             self._refuse(self.workers, peer, ProtocolError("peer", f"unknown worker {peer!r}"))
             return
-        agent.last_seen = self.now()
+        agent.heard(msg.action, msg.payload, self.now())
         if msg.type == CONTROL and msg.action in ("READY", "HEARTBEAT"):
             self._worker_state(agent, msg)
         elif msg.type == RESPONSE and msg.action in ("DONE", "FAILED"):
@@ -261,7 +279,10 @@ class Coordinator:
     def _worker_state(self, agent: Agent, msg: Message) -> None:
         p = msg.payload if isinstance(msg.payload, dict) else {}
         agent.report(p)
-        if msg.action != "READY" or agent.state in (AgentState.DRAINING, AgentState.STOPPED):
+        # a heartbeat from a worker still starting: it served a coordinator before this one
+        rejoin = msg.action == "HEARTBEAT" and agent.state == AgentState.STARTING
+        joins = msg.action == "READY" or rejoin
+        if not joins or agent.state in (AgentState.DRAINING, AgentState.STOPPED):
             self.kv.reported(agent.id, p)
             return
         layer, role, shard = agent.layer, agent.role, agent.shard

@@ -6,8 +6,13 @@ simulator creates them (the ``workload``, ``prefix``, ``bursts`` and ``queries``
 ``RandomStreams``), so a live run and a simulated run of one seed see the same arrivals and
 the same prompts (prefix blocks). Run as
 ``python -m live.load --address ADDR --scenario REF [--set K=V ...] --seed N --duration S
---pool N``; it prints one JSON line of client-side counts when done, or when stopped by
-SIGINT or SIGTERM, or when its parent (the swarm) goes away.
+--pool N [--retry S]``; it prints one JSON line of client-side counts when done, or when
+stopped by SIGINT or SIGTERM, or when its parent (the swarm) goes away.
+
+With ``--retry S`` it is a Lazy Pirate client (the ZeroMQ guide's): a query unanswered after
+S seconds is sent again under the same task id, up to ``RETRIES`` times, then counted
+``unanswered``; an answer to a query already answered is counted a duplicate and dropped, so
+a coordinator that restarts loses no query silently.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from . import sockets
 from .errors import ProtocolError
 from .protocol import DATA, RESPONSE, Message
 
+RETRIES = 2  # resends of an unanswered query before the client reports it failed
+UNANSWERED = "unanswered"  # the client's outcome for a query it gave up on
+
 
 @dataclass
 class ClientStats:
@@ -42,11 +50,17 @@ class ClientStats:
     answers: dict[str, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    resent: int = 0  # Lazy Pirate resends of unanswered queries
+    duplicates: int = 0  # answers to queries already answered (dropped)
 
     def to_dict(self) -> dict:
         lat = sorted(self.latencies)
         p50 = lat[len(lat) // 2] if lat else None
-        return {"sent": self.sent, "answers": self.answers, "errors": self.errors, "p50_s": p50}
+        return {"sent": self.sent, "answers": self.answers, "errors": self.errors, "p50_s": p50,
+                "resent": self.resent, "duplicates": self.duplicates}  # fmt: skip
+
+    def answer(self, outcome: str) -> None:
+        self.answers[outcome] = self.answers.get(outcome, 0) + 1
 
 
 def queries(
@@ -75,18 +89,31 @@ def queries(
         yield arrival.t, payload
 
 
+@dataclass
+class Outstanding:
+    """A query sent and not yet answered: when first sent, when last sent, how often."""
+
+    payload: dict
+    first: float
+    last: float
+    tries: int = 1
+
+
 def drive(
     address: str,
     arrivals: Iterator[tuple[float, dict]],
     duration_s: float,
     drain_s: float,
     stop: Callable[[], bool] = lambda: False,
+    retry_s: float | None = None,
 ) -> ClientStats:
     """Send ``arrivals`` until ``duration_s``, then wait up to ``drain_s`` for the answers;
-    ``stop()`` true ends it at once (the swarm is shutting down)."""
+    ``stop()`` true ends it at once (the swarm is shutting down). With ``retry_s``, a query
+    unanswered that long is resent (Lazy Pirate); queries still unanswered at the end are
+    counted ``unanswered``."""
     ctx = zmq.Context()
     sock = sockets.dealer(ctx, address, f"client-{os.getpid()}".encode())
-    stats, sent_at = ClientStats(), {}
+    stats, waiting, answered = ClientStats(), {}, set()
     start = time.monotonic()
     try:
         pending = next(arrivals, None)
@@ -94,38 +121,65 @@ def drive(
             now = time.monotonic() - start
             if pending is not None and pending[0] >= duration_s:
                 pending = None
-            if pending is None and (not sent_at or now > duration_s + drain_s):
+            if pending is None and (not waiting or now > duration_s + drain_s):
                 break
             while pending is not None and pending[0] <= now:
                 task = str(stats.sent)
                 sockets.send(sock, Message(DATA, "QUERY", task, "client", pending[1]))
-                sent_at[task] = time.monotonic()
+                waiting[task] = Outstanding(pending[1], time.monotonic(), time.monotonic())
                 stats.sent += 1
                 pending = next(arrivals, None)
                 if pending is not None and pending[0] >= duration_s:
                     pending = None
+            if retry_s is not None:
+                _resend(sock, stats, waiting, retry_s)
             wait = 0.1 if pending is None else max(pending[0] - now, 0.0)
             if sock.poll(min(wait, 0.1) * 1000):
-                _receive(sock, stats, sent_at)
+                _receive(sock, stats, waiting, answered)
     finally:
         ctx.destroy(linger=0)
+    for _ in waiting:
+        stats.answer(UNANSWERED)
     return stats
 
 
-def _receive(sock: zmq.Socket, stats: ClientStats, sent_at: dict[str, float]) -> None:
+def _resend(sock: zmq.Socket, stats: ClientStats, waiting: dict, retry_s: float) -> None:
+    """Resend each query unanswered for ``retry_s`` (oldest first: ``waiting`` is in send
+    order); one resent ``RETRIES`` times already is given up on, counted ``unanswered``."""
+    now = time.monotonic()
+    while waiting:
+        task, q = next(iter(waiting.items()))
+        if now - q.last < retry_s:
+            return
+        del waiting[task]
+        if q.tries > RETRIES:
+            stats.answer(UNANSWERED)
+            continue
+        sockets.send(sock, Message(DATA, "QUERY", task, "client", q.payload))
+        q.last, q.tries = now, q.tries + 1
+        stats.resent += 1
+        waiting[task] = q  # to the back: the most recently sent
+
+
+def _receive(sock: zmq.Socket, stats: ClientStats, waiting: dict, answered: set) -> None:
     while (got := sockets.try_recv(sock, routed=False)) is not None:
         msg = got[1]
         if isinstance(msg, ProtocolError) or msg.type != RESPONSE:
             stats.errors += 1
             continue
-        t0 = sent_at.pop(msg.task, None)
-        if t0 is None:
-            stats.errors += 1
+        q = waiting.pop(msg.task, None)
+        if q is None:
+            if msg.task in answered:
+                stats.duplicates += 1
+            else:
+                stats.errors += 1
             continue
+        if q.tries > 1:  # only a query sent more than once can be answered twice
+            answered.add(msg.task)
         outcome = msg.payload.get("outcome", "?") if isinstance(msg.payload, dict) else "?"
-        stats.answers[outcome] = stats.answers.get(outcome, 0) + 1
+        stats.answer(outcome)
         if outcome == "completed":
-            stats.latencies.append(time.monotonic() - t0)
+            stats.latencies.append(time.monotonic() - q.first)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--drain", type=float, default=30.0)
     parser.add_argument("--pool", type=int, required=True)
+    parser.add_argument(
+        "--retry", type=float, default=None, help="resend a query unanswered this long (s)"
+    )
     args = parser.parse_args(argv)
     scenario = load_scenario(args.scenario, args.overrides)
     base = Path(args.scenario).parent if Path(args.scenario).is_file() else None
@@ -150,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         args.duration,
         args.drain,
         stop=lambda: bool(stopping) or os.getppid() != parent,
+        retry_s=args.retry,
     )
     print(json.dumps(stats.to_dict()))
     return 0

@@ -1,5 +1,5 @@
 """The operator's side of a running swarm: requests on the coordinator's control socket
-(STATUS, ATTACH, DETACH, REPORT) and the client that ``swarmsim live`` sends them with.
+(STATUS, ATTACH, DETACH, REPORT, INJECT) and the client that ``swarmsim live`` sends them with.
 
 A request is a CONTROL message; the answer is RESPONSE DONE with a payload, or RESPONSE ERROR
 whose payload's ``error`` says, in one line, why the coordinator refused. A refusal changes
@@ -23,11 +23,13 @@ import zmq
 from controllers.spec import resolve_live
 from envs.registry import TASKS
 from swarmsim.errors import SwarmError
+from swarmsim.faults import check_targets, parse_fault
 from swarmsim.query import GONE, AgentState
 
 from . import sockets
 from .attachment import ACTING, CANDIDATE
 from .errors import LiveError, ProtocolError
+from .faults import agent_counts
 from .protocol import CONTROL, RESPONSE, Message
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ def handle(coord: Coordinator, msg: Message) -> Message:
         "STATUS": lambda: status(coord),
         "DETACH": lambda: detach(coord, p),
         "REPORT": lambda: report(coord),
+        "INJECT": lambda: inject(coord, p),
     }
     return answer(msg, requests.get(msg.action, lambda: _refuse(f"{msg.action}: no such request")))
 
@@ -120,6 +123,20 @@ def detach(coord: Coordinator, p: dict[str, Any]) -> dict[str, Any]:
     if which not in (ACTING, CANDIDATE):
         raise SwarmError(f"detach: which must be acting or candidate, got {which!r}")
     return {"task": task, "events": coord.controls.detach(task, which)}
+
+
+def inject(coord: Coordinator, p: dict[str, Any]) -> dict[str, Any]:
+    """Schedule the fault ``p["spec"]`` names, its time counted from now (``live inject``)."""
+    spec = p.get("spec")
+    if not isinstance(spec, str):
+        raise SwarmError(f"inject: give a fault spec string, got {spec!r}")
+    if coord.injector is None:
+        raise SwarmError("inject: this swarm takes no injected faults")
+    fault = parse_fault(spec, "inject")
+    check_targets([fault], agent_counts(coord), coord.node_names, "inject")
+    now = coord.now()
+    coord.injector.add(fault, now)
+    return {"fault": fault.text, "at": now + fault.at_s, "now": now}
 
 
 def status(coord: Coordinator) -> dict[str, Any]:

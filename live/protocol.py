@@ -33,9 +33,13 @@ CONTROL, DATA, RESPONSE = "CONTROL", "DATA", "RESPONSE"
 ACTIONS: dict[str, frozenset[str]] = {
     # READY: a worker joined (or finished a role change); HEARTBEAT: alive, with its load;
     # ASSIGN: play another role; STOP: exit cleanly. From an operator (``swarmsim live``):
-    # STATUS, ATTACH / DETACH a controller, REPORT on shadow and A/B comparisons.
+    # STATUS, ATTACH / DETACH a controller, REPORT on shadow and A/B comparisons, INJECT a
+    # fault. FAULT: to a worker, hang or slow down (an injected fault, ``live.faults``).
     CONTROL: frozenset(
-        {"READY", "HEARTBEAT", "ASSIGN", "STOP", "STATUS", "ATTACH", "DETACH", "REPORT"}
+        {
+            *("READY", "HEARTBEAT", "ASSIGN", "STOP", "FAULT"),
+            *("STATUS", "ATTACH", "DETACH", "REPORT", "INJECT"),
+        }
     ),
     # QUERY: a client's question; the rest are one pipeline stage's work for a worker.
     DATA: frozenset({"QUERY", "EMBED", "SEARCH", "SYNTH", "EVAL"}),

@@ -48,12 +48,18 @@ class Roster:
 
     def launch(self, spec: WorkerSpec, node: int = 0) -> Agent:
         """Start a worker through the launcher; it is starting until it reports READY."""
+        agent = self.adopt(spec, node)
+        self.launcher.start(spec)
+        return agent
+
+    def adopt(self, spec: WorkerSpec, node: int = 0) -> Agent:
+        """Know a worker that runs already (a restarted coordinator's): starting until it
+        reports READY."""
         self.specs[spec.id] = spec
         now = self.now()
         agent = Agent(spec.id, spec.layer, spec.role, spec.shard, spec.model, spec.device, node,
                       AgentState.STARTING, now, now)  # fmt: skip
         self.agents[spec.id] = agent
-        self.launcher.start(spec)
         return agent
 
     def ready(self, agent: Agent, layer: str, role: str, shard: int) -> tuple[str, float] | None:
@@ -111,6 +117,16 @@ class Roster:
     def add_job(self, agent: Agent, job: Job) -> None:
         agent.jobs[job.id] = job
         add_outstanding(agent, 1)
+
+    def expire(self, agent: Agent, now: float) -> int:
+        """Forget ``agent``'s jobs whose query ended more than the heartbeat liveness ago:
+        their request or answer was lost (a lossy link), and each would hold a credit for
+        good. An answer still to come is then a late one, discarded. How many it forgot."""
+        stale = [j for j in agent.jobs.values() if j.query.done]
+        stale = [j for j in stale if now - j.query.end > self.dead_after_s]
+        for job in stale:
+            self.pop_job(agent, job.id)
+        return len(stale)
 
     def pop_job(self, agent: Agent, job_id: str) -> Job | None:
         job = agent.jobs.pop(job_id, None)

@@ -4,6 +4,7 @@ controllers, return the metrics summary, and stop every process it started."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -20,6 +21,7 @@ from typing import Any
 from controllers.spec import resolve_live
 from swarmsim.corpus import scenario_corpus
 from swarmsim.errors import SwarmError
+from swarmsim.faults import check_targets, parse_faults
 from swarmsim.metrics import check_conservation, write_timeline
 from swarmsim.query import AgentState, FailureReason, Outcome
 from swarmsim.scenario import Scenario
@@ -38,7 +40,9 @@ from .config import LiveConfig
 from .coordinator import Coordinator
 from .corpusfiles import CorpusFiles, write_corpus
 from .errors import LiveError
+from .faults import Injector
 from .launcher import SINGLE_THREAD_ENV, LocalLauncher
+from .load import RETRIES
 from .operator import controller_hash
 from .telemetry import Telemetry, billing
 from .worker import WorkerSpec
@@ -66,6 +70,7 @@ class LiveRun:
     config: LiveConfig = field(default_factory=LiveConfig)
     control_bind: str = "tcp://127.0.0.1:0"  # where operators reach the coordinator
     query_bind: str = "tcp://127.0.0.1:0"  # where clients send queries
+    inject: tuple[str, ...] = ()  # fault specs (--inject), after the scenario's faults:
 
 
 def check_live(scenario: Scenario) -> None:
@@ -139,10 +144,18 @@ class Swarm:
             overrides.append(f"warmup_s={min(warmup, run.duration_s / 10)}")
         self.scenario = load_scenario(run.scenario, overrides)
         check_live(self.scenario)
+        self.plan = plan_workers(self.scenario, run.workers)
+        counts, nodes = live_counts(self.scenario, self.plan), [g.name for g in self.scenario.nodes]
+        injected = parse_faults(run.inject, "--inject")
+        check_targets(self.scenario.fault_schedule, counts, nodes)
+        check_targets(injected, counts, nodes, "--inject")
+        schedule = (*self.scenario.fault_schedule, *injected)
         self.arms = [resolve_live(spec) for spec in run.controllers]  # before any process
         self.tmp = tempfile.TemporaryDirectory(prefix="swarmsim-live-")
         self.coord: Coordinator | None = None
         self.launcher = LocalLauncher()
+        self.injector = Injector(self, schedule, run.seed)
+        self.files: CorpusFiles | None = None
 
     def __enter__(self) -> Swarm:
         try:
@@ -157,7 +170,7 @@ class Swarm:
 
     def start(self) -> None:
         run, scenario = self.run, self.scenario
-        files = prepare_corpus(run, scenario, Path(self.tmp.name))
+        files = self.files = prepare_corpus(run, scenario, Path(self.tmp.name))
         self.coord = Coordinator(
             scenario,
             files,
@@ -168,7 +181,8 @@ class Swarm:
             control_bind=run.control_bind,
         )
         self.coord.record = run.record is not None
-        for i, (layer, device, node, shard) in enumerate(plan_workers(scenario, run.workers)):
+        self.coord.injector = self.injector
+        for i, (layer, device, node, shard) in enumerate(self.plan):
             cfg = scenario.layers[layer]
             spec = WorkerSpec(
                 id=i,
@@ -209,14 +223,44 @@ class Swarm:
                 raise LiveError(f"worker {dead[0]} exited while starting (see its stderr)")
             coord.step(0.05)
 
+    def step(self, timeout_s: float = 0.05) -> None:
+        """One pass of the coordinator's loop, then of the fault injector's."""
+        self.coord.step(min(timeout_s, self.injector.due()))
+        self.injector.tick()
+
     def serve_until(self, done: Callable[[], bool], limit_s: float) -> None:
-        """Run the coordinator's loop until ``done()`` or ``limit_s`` seconds pass."""
+        """Run the loop until ``done()`` or ``limit_s`` seconds pass."""
         end = time.monotonic() + limit_s
         while not done() and time.monotonic() < end:
-            self.coord.step(0.05)
+            self.step()
+
+    def restart_coordinator(self) -> None:
+        """Crash the coordinator and start a new one on the same addresses, with the run's
+        metrics and the workers that still run (each starting until it re-registers)."""
+        old = self.coord
+        binds = (old.worker_address, old.client_address, old.control_address)
+        old.crash()
+        new = _rebind(lambda: Coordinator(
+            self.scenario, self.files, self.launcher, self.run.config, workers_bind=binds[0],
+            clients_bind=binds[1], telemetry=old.telemetry, control_bind=binds[2],
+            metrics=old.metrics))  # fmt: skip
+        new.t0, new.cpu0, new.record, new.injector = old.t0, old.cpu0, old.record, old.injector
+        new.counts, new.protocol_errors = old.counts, old.protocol_errors
+        new.events, new.pipeline.timeline = old.events, old.pipeline.timeline
+        new.pipeline.ids = itertools.count(next(old.pipeline.ids))  # no job id is reused
+        new.next_control = old.next_control
+        for agent in old.agents.values():
+            if agent.state != AgentState.STOPPED and self.launcher.alive(agent.id):
+                new.roster.adopt(old.roster.specs[agent.id], agent.node)
+        for name, slot in old.slots.items():
+            if slot.acting is not None and not slot.acting.implicit:
+                new.controls.attach(name, slot.acting.guard, slot.acting.label,
+                                    sha256=slot.acting.sha256)  # fmt: skip
+        self.coord = new
 
     def close(self) -> None:
         try:
+            self.injector.close()
             if self.coord is not None:
                 self.coord.close()
             else:
@@ -225,22 +269,45 @@ class Swarm:
             self.tmp.cleanup()
 
 
+def live_counts(scenario: Scenario, plan: list[tuple[str, str, int, int]]) -> dict[str, int]:
+    """Agents per layer and per role that a live swarm of ``plan`` starts with."""
+    counts: dict[str, int] = {}
+    for layer, *_ in plan:
+        for name in {layer, scenario.layers[layer].role}:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _rebind(make: Callable[[], Coordinator], tries: int = 50) -> Coordinator:
+    """``make()`` again while the old coordinator's ports are still being released."""
+    for _ in range(tries - 1):
+        try:
+            return make()
+        except LiveError:
+            time.sleep(0.02)
+    return make()
+
+
 def run_live(run: LiveRun, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """Start the swarm, drive the scenario's load for the duration, return the summary."""
     wall = time.perf_counter()
     with Swarm(run) as swarm:
         scenario, coord = swarm.scenario, swarm.coord
         duration = run.duration_s or scenario.duration_s
+        retry = coord.deadline_s + coord.dead_after_s  # unanswered by then: the query was lost
         drain = coord.deadline_s + 2 * coord.dead_after_s
+        if swarm.injector.restarts():  # lost queries are resent, and need their answers
+            drain = retry * (RETRIES + 1)
         coord.restart_clock()
-        load = _start_load(run, coord.client_address, duration, drain, len(coord.files.queries))
+        load = _start_load(run, coord.client_address, duration, drain, len(coord.files.queries),
+                           retry)  # fmt: skip
         try:
             started = time.monotonic()
 
             def done() -> bool:
                 if progress is not None:
                     progress(min((time.monotonic() - started) / duration, 1.0))
-                return load.poll() is not None and not coord.active
+                return load.poll() is not None and not swarm.coord.active
 
             swarm.serve_until(done, duration + drain + 10)
             client = _client_stats(load)
@@ -250,7 +317,7 @@ def run_live(run: LiveRun, progress: Callable[[float], None] | None = None) -> d
                 load.wait()
         summary = live_summary(swarm, time.perf_counter() - wall, client)
         if run.record is not None:
-            write_timeline(coord.recording(), run.record)
+            write_timeline(swarm.coord.recording(), run.record)
     return summary
 
 
@@ -272,7 +339,8 @@ def serve(
         gen = None
         if load:
             duration = run.duration_s or math.inf
-            gen = _start_load(run, coord.client_address, duration, 0.0, len(coord.files.queries))
+            gen = _start_load(run, coord.client_address, duration, 0.0, len(coord.files.queries),
+                              coord.deadline_s + coord.dead_after_s)  # fmt: skip
         out = None if run.record is None else run.record.open("w", encoding="utf-8")
         try:
             announce(
@@ -289,14 +357,15 @@ def serve(
             flush = 0.0
             with contextlib.suppress(KeyboardInterrupt):  # how a long-running swarm stops
                 while not stop():
-                    coord.step(0.05)
+                    swarm.step()
                     if out is not None and time.monotonic() >= flush:
                         flush = time.monotonic() + 1.0
-                        _append(out, coord.take_recording())
+                        _append(out, swarm.coord.take_recording())
         finally:
             client = _stop_load(gen)
             with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C cuts this short
-                swarm.serve_until(lambda: not coord.active, SHUTDOWN_DRAIN_S)
+                swarm.serve_until(lambda: not swarm.coord.active, SHUTDOWN_DRAIN_S)
+            coord = swarm.coord
             for query in list(coord.active.values()):  # every accepted query gets its answer
                 coord.finish(query, Outcome.FAILED, FailureReason.SHUTDOWN)
             if out is not None:
@@ -325,7 +394,9 @@ def _stop_load(gen: subprocess.Popen | None) -> dict[str, Any]:
         return {}
 
 
-def _start_load(run: LiveRun, address: str, duration: float, drain: float, pool: int):
+def _start_load(
+    run: LiveRun, address: str, duration: float, drain: float, pool: int, retry: float
+) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
@@ -342,6 +413,8 @@ def _start_load(run: LiveRun, address: str, duration: float, drain: float, pool:
         str(drain),
         "--pool",
         str(pool),
+        "--retry",
+        str(retry),
     ]
     for item in run.overrides:
         cmd += ["--set", item]
@@ -384,7 +457,7 @@ def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> Summary
         failures=FailureCounts(
             nodes=0,  # a live swarm on one machine has no node failures of its own
             agents=coord.counts["deaths"],
-            partitions=0,
+            partitions=swarm.injector.applied_count("partition"),
             retries=m.retries,
             role_changes=m.role_changes,
             unmet_scale_requests=None,
@@ -397,6 +470,8 @@ def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> Summary
         coordinator_cpu_s=time.process_time() - coord.cpu0,  # since the load started
         client=client,
     )
+    if swarm.injector.used():
+        summary["faults"] = swarm.injector.summary()
     check_conservation(summary)
     return summary
 

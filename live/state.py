@@ -49,6 +49,18 @@ class Agent:
     kv_util: float = 0.0  # its prefix cache's blocks held / capacity, as it last reported
     pid: int = 0
     gone: float = -1.0  # when it died or stopped
+    progress: int = -1  # the loop-pass counter its worker last reported
+
+    def heard(self, action: str, p: Any, now: float) -> None:
+        """A message arrived: it shows the worker alive unless it is a heartbeat whose
+        progress counter has not advanced (a loop that no longer runs, or a replay)."""
+        progress = p.get("progress") if isinstance(p, dict) else None
+        if not isinstance(progress, int) or isinstance(progress, bool):
+            self.last_seen = now
+            return
+        if action == "HEARTBEAT" and progress <= self.progress:
+            return
+        self.progress, self.last_seen = progress, now
 
     @property
     def ident(self) -> bytes:

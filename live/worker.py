@@ -41,6 +41,7 @@ from .backends import (
 from .config import LiveConfig
 from .corpusfiles import CorpusFiles
 from .errors import ProtocolError
+from .faults import WorkerFaults
 from .protocol import CONTROL, DATA, RESPONSE, Message
 
 MAX_QUEUE = 256  # jobs a worker holds; the coordinator's credit keeps it far below this
@@ -110,6 +111,8 @@ class Worker:
         self.busy_s = 0.0
         self.done = 0
         self.errors = 0
+        self.progress = 0  # passes of the loop: heartbeats carry it, a hung loop stops it
+        self.faults = WorkerFaults()  # injected by FAULT messages (live.faults)
         self.parent = os.getppid()
         self.running = True
 
@@ -169,6 +172,10 @@ class Worker:
         next_beat = now_s() + interval
         try:
             while self.running:
+                if self.faults.hung_for(now_s()) > 0:  # an injected hang: nothing progresses
+                    self._nap(self.faults.hung_for(now_s()))
+                    continue
+                self.progress += 1
                 events = dict(poller.poll(self._timeout_ms(next_beat)))
                 if sock in events:
                     for _ in range(1000):  # bounded, so heartbeats go out under a flood
@@ -216,6 +223,11 @@ class Worker:
             self.running = False
         elif msg.type == CONTROL and msg.action == "ASSIGN":
             self._assign(sock, msg)
+        elif msg.type == CONTROL and msg.action == "FAULT":
+            try:
+                self.faults.take(msg.payload, now_s())
+            except ValueError:
+                self.errors += 1
         return True
 
     def _assign(self, sock: zmq.Socket, msg: Message) -> None:
@@ -262,6 +274,7 @@ class Worker:
             start = now_s()
             try:
                 job = self.backend.start(msg.payload, start)
+                self.faults.stretch(job, start)
             except (ProtocolError, ValueError, TypeError, KeyError) as err:
                 self._send(sock, RESPONSE, "FAILED", {"error": str(err)[:200]}, msg.task)
                 return
@@ -303,6 +316,7 @@ class Worker:
             "busy_s": self.busy_s,
             "done": self.done,
             "errors": self.errors,
+            "progress": self.progress,
             "switching": self.switch_to is not None,
             **kv_report(self.backend.kv if isinstance(self.backend, EmulatedSynthesizer) else None),
         }

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from swarmsim.errors import SwarmError
+from swarmsim.faults import parse_fault, parse_faults
 
 from .options import (
     add_progress,
@@ -22,10 +23,21 @@ if TYPE_CHECKING:
     from live.runner import LiveRun
 
 DEFAULT_CONTROL = "tcp://127.0.0.1:5570"  # where live up listens for operators
+INJECT_HELP = (
+    "inject a fault, KIND:TARGET@T[+D][=VALUE] (repeatable; added to the scenario's faults:). "
+    "Live, T is seconds since the load started and: kill = SIGKILL; pause = SIGSTOP, SIGCONT "
+    "after D; hang = the worker's loop stops (no polling, serving or heartbeats) while its "
+    "process and sockets live; slow = its jobs take X times as long; delay, drop, partition "
+    "= a fault layer on the coordinator's worker socket that holds messages MS±J ms, loses "
+    "each with probability P (seeded by --seed), or loses all to and from the node's "
+    "workers; coordinator:restart = the coordinator crashes and a new one binds the same "
+    "addresses (workers re-register, clients resend); controller:MODE = acting controllers "
+    "raise, overrun their deadline, or return NaN or invalid actions (guardrails fall back)"
+)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """``live`` and its verbs: run, up, status, attach, detach, report."""
+    """``live`` and its verbs: run, up, status, attach, detach, report, inject."""
     live = sub.add_parser("live", help="run and operate the swarm for real: processes over ZeroMQ")
     verbs = live.add_subparsers(dest="verb", required=True, metavar="VERB")
     run = verbs.add_parser(
@@ -37,6 +49,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--trace", type=Path, metavar="FILE",
                      help="replay a request trace as the load (as replay does)")  # fmt: skip
     add_trace_options(run, "trace-")
+    run.add_argument("--inject", action="append", default=[], metavar="SPEC", help=INJECT_HELP)
     add_progress(run)
     run.set_defaults(func=cmd_live_run)
 
@@ -59,7 +72,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     "scenario's, 1)")  # fmt: skip
     up.add_argument("--json", action="store_true",
                     help="print the addresses and, at exit, the summary as JSON lines")  # fmt: skip
+    up.add_argument("--inject", action="append", default=[], metavar="SPEC", help=INJECT_HELP)
     up.set_defaults(func=cmd_live_up)
+
+    inject = verbs.add_parser(
+        "inject", help="apply one fault to a running swarm (its time counted from now)"
+    )
+    inject.add_argument("address", metavar="ADDR", help="the control address live up printed")
+    inject.add_argument("spec", metavar="SPEC", help="KIND:TARGET@T[+D][=VALUE], e.g. "
+                        "kill:retriever#1@0, delay:*@5+30=200±50 (live up --help)")  # fmt: skip
+    inject.set_defaults(func=cmd_live_inject)
 
     status = verbs.add_parser("status", help="workers, queues, controllers of a running swarm")
     status.add_argument("address", metavar="ADDR", help="the control address live up printed")
@@ -153,6 +175,8 @@ def _live_run(
     for spec in args.controllers:  # a bad or reference controller: one line, before any other
         resolve_live(spec)
     config = {"route_log_fraction": args.log_fraction, **extra.pop("config", {})}
+    inject = tuple(args.inject)
+    parse_faults(inject, "--inject")  # a bad spec: one line, before any process starts
     return LiveRun(
         scenario=args.scenario,
         overrides=tuple(overrides),
@@ -167,6 +191,7 @@ def _live_run(
         metrics_port=args.metrics_port,
         record=args.record,
         config=LiveConfig(time_scale=args.time_scale, **config),
+        inject=inject,
         **extra,
     )
 
@@ -245,6 +270,15 @@ def cmd_live_attach(args: argparse.Namespace) -> int:
     digest = f" (sha256 {body['sha256'][:12]}, verified)" if body["sha256"] else ""
     what = {"acting": "acting", "shadow": "as a shadow", "split": f"on a {args.split} split"}
     print(f"{task}: {label} attached {what[mode]}{digest}")
+    return 0
+
+
+def cmd_live_inject(args: argparse.Namespace) -> int:
+    from live.operator import request
+
+    fault = parse_fault(args.spec, "inject")  # a bad spec stops here, before any request
+    body = request(args.address, "INJECT", {"spec": fault.text})
+    print(f"{body['fault']}: scheduled at {body['at']:.3f} s (swarm time now {body['now']:.3f} s)")
     return 0
 
 
