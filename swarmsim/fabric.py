@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from heapq import heappush
 from typing import Any, Literal
 
 import networkx as nx
@@ -161,8 +162,9 @@ class Fabric:
             self.drop(msg, ctx, "loss")
             return
         if src == dst:
+            env = self.env  # env.schedule(transit, NORMAL, ipc_latency_s), inlined (see Transit)
             transit = Transit(msg, (), deliver, ctx, self)
-            self.env.schedule(transit, NORMAL, self.ipc_latency_s)  # type: ignore[arg-type]  # see Transit
+            heappush(env._queue, (env._now + self.ipc_latency_s, NORMAL, next(env._eid), transit))  # type: ignore[arg-type]
             return
         if self.cut and ((src in self.cut) != (dst in self.cut)):
             self.drop(msg, ctx, "partition")
@@ -213,7 +215,8 @@ def _hop(tr: Transit) -> None:
     link.messages += 1
     link.bytes_carried += tr.msg.size
     tr.callbacks = _ON_EVENT
-    env.schedule(tr, NORMAL, done + link.latency_s - now)  # type: ignore[arg-type]  # see Transit
+    # env.schedule(tr, NORMAL, done + link.latency_s - now), inlined (see Transit)
+    heappush(env._queue, (now + (done + link.latency_s - now), NORMAL, next(env._eid), tr))  # type: ignore[arg-type]
 
 
 _ON_EVENT = (_hop,)
