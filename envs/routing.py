@@ -140,7 +140,8 @@ class ShardRoutingTask(Task):
         query = view.query
         if query is not None:
             if query.relevance.size:
-                obs[positions + 1] = (np.clip(query.relevance[:n], -1, 1) + 1) / 2
+                # np.clip(x, -1, 1) is minimum(maximum(x, -1), 1); two bare ufuncs cost less
+                obs[positions + 1] = (np.minimum(np.maximum(query.relevance[:n], -1), 1) + 1) / 2
             # plain floats: x / (x + scale), as ``squash``, without building arrays
             obs[-QUERY_FEATURES:] = (
                 1.0 if query.model == "large" else 0.0,

@@ -29,7 +29,8 @@ class Call:
         self._ok = True
         self._value = None
         self.callbacks = (_fire,)
-        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))  # env.schedule
+        # env.schedule(self, NORMAL, delay), inlined (a Call is no simpy.Event: see above)
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))  # type: ignore[misc]
 
 
 def _fire(call: Call) -> None:
@@ -48,7 +49,7 @@ def run_until(env: simpy.Environment, until: simpy.Event) -> None:
         if not queue:
             raise RuntimeError(f"no scheduled events left but {until!r} was not triggered")
         env._now, _, _, event = heappop(queue)
-        callbacks, event.callbacks = event.callbacks, None
+        callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
         for callback in callbacks:
             callback(event)
         if not event._ok and not hasattr(event, "_defused"):

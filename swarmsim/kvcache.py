@@ -118,8 +118,9 @@ def pending_blocks(
     if not blocks:
         return out
     for i, prompts in enumerate(held):
-        for other in prompts:
-            out[i] = max(out[i], common_prefix(blocks, other))
+        shared = max((common_prefix(blocks, other) for other in prompts), default=0)
+        if shared > out[i]:
+            out[i] = shared
     return out
 
 
@@ -129,7 +130,9 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     pair of block ids that differ, both found by C-level loops (a list never equals a tuple, so
     mixed kinds share nothing)."""
     n = min(len(a), len(b))
-    if a[:n] == b[:n]:
+    if n == 0:
+        return 0
+    if a[n - 1] == b[n - 1] and a[:n] == b[:n]:  # the slices only when the last pair agrees
         return n
     first: int = next(compress(count(), map(ne, a, b)), n)
     return first if a[:first] == b[:first] else 0
