@@ -45,7 +45,7 @@ def run_until(env: simpy.Environment, until: simpy.Event) -> None:
     if until.callbacks is None:
         return
     queue = env._queue
-    while until.callbacks is not None:
+    while True:
         if not queue:
             raise RuntimeError(f"no scheduled events left but {until!r} was not triggered")
         env._now, _, _, event = heappop(queue)
@@ -56,4 +56,6 @@ def run_until(env: simpy.Environment, until: simpy.Event) -> None:
             exc = type(event._value)(*event._value.args)
             exc.__cause__ = event._value
             raise exc
+        if event is until:  # processed: its callbacks are gone, as env.run would leave them
+            break
     next(env._eid)
