@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from swarmsim.view import NO_AGENT, ClusterView, ControlPlane, Totals
 
-from .task import Task, squash, unit_box
+from .task import Task, unit_box
 
 MAX_REPLICAS = 16  # synthesizer replicas addressable per decision (the lowest agent ids)
 # present, accepting, outstanding, overlap fraction, KV utilisation, uncached prompt tokens,
@@ -132,25 +132,34 @@ class LlmRoutingTask(Task):
 
     def encode(self, view: ClusterView) -> np.ndarray:
         a, q = view.agents, view.query
-        rows = self.slots(view)
+        rows, ok = self._slots_for(view)
         obs = np.zeros(MAX_REPLICAS * REPLICA_FEATURES + QUERY_FEATURES, dtype=np.float32)
-        slot = np.arange(rows.size) * REPLICA_FEATURES
-        obs[slot] = 1.0
-        obs[slot + 1] = self.accepting(view, rows)
-        obs[slot + 2] = squash(a.in_flight[rows], OUTSTANDING_SCALE)
-        overlap = pending = np.zeros(rows.size)
+        k = rows.size
+        # A few replicas: per-row Python floats (the same IEEE arithmetic as float64 arrays,
+        # x / (x + s) as ``squash``) and one assignment beat a dozen tiny array operations.
+        overlap = pending = [0.0] * k
         if q is not None and q.blocks and q.overlap.size:
-            overlap = np.minimum(q.overlap[rows] / q.blocks, 1.0)
-            pending = overlap if not q.pending.size else np.minimum(q.pending[rows] / q.blocks, 1.0)
-        obs[slot + 3] = overlap
-        obs[slot + 7] = pending
-        obs[slot + 4] = np.clip(a.kv_util[rows], 0.0, 1.0)
-        obs[slot + 6] = squash(a.latency_s[rows], LATENCY_SCALE)
+            n = q.blocks
+            overlap = [min(x / n, 1.0) for x in q.overlap[rows].tolist()]
+            if q.pending.size:
+                pending = [min(x / n, 1.0) for x in q.pending[rows].tolist()]
+            else:
+                pending = overlap
+        tokens = None if q is None else q.input_tokens
+        features: list[float] = []
+        for f, up, util, lat, cached, held in zip(
+            a.in_flight[rows].tolist(), ok.tolist(), a.kv_util[rows].tolist(),
+            a.latency_s[rows].tolist(), overlap, pending, strict=True,
+        ):  # fmt: skip
+            u = 0.0 if tokens is None else tokens * (1.0 - held)
+            features += (1.0, up, f / (f + OUTSTANDING_SCALE), cached, min(max(util, 0.0), 1.0),
+                         0.0 if tokens is None else u / (u + UNCACHED_SCALE),
+                         lat / (lat + LATENCY_SCALE), held)  # fmt: skip
+        obs[: k * REPLICA_FEATURES] = features
         if q is not None:
-            obs[slot + 5] = squash(q.input_tokens * (1.0 - pending), UNCACHED_SCALE)
             obs[-QUERY_FEATURES:] = (
-                squash(q.input_tokens, INPUT_SCALE),
-                squash(q.output_tokens, OUTPUT_SCALE),
+                q.input_tokens / (q.input_tokens + INPUT_SCALE),
+                q.output_tokens / (q.output_tokens + OUTPUT_SCALE),
             )
         return obs
 

@@ -20,7 +20,6 @@ RUNNING = 1  # index of "running" in swarmsim.view.AGENT_STATES
 QUEUE_SCALE = 4.0  # squash scales of the replica features (see the observation table)
 IN_FLIGHT_SCALE = 4.0
 LATENCY_SCALE_S = 0.05
-_SHARDS = np.arange(MAX_SHARDS)
 
 
 @dataclass(frozen=True)
@@ -98,9 +97,9 @@ class ShardRoutingTask(Task):
         self._slots_view: ClusterView | None = None
         self._slots = np.full((MAX_SHARDS, MAX_REPLICAS), -1, dtype=np.int64)
         self._layout_key = b""  # the agents' shards when the slot layout below was computed
-        self._layout: tuple[np.ndarray, np.ndarray, np.ndarray] = _slot_layout(self._slots)
+        self._layout = _SlotLayout(self._slots)
         self._choices_view: ClusterView | None = None  # the view ``_choices`` was computed for
-        self._choices = (self._slots >= 0, np.full(MAX_SHARDS, -1, dtype=np.int64))
+        self._choices = _Choices(self._layout, [], [[]] * MAX_SHARDS, [-1] * MAX_SHARDS)
 
     def slots(self, view: ClusterView) -> np.ndarray:
         """Rows of ``view.agents`` per (shard, slot); -1 where empty. Shape (MAX_SHARDS, R)."""
@@ -119,26 +118,30 @@ class ShardRoutingTask(Task):
         rows = np.full((MAX_SHARDS, MAX_REPLICAS), -1, dtype=np.int64)
         rows[s[keep], rank[keep]] = idx[keep]
         self._slots_view, self._slots = view, rows
-        self._layout_key, self._layout = key, _slot_layout(rows)
+        self._layout_key, self._layout = key, _SlotLayout(rows)
         return rows
 
     def encode(self, view: ClusterView) -> np.ndarray:
         a = view.agents
-        self.slots(view)
-        agent_rows, positions, present = self._layout
-        q, f, lat = a.queue[agent_rows], a.in_flight[agent_rows], a.latency_s[agent_rows]
+        choices = self._choices_for(view)
+        layout = choices.layout
+        queue, flight, lat = a.queue.tolist(), a.in_flight.tolist(), a.latency_s.tolist()
+        up = choices.up
+        features: list[float] = []
+        for row in layout.agent_rows:  # Python floats: the IEEE arithmetic of float64 arrays
+            q, f, t = queue[row], flight[row], lat[row]
+            features += (1.0, up[row], q / (q + QUEUE_SCALE), f / (f + IN_FLIGHT_SCALE),
+                         t / (t + LATENCY_SCALE_S))  # fmt: skip
         obs = np.zeros(MAX_SHARDS * SHARD_FEATURES + QUERY_FEATURES, dtype=np.float32)
-        obs[present] = 1.0
-        obs[present + 1] = (a.state[agent_rows] == RUNNING) & a.healthy[agent_rows]
-        obs[present + 2] = q / (q + QUEUE_SCALE)
-        obs[present + 3] = f / (f + IN_FLIGHT_SCALE)
-        obs[present + 4] = lat / (lat + LATENCY_SCALE_S)
+        obs[layout.features] = features
         n = min(view.n_shards, MAX_SHARDS)
-        obs[positions[:n]] = 1.0
+        positions = layout.blocks[:n]
+        obs[positions] = 1.0
         query = view.query
         if query is not None:
             if query.relevance.size:
-                obs[positions[:n] + 1] = (np.clip(query.relevance[:n], -1, 1) + 1) / 2
+                # np.clip(x, -1, 1) is minimum(maximum(x, -1), 1); two bare ufuncs cost less
+                obs[positions + 1] = (np.minimum(np.maximum(query.relevance[:n], -1), 1) + 1) / 2
             # plain floats: x / (x + scale), as ``squash``, without building arrays
             obs[-QUERY_FEATURES:] = (
                 1.0 if query.model == "large" else 0.0,
@@ -149,19 +152,31 @@ class ShardRoutingTask(Task):
 
     def accepting(self, view: ClusterView) -> np.ndarray:
         """Boolean (MAX_SHARDS, MAX_REPLICAS): slot holds a replica that can take work."""
-        return self._choices_for(view)[0]
+        choices = self._choices_for(view)
+        ok = np.zeros((MAX_SHARDS, MAX_REPLICAS), dtype=bool)
+        for s, shard_ok in enumerate(choices.ok):
+            ok[s, : len(shard_ok)] = shard_ok
+        return ok
 
-    def _choices_for(self, view: ClusterView) -> tuple[np.ndarray, np.ndarray]:
-        """``accepting`` and, per shard, its least-loaded accepting slot (-1 when none),
-        computed once per view: ``apply`` and ``heuristic`` both read them."""
+    def _choices_for(self, view: ClusterView) -> _Choices:
+        """Per view, once: which agents accept work, per shard which of its slots do, and
+        its least-loaded accepting slot (-1 when none); encode, apply and heuristic read them."""
         if self._choices_view is view:
             return self._choices
-        rows = self.slots(view)
-        ok = (view.agents.state == RUNNING) & view.agents.healthy
-        filled = rows >= 0
-        safe = np.where(filled, rows, 0)
-        accepting: np.ndarray = filled & ok[safe]
-        self._choices = (accepting, _least_loaded(accepting, safe, view.agents.in_flight))
+        self.slots(view)
+        a = view.agents
+        up = ((a.state == RUNNING) & a.healthy).tolist()
+        flight = a.in_flight.tolist()
+        ok, best = [], []
+        for shard_rows in self._layout.shard_rows:
+            shard_ok = [up[row] for row in shard_rows]
+            low, pick = 0, -1
+            for slot, row in enumerate(shard_rows):  # the fewest in flight, lowest slot on ties
+                if shard_ok[slot] and (pick < 0 or flight[row] < low):
+                    low, pick = flight[row], slot
+            ok.append(shard_ok)
+            best.append(pick)
+        self._choices = _Choices(self._layout, up, ok, best)
         self._choices_view = view
         return self._choices
 
@@ -174,31 +189,31 @@ class ShardRoutingTask(Task):
     def apply(self, view: ClusterView, action: np.ndarray, plane: ControlPlane) -> int:
         if view.query is None:
             raise RuntimeError("shard-routing: the view has no query to route")
-        rows = self.slots(view)
-        ok, fallback = self._choices_for(view)
-        choice = action[:MAX_SHARDS]
-        chosen = choice != 0
-        slot = choice - 1
-        in_range = (slot >= 0) & (slot < MAX_REPLICAS)
-        valid = chosen & in_range & ok[_SHARDS, np.where(in_range, slot, 0)]
-        slot = np.where(valid, slot, fallback)  # an invalid choice: the least-loaded replica
-        shards = np.flatnonzero(chosen & (slot >= 0))
-        invalid = int(np.count_nonzero(chosen & ~valid))
-        agents = view.agents.id[rows[shards, slot[shards]]]
-        plan = list(zip(shards.tolist(), agents.tolist(), strict=True))
+        choices = self._choices_for(view)
+        shard_rows, ok, fallback = choices.layout.shard_rows, choices.ok, choices.best
+        ids = view.agents.id.tolist()
+        plan, invalid = [], 0
+        for shard, choice in enumerate(action[:MAX_SHARDS].tolist()):
+            if choice == 0:
+                continue
+            slot = choice - 1
+            if not (0 <= slot < len(ok[shard]) and ok[shard][slot]):
+                invalid += 1  # an invalid choice: the least-loaded replica, if any
+                slot = fallback[shard]
+            if slot >= 0:
+                plan.append((shard, ids[shard_rows[shard][slot]]))
         if not plan:
             invalid += 1
-            plan = self._most_relevant(view, rows, fallback)
+            plan = self._most_relevant(view, choices)
         plane.route(view.query.id, tuple(plan))
         return invalid
 
-    def _most_relevant(
-        self, view: ClusterView, rows: np.ndarray, fallback: np.ndarray
-    ) -> list[tuple[int, int]]:
+    def _most_relevant(self, view: ClusterView, choices: _Choices) -> list[tuple[int, int]]:
         rel = view.query.relevance if view.query is not None else np.zeros(view.n_shards)
-        for s in np.argsort(-rel[:MAX_SHARDS], kind="stable"):
-            if fallback[s] >= 0:
-                return [(int(s), int(view.agents.id[rows[s, fallback[s]]]))]
+        for s in np.argsort(-rel[:MAX_SHARDS], kind="stable").tolist():
+            slot = choices.best[s]
+            if slot >= 0:
+                return [(s, int(view.agents.id[choices.layout.shard_rows[s][slot]]))]
         return []
 
     def estimate(self, view: ClusterView, action: np.ndarray) -> dict[str, float]:
@@ -219,7 +234,7 @@ class ShardRoutingTask(Task):
         """Every shard, each on its accepting replica with the fewest jobs in flight."""
         action = np.zeros(MAX_SHARDS, dtype=np.int64)
         n = min(view.n_shards, MAX_SHARDS)
-        action[:n] = self._choices_for(view)[1][:n] + 1
+        action[:n] = np.array(self._choices_for(view).best[:n], dtype=np.int64) + 1
         return action
 
     def reward(self, before: Totals, after: Totals, dt: float) -> float:
@@ -232,21 +247,34 @@ class ShardRoutingTask(Task):
         )
 
 
-def _slot_layout(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For ``encode``: the agent row of each filled slot, the flat offset of each shard's
-    block, and the flat offset of each filled slot's first feature."""
-    shard, slot = np.nonzero(rows >= 0)
-    blocks = np.arange(MAX_SHARDS) * SHARD_FEATURES
-    return rows[shard, slot], blocks, blocks[shard] + 2 + slot * REPLICA_FEATURES
+class _SlotLayout:
+    """Where each filled slot's agent row and observation features are, for a slot table
+    ``rows`` (MAX_SHARDS, MAX_REPLICAS); recomputed only when the agents' shards change."""
+
+    __slots__ = ("agent_rows", "blocks", "features", "shard_rows")
+
+    def __init__(self, rows: np.ndarray) -> None:
+        shard, slot = np.nonzero(rows >= 0)
+        self.blocks = np.arange(MAX_SHARDS) * SHARD_FEATURES  # each shard's block offset
+        self.agent_rows: list[int] = rows[shard, slot].tolist()  # filled slots, shard-major
+        first = self.blocks[shard] + 2 + slot * REPLICA_FEATURES
+        self.features = (first[:, None] + np.arange(REPLICA_FEATURES)).reshape(-1)
+        self.shard_rows: list[list[int]] = [[r for r in row if r >= 0] for row in rows.tolist()]
 
 
-def _least_loaded(ok: np.ndarray, rows: np.ndarray, load: np.ndarray) -> np.ndarray:
-    """Per shard, the accepting slot with the fewest jobs in flight (lowest slot on ties),
-    or -1 when it has none; ``ok`` and ``rows`` are (MAX_SHARDS, MAX_REPLICAS)."""
-    cost = np.where(ok, load[rows], np.iinfo(np.int64).max)
-    best: np.ndarray = cost.argmin(axis=1)
-    best[~ok.any(axis=1)] = -1
-    return best
+class _Choices:
+    """One view's accepting agents (by row), accepting slots per shard and each shard's
+    least-loaded accepting slot (-1 when none), as Python lists for the per-decision loops."""
+
+    __slots__ = ("best", "layout", "ok", "up")
+
+    def __init__(
+        self, layout: _SlotLayout, up: list[bool], ok: list[list[bool]], best: list[int]
+    ) -> None:
+        self.layout = layout
+        self.up = up  # per agent row: running and heartbeating
+        self.ok = ok  # per shard, per filled slot: its replica accepts work
+        self.best = best  # per shard: the accepting slot with the fewest jobs in flight, or -1
 
 
 def mask_from_obs(obs: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from swarmsim.clock import Call
+from swarmsim.clock import Call, run_until
 from swarmsim.query import Query
 from swarmsim.scenario import Scenario
 from swarmsim.scenario_files import raw_scenario, resolve_scenario
@@ -181,9 +181,9 @@ class SwarmEnv(gym.Env):
     def _advance(self) -> None:
         """Run the simulation until a decision is pending or the episode's time is up."""
         env = self._simulation().env
-        while not self._pending and env.now < self.episode_s:
+        while not self._pending and env._now < self.episode_s:
             self._stop = env.event()
-            env.run(until=self._stop)
+            run_until(env, self._stop)
 
     def _decision_view(self) -> ClusterView:
         head = self._pending[0] if self._pending else None

@@ -280,14 +280,17 @@ class Layer:
         for agent in self.agents:
             if agent.pool is not None:
                 agent.pool.remove(agent)
-        self.ready = [a for a in self.agents if a.accepting]
+        running = AgentState.RUNNING  # ``Agent.accepting``, inlined: layers can be large
+        self.ready = [a for a in self.agents if a.state == running and a.known_alive]
+        if self.role != "retriever":
+            self.pool = Pool.of(self.ready)
+            self.shard_pools = {}
+            return
         self.pool = Pool()
-        self.shard_pools = {}
+        by_shard: dict[int, list[Agent]] = {}
         for agent in self.ready:
-            if self.role == "retriever":
-                self.shard_pools.setdefault(agent.shard, Pool()).add(agent)
-            else:
-                self.pool.add(agent)
+            by_shard.setdefault(agent.shard, []).append(agent)
+        self.shard_pools = {shard: Pool.of(group) for shard, group in by_shard.items()}
 
     def count(self, *states: AgentState) -> int:
         return sum(1 for a in self.agents if a.state in states)

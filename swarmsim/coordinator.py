@@ -440,9 +440,11 @@ class Coordinator:
     def can_serve(self) -> bool:
         """False when some stage has no agent left at all (none running, starting or dead
         awaiting restart): the cluster can serve nothing more."""
-        for layers in self.stages:
-            group = [layers] if isinstance(layers, Layer) else list(layers.values())
-            if not any(layer.agents for layer in group):
+        for layers in self.stages:  # asked after every step of an env: no lists built
+            if isinstance(layers, Layer):
+                if not layers.agents:
+                    return False
+            elif not any(layer.agents for layer in layers.values()):
                 return False
         return True
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from heapq import heappush
 from typing import Any, Literal
 
 import networkx as nx
@@ -161,13 +162,15 @@ class Fabric:
             self.drop(msg, ctx, "loss")
             return
         if src == dst:
+            env = self.env  # env.schedule(transit, NORMAL, ipc_latency_s), inlined (see Transit)
             transit = Transit(msg, (), deliver, ctx, self)
-            self.env.schedule(transit, NORMAL, self.ipc_latency_s)  # type: ignore[arg-type]  # see Transit
+            heappush(env._queue, (env._now + self.ipc_latency_s, NORMAL, next(env._eid), transit))  # type: ignore[misc]
             return
         if self.cut and ((src in self.cut) != (dst in self.cut)):
             self.drop(msg, ctx, "partition")
             return
-        _hop(Transit(msg, self.path(src, dst), deliver, ctx, self))
+        links = self._paths.get((src, dst)) or self.path(src, dst)  # ``path``'s cache, read here
+        _hop(Transit(msg, links, deliver, ctx, self))
 
     def drop(self, msg: Message | None, ctx: Any, reason: str) -> None:
         """Count a dropped message and tell the owner of ``ctx``."""
@@ -199,21 +202,24 @@ class Transit:
 
 def _hop(tr: Transit) -> None:
     """Serialize ``tr`` onto its next link (FIFO) and schedule its arrival at the far end."""
-    if tr.i == len(tr.links):
+    links, i = tr.links, tr.i
+    if i == len(links):
         tr.fabric.delivered += 1
         tr.deliver(tr.msg, tr.ctx)
         return
-    link = tr.links[tr.i]
-    tr.i += 1
+    link = links[i]
+    tr.i = i + 1
     env = tr.fabric.env
     now = env._now
-    start = link.free_at if link.free_at > now else now
-    done = start + tr.msg.size * link.s_per_byte
+    size = tr.msg.size
+    free = link.free_at
+    done = (free if free > now else now) + size * link.s_per_byte
     link.free_at = done
     link.messages += 1
-    link.bytes_carried += tr.msg.size
+    link.bytes_carried += size
     tr.callbacks = _ON_EVENT
-    env.schedule(tr, NORMAL, done + link.latency_s - now)  # type: ignore[arg-type]  # see Transit
+    # env.schedule(tr, NORMAL, done + link.latency_s - now), inlined (see Transit)
+    heappush(env._queue, (now + (done + link.latency_s - now), NORMAL, next(env._eid), tr))  # type: ignore[misc]
 
 
 _ON_EVENT = (_hop,)

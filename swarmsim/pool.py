@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .cluster import Agent
 
 
@@ -23,6 +25,22 @@ class Pool:
         self.buckets: list[dict[int, Agent]] = [{}]
         self.lo = 0  # no non-empty bucket below this index
         self.size = 0
+
+    @classmethod
+    def of(cls, agents: Iterable[Agent]) -> Pool:
+        """A new pool holding ``agents``, exactly as ``add``-ing them in order would."""
+        pool = cls()
+        buckets = pool.buckets
+        size = 0
+        for agent in agents:
+            k = agent.outstanding
+            if len(buckets) <= k:  # a busy agent: a bucket per count up to its own
+                buckets += [{} for _ in range(k + 1 - len(buckets))]
+            buckets[k][agent.id] = agent
+            agent.pool = pool
+            size += 1
+        pool.size = size  # and ``lo`` stays 0: no bucket below 0
+        return pool
 
     def add(self, agent: Agent) -> None:
         k = agent.outstanding

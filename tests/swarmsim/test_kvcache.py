@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import random
+from collections import OrderedDict
+from collections.abc import Sequence
+from itertools import takewhile
+
 import pytest
 
-from swarmsim.kvcache import KVCache, KVCacheConfig, capacity_blocks
+from swarmsim.kvcache import KVCache, KVCacheConfig, capacity_blocks, common_prefix
 from swarmsim.profiles import load_profiles
 from swarmsim.query import Job, Query
 from swarmsim.scenario_files import load_scenario
@@ -100,3 +105,64 @@ def test_pending_overlap_counts_the_prompts_queued_or_served_on_a_replica() -> N
     assert [common_prefix(x, (1, 2, 3)) for x in ((), (1, 2, 3), (1, 2), (2,), (1, 2, 4))] == [
         0, 3, 2, 0, 2,
     ]  # fmt: skip
+
+
+class _ReferenceLRU:
+    """The cache as first written: an OrderedDict moved one block at a time."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.blocks: OrderedDict[int, None] = OrderedDict()
+
+    def match(self, blocks: list[int]) -> int:
+        n = len(list(takewhile(self.blocks.__contains__, blocks)))
+        for h in reversed(blocks[:n]):
+            self.blocks.move_to_end(h)
+        return n
+
+    def insert(self, blocks: list[int]) -> None:
+        for h in reversed(blocks):
+            self.blocks[h] = None
+            self.blocks.move_to_end(h)
+        while len(self.blocks) > self.capacity:
+            self.blocks.popitem(last=False)
+
+
+def test_whole_prompt_moves_keep_the_block_by_block_lru_order() -> None:
+    """Random prompts over 16 block ids (so with repeated blocks, which end where their last
+    touch puts them): after every match and insert the held blocks and their order equal the
+    block-by-block OrderedDict's."""
+    rng = random.Random(7)
+    for _ in range(300):
+        capacity = rng.randint(1, 12)
+        cache, ref = KVCache(capacity), _ReferenceLRU(capacity)
+        for _ in range(30):
+            blocks = [rng.randrange(16) for _ in range(rng.randint(0, 10))]
+            if rng.random() < 0.5:
+                assert cache.match(blocks) == ref.match(blocks)
+            else:
+                cache.insert(blocks)
+                ref.insert(blocks)
+            assert list(cache.blocks) == list(ref.blocks)
+
+
+def _bisected_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def test_common_prefix_equals_the_bisection_over_slice_equality() -> None:
+    """For lists, tuples and the two mixed (a list never equals a tuple: nothing shared)."""
+    rng = random.Random(3)
+    for _ in range(3000):
+        a = [rng.randrange(3) for _ in range(rng.randint(0, 8))]
+        b = a[: rng.randint(0, len(a))] + [rng.randrange(3) for _ in range(rng.randint(0, 4))]
+        for x, y in ((a, b), (tuple(a), tuple(b)), (a, tuple(b)), (tuple(b), a)):
+            assert common_prefix(x, y) == _bisected_prefix(x, y)
+    assert common_prefix((1, 2, 3), (1, 2, 3, 4)) == 3 and common_prefix((1, 2), (1, 3)) == 1
