@@ -6,17 +6,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from fakes import write_trace
 
 from swarmsim import Scenario, load_scenario
 
 StoryFactory = Callable[..., Scenario]
-
-
-def write_trace(path: Path, arrivals: Sequence[float], input_tokens: int = 100) -> Path:
-    """A CSV trace with one query per arrival time (seconds), 100 input and 10 output tokens."""
-    rows = [f"{t},{input_tokens},10" for t in arrivals]
-    path.write_text("\n".join(["t,input_tokens,output_tokens", *rows]) + "\n")
-    return path
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
-"""Hand-built ClusterViews and a recording ControlPlane, for unit tests of the Tasks."""
+"""Hand-built ClusterViews and a recording ControlPlane, for unit tests of the Tasks; a tiny
+trace writer and a launcher that starts nothing, shared by tests in several directories."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -96,3 +99,21 @@ def view(
         totals=total or totals(),
         query=query,
     )
+
+
+def write_trace(path: Path, arrivals: Sequence[float], input_tokens: int = 100) -> Path:
+    """A CSV trace with one query per arrival time (seconds), 100 input and 10 output tokens."""
+    rows = [f"{t},{input_tokens},10" for t in arrivals]
+    path.write_text("\n".join(["t,input_tokens,output_tokens", *rows]) + "\n")
+    return path
+
+
+class NoLauncher:
+    """Starts nothing: the agents exist only in the coordinator's tables."""
+
+    def start(self, spec: object) -> None: ...
+    def stop(self, worker_id: int) -> None: ...
+    def alive(self, worker_id: int) -> bool:
+        return True
+
+    def close(self) -> None: ...

@@ -5,23 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fakes import NoLauncher
 
 from live.coordinator import Coordinator
 from live.corpusfiles import CorpusFiles, write_corpus
-from live.worker import WorkerSpec
 from swarmsim.corpus import scenario_corpus
 from swarmsim.scenario_files import load_scenario
-
-
-class NoLauncher:
-    """Starts nothing: the agents exist only in the coordinator's tables."""
-
-    def start(self, spec: WorkerSpec) -> None: ...
-    def stop(self, worker_id: int) -> None: ...
-    def alive(self, worker_id: int) -> bool:
-        return True
-
-    def close(self) -> None: ...
 
 
 @pytest.fixture

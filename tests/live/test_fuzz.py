@@ -9,7 +9,7 @@ import contextlib
 import msgpack
 import numpy as np
 import pytest
-from conftest import NoLauncher
+from fakes import NoLauncher
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -12,7 +12,7 @@ import json
 import math
 
 import pytest
-from conftest import write_trace
+from fakes import write_trace
 
 from experiments.cli import main
 from experiments.replay import prepare
