@@ -6,8 +6,9 @@ simulator creates them (the ``workload``, ``prefix``, ``bursts`` and ``queries``
 ``RandomStreams``), so a live run and a simulated run of one seed see the same arrivals and
 the same prompts (prefix blocks). Run as
 ``python -m live.load --address ADDR --scenario REF [--set K=V ...] --seed N --duration S
---pool N``; it prints one JSON line of client-side counts when done, or when stopped by
-SIGINT or SIGTERM, or when its parent (the swarm) goes away.
+--pool N [--keys DIR]``; it prints one JSON line of client-side counts when done, or when
+stopped by SIGINT or SIGTERM, or when its parent (the swarm) goes away: then it sends nothing
+more and waits a moment (``STOP_DRAIN_S``) for the answers it is owed.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from swarmsim.scenario import Scenario
 from swarmsim.scenario_files import load_scenario
 from swarmsim.workload import Workload
 
-from . import sockets
+from . import auth, sockets
 from .errors import ProtocolError
+from .keys import party
 from .protocol import DATA, RESPONSE, Message
+
+STOP_DRAIN_S = 1.5  # once stopped, how long the answers still owed are awaited
 
 
 @dataclass
@@ -40,13 +44,15 @@ class ClientStats:
 
     sent: int = 0
     answers: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)  # of the answers other than completed
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
 
     def to_dict(self) -> dict:
         lat = sorted(self.latencies)
         p50 = lat[len(lat) // 2] if lat else None
-        return {"sent": self.sent, "answers": self.answers, "errors": self.errors, "p50_s": p50}
+        return {"sent": self.sent, "answers": self.answers, "reasons": self.reasons,
+                "errors": self.errors, "p50_s": p50}  # fmt: skip
 
 
 def queries(
@@ -81,20 +87,25 @@ def drive(
     duration_s: float,
     drain_s: float,
     stop: Callable[[], bool] = lambda: False,
+    secure: sockets.Secure | None = None,
 ) -> ClientStats:
     """Send ``arrivals`` until ``duration_s``, then wait up to ``drain_s`` for the answers;
-    ``stop()`` true ends it at once (the swarm is shutting down)."""
+    once ``stop()`` is true (the swarm is shutting down) send nothing more and wait at most
+    ``STOP_DRAIN_S`` for the answers still owed (the swarm answers or fails them first)."""
     ctx = zmq.Context()
-    sock = sockets.dealer(ctx, address, f"client-{os.getpid()}".encode())
+    sock = sockets.dealer(ctx, address, f"client-{os.getpid()}".encode(), secure=secure)
     stats, sent_at = ClientStats(), {}
     start = time.monotonic()
+    end, stopping = duration_s + drain_s, False  # answers are awaited until ``end``
     try:
         pending = next(arrivals, None)
-        while not stop():
+        while True:
             now = time.monotonic() - start
+            if not stopping and stop():
+                stopping, pending, end = True, None, min(end, now + STOP_DRAIN_S)
             if pending is not None and pending[0] >= duration_s:
                 pending = None
-            if pending is None and (not sent_at or now > duration_s + drain_s):
+            if pending is None and (not sent_at or now > end):
                 break
             while pending is not None and pending[0] <= now:
                 task = str(stats.sent)
@@ -122,8 +133,12 @@ def _receive(sock: zmq.Socket, stats: ClientStats, sent_at: dict[str, float]) ->
         if t0 is None:
             stats.errors += 1
             continue
-        outcome = msg.payload.get("outcome", "?") if isinstance(msg.payload, dict) else "?"
+        p = msg.payload if isinstance(msg.payload, dict) else {}
+        outcome = str(p.get("outcome", "?"))
         stats.answers[outcome] = stats.answers.get(outcome, 0) + 1
+        if outcome != "completed":
+            reason = str(p.get("reason", "?"))
+            stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
         if outcome == "completed":
             stats.latencies.append(time.monotonic() - t0)
 
@@ -137,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--drain", type=float, default=30.0)
     parser.add_argument("--pool", type=int, required=True)
+    parser.add_argument("--keys", type=Path, help="a key directory: send as its client key")
     args = parser.parse_args(argv)
+    secure = None if args.keys is None else auth.client(party(args.keys, "client"))
     scenario = load_scenario(args.scenario, args.overrides)
     base = Path(args.scenario).parent if Path(args.scenario).is_file() else None
     arrivals = queries(scenario, args.seed, args.pool, base)
@@ -150,10 +167,16 @@ def main(argv: list[str] | None = None) -> int:
         args.duration,
         args.drain,
         stop=lambda: bool(stopping) or os.getppid() != parent,
+        secure=secure,
     )
     print(json.dumps(stats.to_dict()))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # its sockets are closed and its report written: skip freeing every module (numpy, faiss),
+    # which on a loaded machine held a stopping swarm up for tenths of a second
+    os._exit(code)

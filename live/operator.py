@@ -25,9 +25,10 @@ from envs.registry import TASKS
 from swarmsim.errors import SwarmError
 from swarmsim.query import GONE, AgentState
 
-from . import sockets
+from . import auth, sockets
 from .attachment import ACTING, CANDIDATE
 from .errors import LiveError, ProtocolError
+from .keys import party
 from .protocol import CONTROL, RESPONSE, Message
 
 if TYPE_CHECKING:
@@ -159,6 +160,7 @@ def status(coord: Coordinator) -> dict[str, Any]:
         },
         "controllers": {task: slot.status() for task, slot in coord.slots.items()},
         "events": list(coord.changes)[-20:],
+        "auth": None if coord.guard is None else coord.guard.status(),
     }
 
 
@@ -220,17 +222,31 @@ def report_rows(body: dict[str, Any]) -> tuple[dict[str, list], list[dict[str, A
     return columns, shadows
 
 
-def request(address: str, action: str, payload: Any = None, timeout_s: float = TIMEOUT_S) -> Any:
-    """Send one operator request to the swarm at ``address``; its answer's payload. Raises
-    LiveError when nobody answers in ``timeout_s`` or the coordinator refuses."""
+def request(
+    address: str,
+    action: str,
+    payload: Any = None,
+    timeout_s: float = TIMEOUT_S,
+    keys: Path | None = None,
+) -> Any:
+    """Send one operator request to the swarm at ``address`` (as the first operator key in
+    the key directory ``keys``, if given); its answer's payload. Raises LiveError when nobody
+    answers in ``timeout_s``, the swarm refuses the key, or the coordinator refuses."""
     if not address.startswith(("tcp://", "ipc://")):
         raise LiveError(f"{address!r} is not a swarm address (tcp://HOST:PORT, as live up prints)")
+    secure = None if keys is None else auth.client(party(keys, "operator"))
     ctx = zmq.Context()
     try:
-        sock = sockets.dealer(ctx, address, f"operator-{os.getpid()}-{time.time_ns()}".encode())
+        ident = f"operator-{os.getpid()}-{time.time_ns()}".encode()
+        sock = sockets.dealer(ctx, address, ident, secure=secure)
+        refused = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
         sockets.send(sock, Message(CONTROL, action, "op", "operator", payload))
-        if not sock.poll(timeout_s * 1000):
-            raise LiveError(f"no swarm answered at {address} within {timeout_s:g} s")
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(refused, zmq.POLLIN)
+        ready = dict(poller.poll(timeout_s * 1000))
+        if sock not in ready:
+            raise LiveError(_silence(address, timeout_s, keys, refused in ready))
         _, reply = sockets.recv(sock, routed=False)
     finally:
         ctx.destroy(linger=0)
@@ -240,6 +256,14 @@ def request(address: str, action: str, payload: Any = None, timeout_s: float = T
     if reply.action == "ERROR":
         raise LiveError(str(body.get("error", "refused")))
     return body
+
+
+def _silence(address: str, timeout_s: float, keys: Path | None, refused: bool) -> str:
+    """Why no answer came, in one line."""
+    if refused:
+        return f"the swarm at {address} refused the operator key in {keys} (not in its operators/)"
+    hint = "" if keys is None else f" (is {keys}/coordinator/coordinator.key this swarm's?)"
+    return f"no swarm answered at {address} within {timeout_s:g} s{hint}"
 
 
 def artifact_hash(spec: str) -> str | None:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from controllers.spec import resolve_live
 from swarmsim.corpus import scenario_corpus
 from swarmsim.errors import SwarmError
 from swarmsim.metrics import check_conservation, write_timeline
-from swarmsim.query import AgentState, FailureReason, Outcome
+from swarmsim.query import AgentState
 from swarmsim.scenario import Scenario
 from swarmsim.scenario_files import load_scenario
 from swarmsim.summary import (
@@ -40,11 +39,11 @@ from .corpusfiles import CorpusFiles, write_corpus
 from .errors import LiveError
 from .launcher import SINGLE_THREAD_ENV, LocalLauncher
 from .operator import controller_hash
+from .shutdown import WORKER_GRACE_S, client_report, wind_down
 from .telemetry import Telemetry, billing
 from .worker import WorkerSpec
 
 LIVE_ROLES = ("embedder", "retriever", "synthesizer", "evaluator")
-SHUTDOWN_DRAIN_S = 3.0  # live up: how long queries in flight may finish once load stops
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,9 @@ class LiveRun:
     config: LiveConfig = field(default_factory=LiveConfig)
     control_bind: str = "tcp://127.0.0.1:0"  # where operators reach the coordinator
     query_bind: str = "tcp://127.0.0.1:0"  # where clients send queries
+    worker_bind: str = "tcp://127.0.0.1:0"  # where workers report
+    keys: Path | None = None  # a key directory (``live.keys``): CURVE and an authenticator
+    insecure: bool = False  # without keys, allow binds other machines can reach
 
 
 def check_live(scenario: Scenario) -> None:
@@ -131,8 +133,8 @@ class Swarm:
     """A coordinator and its worker processes on loopback, as a context manager that stops
     every process on every path."""
 
-    def __init__(self, run: LiveRun) -> None:
-        self.run = run
+    def __init__(self, run: LiveRun, stop: Callable[[], bool] = lambda: False) -> None:
+        self.run, self.stop = run, stop  # ``stop()`` true: a signal asked to stop (``Stop``)
         overrides = list(run.overrides)
         if run.duration_s is not None:  # as ``simulate --duration``: warm-up <= a tenth
             warmup = load_scenario(run.scenario, overrides).warmup_s
@@ -142,7 +144,7 @@ class Swarm:
         self.arms = [resolve_live(spec) for spec in run.controllers]  # before any process
         self.tmp = tempfile.TemporaryDirectory(prefix="swarmsim-live-")
         self.coord: Coordinator | None = None
-        self.launcher = LocalLauncher()
+        self.launcher = LocalLauncher(grace_s=WORKER_GRACE_S)
 
     def __enter__(self) -> Swarm:
         try:
@@ -163,9 +165,12 @@ class Swarm:
             files,
             self.launcher,
             run.config,
+            workers_bind=run.worker_bind,
             clients_bind=run.query_bind,
             telemetry=Telemetry(run.metrics_port),
             control_bind=run.control_bind,
+            keys=run.keys,
+            insecure=run.insecure,
         )
         self.coord.record = run.record is not None
         for i, (layer, device, node, shard) in enumerate(plan_workers(scenario, run.workers)):
@@ -189,6 +194,7 @@ class Swarm:
                 kv_blocks=self.coord.kv.capacity(layer, device),
                 block_tokens=scenario.workload.block_tokens,
                 retrieval=scenario.retrieval,
+                keys="" if run.keys is None else str(run.keys.resolve()),
             )
             self.coord.roster.launch(spec, node)
         self.wait_ready()
@@ -207,6 +213,8 @@ class Swarm:
             dead = [i for i in coord.agents if not self.launcher.alive(i)]
             if dead:
                 raise LiveError(f"worker {dead[0]} exited while starting (see its stderr)")
+            if self.stop():
+                raise KeyboardInterrupt  # a signal while starting: stop at once
             coord.step(0.05)
 
     def serve_until(self, done: Callable[[], bool], limit_s: float) -> None:
@@ -225,10 +233,16 @@ class Swarm:
             self.tmp.cleanup()
 
 
-def run_live(run: LiveRun, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Start the swarm, drive the scenario's load for the duration, return the summary."""
+def run_live(
+    run: LiveRun,
+    progress: Callable[[float], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> dict[str, Any]:
+    """Start the swarm, drive the scenario's load for the duration, return the summary. A
+    ``stop()`` request (a signal, ``Stop``) ends it early: the queries in flight are answered
+    or failed (``wind_down``) and the summary covers what ran."""
     wall = time.perf_counter()
-    with Swarm(run) as swarm:
+    with Swarm(run, stop) as swarm:
         scenario, coord = swarm.scenario, swarm.coord
         duration = run.duration_s or scenario.duration_s
         drain = coord.deadline_s + 2 * coord.dead_after_s
@@ -240,10 +254,10 @@ def run_live(run: LiveRun, progress: Callable[[float], None] | None = None) -> d
             def done() -> bool:
                 if progress is not None:
                     progress(min((time.monotonic() - started) / duration, 1.0))
-                return load.poll() is not None and not coord.active
+                return stop() or (load.poll() is not None and not coord.active)
 
             swarm.serve_until(done, duration + drain + 10)
-            client = _client_stats(load)
+            client = wind_down(swarm, load) if stop() else client_report(load)
         finally:
             if load.poll() is None:
                 load.kill()
@@ -262,11 +276,11 @@ def serve(
 ) -> dict[str, Any]:
     """``swarmsim live up``: start the swarm (and its load generator, unless ``load`` is
     false: clients then send to the query address), ``announce`` its addresses, serve until
-    interrupted or ``stop()``, give queries in flight a moment, fail the rest, and stop every
-    process.
+    interrupted or ``stop()``, then wind down (``live.shutdown``: queries in flight get a
+    moment, the rest are failed with reason shutdown) and stop every process.
     The recording, if asked for, is streamed to its file once a second. The summary."""
     wall = time.perf_counter()
-    with Swarm(run) as swarm:
+    with Swarm(run, stop) as swarm:
         coord = swarm.coord
         coord.restart_clock()
         gen = None
@@ -284,6 +298,7 @@ def serve(
                     "metrics_port": coord.telemetry.port,
                     "load": load,
                     "record": None if run.record is None else str(run.record),
+                    "keys": None if run.keys is None else str(run.keys),
                 }
             )
             flush = 0.0
@@ -294,11 +309,7 @@ def serve(
                         flush = time.monotonic() + 1.0
                         _append(out, coord.take_recording())
         finally:
-            client = _stop_load(gen)
-            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C cuts this short
-                swarm.serve_until(lambda: not coord.active, SHUTDOWN_DRAIN_S)
-            for query in list(coord.active.values()):  # every accepted query gets its answer
-                coord.finish(query, Outcome.FAILED, FailureReason.SHUTDOWN)
+            client = wind_down(swarm, gen)
             if out is not None:
                 _append(out, coord.take_recording())
                 out.close()
@@ -309,20 +320,6 @@ def _append(out, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         out.write(json.dumps(row) + "\n")
     out.flush()
-
-
-def _stop_load(gen: subprocess.Popen | None) -> dict[str, Any]:
-    """Stop the load generator (it reports what it saw on SIGTERM); its client stats."""
-    if gen is None:
-        return {}
-    if gen.poll() is None:
-        gen.send_signal(signal.SIGTERM)
-    try:
-        return _client_stats(gen)
-    except subprocess.TimeoutExpired:
-        gen.kill()
-        gen.wait()
-        return {}
 
 
 def _start_load(run: LiveRun, address: str, duration: float, drain: float, pool: int):
@@ -345,15 +342,11 @@ def _start_load(run: LiveRun, address: str, duration: float, drain: float, pool:
     ]
     for item in run.overrides:
         cmd += ["--set", item]
+    if run.keys is not None:
+        cmd += ["--keys", str(run.keys)]
     return subprocess.Popen(
         cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, **SINGLE_THREAD_ENV}
     )
-
-
-def _client_stats(load: subprocess.Popen) -> dict[str, Any]:
-    out, _ = load.communicate(timeout=10)
-    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-    return json.loads(lines[-1]) if lines else {}
 
 
 def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> Summary:
