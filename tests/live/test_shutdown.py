@@ -33,12 +33,11 @@ SIGNALS = {"ctrl-c": (signal.SIGINT, True), "sigterm": (signal.SIGTERM, False)}
 
 
 def _serving(proc: subprocess.Popen, verb: str, timeout_s: float = 90) -> None:
-    """Wait until the swarm serves: live up announces itself; live run's load generator
-    (started once every worker reported READY) has made its ZeroMQ context, whose I/O
-    thread is its second thread: it is past its imports and sending."""
+    """Wait until the swarm serves: its load generator (started once every worker reported
+    READY; live up announces itself then) has made its ZeroMQ context, whose I/O thread is
+    its second thread: it is past its imports and sending."""
     if verb == "up":
         assert "up" in json.loads(proc.stdout.readline())
-        return
     end = time.monotonic() + timeout_s
     while time.monotonic() < end and proc.poll() is None:
         for pid in children(proc.pid):
@@ -128,8 +127,9 @@ def test_twenty_signalled_swarms_each_go_within_2_s_and_leave_no_process(verb, h
         stopped = _signalled(verb, sig, whole_group, time_scale=0.05, serve_s=1.0)
         times.append(stopped.exit_s)
         orphans += stopped.orphans
-        client = _summary(stopped)["client"]
-        assert client["sent"] == sum(client["answers"].values())  # every query answered
+        summary = _summary(stopped)
+        client = summary["client"]  # every query sent answered, none admitted unsent
+        assert client["sent"] == sum(client["answers"].values()) >= summary["queries"]["submitted"]
     print(f"live {verb} {how}: max {max(times):.3f} s, mean {sum(times) / 20:.3f} s over 20 "
           f"runs, {len(orphans)} orphans")  # fmt: skip
     assert orphans == []
