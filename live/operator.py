@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from controllers.spec import resolve_live
 from envs.registry import TASKS
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 NAME = "coordinator"
 RECENT_S = 60.0  # the window of the latency percentiles in status
 TIMEOUT_S = 10.0  # how long a client waits for the coordinator's answer
+HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 
 
 def handle(coord: Coordinator, msg: Message) -> Message:
@@ -239,14 +241,15 @@ def request(
     try:
         ident = f"operator-{os.getpid()}-{time.time_ns()}".encode()
         sock = sockets.dealer(ctx, address, ident, secure=secure)
-        refused = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+        failed = sock.get_monitor_socket(HANDSHAKE_FAILED)
         sockets.send(sock, Message(CONTROL, action, "op", "operator", payload))
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
-        poller.register(refused, zmq.POLLIN)
+        poller.register(failed, zmq.POLLIN)
         ready = dict(poller.poll(timeout_s * 1000))
         if sock not in ready:
-            raise LiveError(_silence(address, timeout_s, keys, refused in ready))
+            event = recv_monitor_message(failed)["event"] if failed in ready else None
+            raise LiveError(_silence(address, timeout_s, keys, event))
         _, reply = sockets.recv(sock, routed=False)
     finally:
         ctx.destroy(linger=0)
@@ -258,10 +261,14 @@ def request(
     return body
 
 
-def _silence(address: str, timeout_s: float, keys: Path | None, refused: bool) -> str:
-    """Why no answer came, in one line."""
-    if refused:
+def _silence(address: str, timeout_s: float, keys: Path | None, event: int | None) -> str:
+    """Why no answer came, in one line (``event``: the handshake's failure, if it failed)."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
         return f"the swarm at {address} refused the operator key in {keys} (not in its operators/)"
+    if event is not None:  # a mechanism mismatch: one side has keys, the other none
+        if keys is None:
+            return f"the swarm at {address} has keys: give --keys DIR with an operator key"
+        return f"the swarm at {address} has no keys: leave out --keys"
     hint = "" if keys is None else f" (is {keys}/coordinator/coordinator.key this swarm's?)"
     return f"no swarm answered at {address} within {timeout_s:g} s{hint}"
 

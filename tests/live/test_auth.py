@@ -243,8 +243,8 @@ def test_a_swarm_with_keys_serves_its_own_parties_and_refuses_others(tmp_path, k
         assert st["auth"]["running"] and st["auth"]["workers"]["admitted"] >= 8
         assert main(["live", "status", addr, "--keys", str(keys)]) == 0
         assert "authenticator running  workers " in capsys.readouterr().out
-        with pytest.raises(LiveError, match="no swarm answered"):  # no keys: no handshake
-            request(addr, "STATUS", timeout_s=1.0)
+        with pytest.raises(LiveError, match="has keys: give --keys DIR"):  # no handshake
+            request(addr, "STATUS", timeout_s=5.0)
         other = tmp_path / "other"  # an operator key this swarm does not know
         make_keys(other, {"operator": 1})
         shutil.copy(keys / "coordinator" / "coordinator.key", other / "coordinator")
@@ -256,3 +256,8 @@ def test_a_swarm_with_keys_serves_its_own_parties_and_refuses_others(tmp_path, k
     summary = announced.get(timeout=1)
     assert summary["queries"]["completed"] >= 3
     assert summary["messages"]["dropped"].get("unauthenticated", 0) == 0
+
+
+def test_an_operator_with_keys_at_a_swarm_without_is_told_so(offline, keys):
+    with pytest.raises(LiveError, match="has no keys: leave out --keys"):
+        request(offline.control_address, "STATUS", timeout_s=5.0, keys=keys)
