@@ -53,7 +53,7 @@ def make_keys(directory: Path, counts: dict[str, int]) -> list[Path]:
         if role not in ROLE_DIRS:
             raise ValueError(f"role must be one of {sorted(ROLE_DIRS)}, got {role!r}")
         if n < 0:
-            raise ValueError(f"--{ROLE_DIRS[role]}: expected a count >= 0, got {n}")
+            raise LiveError(f"--{ROLE_DIRS[role]}: expected a count >= 0, got {n}")
     private = directory / PRIVATE
     private.mkdir(mode=0o700, parents=True, exist_ok=True)
     private.chmod(0o700)  # also when it existed: secret keys are the owner's only
