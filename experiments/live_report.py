@@ -33,11 +33,12 @@ from .tables import table, text
 QUANTILES = (0.5, 0.95, 0.99)
 
 
-def from_swarm(address: str) -> dict[str, Any]:
-    """The report of the swarm running at ``address``."""
+def from_swarm(address: str, keys: Path | None = None) -> dict[str, Any]:
+    """The report of the swarm running at ``address`` (asked with the operator key in the
+    key directory ``keys``, if given)."""
     from live.operator import report_rows, request
 
-    columns, shadows = report_rows(request(address, "REPORT"))
+    columns, shadows = report_rows(request(address, "REPORT", keys=keys))
     return build(columns, shadows, str(address))
 
 

@@ -2,7 +2,7 @@
 one stage per guarantee, each printing one flushed line of figures; ``results/reliability.md``
 quotes them.
 
-    python -m experiments.reliability [--stages kill,pause,hang,keepalive,restart,links,
+    python -m experiments.reliability [--stages kill,pause,hang,keepalive,restart,links,controllers,
         sim-live] [--links-s 240] [--compare-s 600] [--json FILE]
 
 Every stage starts its own homelab swarm with the scenario's heartbeats (1 s, liveness 3)
@@ -45,7 +45,8 @@ from swarmsim.scenario_files import load_scenario
 FAST = LiveConfig(time_scale=0.05, deadline_s=10.0)  # deadline: 10 s, not homelab's 80 s
 COMPARED = ("kill:retriever#1@100", "pause:synth-small@200+30", "partition:worlock@300+20",
             "slow:embedder@400+60=3")  # fmt: skip
-STAGES = ("kill", "pause", "hang", "keepalive", "restart", "links", "sim-live")
+STAGES = ("kill", "pause", "hang", "keepalive", "restart", "links", "controllers", "sim-live")
+FAULTY = 8  # decisions a faulty controller gets wrong (then it recovers), controllers stage
 
 
 def _live(rate: float, workers: int, *inject: str) -> LiveRun:
@@ -214,6 +215,47 @@ def links_stage(args: argparse.Namespace) -> dict[str, Any]:
             "availability": faults["availability"], "client": out}  # fmt: skip
 
 
+def controllers_stage(_: argparse.Namespace) -> dict[str, Any]:
+    """Item 10: a routing controller that raises, returns invalid or NaN actions, or hangs, for
+    FAULTY decisions: each is replaced by the heuristic's in the same decision; the policy is
+    benched at the next heartbeat and acts again after ``recover_after`` valid decisions."""
+    out: dict[str, Any] = {}
+    for mode in ("raise", "invalid", "nan", "hang"):
+        spec = f"shard-routing=faulty:mode={mode}:after=5:lasting={FAULTY}"
+        run = LiveRun("homelab", ("rate=6", "warmup_s=0"), controllers=(spec,), workers=8,
+                      config=FAST)  # fmt: skip
+        with Swarm(run) as swarm:
+            coord = swarm.coord
+            coord.restart_clock()
+            slot, client = coord.slots["shard-routing"], Client(swarm, 30.0)
+            first = benched = back = None
+            end = time.monotonic() + 120
+            while (client.is_alive() or coord.active) and time.monotonic() < end:
+                coord.step(0.05)
+                entry = slot.acting
+                failed = sum(entry.guard.fallbacks[r] for r in ("raised", "deadline", "invalid"))
+                if first is None and failed:
+                    first = coord.now()
+                if benched is None and entry.benched:
+                    benched = coord.now()
+                if benched is not None and back is None and not entry.benched:
+                    back = coord.now()
+            beat = swarm.scenario.failures.heartbeat_interval_s
+            stats = client.stats
+            asked = entry.guard.policy.decisions  # the faulty controller's, probes included
+            out[mode] = {
+                "faulty_answers": min(max(asked - 5, 0), FAULTY),
+                "replaced_by_heuristic": failed,
+                "benched_after_heartbeats": None if benched is None else (benched - first) / beat,
+                "reinstated_after_s": None if back is None else back - benched,
+                "decide_ms_max": max(slot.decide_us) / 1e3,
+                "acting_at_end": slot.acting.label if not slot.acting.benched else "benched",
+                "sent": stats.sent,
+                "completed": stats.answers.get("completed", 0),
+            }
+    return out
+
+
 def sim_live_stage(args: argparse.Namespace) -> dict[str, Any]:
     """Item 14: one schedule (kill, pause, partition, slow) in the simulator and live, on the
     same seed's arrivals: availability and p99 side by side."""
@@ -263,6 +305,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "keepalive": keepalive_stage,
     "restart": restart_stage,
     "links": links_stage,
+    "controllers": controllers_stage,
     "sim-live": sim_live_stage,
 }
 

@@ -113,6 +113,12 @@ def render_status(st: dict[str, Any]) -> str:
         f"  p50 {_num(rec['p50_s'], ' s')}  p95 {_num(rec['p95_s'], ' s')}"
         f"  p99 {_num(rec['p99_s'], ' s')}",
     ]
+    auth = st.get("auth")
+    if auth is not None:  # a swarm with keys: what each socket's authenticator decided
+        state = "running" if auth["running"] else "DOWN"
+        lines.append(f"keys {auth['keys']}  authenticator {state}"
+                     + "".join(f"  {d} {auth[d]['admitted']} admitted / {auth[d]['denied']} denied"
+                               for d in ("workers", "clients", "control")))  # fmt: skip
     lines += ["", _layers(st["layers"]), ""]
     if not st["controllers"]:
         lines.append("controllers: none attached (every Task runs its heuristic)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -32,6 +33,7 @@ from swarmsim.view import NO_AGENT, ClusterView, RoutePlan
 
 from . import sockets
 from .attachment import TaskSlot
+from .auth import Guard, check_exposure, unauthenticated
 from .config import LiveConfig
 from .controls import Controls
 from .corpusfiles import CorpusFiles
@@ -50,6 +52,8 @@ from .state import Agent, Job, Query
 from .telemetry import Telemetry, build_view
 from .window import LoadWindow
 
+CLIENT_FLUSH_MS = 200  # at close, how long answers already sent may take to reach clients
+
 
 class Coordinator:
     """The live swarm's coordinator (one per swarm, in the process that runs it)."""
@@ -65,6 +69,8 @@ class Coordinator:
         telemetry: Telemetry | None = None,
         control_bind: str = "tcp://127.0.0.1:0",
         metrics: Metrics | None = None,  # a restarted coordinator's: the run's so far
+        keys: Path | None = None,
+        insecure: bool = False,
     ) -> None:
         self.scenario, self.files, self.launcher = scenario, files, launcher
         self.cfg = cfg or LiveConfig()
@@ -72,14 +78,23 @@ class Coordinator:
         failures = scenario.failures
         self.heartbeat_s = failures.heartbeat_interval_s
         self.dead_after_s = failures.heartbeat_interval_s * failures.heartbeat_liveness
+        check_exposure((workers_bind, clients_bind, control_bind), keys is not None, insecure)
+        self.keys, self.insecure = keys, insecure  # kept for a restart (live.faults)
         self.ctx = zmq.Context()
+        self.auth: Guard | None = None  # the authenticator, when the swarm has keys
         try:
-            self.workers = sockets.router(self.ctx, workers_bind, self.cfg.hwm)
-            self.clients = sockets.router(self.ctx, clients_bind, self.cfg.hwm)
-            self.control = sockets.router(self.ctx, control_bind, self.cfg.hwm)  # operators
+            self.auth = None if keys is None else Guard(self.ctx, keys)
+            secure = (lambda _: None) if self.auth is None else self.auth.server
+            self.workers = sockets.router(self.ctx, workers_bind, self.cfg.hwm, secure("workers"))
+            self.clients = sockets.router(self.ctx, clients_bind, self.cfg.hwm, secure("clients"))
+            self.control = sockets.router(self.ctx, control_bind, self.cfg.hwm,
+                                          secure("control"))  # operators  # fmt: skip
         except BaseException:
+            if self.auth is not None:
+                self.auth.close()
             self.ctx.destroy(linger=0)
             raise
+        self.stopping = False  # shutting down: new queries are answered FAILED shutdown
         self.poller = zmq.Poller()
         for sock in (self.workers, self.clients, self.control):
             self.poller.register(sock, zmq.POLLIN)
@@ -161,6 +176,9 @@ class Coordinator:
             self.launcher.close()
         finally:
             self.controls.close()
+            if self.auth is not None:
+                self.auth.close()
+            self.clients.close(linger=CLIENT_FLUSH_MS)  # final answers get a moment to leave
             self.ctx.destroy(linger=0)
             self.telemetry.close()
 
@@ -172,6 +190,8 @@ class Coordinator:
         for query in list(self.active.values()):
             self.finish(query, Outcome.FAILED, COORDINATOR_RESTART)
         self.controls.close()
+        if self.auth is not None:
+            self.auth.close()
         self.ctx.destroy(linger=0)
 
     # --- the loop --------------------------------------------------------------------------
@@ -197,7 +217,13 @@ class Coordinator:
         name = self.sock_names[sock]
         for _ in range(1000):  # bounded, so housekeeping runs even under a flood
             try:
-                peer, frames = sockets.recv_raw(sock, True, zmq.NOBLOCK)
+                if self.auth is None:
+                    peer, frames = sockets.recv_raw(sock, True, zmq.NOBLOCK)
+                else:
+                    user, peer, frames = sockets.recv_raw_keyed(sock)
+                    if not self.auth.admits(sock, user):  # refused, never answered
+                        self._refuse(sock, None, unauthenticated(user))
+                        continue
             except zmq.Again:
                 return
             self.counts["received"] += 1
@@ -238,6 +264,8 @@ class Coordinator:
 
     def _heartbeat(self, now: float) -> None:
         self.controls.check()
+        if self.auth is not None:
+            self.auth.refresh()  # keys added or revoked since
         beat = Message(CONTROL, "HEARTBEAT", "", NAME)
         for agent in list(self.agents.values()):
             if agent.state in GONE:
@@ -336,6 +364,10 @@ class Coordinator:
     def _from_client(self, peer: bytes, msg: Message) -> None:
         if msg.type != DATA or msg.action != "QUERY":
             self._refuse(self.clients, peer, ProtocolError("action", f"{msg.action} from client"))
+            return
+        if self.stopping:  # not admitted: told so, not left waiting
+            answer = {"outcome": str(Outcome.FAILED), "reason": str(FailureReason.SHUTDOWN)}
+            sockets.send(self.clients, Message(RESPONSE, "FAILED", msg.task, NAME, answer), peer)
             return
         if not self.guard.admit(peer, time.monotonic()):
             self._throttled(peer, msg)

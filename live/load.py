@@ -6,8 +6,9 @@ simulator creates them (the ``workload``, ``prefix``, ``bursts`` and ``queries``
 ``RandomStreams``), so a live run and a simulated run of one seed see the same arrivals and
 the same prompts (prefix blocks). Run as
 ``python -m live.load --address ADDR --scenario REF [--set K=V ...] --seed N --duration S
---pool N [--retry S]``; it prints one JSON line of client-side counts when done, or when
-stopped by SIGINT or SIGTERM, or when its parent (the swarm) goes away.
+--pool N [--retry S] [--keys DIR]``; it prints one JSON line of client-side counts when done,
+or when stopped by SIGINT or SIGTERM, or when its parent (the swarm) goes away: then it sends
+nothing more and waits a moment (``STOP_DRAIN_S``) for the answers it is owed.
 
 With ``--retry S`` it is a Lazy Pirate client (the ZeroMQ guide's): a query unanswered after
 S seconds is sent again under the same task id, up to ``RETRIES`` times, then counted
@@ -34,12 +35,14 @@ from swarmsim.scenario import Scenario
 from swarmsim.scenario_files import load_scenario
 from swarmsim.workload import Workload
 
-from . import sockets
+from . import auth, sockets
 from .errors import ProtocolError
+from .keys import party
 from .protocol import DATA, RESPONSE, Message
 
 RETRIES = 2  # resends of an unanswered query before the client reports it failed
 UNANSWERED = "unanswered"  # the client's outcome for a query it gave up on
+STOP_DRAIN_S = 1.5  # once stopped, how long the answers still owed are awaited
 
 
 @dataclass
@@ -48,6 +51,7 @@ class ClientStats:
 
     sent: int = 0
     answers: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)  # of the answers other than completed
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     resent: int = 0  # Lazy Pirate resends of unanswered queries
@@ -56,8 +60,9 @@ class ClientStats:
     def to_dict(self) -> dict:
         lat = sorted(self.latencies)
         p50 = lat[len(lat) // 2] if lat else None
-        return {"sent": self.sent, "answers": self.answers, "errors": self.errors, "p50_s": p50,
-                "resent": self.resent, "duplicates": self.duplicates}  # fmt: skip
+        return {"sent": self.sent, "answers": self.answers, "reasons": self.reasons,
+                "errors": self.errors, "p50_s": p50, "resent": self.resent,
+                "duplicates": self.duplicates}  # fmt: skip
 
     def answer(self, outcome: str) -> None:
         self.answers[outcome] = self.answers.get(outcome, 0) + 1
@@ -106,22 +111,27 @@ def drive(
     drain_s: float,
     stop: Callable[[], bool] = lambda: False,
     retry_s: float | None = None,
+    secure: sockets.Secure | None = None,
 ) -> ClientStats:
     """Send ``arrivals`` until ``duration_s``, then wait up to ``drain_s`` for the answers;
-    ``stop()`` true ends it at once (the swarm is shutting down). With ``retry_s``, a query
-    unanswered that long is resent (Lazy Pirate); queries still unanswered at the end are
-    counted ``unanswered``."""
+    once ``stop()`` is true (the swarm is shutting down) send nothing more and wait at most
+    ``STOP_DRAIN_S`` for the answers still owed (the swarm answers or fails them first). With
+    ``retry_s``, a query unanswered that long is resent (Lazy Pirate); queries still
+    unanswered at the end are counted ``unanswered``."""
     ctx = zmq.Context()
-    sock = sockets.dealer(ctx, address, f"client-{os.getpid()}".encode())
+    sock = sockets.dealer(ctx, address, f"client-{os.getpid()}".encode(), secure=secure)
     stats, waiting, answered = ClientStats(), {}, set()
     start = time.monotonic()
+    end, stopping = duration_s + drain_s, False  # answers are awaited until ``end``
     try:
         pending = next(arrivals, None)
-        while not stop():
+        while True:
             now = time.monotonic() - start
+            if not stopping and stop():
+                stopping, pending, end = True, None, min(end, now + STOP_DRAIN_S)
             if pending is not None and pending[0] >= duration_s:
                 pending = None
-            if pending is None and (not waiting or now > duration_s + drain_s):
+            if pending is None and (not waiting or now > end):
                 break
             while pending is not None and pending[0] <= now:
                 task = str(stats.sent)
@@ -131,7 +141,7 @@ def drive(
                 pending = next(arrivals, None)
                 if pending is not None and pending[0] >= duration_s:
                     pending = None
-            if retry_s is not None:
+            if retry_s is not None and not stopping:
                 _resend(sock, stats, waiting, retry_s)
             wait = 0.1 if pending is None else max(pending[0] - now, 0.0)
             if sock.poll(min(wait, 0.1) * 1000):
@@ -176,8 +186,12 @@ def _receive(sock: zmq.Socket, stats: ClientStats, waiting: dict, answered: set)
             continue
         if q.tries > 1:  # only a query sent more than once can be answered twice
             answered.add(msg.task)
-        outcome = msg.payload.get("outcome", "?") if isinstance(msg.payload, dict) else "?"
+        p = msg.payload if isinstance(msg.payload, dict) else {}
+        outcome = str(p.get("outcome", "?"))
         stats.answer(outcome)
+        if outcome != "completed":
+            reason = str(p.get("reason", "?"))
+            stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
         if outcome == "completed":
             stats.latencies.append(time.monotonic() - q.first)
 
@@ -194,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--retry", type=float, default=None, help="resend a query unanswered this long (s)"
     )
+    parser.add_argument("--keys", type=Path, help="a key directory: send as its client key")
     args = parser.parse_args(argv)
+    secure = None if args.keys is None else auth.client(party(args.keys, "client"))
     scenario = load_scenario(args.scenario, args.overrides)
     base = Path(args.scenario).parent if Path(args.scenario).is_file() else None
     arrivals = queries(scenario, args.seed, args.pool, base)
@@ -208,10 +224,16 @@ def main(argv: list[str] | None = None) -> int:
         args.drain,
         stop=lambda: bool(stopping) or os.getppid() != parent,
         retry_s=args.retry,
+        secure=secure,
     )
     print(json.dumps(stats.to_dict()))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # its sockets are closed and its report written: skip freeing every module (numpy, faiss),
+    # which on a loaded machine held a stopping swarm up for tenths of a second
+    os._exit(code)

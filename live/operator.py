@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from controllers.spec import resolve_live
 from envs.registry import TASKS
@@ -26,10 +27,11 @@ from swarmsim.errors import SwarmError
 from swarmsim.faults import check_targets, parse_fault
 from swarmsim.query import GONE, AgentState
 
-from . import sockets
+from . import auth, sockets
 from .attachment import ACTING, CANDIDATE
 from .errors import LiveError, ProtocolError
 from .faults import agent_counts
+from .keys import party
 from .protocol import CONTROL, RESPONSE, Message
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 NAME = "coordinator"
 RECENT_S = 60.0  # the window of the latency percentiles in status
 TIMEOUT_S = 10.0  # how long a client waits for the coordinator's answer
+HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 
 
 def handle(coord: Coordinator, msg: Message) -> Message:
@@ -176,6 +179,7 @@ def status(coord: Coordinator) -> dict[str, Any]:
         },
         "controllers": {task: slot.status() for task, slot in coord.slots.items()},
         "events": list(coord.changes)[-20:],
+        "auth": None if coord.auth is None else coord.auth.status(),
     }
 
 
@@ -237,17 +241,32 @@ def report_rows(body: dict[str, Any]) -> tuple[dict[str, list], list[dict[str, A
     return columns, shadows
 
 
-def request(address: str, action: str, payload: Any = None, timeout_s: float = TIMEOUT_S) -> Any:
-    """Send one operator request to the swarm at ``address``; its answer's payload. Raises
-    LiveError when nobody answers in ``timeout_s`` or the coordinator refuses."""
+def request(
+    address: str,
+    action: str,
+    payload: Any = None,
+    timeout_s: float = TIMEOUT_S,
+    keys: Path | None = None,
+) -> Any:
+    """Send one operator request to the swarm at ``address`` (as the first operator key in
+    the key directory ``keys``, if given); its answer's payload. Raises LiveError when nobody
+    answers in ``timeout_s``, the swarm refuses the key, or the coordinator refuses."""
     if not address.startswith(("tcp://", "ipc://")):
         raise LiveError(f"{address!r} is not a swarm address (tcp://HOST:PORT, as live up prints)")
+    secure = None if keys is None else auth.client(party(keys, "operator"))
     ctx = zmq.Context()
     try:
-        sock = sockets.dealer(ctx, address, f"operator-{os.getpid()}-{time.time_ns()}".encode())
+        ident = f"operator-{os.getpid()}-{time.time_ns()}".encode()
+        sock = sockets.dealer(ctx, address, ident, secure=secure)
+        failed = sock.get_monitor_socket(HANDSHAKE_FAILED)
         sockets.send(sock, Message(CONTROL, action, "op", "operator", payload))
-        if not sock.poll(timeout_s * 1000):
-            raise LiveError(f"no swarm answered at {address} within {timeout_s:g} s")
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(failed, zmq.POLLIN)
+        ready = dict(poller.poll(timeout_s * 1000))
+        if sock not in ready:
+            event = recv_monitor_message(failed)["event"] if failed in ready else None
+            raise LiveError(_silence(address, timeout_s, keys, event))
         _, reply = sockets.recv(sock, routed=False)
     finally:
         ctx.destroy(linger=0)
@@ -257,6 +276,18 @@ def request(address: str, action: str, payload: Any = None, timeout_s: float = T
     if reply.action == "ERROR":
         raise LiveError(str(body.get("error", "refused")))
     return body
+
+
+def _silence(address: str, timeout_s: float, keys: Path | None, event: int | None) -> str:
+    """Why no answer came, in one line (``event``: the handshake's failure, if it failed)."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return f"the swarm at {address} refused the operator key in {keys} (not in its operators/)"
+    if event is not None:  # a mechanism mismatch: one side has keys, the other none
+        if keys is None:
+            return f"the swarm at {address} has keys: give --keys DIR with an operator key"
+        return f"the swarm at {address} has no keys: leave out --keys"
+    hint = "" if keys is None else f" (is {keys}/coordinator/coordinator.key this swarm's?)"
+    return f"no swarm answered at {address} within {timeout_s:g} s{hint}"
 
 
 def artifact_hash(spec: str) -> str | None:

@@ -8,7 +8,6 @@ import itertools
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from swarmsim.corpus import scenario_corpus
 from swarmsim.errors import SwarmError
 from swarmsim.faults import check_targets, parse_faults
 from swarmsim.metrics import check_conservation, write_timeline
-from swarmsim.query import AgentState, FailureReason, Outcome
+from swarmsim.query import AgentState
 from swarmsim.scenario import Scenario
 from swarmsim.scenario_files import load_scenario
 from swarmsim.summary import (
@@ -44,11 +43,11 @@ from .faults import Injector
 from .launcher import SINGLE_THREAD_ENV, LocalLauncher
 from .load import RETRIES
 from .operator import controller_hash
+from .shutdown import WORKER_GRACE_S, client_report, wind_down
 from .telemetry import Telemetry, billing
 from .worker import WorkerSpec
 
 LIVE_ROLES = ("embedder", "retriever", "synthesizer", "evaluator")
-SHUTDOWN_DRAIN_S = 3.0  # live up: how long queries in flight may finish once load stops
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,9 @@ class LiveRun:
     control_bind: str = "tcp://127.0.0.1:0"  # where operators reach the coordinator
     query_bind: str = "tcp://127.0.0.1:0"  # where clients send queries
     inject: tuple[str, ...] = ()  # fault specs (--inject), after the scenario's faults:
+    worker_bind: str = "tcp://127.0.0.1:0"  # where workers report
+    keys: Path | None = None  # a key directory (``live.keys``): CURVE and an authenticator
+    insecure: bool = False  # without keys, allow binds other machines can reach
 
 
 def check_live(scenario: Scenario) -> None:
@@ -136,8 +138,8 @@ class Swarm:
     """A coordinator and its worker processes on loopback, as a context manager that stops
     every process on every path."""
 
-    def __init__(self, run: LiveRun) -> None:
-        self.run = run
+    def __init__(self, run: LiveRun, stop: Callable[[], bool] = lambda: False) -> None:
+        self.run, self.stop = run, stop  # ``stop()`` true: a signal asked to stop (``Stop``)
         overrides = list(run.overrides)
         if run.duration_s is not None:  # as ``simulate --duration``: warm-up <= a tenth
             warmup = load_scenario(run.scenario, overrides).warmup_s
@@ -153,7 +155,7 @@ class Swarm:
         self.arms = [resolve_live(spec) for spec in run.controllers]  # before any process
         self.tmp = tempfile.TemporaryDirectory(prefix="swarmsim-live-")
         self.coord: Coordinator | None = None
-        self.launcher = LocalLauncher()
+        self.launcher = LocalLauncher(grace_s=WORKER_GRACE_S)
         self.injector = Injector(self, schedule, run.seed)
         self.files: CorpusFiles | None = None
 
@@ -176,9 +178,12 @@ class Swarm:
             files,
             self.launcher,
             run.config,
+            workers_bind=run.worker_bind,
             clients_bind=run.query_bind,
             telemetry=Telemetry(run.metrics_port),
             control_bind=run.control_bind,
+            keys=run.keys,
+            insecure=run.insecure,
         )
         self.coord.record = run.record is not None
         self.coord.injector = self.injector
@@ -203,6 +208,7 @@ class Swarm:
                 kv_blocks=self.coord.kv.capacity(layer, device),
                 block_tokens=scenario.workload.block_tokens,
                 retrieval=scenario.retrieval,
+                keys="" if run.keys is None else str(run.keys.resolve()),
             )
             self.coord.roster.launch(spec, node)
         self.wait_ready()
@@ -221,6 +227,8 @@ class Swarm:
             dead = [i for i in coord.agents if not self.launcher.alive(i)]
             if dead:
                 raise LiveError(f"worker {dead[0]} exited while starting (see its stderr)")
+            if self.stop():
+                raise KeyboardInterrupt  # a signal while starting: stop at once
             coord.step(0.05)
 
     def step(self, timeout_s: float = 0.05) -> None:
@@ -243,7 +251,7 @@ class Swarm:
         new = _rebind(lambda: Coordinator(
             self.scenario, self.files, self.launcher, self.run.config, workers_bind=binds[0],
             clients_bind=binds[1], telemetry=old.telemetry, control_bind=binds[2],
-            metrics=old.metrics))  # fmt: skip
+            metrics=old.metrics, keys=old.keys, insecure=old.insecure))  # fmt: skip
         new.t0, new.cpu0, new.record, new.injector = old.t0, old.cpu0, old.record, old.injector
         new.counts, new.protocol_errors = old.counts, old.protocol_errors
         new.events, new.pipeline.timeline = old.events, old.pipeline.timeline
@@ -288,10 +296,16 @@ def _rebind(make: Callable[[], Coordinator], tries: int = 50) -> Coordinator:
     return make()
 
 
-def run_live(run: LiveRun, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Start the swarm, drive the scenario's load for the duration, return the summary."""
+def run_live(
+    run: LiveRun,
+    progress: Callable[[float], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> dict[str, Any]:
+    """Start the swarm, drive the scenario's load for the duration, return the summary. A
+    ``stop()`` request (a signal, ``Stop``) ends it early: the queries in flight are answered
+    or failed (``wind_down``) and the summary covers what ran."""
     wall = time.perf_counter()
-    with Swarm(run) as swarm:
+    with Swarm(run, stop) as swarm:
         scenario, coord = swarm.scenario, swarm.coord
         duration = run.duration_s or scenario.duration_s
         retry = coord.deadline_s + coord.dead_after_s  # unanswered by then: the query was lost
@@ -307,10 +321,10 @@ def run_live(run: LiveRun, progress: Callable[[float], None] | None = None) -> d
             def done() -> bool:
                 if progress is not None:
                     progress(min((time.monotonic() - started) / duration, 1.0))
-                return load.poll() is not None and not swarm.coord.active
+                return stop() or (load.poll() is not None and not swarm.coord.active)
 
             swarm.serve_until(done, duration + drain + 10)
-            client = _client_stats(load)
+            client = wind_down(swarm, load) if stop() else client_report(load)
         finally:
             if load.poll() is None:
                 load.kill()
@@ -329,11 +343,11 @@ def serve(
 ) -> dict[str, Any]:
     """``swarmsim live up``: start the swarm (and its load generator, unless ``load`` is
     false: clients then send to the query address), ``announce`` its addresses, serve until
-    interrupted or ``stop()``, give queries in flight a moment, fail the rest, and stop every
-    process.
+    interrupted or ``stop()``, then wind down (``live.shutdown``: queries in flight get a
+    moment, the rest are failed with reason shutdown) and stop every process.
     The recording, if asked for, is streamed to its file once a second. The summary."""
     wall = time.perf_counter()
-    with Swarm(run) as swarm:
+    with Swarm(run, stop) as swarm:
         coord = swarm.coord
         coord.restart_clock()
         gen = None
@@ -352,6 +366,7 @@ def serve(
                     "metrics_port": coord.telemetry.port,
                     "load": load,
                     "record": None if run.record is None else str(run.record),
+                    "keys": None if run.keys is None else str(run.keys),
                 }
             )
             flush = 0.0
@@ -362,12 +377,8 @@ def serve(
                         flush = time.monotonic() + 1.0
                         _append(out, swarm.coord.take_recording())
         finally:
-            client = _stop_load(gen)
-            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C cuts this short
-                swarm.serve_until(lambda: not swarm.coord.active, SHUTDOWN_DRAIN_S)
+            client = wind_down(swarm, gen)
             coord = swarm.coord
-            for query in list(coord.active.values()):  # every accepted query gets its answer
-                coord.finish(query, Outcome.FAILED, FailureReason.SHUTDOWN)
             if out is not None:
                 _append(out, coord.take_recording())
                 out.close()
@@ -378,20 +389,6 @@ def _append(out, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         out.write(json.dumps(row) + "\n")
     out.flush()
-
-
-def _stop_load(gen: subprocess.Popen | None) -> dict[str, Any]:
-    """Stop the load generator (it reports what it saw on SIGTERM); its client stats."""
-    if gen is None:
-        return {}
-    if gen.poll() is None:
-        gen.send_signal(signal.SIGTERM)
-    try:
-        return _client_stats(gen)
-    except subprocess.TimeoutExpired:
-        gen.kill()
-        gen.wait()
-        return {}
 
 
 def _start_load(
@@ -418,15 +415,11 @@ def _start_load(
     ]
     for item in run.overrides:
         cmd += ["--set", item]
+    if run.keys is not None:
+        cmd += ["--keys", str(run.keys)]
     return subprocess.Popen(
         cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, **SINGLE_THREAD_ENV}
     )
-
-
-def _client_stats(load: subprocess.Popen) -> dict[str, Any]:
-    out, _ = load.communicate(timeout=10)
-    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-    return json.loads(lines[-1]) if lines else {}
 
 
 def live_summary(swarm: Swarm, wall_s: float, client: dict[str, Any]) -> Summary:

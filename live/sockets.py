@@ -3,6 +3,8 @@ ROUTER_MANDATORY, a maximum message size) and a receive that never trusts its pe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import zmq
 
 from .errors import LiveError, ProtocolError
@@ -11,6 +13,8 @@ from .protocol import MAX_FRAMES, MAX_MESSAGE_BYTES, Message, decode, encode
 # Flags as plain ints: pyzmq's enum arithmetic on every frame cost more than the send itself.
 _NOBLOCK = int(zmq.NOBLOCK)
 _NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
+
+Secure = Callable[[zmq.Socket], None]  # sets security options before bind or connect
 
 
 def _common(sock: zmq.Socket, hwm: int) -> zmq.Socket:
@@ -21,10 +25,15 @@ def _common(sock: zmq.Socket, hwm: int) -> zmq.Socket:
     return sock
 
 
-def router(ctx: zmq.Context, bind: str, hwm: int = 10_000) -> zmq.Socket:
-    """A ROUTER bound to ``bind`` (``tcp://127.0.0.1:0`` picks a free port; see ``endpoint``)."""
+def router(
+    ctx: zmq.Context, bind: str, hwm: int = 10_000, secure: Secure | None = None
+) -> zmq.Socket:
+    """A ROUTER bound to ``bind`` (``tcp://127.0.0.1:0`` picks a free port; see ``endpoint``),
+    made a CURVE server first by ``secure`` (``live.auth``) if given."""
     sock = _common(ctx.socket(zmq.ROUTER), hwm)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unknown peer: raise instead of dropping silently
+    if secure is not None:
+        secure(sock)
     try:
         sock.bind(bind)
     except zmq.ZMQError as err:
@@ -33,10 +42,15 @@ def router(ctx: zmq.Context, bind: str, hwm: int = 10_000) -> zmq.Socket:
     return sock
 
 
-def dealer(ctx: zmq.Context, connect: str, identity: bytes, hwm: int = 10_000) -> zmq.Socket:
-    """A DEALER with a fixed identity, connected to ``connect``."""
+def dealer(
+    ctx: zmq.Context, connect: str, identity: bytes, hwm: int = 10_000, secure: Secure | None = None
+) -> zmq.Socket:
+    """A DEALER with a fixed identity, connected to ``connect`` (as a CURVE client, if
+    ``secure`` from ``live.auth`` is given)."""
     sock = _common(ctx.socket(zmq.DEALER), hwm)
     sock.setsockopt(zmq.IDENTITY, identity)
+    if secure is not None:
+        secure(sock)
     sock.connect(connect)
     return sock
 
@@ -75,8 +89,11 @@ def recv_raw(sock: zmq.Socket, routed: bool, flags: int = 0) -> tuple[bytes | No
     """One multipart message, split into the peer identity (ROUTER) and the rest. Frames past
     the protocol's count are read and dropped, so a flood of tiny frames stays bounded.
     With ``flags=NOBLOCK`` raises ``zmq.Again`` when no message waits."""
-    frame = sock.recv(flags, copy=False)  # a Frame knows whether more follow: no getsockopt
-    frames = [frame.bytes]
+    return _frames(sock, sock.recv(flags, copy=False), routed)
+
+
+def _frames(sock: zmq.Socket, frame: zmq.Frame, routed: bool) -> tuple[bytes | None, list[bytes]]:
+    frames = [frame.bytes]  # a Frame knows whether more follow: no getsockopt
     while frame.more:  # the rest of a multipart message has arrived with its first frame
         frame = sock.recv(_NOBLOCK, copy=False)
         frames.append(frame.bytes if len(frames) <= MAX_FRAMES + 1 else b"")  # counted only
@@ -96,3 +113,15 @@ def recv(
         return peer, decode(frames)
     except ProtocolError as err:
         return peer, err
+
+
+def recv_raw_keyed(sock: zmq.Socket) -> tuple[str | None, bytes | None, list[bytes]]:
+    """``recv_raw`` on a ROUTER without blocking (``zmq.Again`` when none waits), with the
+    User-Id the ZAP authenticator gave the sender's connection first (None when none did)."""
+    first = sock.recv(_NOBLOCK, copy=False)
+    try:
+        user: str | None = first.get("User-Id")
+    except zmq.ZMQError:  # EINVAL: no such property on this connection
+        user = None
+    peer, frames = _frames(sock, first, routed=True)
+    return user, peer, frames

@@ -26,7 +26,7 @@ from swarmsim.profiles import load_profiles
 from swarmsim.scenario import FailureConfig
 from swarmsim.service import RetrievalConfig
 
-from . import expiry, sockets
+from . import auth, expiry, sockets
 from .backends import (
     Backend,
     Embedder,
@@ -42,6 +42,7 @@ from .config import LiveConfig
 from .corpusfiles import CorpusFiles
 from .errors import ProtocolError
 from .faults import WorkerFaults
+from .keys import party
 from .protocol import CONTROL, DATA, RESPONSE, Message
 
 MAX_QUEUE = 256  # jobs a worker holds; the coordinator's credit keeps it far below this
@@ -80,6 +81,7 @@ class WorkerSpec:
     block_tokens: int = 16  # tokens per prefix block (the scenario's workload.block_tokens)
     # the scenario's modelled index, which sets a retriever's emulated search time
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    keys: str = ""  # a key directory (``live.keys``): connect with its first worker key
 
     @property
     def name(self) -> str:
@@ -115,6 +117,7 @@ class Worker:
         self.faults = WorkerFaults()  # injected by FAULT messages (live.faults)
         self.parent = os.getppid()
         self.running = True
+        self.secure = auth.client(party(Path(spec.keys), "worker")) if spec.keys else None
 
     def _backend(self, spec: WorkerSpec) -> Backend:
         device = self.profiles.device(spec.device)
@@ -163,7 +166,7 @@ class Worker:
     def _session(self, ctx: zmq.Context) -> bool:
         """One connection: returns whether the coordinator was ever heard from."""
         spec = self.spec
-        sock = sockets.dealer(ctx, spec.address, spec.name.encode())
+        sock = sockets.dealer(ctx, spec.address, spec.name.encode(), secure=self.secure)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         self._send(sock, CONTROL, "READY", self._state())
@@ -343,4 +346,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # its sockets are closed and its report written: skip freeing every module (numpy, faiss),
+    # which on a loaded machine held a stopping swarm up for tenths of a second
+    os._exit(code)

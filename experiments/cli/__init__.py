@@ -8,6 +8,7 @@ needs when it runs, so ``swarmsim --help`` and the listings load no torch.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
     except SwarmError as err:
         print(f"swarmsim: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -50,3 +51,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("swarmsim: interrupted", file=sys.stderr)
         return 130
+    if argv is None and getattr(args, "exit_at_once", False):  # this process is the command
+        _exit_at_once(code)
+    return code
+
+
+def _exit_at_once(code: int) -> None:
+    """End the process without the interpreter's teardown. For live run and live up: their
+    processes are reaped and their files closed by then, and freeing some 1,500 modules took
+    0.4-1.4 s on a loaded 2-core machine, past the 2 s a stopped swarm has to be gone in."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from live.keys import ROLE_DIRS
 from swarmsim.errors import SwarmError
 from swarmsim.faults import parse_fault, parse_faults
 
@@ -34,6 +35,7 @@ INJECT_HELP = (
     "addresses (workers re-register, clients resend); controller:MODE = acting controllers "
     "raise, overrun their deadline, or return NaN or invalid actions (guardrails fall back)"
 )
+EXIT_INTERRUPTED = 130  # live run stopped by SIGTERM or Ctrl-C (128 + SIGINT, as shells do)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +53,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_trace_options(run, "trace-")
     run.add_argument("--inject", action="append", default=[], metavar="SPEC", help=INJECT_HELP)
     add_progress(run)
-    run.set_defaults(func=cmd_live_run)
+    run.set_defaults(func=cmd_live_run, exit_at_once=True)
 
     up = verbs.add_parser(
         "up", help="start a long-running swarm, print its control address, serve until Ctrl-C"
@@ -62,6 +64,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     f"(default {DEFAULT_CONTROL})")  # fmt: skip
     up.add_argument("--query-bind", default="tcp://127.0.0.1:0", metavar="ADDR",
                     help="where clients send queries (default: a free port, printed)")  # fmt: skip
+    up.add_argument("--worker-bind", default="tcp://127.0.0.1:0", metavar="ADDR",
+                    help="where workers report (default: a free loopback port)")  # fmt: skip
     up.add_argument("--no-load", dest="load", action="store_false",
                     help="start no load generator: clients send to the query address")  # fmt: skip
     up.add_argument("--duration", type=float, metavar="S",
@@ -73,7 +77,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--json", action="store_true",
                     help="print the addresses and, at exit, the summary as JSON lines")  # fmt: skip
     up.add_argument("--inject", action="append", default=[], metavar="SPEC", help=INJECT_HELP)
-    up.set_defaults(func=cmd_live_up)
+    up.set_defaults(func=cmd_live_up, exit_at_once=True)
 
     inject = verbs.add_parser(
         "inject", help="apply one fault to a running swarm (its time counted from now)"
@@ -81,11 +85,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     inject.add_argument("address", metavar="ADDR", help="the control address live up printed")
     inject.add_argument("spec", metavar="SPEC", help="KIND:TARGET@T[+D][=VALUE], e.g. "
                         "kill:retriever#1@0, delay:*@5+30=200±50 (live up --help)")  # fmt: skip
+    _add_keys(inject)
     inject.set_defaults(func=cmd_live_inject)
 
     status = verbs.add_parser("status", help="workers, queues, controllers of a running swarm")
     status.add_argument("address", metavar="ADDR", help="the control address live up printed")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
+    _add_keys(status)
     status.set_defaults(func=cmd_live_status)
 
     attach = verbs.add_parser(
@@ -99,6 +105,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      help="decide beside the acting controller, log, apply nothing")  # fmt: skip
     how.add_argument("--split", type=float, metavar="P",
                      help="A/B: route a fraction P of the queries with it")  # fmt: skip
+    _add_keys(attach)
     attach.set_defaults(func=cmd_live_attach)
 
     detach = verbs.add_parser("detach", help="return a Task of a running swarm to its heuristic")
@@ -106,6 +113,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     detach.add_argument("task", metavar="TASK", help="e.g. shard-routing")
     detach.add_argument("--candidate", action="store_true",
                         help="end only the shadow or A/B candidate")  # fmt: skip
+    _add_keys(detach)
     detach.set_defaults(func=cmd_live_detach)
 
     report = verbs.add_parser(
@@ -117,11 +125,28 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         help="offline, on a recording: how often this controller would have "
                         "chosen the applied action on the logged observations")  # fmt: skip
     report.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_keys(report)
     report.set_defaults(func=cmd_live_report)
+
+    keys = verbs.add_parser(
+        "keys", help="make CURVE key pairs for a swarm across machines (--keys DIR)"
+    )
+    keys.add_argument("directory", type=Path, metavar="DIR",
+                      help="made if absent; keys already in it are kept")  # fmt: skip
+    for role, plural in ROLE_DIRS.items():
+        keys.add_argument(f"--{plural}", type=int, default=1, metavar="N",
+                          help=f"{role} key pairs (default 1)")  # fmt: skip
+    keys.set_defaults(func=cmd_live_keys)
+
+
+def _add_keys(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keys", type=Path, metavar="DIR",
+                   help="a swarm's key directory: send as its first operator key")  # fmt: skip
 
 
 def cmd_live_run(args: argparse.Namespace) -> int:
     from live.runner import run_live
+    from live.shutdown import Stop
 
     from ..progress import Stages
     from ..render import render_summary
@@ -141,9 +166,13 @@ def cmd_live_run(args: argparse.Namespace) -> int:
             at = "" if duration is None else f"{fraction * duration:.{digits}f}/{duration:g} s"
             stage.update(fraction, f"{at} of load" if at else "")
 
-        summary = run_live(run, update)
+        with Stop.installed() as stop:  # SIGTERM or Ctrl-C: wind down, print what ran, 130
+            summary = run_live(run, update, stop)
         stage.result = _live_result(summary)
-    print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
+    print(json.dumps(summary, indent=2) if args.json else render_summary(summary), flush=True)
+    if stop():
+        print("swarmsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -159,7 +188,9 @@ def _live_run(
 ) -> LiveRun:
     """The ``LiveRun`` that live run's and live up's shared options describe, checked."""
     from controllers.spec import resolve_live
+    from live.auth import check_exposure
     from live.config import LiveConfig
+    from live.keys import check_swarm_keys
     from live.runner import LiveRun
 
     if duration is not None and duration <= 0:
@@ -174,6 +205,11 @@ def _live_run(
         raise SwarmError(f"--log-fraction: expected a fraction in [0, 1], got {args.log_fraction}")
     for spec in args.controllers:  # a bad or reference controller: one line, before any other
         resolve_live(spec)
+    binds = [extra.get(f"{k}_bind", "tcp://127.0.0.1:0") for k in ("control", "query", "worker")]
+    check_exposure(binds, args.keys is not None, args.insecure)  # one line, before any process
+    if args.keys is not None:
+        parties = ("worker", "client") if getattr(args, "load", True) else ("worker",)
+        check_swarm_keys(args.keys, parties)
     config = {"route_log_fraction": args.log_fraction, **extra.pop("config", {})}
     inject = tuple(args.inject)
     parse_faults(inject, "--inject")  # a bad spec: one line, before any process starts
@@ -192,12 +228,15 @@ def _live_run(
         record=args.record,
         config=LiveConfig(time_scale=args.time_scale, **config),
         inject=inject,
+        keys=args.keys,
+        insecure=args.insecure,
         **extra,
     )
 
 
 def cmd_live_up(args: argparse.Namespace) -> int:
     from live.runner import serve
+    from live.shutdown import Stop
 
     from ..render import render_summary
 
@@ -214,6 +253,7 @@ def cmd_live_up(args: argparse.Namespace) -> int:
         args.duration,
         control_bind=args.bind,
         query_bind=args.query_bind,
+        worker_bind=args.worker_bind,
     )
 
     def announce(up: dict[str, Any]) -> None:
@@ -228,18 +268,19 @@ def cmd_live_up(args: argparse.Namespace) -> int:
             print(f"  metrics  http://127.0.0.1:{up['metrics_port']}/metrics", flush=True)
         if up["record"]:
             print(f"  record   {up['record']}", flush=True)
-        print("Ctrl-C stops it.", flush=True)
+        if up["keys"]:
+            print(f"  keys     {up['keys']}   (operators: --keys DIR)", flush=True)
+        print("Ctrl-C or SIGTERM stops it.", flush=True)
 
-    signal.signal(signal.SIGTERM, _interrupt)  # stopped by a supervisor: shut down cleanly
-    # Ctrl-C stops it even when started with SIGINT ignored (as a shell's background job is)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    summary = serve(run, announce, load=args.load)
+    if args.insecure and args.keys is None:
+        print("swarmsim: warning: --insecure: anyone who reaches the swarm's addresses may "
+              "join, query and steer it", file=sys.stderr)  # fmt: skip
+    # SIGTERM (a supervisor) or Ctrl-C (also when started with SIGINT ignored, as a shell's
+    # background job is): wind down within 2 s; a second signal cuts it short
+    with Stop.installed() as stop:
+        summary = serve(run, announce, load=args.load, stop=stop)
     print(json.dumps({"summary": summary}) if args.json else render_summary(summary), flush=True)
     return 0
-
-
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
 
 
 def cmd_live_status(args: argparse.Namespace) -> int:
@@ -247,7 +288,7 @@ def cmd_live_status(args: argparse.Namespace) -> int:
 
     from ..render import render_status
 
-    st = request(args.address, "STATUS")
+    st = request(args.address, "STATUS", keys=args.keys)
     print(json.dumps(st, indent=2) if args.json else render_status(st))
     return 0
 
@@ -266,7 +307,7 @@ def cmd_live_attach(args: argparse.Namespace) -> int:
     payload = {"task": task, "controller": ref, "label": label, "mode": mode,
                "split": args.split or 0.0}  # fmt: skip
     payload["sha256"] = artifact_hash(ref)
-    body = request(args.address, "ATTACH", payload)
+    body = request(args.address, "ATTACH", payload, keys=args.keys)
     digest = f" (sha256 {body['sha256'][:12]}, verified)" if body["sha256"] else ""
     what = {"acting": "acting", "shadow": "as a shadow", "split": f"on a {args.split} split"}
     print(f"{task}: {label} attached {what[mode]}{digest}")
@@ -277,7 +318,7 @@ def cmd_live_inject(args: argparse.Namespace) -> int:
     from live.operator import request
 
     fault = parse_fault(args.spec, "inject")  # a bad spec stops here, before any request
-    body = request(args.address, "INJECT", {"spec": fault.text})
+    body = request(args.address, "INJECT", {"spec": fault.text}, keys=args.keys)
     print(f"{body['fault']}: scheduled at {body['at']:.3f} s (swarm time now {body['now']:.3f} s)")
     return 0
 
@@ -286,7 +327,7 @@ def cmd_live_detach(args: argparse.Namespace) -> int:
     from live.operator import request
 
     which = "candidate" if args.candidate else "acting"
-    body = request(args.address, "DETACH", {"task": args.task, "which": which})
+    body = request(args.address, "DETACH", {"task": args.task, "which": which}, keys=args.keys)
     for e in body["events"]:
         print(f"{e['task']}: {e['controller']} {e['change']}")
     if which == "acting":
@@ -307,8 +348,22 @@ def cmd_live_report(args: argparse.Namespace) -> int:
     if path.is_file():
         report = from_recording(path)
     elif args.source.startswith(("tcp://", "ipc://")):
-        report = from_swarm(args.source)
+        report = from_swarm(args.source, keys=args.keys)
     else:
         raise SwarmError(f"{args.source}: neither a recording file nor a tcp:// address")
     print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0
+
+
+def cmd_live_keys(args: argparse.Namespace) -> int:
+    from live.keys import make_keys
+
+    counts = {role: getattr(args, plural) for role, plural in ROLE_DIRS.items()}
+    written = make_keys(args.directory, counts)
+    for path in written:
+        print(path)
+    kept = "" if written else " (all of them were there already: kept)"
+    private = args.directory / "private"
+    print(f"{args.directory}: {len(written) // 2} key pairs made{kept}; give each machine "
+          f"the public directories and only its own files of {private}")  # fmt: skip
     return 0

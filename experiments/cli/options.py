@@ -183,3 +183,9 @@ def add_swarm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics (0: any port)"
     )
+    p.add_argument("--keys", type=Path, metavar="DIR",
+                   help="CURVE keys (swarmsim live keys DIR): encrypt every socket and admit "
+                   "only the keys in DIR, each to its role's socket")  # fmt: skip
+    p.add_argument("--insecure", action="store_true",
+                   help="without --keys, allow binds other machines can reach (anyone who "
+                   "reaches them may join, query and steer the swarm)")  # fmt: skip
