@@ -117,7 +117,7 @@ def test_keys_are_laid_out_by_role_secret_keys_owner_only_and_kept_when_made_aga
 
 
 def test_every_unknown_key_is_refused_on_every_socket_and_a_known_one_answered(guarded, ctx):
-    coord, guard = guarded, guarded.guard
+    coord, guard = guarded, guarded.auth
     server = guard.pair.public
     operator = party(guard.directory, "operator").pair
     known = peer(ctx, coord.control_address, operator, server)
@@ -148,7 +148,7 @@ def test_every_unknown_key_is_refused_on_every_socket_and_a_known_one_answered(g
 
 
 def test_a_key_opens_only_the_socket_of_its_role(guarded, ctx):
-    coord, guard = guarded, guarded.guard
+    coord, guard = guarded, guarded.auth
     server = guard.pair.public
     worker, client = party(guard.directory, "worker").pair, party(guard.directory, "client").pair
     # a worker's key cannot act as an operator, a client's cannot register as a worker
