@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -210,7 +211,15 @@ def _live_run(
     if args.keys is not None:
         parties = ("worker", "client") if getattr(args, "load", True) else ("worker",)
         check_swarm_keys(args.keys, parties)
-    config = {"route_log_fraction": args.log_fraction, **extra.pop("config", {})}
+    from live.admission import AdmissionConfig
+    from live.guard import GuardConfig
+
+    if args.client_rate is not None and not args.client_rate > 0:
+        raise SwarmError(f"--client-rate: expected queries per second > 0, got {args.client_rate}")
+    rate = args.client_rate
+    guard = GuardConfig() if rate is None else GuardConfig(rate_qps=rate, burst=math.ceil(rate))
+    config = {"route_log_fraction": args.log_fraction, "admission": AdmissionConfig(args.admission),
+              "guard": guard, **extra.pop("config", {})}  # fmt: skip
     inject = tuple(args.inject)
     parse_faults(inject, "--inject")  # a bad spec: one line, before any process starts
     return LiveRun(

@@ -189,3 +189,11 @@ def add_swarm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--insecure", action="store_true",
                    help="without --keys, allow binds other machines can reach (anyone who "
                    "reaches them may join, query and steer the swarm)")  # fmt: skip
+    p.add_argument("--admission", choices=("deadline", "slo", "off"), default="deadline",
+                   help="refuse at once a query predicted to miss its deadline (default), "
+                   "to take more than half the SLO (slo: keeps goodput near its peak under "
+                   "overload, results/reliability.md), or none before the backlog limit "
+                   "(off)")  # fmt: skip
+    p.add_argument("--client-rate", type=float, metavar="Q/S",
+                   help="queries per second one client may send (a second's worth at once) "
+                   "before its queries are answered dropped/throttled (default 10000)")  # fmt: skip

@@ -77,3 +77,16 @@ def test_the_parsers_written_out_names_agree_with_their_sources():
     assert TRACE_FORMATS == FORMATS
     versus = build_parser()._subparsers._group_actions[0].choices["versus"]
     assert all(task in versus.format_help() for task in COMPARISONS)
+
+
+def test_live_admission_and_client_rate_reach_the_swarms_config():
+    from experiments.cli import build_parser
+    from experiments.cli.live import _live_run
+
+    argv = ["live", "run", "homelab", "--admission", "slo", "--client-rate", "50"]
+    args = build_parser().parse_args(argv)
+    cfg = _live_run(args, [], None).config
+    assert cfg.admission.objective == "slo"
+    assert (cfg.guard.rate_qps, cfg.guard.burst) == (50, 50)
+    default = _live_run(build_parser().parse_args(["live", "run", "homelab"]), [], None).config
+    assert default.admission.objective == "deadline" and default.guard.rate_qps == 10_000
