@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +32,7 @@ from live.config import LiveConfig
 from live.corpusfiles import write_corpus
 from live.faults import agents_of
 from live.launcher import LocalLauncher
-from live.load import ClientStats, drive, queries
+from live.load import LoadThread
 from live.protocol import CONTROL, Message
 from live.runner import LiveRun, Swarm, run_live
 from live.worker import WorkerSpec
@@ -55,22 +54,7 @@ def _live(rate: float, workers: int, *inject: str) -> LiveRun:
     return LiveRun("homelab", overrides, workers=workers, config=FAST, inject=inject)
 
 
-class Client(threading.Thread):
-    """The scenario's workload from a client thread, a Lazy Pirate one with ``retry_s``."""
-
-    def __init__(self, swarm: Swarm, duration_s: float, retry_s: float | None = None) -> None:
-        super().__init__(daemon=True)
-        coord = swarm.coord
-        self.address, self.duration_s, self.retry_s = coord.client_address, duration_s, retry_s
-        self.arrivals = queries(swarm.scenario, 0, len(coord.files.queries))
-        self.stats = ClientStats()
-        self.start()
-
-    def run(self) -> None:
-        self.stats = drive(self.address, self.arrivals, self.duration_s, 30, retry_s=self.retry_s)
-
-
-def _serve_out(swarm: Swarm, client: Client, limit_s: float) -> dict[str, Any]:
+def _serve_out(swarm: Swarm, client: LoadThread, limit_s: float) -> dict[str, Any]:
     """Serve until the client is done; the client's counts and the fault section."""
     swarm.serve_until(lambda: not client.is_alive() and not swarm.coord.active, limit_s)
     c = client.stats
@@ -97,7 +81,7 @@ def kill_stage(_: argparse.Namespace) -> dict[str, Any]:
     with Swarm(run) as swarm:
         swarm.coord.restart_clock()
         victims = [_victim(swarm, k) for k in kills]
-        client = Client(swarm, 25.0)
+        client = LoadThread(swarm, 25.0)
         out = _serve_out(swarm, client, 90)
         applied = swarm.injector.summary()["applied"]
         dead_after = swarm.coord.dead_after_s
@@ -115,7 +99,7 @@ def pause_stage(_: argparse.Namespace) -> dict[str, Any]:
         coord = swarm.coord
         coord.restart_clock()
         victim = _victim(swarm, "pause:retriever#1@0+1")
-        client = Client(swarm, 25.0)
+        client = LoadThread(swarm, 25.0)
         swarm.serve_until(lambda: victim.state == AgentState.DEAD, 20)
         dead_at = coord.now()
         swarm.serve_until(lambda: victim.state == AgentState.RUNNING, 20)
@@ -134,7 +118,7 @@ def hang_stage(_: argparse.Namespace) -> dict[str, Any]:
         coord = swarm.coord
         coord.restart_clock()
         victim = _victim(swarm, "hang:synth-small@0")
-        client = Client(swarm, 25.0)
+        client = LoadThread(swarm, 25.0)
         swarm.serve_until(lambda: victim.state == AgentState.DEAD, 20)
         dead_at, alive = coord.now(), swarm.launcher.alive(victim.id)
         swarm.serve_until(lambda: victim.state == AgentState.RUNNING, 20)
@@ -184,7 +168,7 @@ def restart_stage(_: argparse.Namespace) -> dict[str, Any]:
         first = swarm.coord
         first.restart_clock()
         retry = FAST.deadline_s + first.dead_after_s
-        client = Client(swarm, 30.0, retry_s=retry)
+        client = LoadThread(swarm, 30.0, retry_s=retry)
         swarm.serve_until(lambda: swarm.coord is not first, 20)
         second, t0 = swarm.coord, time.monotonic()
         done = second.metrics.completed
@@ -204,7 +188,7 @@ def links_stage(args: argparse.Namespace) -> dict[str, Any]:
     run = _live(4, 8, *links)
     with Swarm(run) as swarm:
         swarm.coord.restart_clock()
-        client = Client(swarm, args.links_s)
+        client = LoadThread(swarm, args.links_s)
         out = _serve_out(swarm, client, args.links_s + 120)
         coord, faults = swarm.coord, swarm.injector.summary()
         periods = len(coord.agents) * coord.now() / swarm.scenario.failures.heartbeat_interval_s
@@ -227,7 +211,7 @@ def controllers_stage(_: argparse.Namespace) -> dict[str, Any]:
         with Swarm(run) as swarm:
             coord = swarm.coord
             coord.restart_clock()
-            slot, client = coord.slots["shard-routing"], Client(swarm, 30.0)
+            slot, client = coord.slots["shard-routing"], LoadThread(swarm, 30.0)
             first = benched = back = None
             end = time.monotonic() + 120
             while (client.is_alive() or coord.active) and time.monotonic() < end:

@@ -23,10 +23,12 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zmq
 
@@ -39,6 +41,9 @@ from . import auth, sockets
 from .errors import ProtocolError
 from .keys import party
 from .protocol import DATA, RESPONSE, Message
+
+if TYPE_CHECKING:
+    from .runner import Swarm
 
 RETRIES = 2  # resends of an unanswered query before the client reports it failed
 UNANSWERED = "unanswered"  # the client's outcome for a query it gave up on
@@ -194,6 +199,28 @@ def _receive(sock: zmq.Socket, stats: ClientStats, waiting: dict, answered: set)
             stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
         if outcome == "completed":
             stats.latencies.append(time.monotonic() - q.first)
+
+
+class LoadThread(threading.Thread):
+    """``drive`` from a thread of this process (with its own socket): seed 0's workload of
+    ``swarm``'s scenario against a swarm run in-process (experiments and tests that inject
+    faults); started at once, its ``stats`` final once it ends."""
+
+    def __init__(
+        self, swarm: Swarm, duration_s: float, drain_s: float = 30.0, retry_s: float | None = None
+    ) -> None:
+        super().__init__(daemon=True)
+        coord = swarm.coord
+        self.address, self.duration_s, self.drain_s = coord.client_address, duration_s, drain_s
+        self.retry_s = retry_s
+        self.arrivals = queries(swarm.scenario, 0, len(coord.files.queries))
+        self.stats = ClientStats()
+        self.start()
+
+    def run(self) -> None:
+        self.stats = drive(
+            self.address, self.arrivals, self.duration_s, self.drain_s, retry_s=self.retry_s
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from live.config import LiveConfig
 from live.corpusfiles import write_corpus
 from live.faults import Injector, WorkerFaults, agents_of
 from live.launcher import LocalLauncher
-from live.load import ClientStats, drive, queries
+from live.load import LoadThread
 from live.protocol import CONTROL, Message
 from live.runner import LiveRun, Swarm
 from live.state import Agent
@@ -50,27 +50,12 @@ def _run(
     return LiveRun("homelab", overrides, workers=workers, config=FAST, inject=inject)
 
 
-class Client(threading.Thread):
-    """The scenario's workload from a client thread (its own socket), a Lazy Pirate one."""
-
-    def __init__(self, swarm: Swarm, duration_s: float, retry_s: float | None = None) -> None:
-        super().__init__(daemon=True)
-        coord = swarm.coord
-        self.address, self.duration_s, self.retry_s = coord.client_address, duration_s, retry_s
-        self.arrivals = queries(swarm.scenario, 0, len(coord.files.queries))
-        self.stats = ClientStats()
-        self.start()
-
-    def run(self) -> None:
-        self.stats = drive(self.address, self.arrivals, self.duration_s, 15, retry_s=self.retry_s)
-
-
-def _serve_out(swarm: Swarm, client: Client, limit_s: float = 30) -> None:
+def _serve_out(swarm: Swarm, client: LoadThread, limit_s: float = 30) -> None:
     swarm.serve_until(lambda: not client.is_alive() and not swarm.coord.active, limit_s)
     assert not client.is_alive()
 
 
-def _one_answer_each(swarm: Swarm, client: Client) -> None:
+def _one_answer_each(swarm: Swarm, client: LoadThread) -> None:
     """Every query the client sent got exactly one final answer; the books balance."""
     q, stats = swarm.coord.metrics.query_summary(), client.stats
     assert q["in_flight"] == 0 and q["submitted"] == q["completed"] + q["failed"] + q["dropped"]
@@ -88,7 +73,7 @@ def test_kill_9_of_a_worker_of_each_role_under_load_answers_each_query_once():
     kills = [f"kill:{role}@{0.8 + i * 0.6:g}" for i, role in enumerate(roles)]
     with Swarm(_run(*kills)) as swarm:
         swarm.coord.restart_clock()
-        client = Client(swarm, duration_s=4.0)
+        client = LoadThread(swarm, 4.0, 15)
         victims = {role: swarm.coord.agents[agents_of(swarm.coord, parse_fault(k).target)[0]]
                    for role, k in zip(roles, kills, strict=True)}  # fmt: skip
         _serve_out(swarm, client)
@@ -108,7 +93,7 @@ def test_a_paused_worker_comes_back_its_late_replies_are_discarded_and_it_re_reg
     with Swarm(_run(rate=8, workers=8)) as swarm:  # two retrievers per shard
         coord = swarm.coord
         coord.restart_clock()
-        client = Client(swarm, duration_s=4.0)
+        client = LoadThread(swarm, 4.0, 15)
         pause = parse_fault("pause:retriever#1@0+1.5")
         victim = coord.agents[agents_of(coord, pause.target)[0]]
         _strike(swarm, "slow:retriever#1@0+30=100")  # its searches take 0.2 s: it is busy
@@ -137,7 +122,7 @@ def test_a_hung_worker_is_declared_dead_by_its_silent_heartbeats_and_comes_back(
     with Swarm(_run()) as swarm:
         coord = swarm.coord
         coord.restart_clock()
-        client = Client(swarm, duration_s=4.0)
+        client = LoadThread(swarm, 4.0, 15)
         swarm.serve_until(lambda: coord.now() > 1, 5)
         answer: dict = {}
         threading.Thread(  # as ``swarmsim live inject ADDR SPEC`` does
@@ -233,7 +218,7 @@ def test_coordinator_restart_under_load_loses_no_query_and_serving_resumes():
         first.restart_clock()
         address = first.worker_address
         retry_s = FAST.deadline_s + DEAD_AFTER_S
-        client = Client(swarm, duration_s=5.0, retry_s=retry_s)
+        client = LoadThread(swarm, 5.0, 15, retry_s)
         swarm.serve_until(lambda: swarm.coord is not first, 5)
         second, restarted = swarm.coord, time.monotonic()
         assert second is not first and second.worker_address == address
@@ -257,7 +242,7 @@ def _false_deaths_under_bad_links(load_s: float, beats: tuple[str, ...]) -> dict
     links = ("delay:*@0+600=200±50", "drop:*@0+600=0.05")
     with Swarm(_run(*links, beats=beats)) as swarm:
         swarm.coord.restart_clock()
-        client = Client(swarm, duration_s=load_s)
+        client = LoadThread(swarm, load_s, 15)
         _serve_out(swarm, client, load_s + 30)
         now, n = swarm.coord.now(), len(swarm.coord.agents)
         heartbeat = swarm.scenario.failures.heartbeat_interval_s
