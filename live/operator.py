@@ -257,8 +257,15 @@ def request(
     ctx = zmq.Context()
     try:
         ident = f"operator-{os.getpid()}-{time.time_ns()}".encode()
-        sock = sockets.dealer(ctx, address, ident, secure=secure)
-        failed = sock.get_monitor_socket(HANDSHAKE_FAILED)
+        monitors: list[zmq.Socket] = []
+
+        def before_connect(sock: zmq.Socket) -> None:  # the monitor first, or a handshake
+            if secure is not None:  # that fails at once is over before it listens
+                secure(sock)
+            monitors.append(sock.get_monitor_socket(HANDSHAKE_FAILED))
+
+        sock = sockets.dealer(ctx, address, ident, secure=before_connect)
+        failed = monitors[0]
         sockets.send(sock, Message(CONTROL, action, "op", "operator", payload))
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)

@@ -54,8 +54,10 @@ def test_a_huge_generation_with_a_short_deadline_frees_the_synthesizer_at_it():
         finally:
             ctx.destroy(linger=0)
     assert freed_after < 1.5  # the huge jobs left the replica at their deadline, not ~46 s on
-    assert [(m.task, m.payload["reason"]) for m in answers] == [
-        ("huge-1", "deadline"), ("huge-2", "deadline")]  # fmt: skip
+    assert sorted((m.task, m.payload["reason"]) for m in answers) == [
+        ("huge-1", "deadline"),
+        ("huge-2", "deadline"),
+    ]  # fmt: skip (either may fail first)
     assert all(m.payload["latency_s"] < 1.5 for m in answers)
     stats = honest["stats"]
     assert stats.sent >= 4 and stats.answers == {"completed": stats.sent}
