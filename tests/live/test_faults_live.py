@@ -261,6 +261,7 @@ def test_delay_and_loss_on_every_link_declare_no_worker_falsely_dead():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # four minutes of lossy load, then the drain
 def test_false_deaths_under_delay_and_loss_stay_below_a_thousandth_of_heartbeat_periods():
     """The scenario's heartbeats (1 s, liveness 3) over 4 minutes: about 2,000 periods."""
     out = _false_deaths_under_bad_links(240.0, ())
@@ -304,6 +305,7 @@ def test_a_worker_takes_hang_and_slow_faults_and_refuses_malformed_ones():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ten minutes of live load at the profiles' own times
 def test_one_fault_schedule_in_the_simulator_and_live_gives_the_same_availability_and_p99():
     """Item 14: a kill, a pause, a partition and a slow node within 10 minutes, on the same
     seed's arrivals (live at the profile's own times): availability within 5 points, p99

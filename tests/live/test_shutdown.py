@@ -118,6 +118,7 @@ def test_live_run_stopped_by_ctrl_c_answers_every_query_and_is_gone():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 20 runs of about 9 s each, longer on a loaded machine
 @pytest.mark.parametrize("verb", ["run", "up"])
 @pytest.mark.parametrize("how", list(SIGNALS))
 def test_twenty_signalled_swarms_each_go_within_2_s_and_leave_no_process(verb, how):
