@@ -16,11 +16,8 @@ HEAVY = ("torch", "stable_baselines3", "sb3_contrib", "matplotlib", "faiss", "op
 PROBE = """
 import contextlib, io, sys
 from experiments.cli import main
-with contextlib.redirect_stdout(io.StringIO()):
-    try:
-        main(sys.argv[1:])
-    except SystemExit:
-        pass
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    main(sys.argv[1:])
 print(" ".join(sorted(m for m in {heavy!r} if m in sys.modules)))
 """
 
