@@ -17,9 +17,8 @@ tokens it did not hold are prefilled.
 
 from __future__ import annotations
 
-import json
+import math
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from swarmsim.service import RetrievalConfig, retrieval_seconds
 
 from .corpusfiles import CorpusFiles
 from .errors import ProtocolError
+from .limits import MAX_ANSWER_CHARS, MAX_QUESTION_CHARS
 from .protocol import prefix_blocks
 
 faiss.omp_set_num_threads(1)  # REFERENCE.md: two threads on one query ran at half the speed
@@ -62,9 +62,11 @@ class Pending:
 
 
 class Backend(Protocol):
-    """One role's work: start a job from its payload (validated here: it is network input)."""
+    """One role's work: start a job from its payload (validated here: it is network input).
+    The worker stops a job at its ``deadline`` (epoch seconds); a backend whose work runs off
+    the worker's loop (an HTTP call) bounds that work by it too."""
 
-    def start(self, payload: Any, now: float) -> Pending: ...
+    def start(self, payload: Any, now: float, deadline: float = math.inf) -> Pending: ...
 
 
 def _field(payload: Any, name: str, kind: type | tuple[type, ...]) -> Any:
@@ -82,19 +84,25 @@ def _pool(payload: Any, files: CorpusFiles) -> int:
 
 @dataclass
 class Embedder:
-    """Query vectors: the real model on a text corpus, else the corpus's pool vector
-    after the profile's (emulated) embedding time."""
+    """Query vectors: the real model on a text corpus (of the client's question, or of the
+    pool query's), else the corpus's pool vector after the profile's (emulated) embedding
+    time."""
 
     files: CorpusFiles
     device: DeviceProfile
     time_scale: float
     model: Any = None  # a live.embedding.TextEmbedder for a real-text corpus
 
-    def start(self, payload: Any, now: float) -> Pending:
+    def start(self, payload: Any, now: float, deadline: float = math.inf) -> Pending:
         pool = _pool(payload, self.files)
+        text = payload.get("text")
+        if not isinstance(text, str | None) or len(text or "") > MAX_QUESTION_CHARS:
+            raise ProtocolError("payload", f"text: a question of <= {MAX_QUESTION_CHARS} chars")
         if self.model is not None and self.files.questions is not None:
-            vec = self.model.encode([self.files.questions[pool]])[0]
+            vec = self.model.encode([text or self.files.questions[pool]])[0]
             return Pending({"vector": np.asarray(vec, dtype=np.float32).tobytes()})
+        # EMULATED: a free-text question on a corpus without a text model stands for the
+        # pool query its text picks (``live.limits.text_pool``)
         wait = (self.device.embed_base_s + self.device.embed_per_item_s) * self.time_scale
         vec = np.asarray(self.files.queries[pool], dtype=np.float32)
         return Pending({"vector": vec.tobytes()}, now + wait)
@@ -123,7 +131,7 @@ class Retriever:
         vectors = retrieval.shard_vectors(files.n_shards)[shard]
         self.emulated_s = retrieval_seconds(retrieval, vectors, device.scan_ns_per_dim) * time_scale
 
-    def start(self, payload: Any, now: float) -> Pending:
+    def start(self, payload: Any, now: float, deadline: float = math.inf) -> Pending:
         if not isinstance(payload, np.ndarray) or payload.shape != (self.files.dim,):
             raise ProtocolError("payload", f"search wants a ({self.files.dim},) vector")
         x = np.ascontiguousarray(payload, dtype=np.float32).reshape(1, -1)
@@ -150,7 +158,7 @@ class EmulatedSynthesizer:
     kv: KVCache | None = None
     block_tokens: int = 16
 
-    def start(self, payload: Any, now: float) -> Pending:
+    def start(self, payload: Any, now: float, deadline: float = math.inf) -> Pending:
         tin = _field(payload, "input_tokens", int)
         tout = _field(payload, "output_tokens", int)
         docs = _field(payload, "docs", list)
@@ -196,38 +204,95 @@ def extractive_answer(files: CorpusFiles, docs: list[Any], limit: int = 600) -> 
     return " ".join(parts)[:limit]
 
 
+class BackendError(Exception):
+    """An LLM endpoint failed a job: ``retryable`` when another try may succeed (a timeout,
+    a refused connection, a 5xx or 429), not for a request it refused (4xx)."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
 class OpenAISynthesizer:
-    """A real LLM behind any OpenAI-compatible endpoint (Ollama, vLLM, ...). The HTTP call runs
-    on a helper thread so the worker's loop keeps heartbeating while the model generates."""
+    """A real LLM behind any OpenAI-compatible endpoint (vLLM, llama.cpp's server, Ollama,
+    another swarm's front door): ``POST {url}/v1/chat/completions`` with the question and
+    the retrieved documents as context. The call runs on a helper thread so the worker's loop
+    keeps heartbeating while the model generates; it gives up at the job's deadline or after
+    ``timeout_s``, whichever is first. Its answer carries the endpoint's own token counts
+    (``usage``), which replace the query's claimed ones."""
 
-    def __init__(self, files: CorpusFiles, url: str, model: str, timeout_s: float = 120.0) -> None:
+    def __init__(self, files: CorpusFiles, url: str, model: str, timeout_s: float = 60.0) -> None:
+        import httpx  # only a worker with this backend pays for it
+
+        if not timeout_s > 0:
+            raise ValueError(f"OpenAI timeout must be > 0 s, got {timeout_s}")
         self.files, self.url, self.model, self.timeout_s = files, url.rstrip("/"), model, timeout_s
-        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.http = httpx.Client(base_url=self.url, follow_redirects=False)
+        self.pool = ThreadPoolExecutor(max_workers=2)  # one call may outlive its job's deadline
 
-    def start(self, payload: Any, now: float) -> Pending:
+    def start(self, payload: Any, now: float, deadline: float = math.inf) -> Pending:
         docs = _field(payload, "docs", list)
         tout = _field(payload, "output_tokens", int)
-        question = payload.get("question") or "Answer from the context."
+        question = payload.get("question")
+        question = question if isinstance(question, str) and question else "Summarise the context."
         context = extractive_answer(self.files, docs, limit=4000)
-        return Pending(future=self.pool.submit(self._call, str(question), context, tout))
+        timeout = min(self.timeout_s, max(deadline - time.time(), 0.001))
+        return Pending(future=self.pool.submit(self._call, question, context, tout, timeout))
 
-    def _call(self, question: str, context: str, max_tokens: int) -> dict[str, Any]:
+    def _call(self, question: str, context: str, max_tokens: int, timeout: float) -> dict[str, Any]:
+        import httpx
+
         body = {
             "model": self.model,
-            "max_tokens": max_tokens,
+            "max_tokens": max(max_tokens, 1),
             "messages": [
                 {"role": "system", "content": f"Answer using this context:\n{context}"},
-                {"role": "user", "content": question},
+                {"role": "user", "content": question[:MAX_QUESTION_CHARS]},
             ],
         }
-        req = urllib.request.Request(
-            f"{self.url}/v1/chat/completions",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-            reply = json.loads(resp.read())
-        return {"answer": reply["choices"][0]["message"]["content"]}
+        try:
+            resp = self.http.post("/v1/chat/completions", json=body, timeout=timeout)
+        except httpx.TimeoutException:
+            raise BackendError(f"{self.url}: no answer within {timeout:.2f} s", True) from None
+        except httpx.HTTPError as err:
+            raise BackendError(f"{self.url} unreachable: {type(err).__name__}", True) from None
+        if resp.status_code >= 400:
+            status = resp.status_code
+            retry = status >= 500 or status == 429
+            raise BackendError(f"HTTP {status}: {_error_message(resp)}", retry)
+        return _completion(resp)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.http.close()
+
+
+def _error_message(resp: Any) -> str:
+    """The message of an OpenAI error body (``{"error": {"message": ...}}``), else its text."""
+    try:
+        err = resp.json().get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return err["message"][:160]
+    except (ValueError, AttributeError):
+        pass
+    return resp.text[:160]
+
+
+def _completion(resp: Any) -> dict[str, Any]:
+    """A chat completion's answer and token counts; BackendError if it is not one."""
+    try:
+        reply = resp.json()
+        answer = reply["choices"][0]["message"]["content"]
+        usage = reply.get("usage") or {}
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        raise BackendError("the endpoint's answer is no OpenAI chat completion", False) from None
+    if not isinstance(answer, str):
+        raise BackendError("the endpoint's answer has no text content", False)
+    out: dict[str, Any] = {"answer": answer[:MAX_ANSWER_CHARS]}
+    tin, tout = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if isinstance(tin, int) and isinstance(tout, int):
+        out |= {"prompt_tokens": tin, "completion_tokens": tout}
+    return out
 
 
 @dataclass
@@ -239,11 +304,11 @@ class Evaluator:
     device: DeviceProfile
     time_scale: float
 
-    def start(self, payload: Any, now: float) -> Pending:
+    def start(self, payload: Any, now: float, deadline: float = math.inf) -> Pending:
         pool = _pool(payload, self.files)
         ids = [i for i in _field(payload, "ids", list) if isinstance(i, int)]
         out: dict[str, Any] = {"recall": self.files.recall(pool, ids)}
-        if self.files.gold is not None:
+        if self.files.gold is not None and payload.get("free") is not True:
             out["gold_hit"] = float(int(self.files.gold[pool]) in ids)
         return Pending(out, now + self.device.eval_s * self.time_scale)
 

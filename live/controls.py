@@ -39,6 +39,15 @@ class Controls:
     def close(self) -> None:
         self.loader.shutdown(wait=False, cancel_futures=True)
 
+    def acting(self) -> dict[str, str]:
+        """Each Task with an attached acting controller -> its label (the rest follow the
+        scenario's own rules)."""
+        return {
+            name: slot.acting.label
+            for name, slot in self.slots.items()
+            if slot.active and slot.acting is not None and not slot.acting.implicit
+        }
+
     # --- decisions -------------------------------------------------------------------------
 
     def decide_route(self, query: Query, layer: str) -> None:

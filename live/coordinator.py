@@ -43,7 +43,7 @@ from .faults import COORDINATOR_RESTART, Injector, LinkFaults
 from .guard import THROTTLED, WORKER_CONTROLS, PeerGuard
 from .kvindex import KVIndex
 from .launcher import Launcher
-from .limits import CLIENT_MAX_BYTES, CLIENT_RCVHWM
+from .limits import CLIENT_MAX_BYTES, CLIENT_RCVHWM, MAX_TASK_CHARS
 from .pipeline import Pipeline
 from .protocol import CONTROL, DATA, RESPONSE, Message, decode
 from .roster import Roster
@@ -236,11 +236,13 @@ class Coordinator:
                 continue
             handle(peer, msg)
 
-    def _refuse(self, sock: zmq.Socket, peer: bytes | None, err: ProtocolError) -> None:
+    def _refuse(
+        self, sock: zmq.Socket, peer: bytes | None, err: ProtocolError, task: str = ""
+    ) -> None:
         self.count_error(err.reason)
         self.telemetry.protocol_error(err.reason)
         if peer and self.guard.error(self.sock_names[sock], peer, time.monotonic()):
-            sockets.send(sock, Message(RESPONSE, "ERROR", "", NAME, {"error": str(err)}), peer)
+            sockets.send(sock, Message(RESPONSE, "ERROR", task, NAME, {"error": str(err)}), peer)
 
     def count_error(self, reason: str) -> None:
         self.protocol_errors[reason] = self.protocol_errors.get(reason, 0) + 1
@@ -374,8 +376,10 @@ class Coordinator:
             return
         try:
             self.pipeline.admit(peer, msg)
-        except ProtocolError as err:
-            self._refuse(self.clients, peer, err)
+        except ProtocolError as err:  # the refusal names the query, so a client can match it
+            self._refuse(
+                self.clients, peer, err, msg.task if len(msg.task) <= MAX_TASK_CHARS else ""
+            )
 
     def _throttled(self, peer: bytes, msg: Message) -> None:
         """A client past its rate: its query is dropped unadmitted, answered while it is not

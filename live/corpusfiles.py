@@ -65,6 +65,15 @@ class CorpusFiles:
         truth = set(np.asarray(self.ground_truth[query]).tolist())
         return len(truth.intersection(ids)) / self.k
 
+    def recall_of(self, vector: np.ndarray, ids: list[int]) -> float:
+        """Recall@k of retrieved ``ids`` against the exact top-k of ``vector`` over the whole
+        corpus (a free-text question has no precomputed truth; one exact scan, ~1 ms for
+        10^4 vectors of 384 dimensions)."""
+        scores = self.vectors @ np.asarray(vector, dtype=np.float32)
+        k = min(self.k, len(scores))
+        truth = np.argpartition(-scores, k - 1)[:k]
+        return len(set(truth.tolist()).intersection(ids)) / self.k
+
 
 def write_corpus(
     corpus: Corpus,

@@ -18,6 +18,7 @@ deadline, which the worker enforces (``live.expiry``).
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,13 +30,16 @@ from .errors import ProtocolError
 from .protocol import MAX_PREFIX_BLOCKS, prefix_blocks
 
 QUERY_FIELDS = ("qclass", "input_tokens", "output_tokens", "pool")
-QUERY_KEYS = frozenset({*QUERY_FIELDS, "blocks"})  # all a QUERY payload may hold
+QUERY_KEYS = frozenset({*QUERY_FIELDS, "blocks", "text"})  # all a QUERY payload may hold
+MAX_QUESTION_CHARS = 16_384  # of a free-text question (``text``), as sent to the embedder
+# and the synthesizer; longer context belongs in retrieval, not in the question
 MAX_TASK_CHARS = 128  # a client's task id, kept with its query and echoed in the answer
 MAX_OUTPUT_TOKENS = 32_768  # no profile gives one; the largest max_tokens we serve
 CLIENT_MAX_BYTES = 256 * 1024  # a frame on the client and control sockets (a QUERY with
 # MAX_PREFIX_BLOCKS hashes is ~74 KB); libzmq disconnects a peer that sends a larger one
 CLIENT_RCVHWM = 1000  # messages libzmq holds per client or operator connection unread
 MAX_ANSWER_CHARS = 2000  # of a synthesizer's answer kept for the client
+MAX_DETAIL_CHARS = 200  # of a worker's error (an LLM endpoint's message) kept for the client
 FALLBACK_WINDOW = MAX_PREFIX_BLOCKS * 16  # a model without a KV figure: the protocol's bound
 
 
@@ -48,6 +52,7 @@ class QueryFields:
     output_tokens: int
     pool: int
     blocks: tuple[int, ...]
+    text: str | None = None  # a free-text question; None: the pool query's own
 
 
 def context_window(profiles: Profiles, model: str) -> int:
@@ -66,7 +71,7 @@ class RequestLimits:
     def __init__(self, scenario: Scenario, profiles: Profiles, n_pool: int) -> None:
         self.classes = scenario.workload.classes
         self.n_pool = n_pool
-        models = _tier_models(scenario)
+        models = tier_models(scenario)
         self.windows = [
             context_window(profiles, models.get(c.model, "")) for c in self.classes
         ]  # per class
@@ -75,7 +80,12 @@ class RequestLimits:
         """The QUERY's fields, each within its bound; raises ProtocolError naming the field."""
         if len(task) > MAX_TASK_CHARS:
             raise ProtocolError("payload", f"task id of {len(task)} chars (limit {MAX_TASK_CHARS})")
-        if not isinstance(payload, dict) or not all(_is_int(payload.get(f)) for f in QUERY_FIELDS):
+        if not isinstance(payload, dict):
+            raise ProtocolError("payload", f"a query is a map, not {type(payload).__name__}")
+        text = _text(payload)
+        if text is not None and "pool" not in payload:  # the question stands for a pool query
+            payload = {**payload, "pool": text_pool(text, self.n_pool)}
+        if not all(_is_int(payload.get(f)) for f in QUERY_FIELDS):
             raise ProtocolError("payload", f"a query needs integer fields {QUERY_FIELDS}")
         extra = set(payload) - QUERY_KEYS
         if extra:
@@ -93,7 +103,25 @@ class RequestLimits:
                 f"input_tokens {tin} + output_tokens {tout}: each >= 0, output <= "
                 f"{MAX_OUTPUT_TOKENS}, together <= the model's context window {window}",
             )
-        return QueryFields(qclass, tin, tout, pool, prefix_blocks(payload))
+        return QueryFields(qclass, tin, tout, pool, prefix_blocks(payload), text)
+
+
+def text_pool(text: str, n_pool: int) -> int:
+    """The pool query a free-text question stands for where it needs one (the EMULATED
+    embedding of a corpus without a text model: that query's vector): fixed by the text."""
+    return zlib.crc32(text.encode()) % n_pool
+
+
+def _text(payload: dict[str, Any]) -> str | None:
+    """The QUERY's free-text question, if any: a non-empty string of bounded length."""
+    text = payload.get("text")
+    if text is None:
+        return None
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_QUESTION_CHARS:
+        size = len(text) if isinstance(text, str) else type(text).__name__
+        raise ProtocolError("payload", f"text: a question of 1 to {MAX_QUESTION_CHARS} "
+                            f"characters, got {size}")  # fmt: skip
+    return text
 
 
 def deadline_in(deadline: float | None, wall_now: float, default_s: float) -> float:
@@ -119,7 +147,7 @@ def search_answer(p: Mapping[str, Any], k: int, n_docs: int) -> list[tuple[float
     ]
 
 
-def _tier_models(scenario: Scenario) -> dict[str, str]:
+def tier_models(scenario: Scenario) -> dict[str, str]:
     """Each synthesizer tier ("small", "large") -> the model its layer runs."""
     out: dict[str, str] = {}
     for stage in scenario.stages:

@@ -25,7 +25,7 @@ from . import admission as adm
 from .corpusfiles import CorpusFiles
 from .dispatch import Dispatch, job_id
 from .expiry import past_deadline
-from .limits import MAX_ANSWER_CHARS, RequestLimits, deadline_in, search_answer
+from .limits import MAX_ANSWER_CHARS, MAX_DETAIL_CHARS, RequestLimits, deadline_in, search_answer
 from .protocol import Message
 from .state import Agent, Job, Query
 from .telemetry import Telemetry
@@ -100,7 +100,7 @@ class Pipeline:
         now = self.now()
         model = self.scenario.workload.classes[f.qclass].model
         return Query(next(self.ids), peer, msg.task, now, now + budget, f.qclass, model,
-                     f.input_tokens, f.output_tokens, f.pool, f.blocks)  # fmt: skip
+                     f.input_tokens, f.output_tokens, f.pool, f.blocks, f.text)  # fmt: skip
 
     def expired(self, now: float) -> list[Query]:
         """The active queries whose deadline has passed (by deadline: a client's may be
@@ -151,7 +151,8 @@ class Pipeline:
         """Send the query's job of its current stage (not a search) to ``agent``, placed
         there beyond its credit, as the simulator places it; else by the layer's rule."""
         role = self.scenario.layers[layer].role
-        job = Job(job_id(query), query, layer, STAGE_ACTIONS[role], _payload(query, role))
+        payload = _payload(query, role, self.files)
+        job = Job(job_id(query), query, layer, STAGE_ACTIONS[role], payload)
         self.dispatch.send(job, agent, placed=agent is not None)
 
     def answered(self, job: Job, agent: Agent, ok: bool, p: dict[str, Any], now: float) -> None:
@@ -160,6 +161,10 @@ class Pipeline:
             self.finish(job.query, Outcome.FAILED, FailureReason.DEADLINE)
             return
         if not ok:
+            job.query.detail = str(p.get("error", ""))[:MAX_DETAIL_CHARS]
+            if p.get("retryable") is False:  # e.g. an LLM endpoint's 4xx: no use resending
+                self.finish(job.query, Outcome.FAILED, FailureReason.WORKER_ERROR)
+                return
             self.dispatch.retry(job, FailureReason.WORKER_ERROR)
             return
         self.admission.observe(job.layer, p.get("service_s"))
@@ -183,6 +188,7 @@ class Pipeline:
             self._join(query)
         elif job.action == "SYNTH":
             query.answer = str(p.get("answer", ""))[:MAX_ANSWER_CHARS]
+            _real_usage(query, p)
         elif job.action == "EVAL" and isinstance(p.get("gold_hit"), float | int):
             query.gold_hit = float(p["gold_hit"])
         query.stage += 1
@@ -220,7 +226,10 @@ class Pipeline:
         """All searched shards answered: merge to the global top-k and credit recall."""
         hits = sorted(query.hits, key=lambda h: -h[0])[: self.files.k]
         query.docs = [int(doc) for _, doc in hits]
-        query.recall = self.files.recall(query.pool, query.docs)
+        if query.text is None or query.vector is None:
+            query.recall = self.files.recall(query.pool, query.docs)
+        else:  # a free-text question: against the exact top-k of its own vector
+            query.recall = self.files.recall_of(query.vector, query.docs)
         self.metrics.recall_sum += query.recall
         self.metrics.retrievals += 1
 
@@ -238,20 +247,59 @@ class Pipeline:
         self.metrics.record_end(query, latency, None)
         self.telemetry.query_out(outcome, latency)
         self.finished.append((now, query.arm, str(outcome), latency, query.recall))
-        self.reply(query, "DONE" if outcome == Outcome.COMPLETED else "FAILED",
-                   {"outcome": str(outcome), "reason": str(reason), "latency_s": latency,
-                    "recall": query.recall, "answer": query.answer})  # fmt: skip
+        self.reply(
+            query,
+            "DONE" if outcome == Outcome.COMPLETED else "FAILED",
+            self._answer(query, latency),
+        )
         if self.record:
             self.timeline.append(query.to_record())
 
+    def _answer(self, query: Query, latency: float) -> dict[str, Any]:
+        """A query's final answer to its client: outcome, reason, the answer and what made
+        it (documents retrieved, each stage's times, token counts, the controllers acting)."""
+        stages = [{"stage": r[0], "layer": r[1], "agent": r[2], "node": r[3], "device": r[4],
+                   "wait_s": r[6] - r[5], "service_s": r[7] - r[6]}
+                  for r in query.timeline or ()]  # fmt: skip
+        out = {"outcome": str(query.outcome), "reason": str(query.reason), "latency_s": latency,
+               "recall": query.recall, "answer": query.answer, "docs": query.docs,
+               "stages": stages, "input_tokens": query.input_tokens,
+               "output_tokens": query.output_tokens, "controllers": self.controls.acting(),
+               "arm": query.arm}  # fmt: skip
+        if query.first_token is not None:
+            out["ttft_s"] = query.first_token - query.arrival
+        if query.detail and query.outcome != Outcome.COMPLETED:
+            out["detail"] = query.detail
+        return out
 
-def _payload(query: Query, role: str) -> Any:
+
+def _payload(query: Query, role: str, files: CorpusFiles) -> Any:
     if role == "embedder":
-        return {"pool": query.pool}
+        return {"pool": query.pool} if query.text is None else {"pool": query.pool,
+                                                                 "text": query.text}  # fmt: skip
     if role == "synthesizer":
         return {"input_tokens": query.input_tokens, "output_tokens": query.output_tokens,
-                "docs": query.docs, "blocks": list(query.blocks)}  # fmt: skip
-    return {"pool": query.pool, "ids": query.docs}  # evaluator
+                "docs": query.docs, "blocks": list(query.blocks),
+                "question": _question(query, files)}  # fmt: skip
+    if query.text is not None:  # evaluator: no gold document is known for free text
+        return {"pool": query.pool, "ids": query.docs, "free": True}
+    return {"pool": query.pool, "ids": query.docs}
+
+
+def _question(query: Query, files: CorpusFiles) -> str:
+    """The question a synthesizer answers: the client's text, the real-text corpus's
+    question of the pool query, else none (a synthetic corpus has no text)."""
+    if query.text is not None:
+        return query.text
+    return files.questions[query.pool] if files.questions is not None else ""
+
+
+def _real_usage(query: Query, p: dict[str, Any]) -> None:
+    """A real LLM's token counts replace the ones the query claimed, so the recording (and
+    a calibration fitted on it) holds what the model actually read and wrote."""
+    tin, tout = p.get("prompt_tokens"), p.get("completion_tokens")
+    if _is_int(tin) and _is_int(tout) and 0 <= tin <= 10**7 and 0 <= tout <= 10**7:
+        query.input_tokens, query.output_tokens = tin, tout
 
 
 def _stage_layers(stage) -> str | dict[str, str]:

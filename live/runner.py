@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,7 @@ class LiveRun:
     synth_backend: str = "emulated"  # or "openai"
     openai_url: str = ""
     openai_model: str = ""
+    openai_timeout_s: float = 60.0  # one call's limit (and always its query's deadline)
     metrics_port: int | None = None  # Prometheus endpoint (0: any free port)
     record: Path | None = None  # per-query timeline JSONL
     config: LiveConfig = field(default_factory=LiveConfig)
@@ -73,6 +75,8 @@ class LiveRun:
     worker_bind: str = "tcp://127.0.0.1:0"  # where workers report
     keys: Path | None = None  # a key directory (``live.keys``): CURVE and an authenticator
     insecure: bool = False  # without keys, allow binds other machines can reach
+    http: str | None = None  # HOST:PORT of the OpenAI-compatible front door (live up --http)
+    http_timeout_s: float = 30.0  # a front-door query's deadline in the swarm
 
 
 def check_live(scenario: Scenario) -> None:
@@ -201,6 +205,7 @@ class Swarm:
                 synth_backend=run.synth_backend,
                 openai_url=run.openai_url,
                 openai_model=run.openai_model,
+                openai_timeout_s=run.openai_timeout_s,
                 real_embedding=run.corpus is not None,
                 heartbeat_interval_s=scenario.failures.heartbeat_interval_s,
                 heartbeat_liveness=scenario.failures.heartbeat_liveness,
@@ -356,7 +361,10 @@ def serve(
             gen = _start_load(run, coord.client_address, duration, 0.0, len(coord.files.queries),
                               coord.deadline_s + coord.dead_after_s)  # fmt: skip
         out = None if run.record is None else run.record.open("w", encoding="utf-8")
+        door = None
         try:
+            if run.http is not None:
+                door = start_front_door(run, coord.client_address, coord.control_address)
             announce(
                 {
                     "scenario": swarm.scenario.name,
@@ -367,6 +375,7 @@ def serve(
                     "load": load,
                     "record": None if run.record is None else str(run.record),
                     "keys": None if run.keys is None else str(run.keys),
+                    "http": None if door is None else door.url,
                 }
             )
             flush = 0.0
@@ -377,12 +386,65 @@ def serve(
                         flush = time.monotonic() + 1.0
                         _append(out, swarm.coord.take_recording())
         finally:
+            if door is not None:
+                door.stop()  # no new requests; those in flight get the answers owed
             client = wind_down(swarm, gen)
+            if door is not None:
+                door.wait()
             coord = swarm.coord
             if out is not None:
                 _append(out, coord.take_recording())
                 out.close()
         return live_summary(swarm, time.perf_counter() - wall, client)
+
+
+class FrontDoorProcess:
+    """The ``live.frontdoor`` process of a running swarm: started, its URL read, stopped."""
+
+    def __init__(self, cmd: list[str], timeout_s: float) -> None:
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, **SINGLE_THREAD_ENV}
+        )
+        self.url = self._read_url(timeout_s)
+
+    def _read_url(self, timeout_s: float) -> str:
+        """The URL its first line gives; LiveError if it exits or says nothing in time."""
+        import selectors
+
+        assert self.proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            if sel.select(timeout_s):
+                line = self.proc.stdout.readline()
+                with contextlib.suppress(ValueError):
+                    return str(json.loads(line)["http"])
+        self.stop()
+        self.wait()
+        raise LiveError(f"the HTTP front door did not start (exit code {self.proc.poll()}; "
+                        "is its address free?)")  # fmt: skip
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, grace_s: float = 1.5) -> None:
+        try:
+            self.proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_front_door(run: LiveRun, queries: str, control: str) -> FrontDoorProcess:
+    """Start the OpenAI-compatible front door on ``run.http`` for the swarm at ``queries``."""
+    cmd = [sys.executable, "-m", "live.frontdoor", "--queries", queries, "--control", control,
+           "--bind", str(run.http), "--scenario", run.scenario,
+           "--timeout", str(run.http_timeout_s)]  # fmt: skip
+    for item in run.overrides:
+        cmd += ["--set", item]
+    if run.keys is not None:
+        cmd += ["--keys", str(run.keys)]
+    return FrontDoorProcess(cmd, run.config.startup_timeout_s)
 
 
 def _append(out, rows: list[dict[str, Any]]) -> None:

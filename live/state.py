@@ -91,8 +91,8 @@ class Agent:
 class Query(sim.Query):
     """A client's query: the simulator's ``Query`` plus who asked and what came back."""
 
-    __slots__ = ("answer", "arm", "client", "client_task", "deadline", "docs", "gold_hit",
-                 "hits", "vector")  # fmt: skip
+    __slots__ = ("answer", "arm", "client", "client_task", "deadline", "detail", "docs",
+                 "gold_hit", "hits", "text", "vector")  # fmt: skip
 
     def __init__(
         self,
@@ -107,8 +107,10 @@ class Query(sim.Query):
         output_tokens: int,
         pool: int,
         blocks: tuple[int, ...] = (),
+        text: str | None = None,
     ) -> None:
         super().__init__(qid, arrival, qclass, model, input_tokens, output_tokens, pool, blocks)
+        self.text = text  # a free-text question (None: the pool query's)
         self.client = client
         self.client_task = client_task
         self.deadline = deadline
@@ -118,6 +120,7 @@ class Query(sim.Query):
         self.answer = ""
         self.gold_hit: float | None = None
         self.arm = ""  # the controller that routed it, when one is attached
+        self.detail = ""  # what the last failed stage's worker said (an HTTP error, ...)
         self.timeline = []
 
     def to_record(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -29,6 +30,7 @@ from swarmsim.service import RetrievalConfig
 from . import auth, expiry, sockets
 from .backends import (
     Backend,
+    BackendError,
     Embedder,
     EmulatedSynthesizer,
     Evaluator,
@@ -43,6 +45,7 @@ from .corpusfiles import CorpusFiles
 from .errors import ProtocolError
 from .faults import WorkerFaults
 from .keys import party
+from .limits import MAX_DETAIL_CHARS
 from .protocol import CONTROL, DATA, RESPONSE, Message
 
 MAX_QUEUE = 256  # jobs a worker holds; the coordinator's credit keeps it far below this
@@ -71,6 +74,7 @@ class WorkerSpec:
     synth_backend: str = "emulated"  # or "openai"
     openai_url: str = ""
     openai_model: str = ""
+    openai_timeout_s: float = 60.0
     real_embedding: bool = False
     heartbeat_interval_s: float = FailureConfig.heartbeat_interval_s  # the scenario's failures:
     heartbeat_liveness: int = FailureConfig.heartbeat_liveness
@@ -133,7 +137,9 @@ class Worker:
             return Embedder(self.files, device, scale, model)
         if spec.role == "synthesizer":
             if spec.synth_backend == "openai":
-                return OpenAISynthesizer(self.files, spec.openai_url, spec.openai_model)
+                return OpenAISynthesizer(
+                    self.files, spec.openai_url, spec.openai_model, spec.openai_timeout_s
+                )
             kv = KVCache(spec.kv_blocks) if spec.kv_blocks > 0 else None
             return EmulatedSynthesizer(self.files, device, spec.model, scale, kv, spec.block_tokens)
         if spec.role == "evaluator":
@@ -276,7 +282,8 @@ class Worker:
             recv_at, msg = self.queue.popleft()
             start = now_s()
             try:
-                job = self.backend.start(msg.payload, start)
+                deadline = math.inf if msg.deadline is None else msg.deadline
+                job = self.backend.start(msg.payload, start, deadline)
                 self.faults.stretch(job, start)
             except (ProtocolError, ValueError, TypeError, KeyError) as err:
                 self._send(sock, RESPONSE, "FAILED", {"error": str(err)[:200]}, msg.task)
@@ -300,8 +307,12 @@ class Worker:
         self.done += 1
         try:
             value = job.value()
-        except Exception as err:  # a failed HTTP call to an LLM endpoint, ...
-            self._send(sock, RESPONSE, "FAILED", {"error": str(err)[:200]}, msg.task)
+        except BackendError as err:  # an LLM endpoint failed: say whether to try again
+            failed = {"error": str(err)[:MAX_DETAIL_CHARS], "retryable": err.retryable}
+            self._send(sock, RESPONSE, "FAILED", failed, msg.task)
+            return
+        except Exception as err:
+            self._send(sock, RESPONSE, "FAILED", {"error": str(err)[:MAX_DETAIL_CHARS]}, msg.task)
             return
         value = {**value, "service_s": end - start, "wait_s": start - recv_at}
         self._send(sock, RESPONSE, "DONE", value, msg.task)

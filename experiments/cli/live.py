@@ -78,7 +78,33 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--json", action="store_true",
                     help="print the addresses and, at exit, the summary as JSON lines")  # fmt: skip
     up.add_argument("--inject", action="append", default=[], metavar="SPEC", help=INJECT_HELP)
+    up.add_argument("--http", metavar="HOST:PORT",
+                    help="serve an OpenAI-compatible front door there (POST /v1/chat/"
+                    "completions, /v1/completions; GET /v1/models, /healthz), e.g. "
+                    "127.0.0.1:8000 (port 0: any free one)")  # fmt: skip
+    up.add_argument("--http-timeout", type=float, default=30.0, metavar="S",
+                    help="a front-door request's deadline in the swarm; past it: 504 "
+                    "(default 30)")  # fmt: skip
     up.set_defaults(func=cmd_live_up, exit_at_once=True)
+
+    ask = verbs.add_parser(
+        "ask", help="ask a running swarm one question on its query port; print the answer"
+    )
+    ask.add_argument("address", metavar="ADDR", help="the query address live up printed")
+    ask.add_argument("question", nargs="?", metavar="QUESTION",
+                     help="a free-text question (none: a pool query of --tokens)")  # fmt: skip
+    ask.add_argument("--tokens", type=int, metavar="N",
+                     help="prompt tokens (default: the question's, 4 chars a token)")  # fmt: skip
+    ask.add_argument("--max-tokens", type=int, metavar="N",
+                     help="tokens to generate (default 256)")  # fmt: skip
+    ask.add_argument("--class", dest="qclass", type=int, default=0, metavar="I",
+                     help="the query class index in the swarm's scenario (default 0)")  # fmt: skip
+    ask.add_argument("--pool", type=int, metavar="N", help="the corpus pool query to ask")
+    ask.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                     help="give up after S seconds (default 30)")  # fmt: skip
+    ask.add_argument("--json", action="store_true", help="print the whole answer as JSON")
+    _add_keys(ask)
+    ask.set_defaults(func=cmd_live_ask)
 
     inject = verbs.add_parser(
         "inject", help="apply one fault to a running swarm (its time counted from now)"
@@ -202,6 +228,10 @@ def _live_run(
         raise SwarmError(f"--corpus: {args.corpus} is not a directory")
     if args.synth == "openai" and not (args.openai_url and args.openai_model):
         raise SwarmError("--synth openai needs --openai-url and --openai-model")
+    if args.synth == "openai" and not args.openai_url.startswith(("http://", "https://")):
+        raise SwarmError(f"--openai-url: expected http://HOST:PORT, got {args.openai_url!r}")
+    if not args.openai_timeout > 0:
+        raise SwarmError(f"--openai-timeout: expected seconds > 0, got {args.openai_timeout}")
     if not 0 <= args.log_fraction <= 1:
         raise SwarmError(f"--log-fraction: expected a fraction in [0, 1], got {args.log_fraction}")
     for spec in args.controllers:  # a bad or reference controller: one line, before any other
@@ -209,8 +239,12 @@ def _live_run(
     binds = [extra.get(f"{k}_bind", "tcp://127.0.0.1:0") for k in ("control", "query", "worker")]
     check_exposure(binds, args.keys is not None, args.insecure)  # one line, before any process
     if args.keys is not None:
-        parties = ("worker", "client") if getattr(args, "load", True) else ("worker",)
-        check_swarm_keys(args.keys, parties)
+        parties = ["worker"]
+        if getattr(args, "load", True) or extra.get("http"):
+            parties.append("client")
+        if extra.get("http"):
+            parties.append("operator")  # the front door's /healthz asks for STATUS
+        check_swarm_keys(args.keys, tuple(parties))
     from live.admission import AdmissionConfig
     from live.guard import GuardConfig
 
@@ -233,6 +267,7 @@ def _live_run(
         synth_backend=args.synth,
         openai_url=args.openai_url,
         openai_model=args.openai_model,
+        openai_timeout_s=args.openai_timeout,
         metrics_port=args.metrics_port,
         record=args.record,
         config=LiveConfig(time_scale=args.time_scale, **config),
@@ -256,6 +291,15 @@ def cmd_live_up(args: argparse.Namespace) -> int:
                 f"--heartbeat: expected a positive number of seconds, got {args.heartbeat}"
             )
         overrides.append(f"failures.heartbeat_interval_s={args.heartbeat}")
+    if args.http is not None:
+        from live.frontdoor import parse_bind
+
+        try:
+            parse_bind(args.http)
+        except ValueError as err:
+            raise SwarmError(str(err)) from None
+    if not args.http_timeout > 0:
+        raise SwarmError(f"--http-timeout: expected seconds > 0, got {args.http_timeout}")
     run = _live_run(
         args,
         overrides,
@@ -263,6 +307,8 @@ def cmd_live_up(args: argparse.Namespace) -> int:
         control_bind=args.bind,
         query_bind=args.query_bind,
         worker_bind=args.worker_bind,
+        http=args.http,
+        http_timeout_s=args.http_timeout,
     )
 
     def announce(up: dict[str, Any]) -> None:
@@ -277,6 +323,8 @@ def cmd_live_up(args: argparse.Namespace) -> int:
             print(f"  metrics  http://127.0.0.1:{up['metrics_port']}/metrics", flush=True)
         if up["record"]:
             print(f"  record   {up['record']}", flush=True)
+        if up["http"]:
+            print(f"  http     {up['http']}/v1   (OpenAI-compatible; GET /healthz)", flush=True)
         if up["keys"]:
             print(f"  keys     {up['keys']}   (operators: --keys DIR)", flush=True)
         print("Ctrl-C or SIGTERM stops it.", flush=True)
@@ -290,6 +338,39 @@ def cmd_live_up(args: argparse.Namespace) -> int:
         summary = serve(run, announce, load=args.load, stop=stop)
     print(json.dumps({"summary": summary}) if args.json else render_summary(summary), flush=True)
     return 0
+
+
+def cmd_live_ask(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from live.client import Client
+    from live.errors import LiveError
+
+    if args.question is None and args.tokens is None:
+        raise SwarmError("live ask: give a QUESTION or --tokens N")
+    if not args.timeout > 0:
+        raise SwarmError(f"--timeout: expected seconds > 0, got {args.timeout}")
+    if not args.address.startswith(("tcp://", "ipc://")):
+        raise SwarmError(f"{args.address!r} is not a swarm address (tcp://HOST:PORT, the "
+                         "query address live up prints)")  # fmt: skip
+    try:
+        with Client(args.address, args.timeout, args.keys) as client:
+            answer = client.ask(args.question, tokens=args.tokens, qclass=args.qclass,
+                                max_tokens=args.max_tokens, pool=args.pool)  # fmt: skip
+    except LiveError as err:
+        raise SwarmError(str(err)) from None
+    if args.json:
+        print(json.dumps(asdict(answer)))
+    elif answer.ok:
+        print(answer.answer)
+        stages = ", ".join(f"{s.get('layer')} {s.get('service_s', 0):.3f}s" for s in answer.stages)
+        print(f"-- completed in {answer.latency_s:.3f} s; docs {answer.docs[:10]}; "
+              f"recall {answer.recall}; {stages}", file=sys.stderr)  # fmt: skip
+    else:
+        detail = f" ({answer.detail})" if answer.detail else ""
+        print(f"swarmsim: the swarm {answer.outcome} the query: {answer.reason}{detail}",
+              file=sys.stderr)  # fmt: skip
+    return 0 if answer.ok else 1
 
 
 def cmd_live_status(args: argparse.Namespace) -> int:

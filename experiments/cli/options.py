@@ -170,8 +170,15 @@ def add_swarm_options(p: argparse.ArgumentParser) -> None:
         default="emulated",
         help="synthesizer backend: emulated (profile timings) or an OpenAI-compatible endpoint",
     )
-    p.add_argument("--openai-url", default="", metavar="URL", help="e.g. http://127.0.0.1:11434")
-    p.add_argument("--openai-model", default="", metavar="NAME")
+    p.add_argument("--openai-url", default="", metavar="URL",
+                   help="the endpoint's base URL, without /v1: vLLM http://HOST:8000, "
+                   "llama.cpp's llama-server http://HOST:8080, Ollama "
+                   "http://HOST:11434")  # fmt: skip
+    p.add_argument("--openai-model", default="", metavar="NAME",
+                   help="the model name the endpoint serves (its GET /v1/models)")  # fmt: skip
+    p.add_argument("--openai-timeout", type=float, default=60.0, metavar="S",
+                   help="give up on one call after S seconds, or at its query's deadline if "
+                   "sooner (default 60)")  # fmt: skip
     p.add_argument(
         "--time-scale",
         type=float,
