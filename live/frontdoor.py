@@ -375,8 +375,9 @@ def _model_card(model: Model, created: int) -> dict[str, Any]:
 
 
 class BodyLimit:
-    """ASGI middleware: a body larger than ``limit`` bytes (by its Content-Length or as it
-    arrives) gets 413, one that takes longer than ``BODY_TIMEOUT_S`` to arrive 408."""
+    """ASGI middleware: the body is read whole before the app sees it; one larger than
+    ``limit`` bytes (by its Content-Length or as it arrives) gets 413, one that takes longer
+    than ``BODY_TIMEOUT_S`` to arrive 408."""
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -389,35 +390,39 @@ class BodyLimit:
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await _refuse(send, 413, f"the body is larger than {self.limit} bytes")
             return
-        seen, deadline = 0, time.monotonic() + BODY_TIMEOUT_S
-
-        async def limited() -> dict[str, Any]:
-            nonlocal seen
-            left = deadline - time.monotonic()
-            try:
-                message = await asyncio.wait_for(receive(), max(left, 0.001))
-            except TimeoutError:
-                raise _TooSlow from None
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _refuse(send, 413, f"the body is larger than {self.limit} bytes")
-        except _TooSlow:
+            body = await asyncio.wait_for(self._body(receive), BODY_TIMEOUT_S)
+        except TimeoutError:
             await _refuse(send, 408, f"the body took longer than {BODY_TIMEOUT_S:g} s to arrive")
+            return
+        if body is None:
+            await _refuse(send, 413, f"the body is larger than {self.limit} bytes")
+            return
+        replayed = False
 
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return dict(await receive())  # after the body: the client's disconnect
 
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
-
-class _TooSlow(Exception):
-    pass
+    async def _body(self, receive: Any) -> bytes | None:
+        """The whole body, or None once it passes ``limit``."""
+        parts, seen = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"".join(parts)
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                return None
+            parts.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(parts)
 
 
 async def _refuse(send: Any, status: int, message: str) -> None:
