@@ -47,9 +47,9 @@ async def chat(request: Request) -> JSONResponse:
             resp = await client.post(f"{state['forward']}/v1/chat/completions", json=body)
         return JSONResponse(resp.json(), status_code=resp.status_code)
     question = body["messages"][-1]["content"]
-    reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": f"echo: {question}"},
-                          "finish_reason": "stop"}],
-             "usage": {"prompt_tokens": 77, "completion_tokens": 7, "total_tokens": 84}}  # fmt: skip
+    message = {"role": "assistant", "content": f"echo: {question}"}
+    usage = {"prompt_tokens": 77, "completion_tokens": 7, "total_tokens": 84}
+    reply = {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": usage}
     return JSONResponse(reply)
 
 
