@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import queue
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
+from serving import serving
 
 from experiments.cli import main
-from live.client import Client, QueryRefused, SwarmUnavailable
+from live.client import Answer, Client, QueryRefused, SwarmUnavailable
 from live.config import LiveConfig
-from live.frontdoor import BodyLimit
-from live.runner import LiveRun, serve
+from live.frontdoor import BodyLimit, FrontDoor, FrontDoorConfig, OpenAIError, catalog
+from live.runner import LiveRun
+from swarmsim.scenario_files import load_scenario
 
 FAST = LiveConfig(time_scale=0.05)
 QUESTION = "Which shard holds the document about prefix caching?"
@@ -31,26 +31,8 @@ QUESTION = "Which shard holds the document about prefix caching?"
 def up() -> Iterator[dict]:
     """A homelab swarm with no load generator and a front door on a free port."""
     run = LiveRun("homelab", workers=8, config=FAST, http="127.0.0.1:0", http_timeout_s=20)
-    announced: queue.Queue = queue.Queue()
-    stop = threading.Event()
-
-    def target() -> None:
-        try:
-            serve(run, announced.put, load=False, stop=stop.is_set)
-        except BaseException as err:
-            announced.put(err)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    got = announced.get(timeout=120)
-    if isinstance(got, BaseException):
-        raise got
-    try:
-        yield got
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-        assert not thread.is_alive(), "the swarm did not shut down"
+    with serving(run) as addresses:
+        yield addresses
 
 
 @pytest.fixture
@@ -209,3 +191,44 @@ def test_live_ask_prints_the_answer_or_one_line(up, capsys):
     assert main(["live", "ask", "tcp://127.0.0.1:1", "hello", "--timeout", "0.3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no answer from tcp://127.0.0.1:1" in err[0]
+
+
+class Scripted:
+    """An AsyncClient stand-in that answers every query with one scripted Answer."""
+
+    def __init__(self, answer: Answer | Exception) -> None:
+        self.answer = answer
+
+    async def ask(self, payload: dict, timeout_s: float, wait_s: float | None = None) -> Answer:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason", "status", "code"),
+    [
+        ("dropped", "backlog_full", 503, "backlog_full"),
+        ("dropped", "admission", 503, "admission"),
+        ("failed", "deadline", 504, "timeout"),
+        ("failed", "shutdown", 503, "shutdown"),
+        ("failed", "worker_error", 500, "worker_error"),
+    ],
+)
+def test_an_unanswered_query_maps_to_its_http_status(outcome, reason, status, code):
+    answer = Answer("h0", outcome, reason, "", 0.1, detail="HTTP 500: boom")
+    door = FrontDoor(Scripted(answer), catalog(load_scenario("homelab")), FrontDoorConfig(),
+                     health=None)  # fmt: skip
+    with pytest.raises(OpenAIError) as err:
+        asyncio.run(door.run({}))
+    assert (err.value.status, err.value.code) == (status, code)
+    assert reason in err.value.message and "HTTP 500: boom" in err.value.message
+    if status == 503:
+        assert err.value.response().headers["retry-after"] == "1"
+
+
+def test_no_swarm_behind_the_door_is_503():
+    door = FrontDoor(Scripted(SwarmUnavailable("nobody")), {}, FrontDoorConfig(), health=None)
+    with pytest.raises(OpenAIError) as err:
+        asyncio.run(door.run({}))
+    assert (err.value.status, err.value.code) == (503, "swarm_unavailable")

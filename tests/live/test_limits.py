@@ -10,7 +10,14 @@ import pytest
 from live.admission import Admission, AdmissionConfig
 from live.errors import ProtocolError
 from live.guard import GuardConfig, PeerGuard
-from live.limits import MAX_OUTPUT_TOKENS, RequestLimits, context_window, deadline_in
+from live.limits import (
+    MAX_OUTPUT_TOKENS,
+    MAX_QUESTION_CHARS,
+    RequestLimits,
+    context_window,
+    deadline_in,
+    text_pool,
+)
 from live.protocol import MAX_PREFIX_BLOCKS
 from live.state import Query
 from swarmsim.errors import ConfigError
@@ -57,6 +64,19 @@ def test_a_query_within_bounds_passes_and_long_task_ids_do_not(limits):
     assert limits.query({**OK, "qclass": 1, "input_tokens": large - 100}, "t").qclass == 1
     with pytest.raises(ProtocolError, match="task id of 129 chars"):
         limits.query(OK, "t" * 129)
+
+
+def test_a_free_text_question_is_bounded_and_stands_for_a_pool_query(limits):
+    text = {"qclass": 0, "input_tokens": 10, "output_tokens": 10, "text": "What is a shard?"}
+    f = limits.query(text, "t")
+    assert f.text == "What is a shard?" and f.pool == text_pool(f.text, 10) == f.pool
+    assert limits.query({**text, "pool": 7}, "t").pool == 7  # a pool given is kept
+    for bad, what in [("", "text"), ("  ", "text"), ("x" * (MAX_QUESTION_CHARS + 1), "text"),
+                      (b"bytes", "text"), (12, "text")]:  # fmt: skip
+        with pytest.raises(ProtocolError, match=what):
+            limits.query({**text, "text": bad}, "t")
+    with pytest.raises(ProtocolError, match="pool"):  # without text, a pool is required
+        limits.query({"qclass": 0, "input_tokens": 10, "output_tokens": 10}, "t")
 
 
 def test_a_client_deadline_can_shorten_but_not_lengthen_nor_be_nan_or_past():
