@@ -29,8 +29,10 @@ QUESTION = "Which shard holds the document about prefix caching?"
 
 @pytest.fixture(scope="module")
 def up() -> Iterator[dict]:
-    """A homelab swarm with no load generator and a front door on a free port."""
-    run = LiveRun("homelab", workers=8, config=FAST, http="127.0.0.1:0", http_timeout_s=20)
+    """A homelab swarm with no load generator, power-of-two routing and a front door on a
+    free port."""
+    run = LiveRun("homelab", workers=8, config=FAST, http="127.0.0.1:0", http_timeout_s=20,
+                  controllers=("shard-routing=power-of-two",))  # fmt: skip
     with serving(run) as addresses:
         yield addresses
 
@@ -55,7 +57,7 @@ def test_chat_completion_with_the_openai_client_runs_the_rag_pipeline(ai):
     layers = {s["layer"] for s in ext["stages"]}
     assert {"embedder", "retriever", "synth-small", "evaluator"} <= layers
     assert all(s["service_s"] >= 0 and s["wait_s"] >= 0 for s in ext["stages"])
-    assert ext["controllers"] == {}  # none attached: the scenario's own rules decided
+    assert ext["controllers"] == {"shard-routing": "shard-routing=power-of-two"}  # its label
 
 
 def test_the_same_question_streamed_gives_the_same_answer_and_usage_last(ai):
