@@ -13,7 +13,9 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -224,7 +226,11 @@ def _embeddings(
     cached = _load_cached(path, len(texts))
     if cached is not None:
         return cached
+    print(f"embedding {len(texts)} texts of {directory} with {MODEL_NAME} (once: cached in "
+          f"{cache_dir}) ...", file=sys.stderr, flush=True)  # fmt: skip
+    t0 = time.monotonic()
     vectors = (embedder if embedder is not None else TextEmbedder()).encode(texts)
+    print(f"embedded in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     try:
         _save_atomic(path, vectors)
     except OSError as exc:  # an unwritable cache costs the next load time, not this one
