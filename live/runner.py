@@ -8,12 +8,14 @@ import itertools
 import json
 import math
 import os
+import queue
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -445,6 +447,38 @@ def start_front_door(run: LiveRun, queries: str, control: str) -> FrontDoorProce
     if run.keys is not None:
         cmd += ["--keys", str(run.keys)]
     return FrontDoorProcess(cmd, run.config.startup_timeout_s)
+
+
+@contextlib.contextmanager
+def serving(run: LiveRun, load: bool = False) -> Iterator[dict[str, Any]]:
+    """``serve`` ``run`` from a thread of this process until the block ends (tests,
+    benchmarks, notebooks); yields its announced addresses (control, queries, http).
+    LiveError if it does not start or does not shut down within a minute."""
+    announced: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+
+    def target() -> None:
+        try:
+            serve(run, announced.put, load=load, stop=stop.is_set)
+        except BaseException as err:  # surfaced to the caller below
+            announced.put(err)
+
+    thread = threading.Thread(target=target, daemon=True, name="swarm")
+    thread.start()
+    try:
+        got = announced.get(timeout=run.config.startup_timeout_s + 120)
+    except queue.Empty:
+        stop.set()
+        raise LiveError("the swarm did not start") from None
+    if isinstance(got, BaseException):
+        raise got
+    try:
+        yield got
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        if thread.is_alive():
+            raise LiveError("the swarm did not shut down within 60 s")
 
 
 def _append(out, rows: list[dict[str, Any]]) -> None:

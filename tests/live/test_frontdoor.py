@@ -14,13 +14,12 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
-from serving import serving
 
 from experiments.cli import main
 from live.client import Answer, Client, QueryRefused, SwarmUnavailable
 from live.config import LiveConfig
 from live.frontdoor import BodyLimit, FrontDoor, FrontDoorConfig, OpenAIError, catalog
-from live.runner import LiveRun
+from live.runner import LiveRun, serving
 from swarmsim.scenario_files import load_scenario
 
 FAST = LiveConfig(time_scale=0.05)

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import serving
 
 from live.client import Client, estimate_tokens
 from live.config import LiveConfig
 from live.operator import request
-from live.runner import LiveRun
+from live.runner import LiveRun, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = LiveConfig(time_scale=0.05)
