@@ -11,6 +11,7 @@ the same file on either backend.
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import os
@@ -110,12 +111,12 @@ def run_sweep(
     """Run the cells of ``cfg`` missing from its table (``path``, default
     results/sweeps/<name>.jsonl) on ``backend``; ``say`` a line per finished cell."""
     path = path or SWEEPS_DIR / f"{cfg.name}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".yaml").write_text(
-        yaml.safe_dump(config_record(cfg, backend), sort_keys=False)
-    )
+    root = path.with_suffix("").resolve()  # the cells' outputs and the resolved config
+    root.mkdir(parents=True, exist_ok=True)
+    record = yaml.safe_dump(config_record(cfg, backend), sort_keys=False)
+    (root / "config.yaml").write_text(record)
     table = Table(path)
-    ctx = Context(os.getcwd(), str(path.with_suffix("").resolve()), cfg.metrics)
+    ctx = Context(os.getcwd(), str(root), cfg.metrics)
     outcome = Outcome(path)
     if backend == "local":
         drive(cfg, table, ctx, LocalBackend(cfg.jobs), outcome, say, update)
@@ -181,13 +182,16 @@ class Progress:
             self.update(self.done / self.total)
 
 
+HEADLINES = {"simulate": "latency_s.p99", "eval": "controllers.*.latency_s.p99.mean",
+             "tune": "value", "train": "controllers.policy.latency_s.p99.mean"}  # fmt: skip
+
+
 def shown_metric(cfg: SweepConfig, metrics: Metrics) -> str | None:
-    """The metric a line shows: the search's, else latency_s.p99, else the first kept."""
+    """The metric a line shows: the search's, else the run's headline, else the first kept."""
     if cfg.search is not None and cfg.search.metric in metrics:
         return cfg.search.metric
-    if "latency_s.p99" in metrics:
-        return "latency_s.p99"
-    return next(iter(metrics), None)
+    headline = fnmatch.filter(metrics, HEADLINES[cfg.run])
+    return headline[0] if headline else next(iter(metrics), None)
 
 
 def run_missing(cells: Sequence[Cell], table: Table, ctx: Context, backend: Backend,
@@ -212,7 +216,7 @@ def run_missing(cells: Sequence[Cell], table: Table, ctx: Context, backend: Back
 
 
 def config_record(cfg: SweepConfig, backend: str) -> dict[str, Any]:
-    """The resolved config saved beside the table (results/sweeps/<name>.yaml)."""
+    """The resolved config saved beside the table (results/sweeps/<name>/config.yaml)."""
     from dataclasses import asdict
 
     return {"backend": backend, **json.loads(json.dumps(asdict(cfg)))}

@@ -128,18 +128,20 @@ def _trainable(cfg: SweepConfig, ctx: Context) -> Any:
 
 
 class _Rows(tune.Callback):
-    """On the driver, as each trial reports: number it, add its rows, say its lines."""
+    """On the driver, as each trial reports: add its rows, say its lines. Trials are numbered
+    in the order the sampler proposed them (the counter Tune's search generator puts first in
+    a trial's tag), as the local search numbers its asks, not in the order they finish."""
 
     def __init__(self, cfg: SweepConfig, told: Told, table: Table, outcome: Outcome,
                  progress: Progress) -> None:  # fmt: skip
         self.cfg, self.told, self.table = cfg, told, table
         self.outcome, self.progress = outcome, progress
-        self.number = max(told, default=-1) + 1
+        self.first = max(told, default=-1) + 1
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any,
                         result: dict[str, Any], **info: Any) -> None:  # fmt: skip
         point, done = json.loads(result["point"]), json.loads(result["cells"])
-        number, self.number = self.number, self.number + 1
+        number = self.first + int(trial.experiment_tag.partition("_")[0]) - 1
         cells = trial_cells(self.cfg, point, number)
         for cell, (metrics, wall) in zip(cells, done, strict=True):
             self.table.add(cell.row(metrics))
