@@ -30,6 +30,8 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
+from swarmsim.errors import SwarmError
+
 from .sweep import Context, Finished, Outcome, Progress, timed_cell
 from .sweep_config import SweepConfig
 from .sweep_search import Told, distributions, objective, trial_cells
@@ -71,7 +73,11 @@ class RayBackend:
             while pending:
                 (ready,), _ = ray.wait(list(pending), num_returns=1)
                 cell = pending.pop(ready)
-                yield cell, *ray.get(ready)
+                try:
+                    done = ray.get(ready)
+                except ray.exceptions.RayTaskError as err:
+                    raise _cause(err) from None
+                yield cell, *done
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -106,9 +112,15 @@ class RayBackend:
                                           callbacks=[rows]),
             )  # fmt: skip
             grid = tuner.fit()
-        errors = [r.error for r in grid if r.error is not None]
-        if errors:
-            raise errors[0]
+        if grid.errors:
+            raise _cause(grid.errors[0]) from None
+
+
+def _cause(err: Exception) -> Exception:
+    """The user's error behind a failed Ray task or trial (one line at the command line), or
+    the failure itself when it is not one."""
+    cause = getattr(err, "cause", None)
+    return cause if isinstance(cause, SwarmError) else err
 
 
 def _trainable(cfg: SweepConfig, ctx: Context) -> Any:

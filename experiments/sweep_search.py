@@ -58,7 +58,7 @@ def objective(cfg: SweepConfig, rows: Sequence[Row]) -> float:
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise SwarmError(f"search.metric: {metric!r} is not a metric of these {cfg.run} "
                              f"runs{hint}")  # fmt: skip
-    return sum(r["metrics"][metric] for r in rows) / len(rows)
+    return float(sum(r["metrics"][metric] for r in rows)) / len(rows)
 
 
 def stored_points(cfg: SweepConfig, table: Table) -> dict[int, dict[str, Any]]:
