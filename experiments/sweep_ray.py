@@ -44,7 +44,11 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 @contextmanager
 def ray_session(address: str | None, jobs: int) -> Iterator[RayBackend]:
     """Ray started (a local instance of ``jobs`` CPUs) or joined (``address``), then shut
-    down whatever happens."""
+    down whatever happens; a Ray this process already runs (a notebook's ``ray.init()``, a
+    test's) is used as it is and left running."""
+    if ray.is_initialized():
+        yield RayBackend(jobs)
+        return
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "logging_level": logging.ERROR}  # fmt: skip
     if address is None:

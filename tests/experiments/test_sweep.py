@@ -211,8 +211,29 @@ def test_address_needs_the_ray_backend(tmp_path, capsys):
     assert "--address: only with --backend ray" in capsys.readouterr().err
 
 
-def test_ray_gives_the_local_table_for_a_grid_and_a_search(tmp_path):
-    pytest.importorskip("ray")
+def test_without_ray_the_local_backend_runs_and_ray_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the .[ray] extra were not installed
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID)
+    table = str(tmp_path / "t.jsonl")
+    assert main(["sweep", str(path), "--out", table, "--jobs", "1"]) == 0
+    assert main(["sweep", str(path), "--out", table, "--backend", "ray"]) == 2
+    assert "ray is not installed (pip install -e '.[ray]')" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance for the Ray tests (started as the sweep starts its own: 2 CPUs,
+    a capped object store), shut down after them; a sweep joins it rather than start one."""
+    ray = pytest.importorskip("ray")
+    from experiments.sweep_ray import ray_session
+
+    with ray_session(None, 2):
+        yield ray
+    assert not ray.is_initialized()
+
+
+def test_ray_gives_the_local_table_for_a_grid_and_a_search(tmp_path, local_ray):
     for text in (GRID, SEARCH):
         cfg = sweep(tmp_path, text)
         local, on_ray = tmp_path / f"{cfg.name}-local.jsonl", tmp_path / f"{cfg.name}-ray.jsonl"
@@ -221,10 +242,10 @@ def test_ray_gives_the_local_table_for_a_grid_and_a_search(tmp_path):
         outcome = run_sweep(cfg, on_ray, "ray", say=said.append)
         assert len(said) == len(outcome.ran) == len(lines(local))
         assert on_ray.read_text() == local.read_text()
+    assert local_ray.is_initialized()  # joined, not shut down
 
 
-def test_training_cells_run_in_parallel_on_ray(tmp_path):
-    pytest.importorskip("ray")
+def test_training_cells_run_in_parallel_on_ray(tmp_path, local_ray):
     (tmp_path / "tiny.yaml").write_text(TRAIN)
     text = f"""
 name: train
