@@ -204,6 +204,43 @@ def test_a_search_runs_seeded_trials_on_optuna_and_resumes(tmp_path):
     assert len(more.ran) == 1 and more.kept == 2 and len(lines(table)) == 3
 
 
+def test_eval_and_tune_cells_give_their_comparison_and_best_settings(tmp_path):
+    text = """
+name: kinds
+run: eval
+fixed: {scenario: homelab, duration: 60, seeds: 2, controllers: "autoscaling=static,hpa"}
+grid: {set.workload.rate: [0.2]}
+metrics: ["*.latency_s.p99.mean"]
+"""
+    run_sweep(sweep(tmp_path, text), tmp_path / "eval.jsonl", say=lambda _: None)
+    (row,) = lines(tmp_path / "eval.jsonl")
+    assert set(row["metrics"]) == {"controllers.autoscaling=static.latency_s.p99.mean",
+                                   "controllers.hpa.latency_s.p99.mean",
+                                   "paired.hpa.latency_s.p99.mean"}  # fmt: skip
+    assert (tmp_path / "eval" / row["key"] / "log.txt").is_file()  # eval's lines, not ours
+    text = """
+name: kinds
+run: tune
+fixed: {scenario: homelab, duration: 60, seeds: 1, trials: 2,
+        params: ["target_utilization=0.3:0.95"]}
+grid: {controller: [autoscaling=hpa]}
+"""
+    run_sweep(sweep(tmp_path, text), tmp_path / "tune.jsonl", say=lambda _: None)
+    (row,) = lines(tmp_path / "tune.jsonl")
+    assert row["metrics"]["trials"] == 2 and "params.target_utilization" in row["metrics"]
+    assert list((tmp_path / "tune" / row["key"]).glob("*.db"))  # the cell's own study
+
+
+def test_a_train_cells_fields_are_checked_against_its_config(tmp_path, capsys):
+    (tmp_path / "tiny.yaml").write_text(TRAIN)
+    path = tmp_path / "train.yaml"
+    path.write_text(f"name: t\nrun: train\nfixed: {{config: {tmp_path / 'tiny.yaml'}}}\n"
+                    "grid: {learning_rat: [0.001]}\n")  # fmt: skip
+    assert main(["sweep", str(path), "--out", str(tmp_path / "t.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "tiny.yaml: learning_rat: expected a known field (did you mean 'learning_rate'" in err
+
+
 def test_address_needs_the_ray_backend(tmp_path, capsys):
     path = tmp_path / "grid.yaml"
     path.write_text(GRID)
