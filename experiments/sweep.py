@@ -111,6 +111,7 @@ def run_sweep(
     """Run the cells of ``cfg`` missing from its table (``path``, default
     results/sweeps/<name>.jsonl) on ``backend``; ``say`` a line per finished cell."""
     path = path or SWEEPS_DIR / f"{cfg.name}.jsonl"
+    check_cells(cfg, Path.cwd())
     root = path.with_suffix("").resolve()  # the cells' outputs and the resolved config
     root.mkdir(parents=True, exist_ok=True)
     record = yaml.safe_dump(config_record(cfg, backend), sort_keys=False)
@@ -133,8 +134,6 @@ def drive(cfg: SweepConfig, table: Table, ctx: Context, backend: Backend, outcom
     """The grid, or the search (locally with Optuna, on Ray with Ray Tune), on ``backend``."""
     if cfg.search is None:
         cells = grid_cells(cfg)
-        for cell in _distinct(cells):
-            check_cell(cfg.run, cell.args, Path(ctx.base))
         run_missing(cells, table, ctx, backend, outcome, Progress(cfg, len(cells), say, update))
         table.rewrite(c.key for c in cells)
         return
@@ -153,6 +152,17 @@ def grid_cells(cfg: SweepConfig) -> list[Cell]:
             args = {**cfg.fixed, **dict(zip(names, combo, strict=True))}
             cells.append(Cell(cfg.run, args if seed is None else {**args, "seed": seed}))
     return cells
+
+
+def check_cells(cfg: SweepConfig, base: Path) -> None:
+    """Fail before anything runs on what ``check_cell`` can see: each distinct grid point,
+    or a search's first point (its lows and first choices)."""
+    if cfg.search is None:
+        for cell in _distinct(grid_cells(cfg)):
+            check_cell(cfg.run, cell.args, base)
+        return
+    first = {k: d.first for k, d in cfg.search.space.items()}
+    check_cell(cfg.run, {**cfg.fixed, **first}, base)
 
 
 def _distinct(cells: Sequence[Cell]) -> list[Cell]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from swarmsim.config import read_config
-from swarmsim.errors import check
+from swarmsim.errors import ConfigError, check
 
 from .sweep_runs import check_arg_names
 
@@ -47,6 +47,13 @@ class Dimension:
             whole = float(self.low or 0).is_integer() and float(self.high or 0).is_integer()
             check(whole, "low", [self.low, self.high], "whole numbers for type int")
         check(not self.log or (self.low or 0) > 0, "log", self.log, "low > 0 on a log scale")
+
+    @property
+    def first(self) -> Any:
+        """A value of the dimension (its low end, or first choice) to check a run with."""
+        if self.type == "categorical":
+            return self.choices[0]
+        return int(self.low or 0) if self.type == "int" else self.low
 
 
 @dataclass(frozen=True)
@@ -92,8 +99,8 @@ class SweepConfig:
                   "seeds": {"seed"} if self.seeds else set()}  # fmt: skip
         for where, keys in varied.items():
             for key in sorted(keys & set(self.fixed)):
-                shown = f"fixed.{key}" if where != "seeds" else "fixed.seed"
-                check(False, shown, self.fixed[key], f"no fixed value ({where} varies it)")
+                raise ConfigError(f"fixed.{key}", self.fixed[key], f"no fixed value ({where} "
+                                  "varies it)")  # fmt: skip
         for where, keys in (("fixed", set(self.fixed)), *varied.items()):
             check_arg_names(self.run, keys, where, bool(self.seeds))
         present = set(self.fixed) | set(self.grid) | space

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from swarmsim.errors import SwarmError
 
-from .sweep_runs import check_cell
 from .sweep_table import Cell, Row, Table
 
 if TYPE_CHECKING:
@@ -78,9 +76,6 @@ def search(cfg: SweepConfig, table: Table, ctx: Context, backend: Backend, outco
     from .sweep import Progress, run_missing
 
     assert cfg.search is not None
-    first = {k: d.choices[0] if d.type == "categorical" else d.low
-             for k, d in cfg.search.space.items()}  # fmt: skip
-    check_cell(cfg.run, {**cfg.fixed, **first}, Path(ctx.base))
     points = stored_points(cfg, table)
     seeds = max(len(cfg.seeds), 1)
     progress = Progress(cfg, max(cfg.search.trials, len(points)) * seeds, say, update)
