@@ -300,3 +300,43 @@ metrics: ["controllers.*.latency_s.p99.mean"]
     started = max((run / "config.yaml").stat().st_mtime for run in runs)
     ended = min((run / "eval.json").stat().st_mtime for run in runs)
     assert started < ended  # the second began before the first ended
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_cluster_address_is_joined_and_gives_the_local_table(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    import socket
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a loopback test cluster: no tokens
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    ray_cli = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+         "--object-store-memory=200000000", "--include-dashboard=false"],
+        env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        cfg = sweep(tmp_path, GRID)
+        run_sweep(cfg, tmp_path / "local.jsonl", say=lambda _: None)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the head is up once its port answers
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        outcome = run_sweep(cfg, tmp_path / "cluster.jsonl", "ray", f"127.0.0.1:{port}",
+                            say=lambda _: None)  # fmt: skip
+        assert len(outcome.ran) == 2
+        assert (tmp_path / "cluster.jsonl").read_text() == (tmp_path / "local.jsonl").read_text()
+    finally:
+        head.terminate()  # --block: the head stops the Ray processes it started
+        head.wait(timeout=60)
+    time.sleep(2)
+    left = subprocess.run(["pgrep", "-s", str(head.pid)], capture_output=True, text=True)
+    assert left.stdout.split() == []
