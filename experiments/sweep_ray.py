@@ -51,8 +51,9 @@ def ray_session(address: str | None, jobs: int) -> Iterator[RayBackend]:
         return
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "logging_level": logging.ERROR}  # fmt: skip
-    if address is None:
-        kwargs |= {"num_cpus": jobs, "object_store_memory": OBJECT_STORE_BYTES,
+    if address is None:  # "local": a new instance, even where `ray start` left a cluster file
+        kwargs |= {"address": "local", "num_cpus": jobs,
+                   "object_store_memory": OBJECT_STORE_BYTES,
                    "runtime_env": {"env_vars": {"PYTHONPATH": str(CHECKOUT)}}}  # fmt: skip
     else:
         kwargs["address"] = address

@@ -337,6 +337,9 @@ def test_a_cluster_address_is_joined_and_gives_the_local_table(tmp_path, monkeyp
     finally:
         head.terminate()  # --block: the head stops the Ray processes it started
         head.wait(timeout=60)
+        current = Path("/tmp/ray/ray_current_cluster")  # which `ray stop` would remove
+        if current.is_file() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()
     time.sleep(2)
     left = subprocess.run(["pgrep", "-s", str(head.pid)], capture_output=True, text=True)
     assert left.stdout.split() == []
