@@ -51,6 +51,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         outcome = run_sweep(cfg, args.out, args.backend, args.address, stage.say, stage.update)
     print(f"sweep {cfg.name}: {outcome.cells} cells, {len(outcome.ran)} run, {outcome.kept} "
           f"already in the table\ntable: {outcome.path}")  # fmt: skip
-    if outcome.best is not None:
-        print(f"best: {outcome.best}")
+    best = outcome.best
+    if best is not None and cfg.search is not None:
+        point = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in best["point"].items())  # fmt: skip
+        metric, seeds = cfg.search.metric, max(len(cfg.seeds), 1)
+        over = f" (mean over {seeds} seeds)" if seeds > 1 else ""
+        print(f"best: trial {best['trial']} {point}: {metric} {best[metric]:.4g}{over}")
     return 0
