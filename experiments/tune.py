@@ -187,10 +187,12 @@ def tune(
     jobs: int = 1,
     report: Callable[[str], None] = print,
     update: Callable[[float], None] | None = None,
+    storage_dir: Path = TUNING_DIR,
 ) -> dict[str, Any]:
     """Run ``study`` until it has ``trials`` complete trials, ``report`` a line per trial
-    (``update`` the fraction of the trials to run done); the best settings' entry."""
-    stored = open_study(study)
+    (``update`` the fraction of the trials to run done); the best settings' entry. Studies
+    are kept in ``storage_dir`` (a sweep's tune cells keep theirs in the cell's directory)."""
+    stored = open_study(study, storage_dir)
     done = len(complete(stored))
     todo = max(trials - done, 0)
     report(

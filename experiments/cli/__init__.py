@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from swarmsim.errors import SwarmError
 
-from . import calibrate, completion, learn, live, sim, tune
+from . import calibrate, completion, learn, live, sim, sweep, tune
 
 EXIT_USAGE = 2
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_parsers(sub)
     learn.add_quickstart(sub)
     tune.add_parsers(sub)
+    sweep.add_parsers(sub)
     completion.add_parsers(sub)
     return parser
 

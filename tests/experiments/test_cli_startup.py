@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "stable_baselines3", "sb3_contrib", "matplotlib", "faiss", "optuna")
+HEAVY = ("torch", "stable_baselines3", "sb3_contrib", "matplotlib", "faiss", "optuna", "ray")
 PROBE = """
 import contextlib, io, sys
 from experiments.cli import main
