@@ -144,10 +144,16 @@ class Roster:
         return agent if agent is not None and agent.outstanding < credit else None
 
     def servable(self, layer: str, shard: int) -> bool:
-        """Some agent of ``layer`` (holding ``shard``) runs or is on its way."""
+        """Some agent of ``layer`` (holding ``shard``) runs or is on its way: starting,
+        switching, or declared dead while its process lives (paused, hung or cut off by a
+        partition, it re-registers when it can). Work for such a layer waits in its backlog
+        until the query's deadline, as the simulator holds it for an agent it gave up on;
+        only a layer whose processes are all gone fails it at once (``no_replica``)."""
         on_way = (AgentState.RUNNING, AgentState.STARTING, AgentState.SWITCHING)
         return any(
-            a.layer == layer and a.shard == shard and a.state in on_way
+            a.layer == layer
+            and a.shard == shard
+            and (a.state in on_way or (a.state == AgentState.DEAD and self.launcher.alive(a.id)))
             for a in self.agents.values()
         )
 

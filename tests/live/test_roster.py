@@ -65,3 +65,31 @@ def test_only_running_agents_sit_in_a_pool(launcher):
     assert r.least_loaded("retriever", 0, credit=4) is a
     r.leave(a, AgentState.DRAINING)
     assert r.least_loaded("retriever", 0, credit=4) is None and a.pool is None
+
+
+class Exited:
+    """A launcher whose processes in ``gone`` have exited."""
+
+    def __init__(self) -> None:
+        self.gone: set[int] = set()
+
+    def start(self, spec: object) -> None: ...
+    def stop(self, worker_id: int) -> None: ...
+    def close(self) -> None: ...
+
+    def alive(self, worker_id: int) -> bool:
+        return worker_id not in self.gone
+
+
+def test_a_layer_waits_for_an_agent_declared_dead_whose_process_lives_not_for_a_killed_one():
+    """As the simulator holds work for an agent it gave up on: a paused, hung or partitioned
+    worker comes back, so its layer's work waits; a killed one (process gone) does not."""
+    launcher, clock = Exited(), Clock()
+    r = roster(launcher, clock)
+    a = r.launch(spec(0, "synth-small", -1))
+    r.ready(a, "synth-small", "synthesizer", -1)
+    r.dead(a)
+    assert r.servable("synth-small", -1)  # declared dead, process alive: it may re-register
+    launcher.gone.add(0)
+    assert not r.servable("synth-small", -1)  # killed: nothing will take the work
+    assert not r.servable("embedder", -1)  # a layer with no agent at all
