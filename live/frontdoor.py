@@ -12,7 +12,7 @@ so the stream starts when the answer is there and a failed query still gets its 
 whether every layer of the swarm has a healthy worker.
 
 Every request is bounded where it is admitted: the body's size (413) and the time it takes
-to arrive, the number and length of messages, ``max_tokens`` and the prompt within the
+to arrive (408), the time its headers take (the connection is closed), the number and length of messages, ``max_tokens`` and the prompt within the
 model's context window (``live.limits``), one choice; a request past the swarm's deadline
 gets 504; connections beyond ``max_connections`` get 503 from uvicorn. Errors are OpenAI's
 shape, ``{"error": {"message", "type", "param", "code"}}``.
@@ -57,6 +57,7 @@ MAX_BODY_BYTES = 1024 * 1024  # a request body; OpenAI-sized chats are far small
 MAX_MESSAGES = 256
 MAX_PROMPT_CHARS = 512 * 1024  # all messages' text together
 BODY_TIMEOUT_S = 10.0  # a body that takes longer to arrive is cut off (a slow-loris client)
+HEADER_TIMEOUT_S = 10.0  # a connection whose request headers take longer is closed
 GRACE_S = 2.0  # past the swarm's deadline, how long its answer is still awaited
 HEALTH_CACHE_S = 1.0  # /healthz asks the coordinator at most this often
 
@@ -425,6 +426,37 @@ class BodyLimit:
                 return b"".join(parts)
 
 
+def bounded_h11() -> type:
+    """uvicorn's h11 protocol with a bound on the time a request's headers take to arrive:
+    uvicorn has none before a connection's first request (and none once a keep-alive
+    connection starts sending the next), so an idle or trickling client would hold one of
+    the ``max_connections`` for good. Past ``HEADER_TIMEOUT_S`` it is closed."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class BoundedH11(H11Protocol):
+        header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.cycle is None or self.cycle.response_complete:  # between requests
+                self._arm()
+
+        def _arm(self) -> None:
+            if self.header_timer is None:
+                self.header_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._expire, self.cycle)
+
+        def _expire(self, cycle: Any) -> None:
+            self.header_timer = None
+            if self.cycle is cycle and not self.transport.is_closing():  # no request began
+                self.transport.close()
+
+    return BoundedH11
+
+
 async def _refuse(send: Any, status: int, message: str) -> None:
     body = json.dumps({"error": {"message": message, "type": "invalid_request_error",
                                  "param": None, "code": None}}).encode()  # fmt: skip
@@ -492,7 +524,7 @@ def serve(
     door = FrontDoor(client, catalog(scenario), cfg, health_probe(control, keys))
     app = make_app(door)
     app.router.lifespan_context = lifespan
-    config = uvicorn.Config(BodyLimit(app, cfg.max_body_bytes), loop="asyncio", http="h11",
+    config = uvicorn.Config(BodyLimit(app, cfg.max_body_bytes), loop="asyncio", http=bounded_h11(),
                             lifespan="on", log_level="warning", access_log=False,
                             limit_concurrency=cfg.max_connections, timeout_keep_alive=5,
                             timeout_graceful_shutdown=1)  # fmt: skip

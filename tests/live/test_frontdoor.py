@@ -120,9 +120,12 @@ def test_bad_requests_get_openai_errors_and_status_codes(up, ai):
 
 
 def test_an_oversized_body_or_a_slow_one_holds_no_worker(up):
-    """A client that claims a huge body, or trickles one, is cut off; honest requests are
-    served meanwhile."""
+    """A client that claims a huge body, trickles one, says nothing or never ends its headers
+    is cut off; honest requests are served meanwhile."""
     host, port = up["http"].removeprefix("http://").rsplit(":", 1)
+    idle = socket.create_connection((host, int(port)))  # says nothing
+    trickle = socket.create_connection((host, int(port)))  # never finishes its headers
+    trickle.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
     slow = socket.create_connection((host, int(port)))
     slow.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
                  b"application/json\r\nContent-Length: 900000\r\n\r\n{")  # fmt: skip
@@ -137,6 +140,11 @@ def test_an_oversized_body_or_a_slow_one_holds_no_worker(up):
     slow.settimeout(15)
     assert slow.recv(4096).startswith(b"HTTP/1.1 408 ")  # cut off at BODY_TIMEOUT_S
     slow.close()
+    idle.settimeout(15)
+    trickle.settimeout(15)
+    assert idle.recv(4096) == b"" and trickle.recv(4096) == b""  # closed at HEADER_TIMEOUT_S
+    idle.close()
+    trickle.close()
 
 
 def test_body_limit_cuts_off_a_trickled_body(monkeypatch):
