@@ -12,9 +12,10 @@ so the stream starts when the answer is there and a failed query still gets its 
 whether every layer of the swarm has a healthy worker.
 
 Every request is bounded where it is admitted: the body's size (413) and the time it takes
-to arrive (408), the time its headers take (the connection is closed), the number and length of messages, ``max_tokens`` and the prompt within the
-model's context window (``live.limits``), one choice; a request past the swarm's deadline
-gets 504; connections beyond ``max_connections`` get 503 from uvicorn. Errors are OpenAI's
+to arrive (408), the time its headers take (the connection is closed), the number and length
+of messages, ``max_tokens`` and the prompt within the model's context window
+(``live.limits``), one choice; a request past the swarm's deadline gets 504; connections
+beyond ``max_connections`` get 503 from uvicorn. Errors are OpenAI's
 shape, ``{"error": {"message", "type", "param", "code"}}``.
 
 Run by ``live up`` as ``python -m live.frontdoor --queries ADDR --control ADDR --bind
