@@ -72,7 +72,8 @@ async def concurrent(up: dict, n: int, width: int) -> dict[str, float]:
     async def one_native(i: int) -> None:
         async with sem:
             payload = query_payload(QUESTIONS[i % len(QUESTIONS)], max_tokens=32)
-            assert (await native.ask(payload, 30.0)).ok
+            answer = await native.ask(payload, 30.0)
+            assert answer.ok, (answer.outcome, answer.reason, answer.detail)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one_native(i) for i in range(n)))

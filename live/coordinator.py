@@ -48,7 +48,7 @@ from .pipeline import Pipeline
 from .protocol import CONTROL, DATA, RESPONSE, Message, decode
 from .roster import Roster
 from .scaling import retire_drained, scale_layer
-from .state import Agent, Job, Query
+from .state import MAX_REPORTED_QUEUE, Agent, Job, Query
 from .telemetry import Telemetry, build_view
 from .window import LoadWindow
 
@@ -424,12 +424,14 @@ class Coordinator:
     # --- the ControlPlane ------------------------------------------------------------------
 
     def default_plan(self, layer: str) -> RoutePlan:
-        """Every shard with an accepting replica, each on its least-loaded one. Unlike the
-        simulator's (all shards or none), a shard with no replica to take work now is left
+        """Every shard with a running replica, each on its least-loaded one, past the worker
+        credit if all are at it (as the simulator's plan queues a search at its replica:
+        under a burst the searches wait there instead of the query failing ``no_shard``).
+        Unlike the simulator's (all shards or none), a shard with no running replica is left
         out, so the query goes on at lower recall instead of waiting."""
         plan = []
         for shard in range(self.files.n_shards):
-            agent = self.dispatch.least_loaded(layer, shard)
+            agent = self.roster.least_loaded(layer, shard, credit=MAX_REPORTED_QUEUE)
             if agent is not None:
                 plan.append((shard, agent.id))
         return tuple(plan)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from live.state import Query
+from live.state import Job, Query
 from live.worker import WorkerSpec
 from swarmsim.errors import SwarmError
 from swarmsim.inference import InferenceStrategy
@@ -103,3 +103,18 @@ def test_the_simulator_and_the_live_coordinator_are_both_a_swarm(offline):
     for plane in (sim, offline):
         assert isinstance(plane, ControlPlane) and isinstance(plane, Swarm)
     assert offline.view().node_up.all()  # nothing placed yet: no node known down
+
+
+def test_the_default_plan_queues_at_a_replica_at_its_credit_rather_than_drop_its_shard(offline):
+    """Under a burst every retriever is at the worker credit: the default plan still names
+    each shard's least-loaded replica (the search waits there, as in the simulator), so the
+    query keeps its recall instead of failing ``no_shard``."""
+    coord = offline
+    n = coord.files.n_shards
+    for shard in range(n):
+        running_retriever(coord, shard, shard)
+        for j in range(coord.cfg.worker_credit):
+            coord.roster.add_job(coord.agents[shard], Job(f"b{shard}-{j}", None, "retriever",
+                                                         "SEARCH", None, shard))  # fmt: skip
+    assert coord.dispatch.least_loaded("retriever", 0) is None  # all at their credit
+    assert coord.default_plan("retriever") == tuple((s, s) for s in range(n))
