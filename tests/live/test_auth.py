@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
@@ -21,6 +22,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from experiments.cli import main
 from live import sockets
 from live.auth import check_exposure, is_loopback
+from live.client import Client, SwarmUnavailable
 from live.config import LiveConfig
 from live.coordinator import Coordinator
 from live.corpusfiles import CorpusFiles, write_corpus
@@ -224,7 +226,7 @@ def test_without_keys_a_bind_other_machines_reach_needs_insecure(capsys, launche
 
 def test_a_swarm_with_keys_serves_its_own_parties_and_refuses_others(tmp_path, keys, capsys):
     run = LiveRun("homelab", overrides=("rate=4",), workers=8, keys=keys,
-                  config=LiveConfig(time_scale=0.05))  # fmt: skip
+                  config=LiveConfig(time_scale=0.05), http="127.0.0.1:0")  # fmt: skip
     announced: queue.Queue = queue.Queue()
     stop = threading.Event()
     thread = threading.Thread(target=lambda: announced.put(serve(run, announced.put,
@@ -250,6 +252,15 @@ def test_a_swarm_with_keys_serves_its_own_parties_and_refuses_others(tmp_path, k
         shutil.copy(keys / "coordinator" / "coordinator.key", other / "coordinator")
         assert main(["live", "status", addr, "--keys", str(other)]) == 2
         assert "refused the operator key" in capsys.readouterr().err
+        # the front door asks as the swarm's client key, /healthz as its operator key
+        chat = {"model": "routine", "messages": [{"role": "user", "content": "a shard?"}]}
+        r = httpx.post(f"{up['http']}/v1/chat/completions", json=chat, timeout=30)
+        assert r.status_code == 200, r.text
+        assert httpx.get(f"{up['http']}/healthz", timeout=10).status_code == 200
+        with Client(up["queries"], timeout_s=20, keys=keys) as client:
+            assert client.ask("a shard?").ok
+        with Client(up["queries"], timeout_s=2) as plain, pytest.raises(SwarmUnavailable):
+            plain.ask("a shard?")  # no key: the handshake fails, nothing answers
     finally:
         stop.set()
         thread.join(timeout=60)
