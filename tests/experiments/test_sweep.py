@@ -160,6 +160,10 @@ def test_an_interrupted_sweep_resumes_with_what_is_missing(tmp_path):
     assert table.read_text() == whole.read_text()
 
 
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_pool_and_the_rerun_runs_the_rest(tmp_path):
     cfg = sweep(
         tmp_path,
@@ -172,8 +176,11 @@ def test_ctrl_c_stops_the_pool_and_the_rerun_runs_the_rest(tmp_path):
     root = Path(__file__).resolve().parents[2]
     argv = [sys.executable, "-m", "experiments.cli", "sweep", str(tmp_path / "sweep.yaml"),
             "--out", str(table)]  # fmt: skip
+    # as from a terminal: a suite run as a background job (``cmd &``) ignores SIGINT, and the
+    # command would inherit that (Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen(argv, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while not (table.is_file() and table.stat().st_size) and time.monotonic() < deadline:
