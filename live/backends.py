@@ -17,6 +17,7 @@ tokens it did not hold are prefilled.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -262,19 +263,13 @@ class OpenAISynthesizer:
             raise BackendError(f"HTTP {status}: {_error_message(resp)}", retry)
         return _completion(resp)
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.http.close()
-
 
 def _error_message(resp: Any) -> str:
     """The message of an OpenAI error body (``{"error": {"message": ...}}``), else its text."""
-    try:
+    with contextlib.suppress(ValueError, AttributeError):  # not JSON, or not a map
         err = resp.json().get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):
             return err["message"][:160]
-    except (ValueError, AttributeError):
-        pass
     return resp.text[:160]
 
 

@@ -210,7 +210,6 @@ class AsyncClient:
         self.waiting: dict[str, asyncio.Future[Answer]] = {}
         self.tasks = itertools.count()
         self.reader: asyncio.Task[None] | None = None
-        self.last_heard = -math.inf  # monotonic time of the last reply of any kind
 
     async def ask(
         self, payload: dict[str, Any], timeout_s: float, wait_s: float | None = None
@@ -237,7 +236,6 @@ class AsyncClient:
     async def _read(self) -> None:
         while True:
             frames = await self.sock.recv_multipart()
-            self.last_heard = time.monotonic()
             try:
                 msg = decode(frames)
             except ProtocolError:

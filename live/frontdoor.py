@@ -95,6 +95,16 @@ def catalog(scenario: Scenario) -> dict[str, Model]:
     return out
 
 
+def error_body(
+    message: str,
+    kind: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+) -> dict[str, Any]:
+    """OpenAI's error shape."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
 class OpenAIError(Exception):
     """A request the front door answers with an OpenAI error body."""
 
@@ -111,8 +121,7 @@ class OpenAIError(Exception):
         )
 
     def response(self) -> JSONResponse:
-        body = {"error": {"message": self.message, "type": self.kind, "param": self.param,
-                          "code": self.code}}  # fmt: skip
+        body = error_body(self.message, self.kind, self.param, self.code)
         headers = {"Retry-After": "1"} if self.status in (429, 503) else None
         return JSONResponse(body, status_code=self.status, headers=headers)
 
@@ -459,8 +468,7 @@ def bounded_h11() -> type:
 
 
 async def _refuse(send: Any, status: int, message: str) -> None:
-    body = json.dumps({"error": {"message": message, "type": "invalid_request_error",
-                                 "param": None, "code": None}}).encode()  # fmt: skip
+    body = json.dumps(error_body(message)).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})  # fmt: skip

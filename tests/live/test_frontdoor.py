@@ -151,9 +151,10 @@ def test_body_limit_cuts_off_a_trickled_body(monkeypatch):
     monkeypatch.setattr("live.frontdoor.BODY_TIMEOUT_S", 0.2)
     sent: list[dict] = []
 
-    async def app(scope, receive, send) -> None:
-        while (await receive()).get("more_body"):
-            pass
+    async def app(scope, receive, send) -> None:  # reads the body to its end
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
 
     async def receive() -> dict:
         await asyncio.sleep(0.05)
