@@ -108,9 +108,8 @@ class Coordinator:
         self.cpu0 = time.process_time()  # CPU seconds of this process at time zero
         self.metrics = metrics or Metrics(scenario.warmup_s, scenario.slo_latency_s)
         self.telemetry = telemetry or Telemetry(None)
-        self.roster = Roster(
-            launcher, self.metrics, self.now, self.dead_after_s, self.cfg.startup_timeout_s
-        )
+        self.roster = Roster(launcher, self.metrics, self.now, self.dead_after_s,
+                             self.cfg.startup_timeout_s, tuple(scenario.layers))  # fmt: skip
         self.window = LoadWindow(scenario.layers)
         self.kv = KVIndex(scenario, load_profiles())
         self.dispatch = Dispatch(self.roster, self.window, scenario.layers, self.cfg.worker_credit,
@@ -120,7 +119,8 @@ class Coordinator:
                                  self.controls, self._reply, self.now, self.deadline_s,
                                  self.cfg.max_backlog, self.cfg.admission)  # fmt: skip
         self.events: list[dict[str, Any]] = []  # lifecycle and controller events, decisions
-        self.node_names = [g.name for g in scenario.nodes]
+        self.node_names = tuple(g.name for g in scenario.nodes)
+        self.layer_roles = tuple(ly.role for ly in scenario.layers.values())
         self.protocol_errors: dict[str, int] = {}
         self.counts = {"sent": 0, "received": 0, "role_changes": 0, "deaths": 0, "bad_plans": 0}
         self.stage_s: dict[str, float] = {}

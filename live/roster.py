@@ -18,6 +18,7 @@ from swarmsim.metrics import Metrics
 from swarmsim.pool import Pool, add_outstanding
 from swarmsim.query import GONE, AgentState
 
+from .columns import AgentColumns
 from .state import Agent, Job
 
 if TYPE_CHECKING:
@@ -37,12 +38,14 @@ class Roster:
         now: Callable[[], float],
         dead_after_s: float,
         startup_timeout_s: float,
+        layer_names: tuple[str, ...] = (),
     ) -> None:
         self.launcher, self.metrics, self.now = launcher, metrics, now
         self.dead_after_s, self.startup_timeout_s = dead_after_s, startup_timeout_s
         self.agents: dict[int, Agent] = {}
         self.specs: dict[int, WorkerSpec] = {}
         self.pools: dict[tuple[str, int], Pool] = {}
+        self.columns = AgentColumns(layer_names)  # the view's agent table, kept up to date
 
     # --- transitions -----------------------------------------------------------------------
 
@@ -60,6 +63,7 @@ class Roster:
         agent = Agent(spec.id, spec.layer, spec.role, spec.shard, spec.model, spec.device, node,
                       AgentState.STARTING, now, now)  # fmt: skip
         self.agents[spec.id] = agent
+        self.columns.add(agent)
         return agent
 
     def ready(self, agent: Agent, layer: str, role: str, shard: int) -> tuple[str, float] | None:
@@ -79,6 +83,7 @@ class Roster:
         if loaded is not None:
             self.metrics.load_s += now - loaded[1]
         agent.state = AgentState.RUNNING
+        agent.changed()
         self.pools.setdefault((agent.layer, agent.shard), Pool()).add(agent)
         return loaded
 
@@ -86,6 +91,7 @@ class Roster:
         """``agent`` stops taking new work: it drains, switches role, dies or stops."""
         self._leave_pool(agent)
         agent.state = state
+        agent.changed()
         if state == AgentState.SWITCHING:
             agent.switching_since = self.now()
         elif state in GONE:
@@ -117,6 +123,7 @@ class Roster:
     def add_job(self, agent: Agent, job: Job) -> None:
         agent.jobs[job.id] = job
         add_outstanding(agent, 1)
+        agent.changed()
 
     def expire(self, agent: Agent, now: float) -> int:
         """Forget ``agent``'s jobs whose query ended more than the heartbeat liveness ago:
@@ -132,6 +139,7 @@ class Roster:
         job = agent.jobs.pop(job_id, None)
         if job is not None:
             add_outstanding(agent, -1)
+            agent.changed()
         return job
 
     # --- lookups ---------------------------------------------------------------------------
@@ -170,22 +178,17 @@ class Roster:
         return agent.state == AgentState.STARTING or now - agent.last_seen <= self.dead_after_s
 
     def node_up(self, n_nodes: int, now: float) -> np.ndarray:
-        """Per node: some agent placed on it is alive, or none was placed there yet (a node
-        whose agents all stopped or died is known down only if one of them died)."""
-        up = np.ones(n_nodes, dtype=bool)
-        placed = np.zeros(n_nodes, dtype=bool)
-        for a in self.agents.values():
-            if 0 <= a.node < n_nodes and a.state != AgentState.STOPPED:
-                if not placed[a.node]:
-                    placed[a.node], up[a.node] = True, False
-                up[a.node] |= self.alive(a, now)
-        return up
+        """Per node: some agent placed on it is alive, or none was placed there yet
+        (``AgentColumns.node_up``)."""
+        self.columns.flush()
+        return self.columns.node_up(n_nodes, now, self.dead_after_s)
 
     def shift(self, seconds: float) -> None:
         """Move every agent's clock marks back by ``seconds`` (the swarm's time zero moved)."""
         for agent in self.agents.values():
             agent.born -= seconds
             agent.last_seen -= seconds
+            agent.changed()
 
     def mark_busy(self) -> None:
         """A control interval begins: busy time counts from here."""

@@ -19,6 +19,8 @@ from swarmsim.query import AgentState
 if TYPE_CHECKING:
     from swarmsim.pool import Pool
 
+    from .columns import AgentColumns
+
 MAX_REPORTED_QUEUE = 256  # a worker holds at most this many jobs (live.worker.MAX_QUEUE)
 EWMA_WEIGHT = 0.2  # weight of the newest stage latency in an agent's recent latency
 
@@ -50,6 +52,12 @@ class Agent:
     pid: int = 0
     gone: float = -1.0  # when it died or stopped
     progress: int = -1  # the loop-pass counter its worker last reported
+    columns: AgentColumns | None = None  # the view's table this agent's row is in
+
+    def changed(self) -> None:
+        """Its row in the view's table is stale (written at the next view)."""
+        if self.columns is not None:
+            self.columns.dirty.add(self)
 
     def heard(self, action: str, p: Any, now: float) -> None:
         """A message arrived: it shows the worker alive unless it is a heartbeat whose
@@ -57,10 +65,12 @@ class Agent:
         progress = p.get("progress") if isinstance(p, dict) else None
         if not isinstance(progress, int) or isinstance(progress, bool):
             self.last_seen = now
+            self.changed()
             return
         if action == "HEARTBEAT" and progress <= self.progress:
             return
         self.progress, self.last_seen = progress, now
+        self.changed()
 
     @property
     def ident(self) -> bytes:
@@ -79,8 +89,10 @@ class Agent:
             self.queue = queue
         if isinstance(pid, int):
             self.pid = pid
+        self.changed()
 
     def observe_latency(self, seconds: float) -> None:
+        self.changed()
         self.latency_s = (
             seconds
             if self.latency_s == 0

@@ -16,9 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from swarmsim.profiles import load_profiles
 from swarmsim.query import AgentState, Outcome
 from swarmsim.summary import count_overdue
-from swarmsim.view import AgentTable, ClusterView, LayerStats, QueryInfo, Totals
-
-from .state import Agent
+from swarmsim.view import ClusterView, LayerStats, QueryInfo, Totals
 
 if TYPE_CHECKING:
     from .coordinator import Coordinator
@@ -141,18 +139,13 @@ def price(device: str) -> float:
 def build_view(
     coord: Coordinator, query: Query | None, roles: tuple[str, ...] | None, layer_stats: bool
 ) -> ClusterView:
-    """The live swarm as a ``ClusterView`` (the same type the simulator builds)."""
+    """The live swarm as a ``ClusterView`` (the same type the simulator builds), its agent
+    table read from the roster's columns (``live.columns``), not rebuilt from the agents."""
     now = coord.now()
-    scenario, roster = coord.scenario, coord.roster
+    scenario, roster, columns = coord.scenario, coord.roster, coord.roster.columns
     names = tuple(scenario.layers)
-    agents = sorted(
-        (
-            a
-            for a in roster.agents.values()
-            if a.state != AgentState.STOPPED and (roles is None or a.role in roles)
-        ),
-        key=lambda a: a.id,
-    )
+    columns.flush()
+    rows = columns.rows(roles)
     n_nodes = len(coord.node_names)
     layers = {}
     if layer_stats:
@@ -161,41 +154,17 @@ def build_view(
                   for n in names}  # fmt: skip
     return ClusterView(
         time_s=now,
-        node_names=tuple(coord.node_names),
-        node_up=roster.node_up(n_nodes, now),
+        node_names=coord.node_names,
+        node_up=columns.node_up(n_nodes, now, roster.dead_after_s),
         node_group=np.arange(n_nodes),
-        group_names=tuple(coord.node_names),
+        group_names=coord.node_names,
         layer_names=names,
-        layer_roles=tuple(ly.role for ly in scenario.layers.values()),
+        layer_roles=coord.layer_roles,
         layers=layers,
-        agents=_agent_table(roster, agents, names, now),
+        agents=columns.table(rows, now, roster.dead_after_s),
         n_shards=coord.files.n_shards,
         totals=_totals(coord, now),
-        query=None if query is None else _query_info(coord, query, agents),
-    )
-
-
-def _agent_table(roster: Roster, agents: list[Agent], names: tuple[str, ...], now: float):
-    index = {n: i for i, n in enumerate(names)}
-    return AgentTable(
-        id=np.array([a.id for a in agents], dtype=np.int64),
-        node=np.array([a.node for a in agents], dtype=np.int64),
-        layer=np.array([index[a.layer] for a in agents], dtype=np.int64),
-        shard=np.array([a.shard for a in agents], dtype=np.int64),
-        state=np.array([int(a.state) for a in agents], dtype=np.int64),
-        healthy=np.array(
-            [
-                a.state != AgentState.DEAD and now - a.last_seen <= roster.dead_after_s
-                for a in agents
-            ],
-            dtype=bool,
-        ),
-        queue=np.array([a.queue for a in agents], dtype=np.int64),
-        in_flight=np.array([len(a.jobs) for a in agents], dtype=np.int64),
-        latency_s=np.array([a.latency_s for a in agents], dtype=np.float64),
-        utilisation=np.array([min(a.busy_s / max(now - a.born, 1e-9), 1.0) for a in agents]),
-        kv_util=np.array([a.kv_util for a in agents], dtype=np.float64),  # as last reported
-        training=np.zeros(len(agents), dtype=bool),  # live runs no background training jobs yet
+        query=None if query is None else _query_info(coord, query, rows),
     )
 
 
@@ -259,7 +228,7 @@ def _totals(coord: Coordinator, now: float) -> Totals:
     )
 
 
-def _query_info(coord: Coordinator, query: Query, agents: list[Agent]) -> QueryInfo:
+def _query_info(coord: Coordinator, query: Query, rows: np.ndarray) -> QueryInfo:
     """The query being decided on; its prompt's overlap with each agent row's prefix cache
     comes from the coordinator's ``KVIndex`` (the simulator peeks at the caches themselves)."""
     relevance = np.zeros(coord.files.n_shards, dtype=np.float32)
@@ -267,7 +236,9 @@ def _query_info(coord: Coordinator, query: Query, agents: list[Agent]) -> QueryI
         relevance = np.asarray(coord.files.centroids @ query.vector, dtype=np.float32)
     layer = -1
     if query.stage < len(coord.pipeline.stages):
-        layer = list(coord.scenario.layers).index(coord.pipeline.layer_of(query))
+        layer = coord.roster.columns.layer_index[coord.pipeline.layer_of(query)]
+    by_row = coord.roster.columns.agents
+    agents = [by_row[r] for r in rows.tolist()]
     overlap = coord.kv.overlap(query.blocks, agents)
     return QueryInfo(
         query.id,

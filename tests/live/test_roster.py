@@ -47,7 +47,7 @@ def test_a_node_is_up_while_one_of_its_agents_is_alive_or_none_was_placed(launch
         r.ready(agent, "retriever", "retriever", 0)
     assert r.node_up(3, clock.t).tolist() == [True, True, True]  # node 2: nothing placed
     clock.t = 5.0
-    a.last_seen = 4.0  # a heartbeats, b went silent past interval x liveness
+    a.heard("HEARTBEAT", {}, 4.0)  # a heartbeats, b went silent past interval x liveness
     assert r.node_up(3, clock.t).tolist() == [True, False, True]
     r.dead(b)
     assert r.node_up(3, clock.t).tolist() == [True, False, True]
