@@ -6,15 +6,20 @@
 2. The coordinator's message throughput with zero-time backends (``time_scale=0``): homelab
    on 8 workers saturated by the load generator; messages/s through the coordinator divided
    by the raw echo's, per wall second (the 2 cores are shared by the coordinator, 8 workers
-   and the load generator) and per CPU-second of the coordinator's own process.
+   and the load generator) and per CPU-second of the coordinator's own process, with that
+   CPU split between its Python thread and ZeroMQ's I/O thread.
 3. Added latency per query over a raw round trip, at light load (queries one at a time).
-4. Controller decision latency in the live loop for the committed routing MLP artifact, at
-   light load (the loop idles between queries) and under load (it does not).
-5. The VM's cold-wake cost: the same decision, and a trivial Python loop, called hot and
-   after 10 ms asleep, in this process. An idle loop's next call runs several times slower
-   on this VM, which is what the light-load decision latency pays.
+4. A routing decision in the live loop with the committed routing MLP artifact attached:
+   ``choice_us`` is the view, the observation and the policy's act (the decision before it
+   is applied), ``observe_us`` and ``decision_us`` its two parts; at light load (the loop
+   idles between queries), with and without ``LiveConfig.spin_s``, and saturated.
+5. The VM's cold-wake cost: the same act, and a trivial Python loop, called hot and after
+   10 ms asleep, in this process. An idle loop's next call runs several times slower on
+   this VM, which is what the light-load decision latency pays unless the loop spins.
 
-Run: ``python benchmarks/live_speed.py [--out results/live_speed.json]``.
+Run: ``python benchmarks/live_speed.py [--out results/live_speed.json]``. Profile the
+saturated coordinator with ``py-spy record -f raw -o sat.txt -- python
+benchmarks/live_speed.py --only saturated``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -90,6 +98,29 @@ def raw_echo(size: int, n: int = 20_000, window: int = 500) -> dict[str, float]:
     }
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process, by thread name (Linux /proc)."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        key = (
+            "zmq_io"
+            if name.startswith("ZMQbg/IO")
+            else "python"
+            if tid == str(os.getpid())
+            else "other"
+        )
+        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def live_saturated(duration: float) -> dict[str, float]:
     run = LiveRun(
         "homelab",
@@ -98,18 +129,36 @@ def live_saturated(duration: float) -> dict[str, float]:
         workers=8,
         config=LiveConfig(time_scale=0.0, max_backlog=2000),
     )
-    s = run_live(run)
+    seen: dict[str, float] = {}
+    done = threading.Event()
+
+    def watch() -> None:  # the zmq I/O thread's CPU is read while the swarm still runs
+        while not done.wait(0.2):
+            seen.update(_thread_cpu())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    before = _thread_cpu()
+    watcher.start()
+    try:
+        s = run_live(run)
+    finally:
+        done.set()
+        watcher.join()
     msgs = s["messages"]["sent"] + s["messages"]["received"]
     return {
         "completed_qps": s["queries"]["completed"] / s["duration_s"],
         "coordinator_msgs_per_s": msgs / s["duration_s"],
         "coordinator_msgs_per_cpu_s": msgs / s["coordinator_cpu_s"],
+        "coordinator_cpu_share": s["coordinator_cpu_s"] / s["duration_s"],
+        # start-up included: the python thread also built the corpus and started workers
+        "cpu_s_python_thread": seen.get("python", 0.0) - before.get("python", 0.0),
+        "cpu_s_zmq_io_thread": seen.get("zmq_io", 0.0),
         "dropped": s["queries"]["dropped"],
         "failed": s["queries"]["failed"],
     }
 
 
-def live_routed(duration: float, rate: float) -> dict[str, float]:
+def live_routed(duration: float, rate: float, spin_s: float = 0.0) -> dict[str, float]:
     """Queries at ``rate`` with the routing artifact attached: latency and decision cost."""
     run = LiveRun(
         "homelab",
@@ -117,19 +166,22 @@ def live_routed(duration: float, rate: float) -> dict[str, float]:
         duration_s=duration,
         workers=8,
         controllers=(f"shard-routing={POLICY}",),
-        config=LiveConfig(time_scale=0.0),
+        config=LiveConfig(time_scale=0.0, max_backlog=2000, spin_s=spin_s),
     )
     s = run_live(run)
     ctrl = s["controllers"]["shard-routing"]
     return {
         "rate": rate,
+        "spin_s": spin_s,
         "query_p50_s": s["latency_s"]["p50"],
         "query_p99_s": s["latency_s"]["p99"],
-        "decision_us_p50": ctrl["decision_us_p50"],
-        "decision_us_p99": ctrl["decision_us_p99"],
-        "observe_us_p50": ctrl["observe_us_p50"],
-        "observe_us_p99": ctrl["observe_us_p99"],
+        **{
+            f"{k}_us_{p}": ctrl[f"{k}_us_{p}"]
+            for k in ("choice", "observe", "decision")
+            for p in ("p50", "p99")
+        },
         "completed": s["queries"]["completed"],
+        "dropped": s["queries"]["dropped"],
         "fallbacks": sum(ctrl["fallbacks"].values()),
     }
 
@@ -162,31 +214,45 @@ def cold_wake(calls: int = 300, idle_s: float = 0.01) -> dict[str, float]:
     return out
 
 
+def _stage(name: str) -> None:
+    print(f"[live_speed] {name}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--only", choices=("saturated",), help="one stage (for a profiler)")
     args = parser.parse_args()
+    if args.only == "saturated":
+        print(json.dumps(live_saturated(args.duration), indent=2))
+        return
+    _stage("raw pyzmq echo")
     raw = {size: raw_echo(size) for size in (100, 2048)}
+    _stage("cold wake")
     wake = cold_wake()
+    _stage("coordinator saturated")
     sat = live_saturated(args.duration)
-    light = live_routed(args.duration, rate=20)
-    loaded = live_routed(args.duration, rate=150)
+    runs = {}
+    for name, rate, spin in (("light", 20, 0.0), ("light_spin", 20, 0.002),
+                             ("loaded", 150, 0.0), ("saturated", 3000, 0.0)):  # fmt: skip
+        _stage(f"routing decisions: {name} ({rate} q/s, spin {spin} s)")
+        runs[name] = live_routed(args.duration, rate, spin)
     # per query at light load: 1 embed + 4 searches (parallel) + 1 synth + 1 eval = 4
     # sequential worker round trips, plus the client's own round trip
     hops = 5
-    added = light["query_p50_s"] * 1e6 - hops * raw[100]["rtt_p50_us"]
+    added = runs["light"]["query_p50_s"] * 1e6 - hops * raw[100]["rtt_p50_us"]
     result = {
         "raw_echo": {str(k): v for k, v in raw.items()},
         "cold_wake": wake,
         "saturated": sat,
-        "light": light,
-        "loaded": loaded,
+        "routing": runs,
         "ratio_coordinator_to_raw_100B": sat["coordinator_msgs_per_s"] / raw[100]["msgs_per_s"],
         "ratio_coordinator_to_raw_100B_per_cpu_s": sat["coordinator_msgs_per_cpu_s"]
         / raw[100]["msgs_per_cpu_s"],
         "added_latency_per_query_us": added,
-        "command": "python benchmarks/live_speed.py",
+        "load_average": os.getloadavg(),
+        "command": "python benchmarks/live_speed.py --out results/live_speed.json",
     }
     print(json.dumps(result, indent=2))
     if args.out:

@@ -99,6 +99,7 @@ class TaskSlot:
         self.invalid = 0  # sub-actions the Task replaced by its heuristic's
         self.decision_us: deque[float] = deque(maxlen=WINDOW)  # the controller's act alone
         self.observe_us: deque[float] = deque(maxlen=WINDOW)  # view and observation
+        self.choice_us: deque[float] = deque(maxlen=WINDOW)  # both: the choice, not applied
         self.decide_us: deque[float] = deque(maxlen=WINDOW)  # all of it, shadow and log too
         self.compared = self.agreed = 0  # shadow decisions, and those equal to the acting one
         self.differences: deque[tuple[dict, dict]] = deque(maxlen=WINDOW)  # (acting, shadow)
@@ -262,6 +263,7 @@ class TaskSlot:
             self._probe(entry, made.obs)
         self.observe_us.append(made.observe_s * 1e6)
         self.decision_us.append(made.act_s * 1e6)
+        self.choice_us.append((made.observe_s + made.act_s) * 1e6)
         shadow = None
         if self.mode == SHADOW:
             shadow = self._shadow(made.obs, made.action)
@@ -329,6 +331,8 @@ class TaskSlot:
             "decision_us_p99": _pct(self.decision_us, 99),
             "observe_us_p50": _pct(self.observe_us, 50),
             "observe_us_p99": _pct(self.observe_us, 99),
+            "choice_us_p50": _pct(self.choice_us, 50),
+            "choice_us_p99": _pct(self.choice_us, 99),
             "decide_us_p50": _pct(self.decide_us, 50),
             "decide_us_p99": _pct(self.decide_us, 99),
         }

@@ -32,6 +32,10 @@ class LiveConfig:
     max_benchings: int = 3  # benched this many times: detached for good (it flaps)
     probe_backoff_s: float = 1.0  # after a failed probe the next waits this, doubling to 30 s
     route_log_fraction: float = 0.1  # routing decisions logged with their observation
+    # after traffic, the coordinator polls without sleeping for this long before it blocks:
+    # a loop that slept runs its next decision several times slower on a VM (cold wake,
+    # benchmarks/live_speed.py), at the cost of a busy core while traffic lasts (0: off)
+    spin_s: float = 0.0
     guard: GuardConfig = field(default_factory=GuardConfig)  # per-peer budgets (live.guard)
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)  # (live.admission)
 
@@ -46,3 +50,4 @@ class LiveConfig:
         check(self.probe_backoff_s > 0, "probe_backoff_s", self.probe_backoff_s, "> 0")
         fraction = self.route_log_fraction
         check(0 <= fraction <= 1, "route_log_fraction", fraction, "in [0, 1]")
+        check(0 <= self.spin_s <= 1, "spin_s", self.spin_s, "in [0, 1]")

@@ -125,6 +125,7 @@ class Coordinator:
         self.counts = {"sent": 0, "received": 0, "role_changes": 0, "deaths": 0, "bad_plans": 0}
         self.stage_s: dict[str, float] = {}
         self.next_beat = self.next_control = 0.0
+        self.last_traffic = -1.0  # monotonic time a poll last found messages (spin_s)
         self.link: LinkFaults | None = None  # injected link faults on the worker socket
         self.injector: Injector | None = None  # takes operators' INJECT requests
 
@@ -198,7 +199,7 @@ class Coordinator:
 
     def step(self, timeout_s: float) -> None:
         """One pass: poll (at most ``timeout_s``) -> dispatch what arrived -> housekeeping."""
-        events = dict(self.poller.poll(max(min(timeout_s, self._housekeeping_due()), 0) * 1000))
+        events = self._poll(max(min(timeout_s, self._housekeeping_due()), 0))
         if self.workers in events:
             self._drain(self.workers, self._from_worker if self.link is None else self.link.receive)
         if self.clients in events:
@@ -207,6 +208,22 @@ class Coordinator:
             self._drain(self.control, self._from_operator)
         self.controls.install_loaded()
         self.housekeeping()
+
+    def _poll(self, timeout_s: float) -> dict[zmq.Socket, int]:
+        """The sockets with messages waiting, within ``timeout_s``: polled without sleeping
+        while the last traffic is under ``spin_s`` old (``LiveConfig.spin_s``), else blocking."""
+        start = now = time.monotonic()
+        spin_until = min(self.last_traffic + self.cfg.spin_s, start + timeout_s)
+        while now < spin_until:
+            events = self.poller.poll(0)
+            if events:
+                self.last_traffic = time.monotonic()
+                return dict(events)
+            now = time.monotonic()
+        events = self.poller.poll(max(timeout_s - (now - start), 0) * 1000)
+        if events:
+            self.last_traffic = time.monotonic()
+        return dict(events)
 
     def _housekeeping_due(self) -> float:
         now = self.now()

@@ -143,8 +143,11 @@ def search_answer(p: Mapping[str, Any], k: int, n_docs: int) -> list[tuple[float
     return [
         (float(s), d)
         for s, d in zip(scores[:k], ids[:k], strict=False)
-        if _is_int(d) and 0 <= d < n_docs and _is_number(s) and math.isfinite(s)
+        if type(d) is int and 0 <= d < n_docs and type(s) in _NUMBER and math.isfinite(s)
     ]
+
+
+_NUMBER = (float, int)
 
 
 def tier_models(scenario: Scenario) -> dict[str, str]:
@@ -160,8 +163,9 @@ def tier_models(scenario: Scenario) -> dict[str, str]:
 
 
 def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    """An int and not a bool (network input: msgpack decodes to no other subclass)."""
+    return type(x) is int
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
+    return type(x) is float or type(x) is int

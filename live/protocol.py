@@ -81,7 +81,8 @@ class Message:
 
 def encode(msg: Message) -> list[bytes]:
     """The header and payload frames of ``msg``."""
-    header = {"v": VERSION, **msg.to_dict()}
+    header = {"v": VERSION, "type": msg.type, "action": msg.action, "task": msg.task,
+              "sender": msg.sender, "ts": msg.ts, "deadline": msg.deadline}  # fmt: skip
     if isinstance(msg.payload, np.ndarray):
         arr = np.ascontiguousarray(msg.payload)
         dtype = _DTYPE_NAME.get(arr.dtype) or arr.dtype.name
@@ -93,6 +94,7 @@ def encode(msg: Message) -> list[bytes]:
     return [msgpack.packb(header, use_bin_type=True), body]
 
 
+# exact types (``type(x) in``): msgpack decodes to no subclass, and a bool is not an int here
 _HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "v": (int,),
     "type": (str,),
@@ -102,6 +104,7 @@ _HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "ts": (float, int),
     "enc": (str,),
 }
+_NUMBER = (float, int)
 
 
 def decode(frames: list[bytes]) -> Message:
@@ -117,14 +120,15 @@ def decode(frames: list[bytes]) -> Message:
         raise ProtocolError("header", f"header is a {type(header).__name__}, not a map")
     if header.get("v") != VERSION:
         raise ProtocolError("version", f"protocol version {header.get('v')!r}, want {VERSION}")
+    get = header.get
     for key, types in _HEADER_TYPES.items():
-        if not isinstance(header.get(key), types) or isinstance(header.get(key), bool):
-            raise ProtocolError("header", f"field {key!r} is {header.get(key)!r}")
+        if type(get(key)) not in types:
+            raise ProtocolError("header", f"field {key!r} is {get(key)!r}")
     kind, action = header["type"], header["action"]
     if action not in ACTIONS.get(kind, ()):
         raise ProtocolError("action", f"unknown type/action {kind}:{action}")
-    deadline = header.get("deadline")
-    if deadline is not None and not isinstance(deadline, float | int):
+    deadline = get("deadline")
+    if deadline is not None and type(deadline) not in _NUMBER:
         raise ProtocolError("header", f"field 'deadline' is {deadline!r}")
     payload = _payload(header, body)
     return Message(

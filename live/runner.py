@@ -4,6 +4,7 @@ controllers, return the metrics summary, and stop every process it started."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import json
 import math
@@ -237,6 +238,10 @@ class Swarm:
             if self.stop():
                 raise KeyboardInterrupt  # a signal while starting: stop at once
             coord.step(0.05)
+        # what start-up built (the corpus, the controllers, the imports) lives as long as the
+        # swarm: out of the collector's generations, so a full collection skips it
+        gc.collect()
+        gc.freeze()
 
     def step(self, timeout_s: float = 0.05) -> None:
         """One pass of the coordinator's loop, then of the fault injector's."""
