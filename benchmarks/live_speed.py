@@ -2,7 +2,8 @@
 
 1. Raw baseline: a ROUTER echo process and a DEALER client, msgpack header + payload frames
    of 100 B and 2 KiB: pipelined throughput (messages/s one way, and per CPU-second of the
-   client) and round-trip p50.
+   client), round-trip p50, and the same in lockstep (one message in flight, as most of the
+   coordinator's exchanges with one worker are).
 2. The coordinator's message throughput with zero-time backends (``time_scale=0``): homelab
    on 8 workers saturated by the load generator; messages/s through the coordinator divided
    by the raw echo's, per wall second (the 2 cores are shared by the coordinator, 8 workers
@@ -71,12 +72,13 @@ def raw_echo(size: int, n: int = 20_000, window: int = 500) -> dict[str, float]:
     head = msgpack.packb({"v": 1, "type": "DATA", "action": "SEARCH", "task": "1.1.0.1"})
     body = b"x" * size
     try:
-        rtts = []
+        rtts, cpu = [], time.process_time()
         for _ in range(2000):
             t = time.perf_counter()
             sock.send_multipart([head, body])
             sock.recv_multipart()
             rtts.append(time.perf_counter() - t)
+        lockstep_cpu = time.process_time() - cpu
         start, cpu, sent, got = time.perf_counter(), time.process_time(), 0, 0
         while got < n:
             while sent < n and sent - got < window:
@@ -95,6 +97,9 @@ def raw_echo(size: int, n: int = 20_000, window: int = 500) -> dict[str, float]:
         "msgs_per_s": 2 * n / elapsed,
         "msgs_per_cpu_s": 2 * n / cpu,  # the client's CPU: it sends and receives each one
         "rtt_p50_us": float(np.median(rtts) * 1e6),
+        # one message in flight at a time: each send wakes ZeroMQ's I/O thread
+        "lockstep_msgs_per_s": 2 * len(rtts) / sum(rtts),
+        "lockstep_msgs_per_cpu_s": 2 * len(rtts) / lockstep_cpu,
     }
 
 
@@ -250,6 +255,8 @@ def main() -> None:
         "ratio_coordinator_to_raw_100B": sat["coordinator_msgs_per_s"] / raw[100]["msgs_per_s"],
         "ratio_coordinator_to_raw_100B_per_cpu_s": sat["coordinator_msgs_per_cpu_s"]
         / raw[100]["msgs_per_cpu_s"],
+        "ratio_coordinator_to_lockstep_100B_per_cpu_s": sat["coordinator_msgs_per_cpu_s"]
+        / raw[100]["lockstep_msgs_per_cpu_s"],
         "added_latency_per_query_us": added,
         "load_average": os.getloadavg(),
         "command": "python benchmarks/live_speed.py --out results/live_speed.json",
