@@ -64,7 +64,7 @@ def init_ray(address: str | None, num_cpus: int | None = None, **local: Any) -> 
                    "object_store_memory": OBJECT_STORE_BYTES,
                    "runtime_env": {"env_vars": {"PYTHONPATH": str(CHECKOUT)}}, **local}  # fmt: skip
     else:
-        _probe(address)
+        probe_address(address)
         kwargs["address"] = address
     try:
         ray.init(**kwargs)
@@ -74,7 +74,7 @@ def init_ray(address: str | None, num_cpus: int | None = None, **local: Any) -> 
     return True
 
 
-def _probe(address: str, timeout_s: float = 5.0) -> None:
+def probe_address(address: str, timeout_s: float = 5.0) -> None:
     """SwarmError unless ``address`` (HOST:PORT or ray://HOST:PORT; ``auto`` is Ray's to find)
     accepts a TCP connection: ``ray.init`` retries an unreachable one for minutes."""
     if address == "auto":
@@ -188,7 +188,12 @@ class RayLauncher:
 
         self.ray: Any = ray
         self.asks, self.grace_s = asks or RayResources(), grace_s
-        self.actor_cls = _actor_class()
+        try:
+            self.actor_cls = _actor_class()
+        except BaseException:
+            if self.owns:
+                ray.shutdown()
+            raise
         self.actors: dict[int, Any] = {}
         self.runs: dict[int, Any] = {}  # worker id -> its actor's run() ObjectRef
         self.pids: dict[int, Any] = {}  # worker id -> its actor's where() ObjectRef

@@ -192,6 +192,10 @@ def _launcher_options(args: argparse.Namespace) -> dict[str, Any]:
         raise SwarmError("--ray-address needs --launcher ray")
     if args.launcher == "ray" and importlib.util.find_spec("ray") is None:
         raise SwarmError("--launcher ray: Ray is not installed (pip install -e '.[ray]')")
+    if args.ray_address is not None:
+        from live.ray_launcher import probe_address
+
+        probe_address(args.ray_address)  # one line, before any output or process
     replace = args.replace_dead if args.replace_dead is not None else args.launcher == "ray"
     return {"launcher": args.launcher, "ray_address": args.ray_address, "replace_dead": replace}
 

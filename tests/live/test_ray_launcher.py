@@ -131,6 +131,20 @@ def test_workers_join_with_curve_keys_through_a_wildcard_bind(tmp_path):
     assert all(gone(p) for p in pids)
 
 
+def test_a_worker_asking_for_a_resource_the_cluster_lacks_is_refused_at_start(tmp_path):
+    from live.worker import WorkerSpec
+    from swarmsim.errors import SwarmError
+
+    launcher = RayLauncher()  # joins this module's instance (and leaves it running)
+    spec = WorkerSpec(0, "tcp://127.0.0.1:1", "retriever", "retriever", "cpu-desktop",
+                      str(tmp_path), shard=0, node="nowhere")  # fmt: skip
+    with pytest.raises(SwarmError, match="1 swarmsim-node:nowhere; the cluster has 0"):
+        launcher.start(spec)
+    assert not launcher.actors and not launcher.alive(0)
+    launcher.close()
+    assert ray.is_initialized()
+
+
 def test_a_host_without_the_corpus_gets_a_copy_named_by_its_fingerprint(tmp_path):
     from live.corpusfiles import write_corpus
     from swarmsim.corpus import scenario_corpus
@@ -146,9 +160,8 @@ def test_a_host_without_the_corpus_gets_a_copy_named_by_its_fingerprint(tmp_path
 
 def test_an_unreachable_ray_address_is_one_line_exit_2():
     cmd = [sys.executable, "-m", "experiments.cli", "live", "run", "homelab", "--duration",
-           "1", "--launcher", "ray", "--ray-address", "127.0.0.1:1"]  # fmt: skip
+           "1", "--launcher", "ray", "--ray-address", "127.0.0.1:1", "--no-progress"]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "127.0.0.1:1" in out.stderr
     assert "cannot connect" in out.stderr and "Traceback" not in out.stderr
-
