@@ -38,8 +38,9 @@ def test_a_killed_worker_is_re_placed_and_its_layer_serves_again():
         swarm.launcher.kill(victim.id)  # the only embedder: without re-placement, no_replica
         swarm.serve_until(lambda: coord.roster.running() == 7 and len(coord.agents) == 8, 15)
         assert victim.state == AgentState.DEAD and swarm.replaced == {victim.id}
-        deaths = coord.telemetry.deaths  # declared at once, not at its heartbeats' timeout
-        assert deaths.labels(EXITED)._value.get() == 1 and coord.counts["deaths"] == 1
+        reg = coord.telemetry.registry  # declared at once, not at its heartbeats' timeout
+        assert reg.get_sample_value("swarmsim_worker_deaths_total", {"reason": EXITED}) == 1
+        assert coord.counts["deaths"] == 1
         new = coord.agents[max(coord.agents)]
         assert (new.layer, new.device, new.node) == (victim.layer, victim.device, victim.node)
         assert new.state == AgentState.RUNNING
