@@ -3,8 +3,12 @@
 
 Each worker is one actor whose process *is* the worker: ``run`` calls ``Worker(spec).run()``
 in the actor, so the actor's death (``ray.kill``, a SIGKILL, its node lost) is the worker's,
-and ``alive`` is whether the actor's ``run`` call is still unfinished (``ray.wait`` with no
-timeout: a local check, microseconds). A worker that exits by itself (STOP) finishes ``run``.
+and ``alive`` is whether the actor's ``run`` call is still unfinished (``ray.wait`` with
+timeout 0: a local check, microseconds). A worker that exits by itself (STOP) finishes
+``run``. No process stands between actor and worker, so none can be orphaned or outlive the
+other (an actor that ran ``python -m live.worker`` as a subprocess could be killed and leave
+its worker serving). A host without the coordinator's corpus directory gets a copy through
+the object store (``materialise``); the key directory must be at the same path on each host.
 
 Resources each actor asks for (``RayResources``; name a node's with ``ray start --resources``):
 
@@ -206,7 +210,7 @@ class RayLauncher:
         options = self.asks.of(spec)
         self._check_fits(spec, options)
         spec = replace(spec, address=self.reachable(spec.address))
-        env = {**SINGLE_THREAD_ENV, **({"PYTHONPATH": str(CHECKOUT)} if self.owns else {})}
+        env = dict(SINGLE_THREAD_ENV)  # merged with the job's (a local instance's PYTHONPATH)
         actor = self.actor_cls.options(runtime_env={"env_vars": env}, **options).remote()
         self.actors[spec.id] = actor
         self.pids[spec.id] = actor.where.remote()
