@@ -11,7 +11,6 @@ any file a cell names, at the same path) installed; cell outputs are written whe
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -30,6 +29,7 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
+from live.ray_launcher import init_ray
 from swarmsim.errors import SwarmError
 
 from .sweep import Context, Finished, Outcome, Progress, timed_cell
@@ -37,31 +37,19 @@ from .sweep_config import SweepConfig
 from .sweep_search import Told, distributions, objective, trial_cells
 from .sweep_table import Cell, Table
 
-OBJECT_STORE_BYTES = 200 * 1024**2  # the local instance's cap: cells pass only small rows
-CHECKOUT = Path(__file__).resolve().parents[1]
-
 
 @contextmanager
 def ray_session(address: str | None, jobs: int) -> Iterator[RayBackend]:
     """Ray started (a local instance of ``jobs`` CPUs) or joined (``address``), then shut
     down whatever happens; a Ray this process already runs (a notebook's ``ray.init()``, a
-    test's) is used as it is and left running."""
-    if ray.is_initialized():
-        yield RayBackend(jobs)
-        return
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "logging_level": logging.ERROR}  # fmt: skip
-    if address is None:  # "local": a new instance, even where `ray start` left a cluster file
-        kwargs |= {"address": "local", "num_cpus": jobs,
-                   "object_store_memory": OBJECT_STORE_BYTES,
-                   "runtime_env": {"env_vars": {"PYTHONPATH": str(CHECKOUT)}}}  # fmt: skip
-    else:
-        kwargs["address"] = address
-    ray.init(**kwargs)
+    test's) is used as it is and left running (``live.ray_launcher.init_ray``, which the live
+    swarm's Ray launcher shares)."""
+    started = init_ray(address, jobs)
     try:
         yield RayBackend(jobs)
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
 
 
 class RayBackend:

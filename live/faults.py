@@ -48,7 +48,7 @@ from .protocol import CONTROL, Message
 if TYPE_CHECKING:
     from .backends import Pending
     from .coordinator import Coordinator
-    from .launcher import LocalLauncher
+    from .launcher import FaultLauncher
     from .state import Agent
 
 NAME = "coordinator"
@@ -216,7 +216,7 @@ class Host(Protocol):
     """What the injector acts on: the swarm's coordinator, its launcher, a restart."""
 
     coord: Coordinator | None
-    launcher: LocalLauncher
+    launcher: FaultLauncher
 
     def restart_coordinator(self) -> None: ...
 

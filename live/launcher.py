@@ -39,6 +39,16 @@ class Launcher(Protocol):
         """Stop every worker this launcher started, on every path."""
 
 
+class FaultLauncher(Launcher, Protocol):
+    """A launcher failure injection can act through (``live.faults``)."""
+
+    def pid(self, worker_id: int) -> int:
+        """The worker's process id (signals reach it on this machine only)."""
+
+    def kill(self, worker_id: int) -> None:
+        """Kill the worker at once, as SIGKILL would."""
+
+
 class LocalLauncher:
     """Workers as subprocesses of this process (``python -m live.worker``)."""
 

@@ -44,14 +44,16 @@ from .coordinator import Coordinator
 from .corpusfiles import CorpusFiles, write_corpus
 from .errors import LiveError
 from .faults import Injector
-from .launcher import SINGLE_THREAD_ENV, LocalLauncher
+from .launcher import SINGLE_THREAD_ENV, FaultLauncher, LocalLauncher
 from .load import RETRIES
 from .operator import controller_hash
+from .replacement import replace_gone
 from .shutdown import WORKER_GRACE_S, client_report, wind_down
 from .telemetry import Telemetry, billing
 from .worker import WorkerSpec
 
 LIVE_ROLES = ("embedder", "retriever", "synthesizer", "evaluator")
+REPLACE_CHECK_S = 0.1  # how often a swarm that re-places workers asks its launcher who lives
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class LiveRun:
     insecure: bool = False  # without keys, allow binds other machines can reach
     http: str | None = None  # HOST:PORT of the OpenAI-compatible front door (live up --http)
     http_timeout_s: float = 30.0  # a front-door query's deadline in the swarm
+    launcher: str = "local"  # or "ray": workers as Ray actors (``live.ray_launcher``)
+    ray_address: str | None = None  # the Ray cluster to join (None: start a local instance)
+    replace_dead: bool = False  # re-place a worker whose process is gone (``live.replacement``)
 
 
 def check_live(scenario: Scenario) -> None:
@@ -162,7 +167,13 @@ class Swarm:
         self.arms = [resolve_live(spec) for spec in run.controllers]  # before any process
         self.tmp = tempfile.TemporaryDirectory(prefix="swarmsim-live-")
         self.coord: Coordinator | None = None
-        self.launcher = LocalLauncher(grace_s=WORKER_GRACE_S)
+        self.replaced: set[int] = set()  # workers re-placed (``live.replacement``)
+        self.next_replace = 0.0
+        try:
+            self.launcher = make_launcher(run, self.scenario, self.plan)
+        except BaseException:
+            self.tmp.cleanup()
+            raise
         self.injector = Injector(self, schedule, run.seed)
         self.files: CorpusFiles | None = None
 
@@ -217,6 +228,7 @@ class Swarm:
                 block_tokens=scenario.workload.block_tokens,
                 retrieval=scenario.retrieval,
                 keys="" if run.keys is None else str(run.keys.resolve()),
+                node=scenario.nodes[node].name,
             )
             self.coord.roster.launch(spec, node)
         self.wait_ready()
@@ -247,6 +259,10 @@ class Swarm:
         """One pass of the coordinator's loop, then of the fault injector's."""
         self.coord.step(min(timeout_s, self.injector.due()))
         self.injector.tick()
+        if self.run.replace_dead and time.monotonic() >= self.next_replace:
+            self.next_replace = time.monotonic() + REPLACE_CHECK_S
+            coord = self.coord
+            replace_gone(coord.roster, coord.dead, coord.kv.capacity, self.replaced)
 
     def serve_until(self, done: Callable[[], bool], limit_s: float) -> None:
         """Run the loop until ``done()`` or ``limit_s`` seconds pass."""
@@ -287,6 +303,24 @@ class Swarm:
                 self.launcher.close()
         finally:
             self.tmp.cleanup()
+
+
+def make_launcher(
+    run: LiveRun, scenario: Scenario, plan: list[tuple[str, str, int, int]]
+) -> FaultLauncher:
+    """The launcher ``run`` names: local subprocesses, or Ray actors on the cluster at
+    ``run.ray_address`` (None: a local Ray instance sized for the plan, three times over so
+    that scaling up fits too)."""
+    if run.launcher == "local":
+        return LocalLauncher(grace_s=WORKER_GRACE_S)
+    if run.launcher != "ray":
+        raise SwarmError(f"--launcher: expected local or ray, got {run.launcher!r}")
+    from .ray_launcher import RayLauncher, RayResources
+
+    if run.ray_address is not None:
+        return RayLauncher(run.ray_address)
+    placed = [(device, scenario.nodes[node].name) for _, device, node, _ in plan]
+    return RayLauncher(None, **RayResources().local(placed, spare=3))
 
 
 def live_counts(scenario: Scenario, plan: list[tuple[str, str, int, int]]) -> dict[str, int]:

@@ -86,6 +86,7 @@ class WorkerSpec:
     # the scenario's modelled index, which sets a retriever's emulated search time
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     keys: str = ""  # a key directory (``live.keys``): connect with its first worker key
+    node: str = ""  # the scenario node group it is placed on (a cluster launcher's placement)
 
     @property
     def name(self) -> str:

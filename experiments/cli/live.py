@@ -53,6 +53,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      help="replay a request trace as the load (as replay does)")  # fmt: skip
     add_trace_options(run, "trace-")
     run.add_argument("--inject", action="append", default=[], metavar="SPEC", help=INJECT_HELP)
+    run.add_argument("--worker-bind", default="tcp://127.0.0.1:0", metavar="ADDR",
+                     help="where workers report (default: a free loopback port; workers on "
+                     "other hosts need e.g. tcp://0.0.0.0:PORT, with --keys)")  # fmt: skip
+    _add_launcher(run)
     add_progress(run)
     run.set_defaults(func=cmd_live_run, exit_at_once=True)
 
@@ -78,6 +82,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--json", action="store_true",
                     help="print the addresses and, at exit, the summary as JSON lines")  # fmt: skip
     up.add_argument("--inject", action="append", default=[], metavar="SPEC", help=INJECT_HELP)
+    _add_launcher(up)
     up.add_argument("--http", metavar="HOST:PORT",
                     help="serve an OpenAI-compatible front door there (POST /v1/chat/"
                     "completions, /v1/completions; GET /v1/models, /healthz), e.g. "
@@ -166,6 +171,35 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     keys.set_defaults(func=cmd_live_keys)
 
 
+def _add_launcher(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--launcher", choices=("local", "ray"), default="local",
+                   help="where workers run: local subprocesses (default) or Ray actors, "
+                   "placed by CPU, GPU and swarmsim-node:NODE resources (README)")  # fmt: skip
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="the Ray cluster to join, HOST:PORT (default: start a local Ray "
+                   "instance sized for the swarm)")  # fmt: skip
+    p.add_argument("--replace-dead", action=argparse.BooleanOptionalAction,
+                   help="start a new worker in place of one whose process is gone (default: "
+                   "on with --launcher ray, off with local, where a kill is for good as in "
+                   "the simulator)")  # fmt: skip
+
+
+def _launcher_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``LiveRun``'s launcher fields, checked (Ray is looked for, not imported)."""
+    import importlib.util
+
+    if args.ray_address is not None and args.launcher != "ray":
+        raise SwarmError("--ray-address needs --launcher ray")
+    if args.launcher == "ray" and importlib.util.find_spec("ray") is None:
+        raise SwarmError("--launcher ray: Ray is not installed (pip install -e '.[ray]')")
+    if args.ray_address is not None:
+        from live.ray_launcher import probe_address
+
+        probe_address(args.ray_address)  # one line, before any output or process
+    replace = args.replace_dead if args.replace_dead is not None else args.launcher == "ray"
+    return {"launcher": args.launcher, "ray_address": args.ray_address, "replace_dead": replace}
+
+
 def _add_keys(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keys", type=Path, metavar="DIR",
                    help="a swarm's key directory: send as its first operator key")  # fmt: skip
@@ -183,7 +217,7 @@ def cmd_live_run(args: argparse.Namespace) -> int:
         replay = trace_replay(args, args.trace)
         overrides = [*replay.overrides(), *overrides]
         duration = duration or replay.load_duration_s()
-    run = _live_run(args, overrides, duration)
+    run = _live_run(args, overrides, duration, worker_bind=args.worker_bind)
     load = "the scenario's duration" if duration is None else f"{duration:g} s"
     with Stages(1, show_progress(args)).stage(f"live run: {args.scenario}, {load} of load",
                                               ticks=10) as stage:  # fmt: skip
@@ -274,6 +308,7 @@ def _live_run(
         inject=inject,
         keys=args.keys,
         insecure=args.insecure,
+        **_launcher_options(args),
         **extra,
     )
 
