@@ -286,8 +286,10 @@ def _live_run(
         raise SwarmError(f"--client-rate: expected queries per second > 0, got {args.client_rate}")
     rate = args.client_rate
     guard = GuardConfig() if rate is None else GuardConfig(rate_qps=rate, burst=math.ceil(rate))
+    if not 0 <= args.spin <= 1:
+        raise SwarmError(f"--spin: expected seconds in [0, 1], got {args.spin}")
     config = {"route_log_fraction": args.log_fraction, "admission": AdmissionConfig(args.admission),
-              "guard": guard, **extra.pop("config", {})}  # fmt: skip
+              "guard": guard, "spin_s": args.spin, **extra.pop("config", {})}  # fmt: skip
     inject = tuple(args.inject)
     parse_faults(inject, "--inject")  # a bad spec: one line, before any process starts
     return LiveRun(

@@ -201,6 +201,10 @@ def add_swarm_options(p: argparse.ArgumentParser) -> None:
                    "to take more than half the SLO (slo: keeps goodput near its peak under "
                    "overload, results/reliability.md), or none before the backlog limit "
                    "(off)")  # fmt: skip
+    p.add_argument("--spin", type=float, default=0.0, metavar="S",
+                   help="after traffic, the coordinator polls without sleeping for S seconds "
+                   "before it blocks: a steadier decision latency at light load for a busy "
+                   "core (default 0: off; results/README.md, live runtime speed)")  # fmt: skip
     p.add_argument("--client-rate", type=float, metavar="Q/S",
                    help="queries per second one client may send (a second's worth at once) "
                    "before its queries are answered dropped/throttled (default 10000)")  # fmt: skip
