@@ -43,7 +43,8 @@ from .coordinator import Coordinator
 from .corpusfiles import CorpusFiles, write_corpus
 from .errors import LiveError
 from .faults import Injector
-from .launcher import SINGLE_THREAD_ENV, LocalLauncher
+from .hierarchy import SupervisedLauncher, launcher_for
+from .launcher import SINGLE_THREAD_ENV
 from .load import RETRIES
 from .operator import controller_hash
 from .shutdown import WORKER_GRACE_S, client_report, wind_down
@@ -161,7 +162,7 @@ class Swarm:
         self.arms = [resolve_live(spec) for spec in run.controllers]  # before any process
         self.tmp = tempfile.TemporaryDirectory(prefix="swarmsim-live-")
         self.coord: Coordinator | None = None
-        self.launcher = LocalLauncher(grace_s=WORKER_GRACE_S)
+        self.launcher = launcher_for(self.scenario, self.plan, run.config, WORKER_GRACE_S)
         self.injector = Injector(self, schedule, run.seed)
         self.files: CorpusFiles | None = None
 
@@ -218,6 +219,8 @@ class Swarm:
                 keys="" if run.keys is None else str(run.keys.resolve()),
             )
             self.coord.roster.launch(spec, node)
+        if isinstance(self.launcher, SupervisedLauncher):
+            self.launcher.launch()  # one supervisor per node, each with its workers
         self.wait_ready()
         for arm in self.arms:
             controller = arm.build()
