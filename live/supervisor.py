@@ -259,7 +259,7 @@ class Host:
 
     def __init__(self, nodes: list[NodeSpec]) -> None:
         self.ctx = zmq.Context()
-        self.ctx.setsockopt(zmq.MAX_SOCKETS, MAX_SOCKETS)
+        self.ctx.set(zmq.MAX_SOCKETS, MAX_SOCKETS)
         self.running, self.parent = True, os.getppid()
         self.backends: dict[tuple[str, int, str, str], Backend] = {}
         self.files: CorpusFiles | None = None
