@@ -139,8 +139,9 @@ class SupervisedLauncher:
 def launcher_for(
     scenario: Scenario, plan: list[tuple[str, str, int, int]], cfg: LiveConfig, grace_s: float
 ) -> LocalLauncher | SupervisedLauncher:
-    """The launcher ``cfg`` asks for: flat worker processes, or node supervisors."""
-    if not cfg.supervisors:
+    """The launcher asked for: flat worker processes, or node supervisors (``cfg.supervisors``
+    or the scenario's ``failures.supervisors``, the simulator's model of the same hierarchy)."""
+    if not (cfg.supervisors or scenario.failures.supervisors):
         return LocalLauncher(grace_s=grace_s)
     nodes = dict(enumerate(node_of(scenario, plan)))
     interval = scenario.failures.heartbeat_interval_s

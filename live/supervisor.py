@@ -294,7 +294,7 @@ class Host:
         try:
             while self.running and os.getppid() == self.parent:
                 due = min(s.due() for s in self.supervisors)
-                wait = min(max(due - time.monotonic(), 0.0), 0.5)
+                wait = min(max(due - time.monotonic(), 0.0), RESTART_INITIAL_S)  # exits: seen soon
                 for sock, _ in poller.poll(int(wait * 1000)):
                     who = owner[sock]
                     who.take(sock) if isinstance(who, Supervisor) else who.take()
