@@ -10,7 +10,7 @@ heartbeating alone; that every agent is still alive after it; then queries serve
 ``--rate`` queries/s load for ``--load`` seconds; EMULATED stages answer at once). The
 coordinator runs in this process; the supervisors and endpoints in ``--hosts`` others.
 
-Run: ``python benchmarks/scale_live.py [--stages flat-1k,sup-1k,sup-10k]``; one flushed line
+Run: ``python benchmarks/scale_live.py [--stages flat-1k,sup-1k,sup-10k,flat-10k]``; one line
 per stage; writes ``results/scale_live.json`` and its section of ``results/scale.md``.
 """
 
@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from live.config import LiveConfig  # noqa: E402
+from live.errors import LiveError  # noqa: E402
 from live.hierarchy import SupervisedLauncher, node_of  # noqa: E402
 from live.load import LoadThread  # noqa: E402
 from live.runner import LiveRun, Swarm  # noqa: E402
@@ -44,7 +45,7 @@ def stage(name: str, args: argparse.Namespace) -> dict:
     """One stage's figures: register, heartbeat window, queries served."""
     agents, aggregate = STAGES[name]
     cfg = LiveConfig(supervisors=True, emulated_hosts=args.hosts, time_scale=0.0,
-                     startup_timeout_s=240.0)  # fmt: skip
+                     startup_timeout_s=args.register_limit)  # fmt: skip
     run = LiveRun("agi-1000", overrides=(f"rate={args.rate}", "warmup_s=0"), workers=agents,
                   config=cfg)  # fmt: skip
     swarm = Swarm(run)
@@ -53,14 +54,28 @@ def stage(name: str, args: argparse.Namespace) -> dict:
     swarm.launcher = SupervisedLauncher(nodes, interval, True, args.hosts, aggregate)
     timed = swarm.wait_ready
     marks: dict[str, float] = {}
+    failed: dict[str, float] = {}
 
     def wait_ready() -> None:
-        marks["launched"] = time.monotonic()
-        timed()
+        marks["launched"], cpu0 = time.monotonic(), time.process_time()
+        try:
+            timed()
+        except LiveError:  # not all RUNNING at once in time: what the coordinator saw
+            c, wall = swarm.coord, time.monotonic() - marks["launched"]
+            failed.update(running=c.roster.running(), deaths=c.counts["deaths"],
+                          msgs_per_s=round(_msgs(c) / wall),
+                          cpu_share=round((time.process_time() - cpu0) / wall, 3))  # fmt: skip
+            raise
         marks["ready"] = time.monotonic()
 
     swarm.wait_ready = wait_ready  # type: ignore[method-assign]
-    with swarm:
+    try:
+        swarm.__enter__()  # closes the swarm itself if it fails
+    except LiveError:
+        limit = cfg.startup_timeout_s
+        return {"stage": name, "agents": agents, "error": f"not all running within {limit:.0f} s",
+                **failed}  # fmt: skip
+    try:
         coord = swarm.coord
         row = {"stage": name, "agents": len(coord.agents), "supervisors": aggregate,
                "nodes": len(set(nodes.values())) if aggregate else 0,
@@ -79,6 +94,8 @@ def stage(name: str, args: argparse.Namespace) -> dict:
                 "load_cpu_share": round((time.process_time() - cpu0) / wall, 3)}  # fmt: skip
         row["deaths"] = coord.counts["deaths"]
         row["protocol_errors"] = dict(coord.protocol_errors)
+    finally:
+        swarm.close()
     return row
 
 
@@ -102,6 +119,11 @@ def markdown(result: dict) -> str:
             "queries sent / done | p50 ms | msgs/s load | CPU load |")  # fmt: skip
     lines = [TITLE, "", head, "|" + "---|" * 11]
     for r in result["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['stage']} | {r['agents']} | flat | {r['error']}: {r['running']} "
+                         f"running, {r['deaths']} declared dead | {r['msgs_per_s']} | "
+                         f"{r['cpu_share']:.0%} | | | | | |")  # fmt: skip
+            continue
         nodes = r["nodes"] or "flat"
         lines.append(f"| {r['stage']} | {r['agents']} | {nodes} | {r['register_s']} | "
                      f"{r['idle_msgs_per_s']} | {r['idle_cpu_share']:.0%} | {r['alive_after']} | "
@@ -140,10 +162,12 @@ def write_report(result: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stages", default="flat-1k,sup-1k,sup-10k")
+    parser.add_argument("--stages", default="flat-1k,sup-1k,sup-10k,flat-10k")
     parser.add_argument("--hosts", type=int, default=4, help="supervisor processes (4)")
     parser.add_argument("--window", type=float, default=10.0, help="heartbeat seconds (10)")
     parser.add_argument("--load", type=float, default=10.0, help="load seconds (10)")
+    parser.add_argument("--register-limit", type=float, default=60.0,
+                        help="seconds for every agent to be RUNNING at once (60)")  # fmt: skip
     parser.add_argument("--rate", type=float, default=20.0, help="queries/s (20)")
     args = parser.parse_args()
     start, rows = time.monotonic(), []
