@@ -23,11 +23,13 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from live.config import LiveConfig  # noqa: E402
+from live.coordinator import Coordinator  # noqa: E402
 from live.errors import LiveError  # noqa: E402
 from live.hierarchy import SupervisedLauncher, node_of  # noqa: E402
 from live.load import LoadThread  # noqa: E402
@@ -41,7 +43,7 @@ STAGES = {"flat-1k": (1000, False), "sup-1k": (1000, True), "sup-10k": (10_000, 
           "flat-10k": (10_000, False)}  # fmt: skip
 
 
-def stage(name: str, args: argparse.Namespace) -> dict:
+def stage(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """One stage's figures: register, heartbeat window, queries served."""
     agents, aggregate = STAGES[name]
     cfg = LiveConfig(supervisors=True, emulated_hosts=args.hosts, time_scale=0.0,
@@ -62,6 +64,7 @@ def stage(name: str, args: argparse.Namespace) -> dict:
             timed()
         except LiveError:  # not all RUNNING at once in time: what the coordinator saw
             c, wall = swarm.coord, time.monotonic() - marks["launched"]
+            assert c is not None
             failed.update(running=c.roster.running(), deaths=c.counts["deaths"],
                           msgs_per_s=round(_msgs(c) / wall),
                           cpu_share=round((time.process_time() - cpu0) / wall, 3))  # fmt: skip
@@ -75,8 +78,9 @@ def stage(name: str, args: argparse.Namespace) -> dict:
         limit = cfg.startup_timeout_s
         return {"stage": name, "agents": agents, "error": f"not all running within {limit:.0f} s",
                 **failed}  # fmt: skip
+    coord = swarm.coord
+    assert coord is not None
     try:
-        coord = swarm.coord
         row = {"stage": name, "agents": len(coord.agents), "supervisors": aggregate,
                "nodes": len(set(nodes.values())) if aggregate else 0,
                "register_s": round(marks["ready"] - marks["launched"], 2)}  # fmt: skip
@@ -99,9 +103,10 @@ def stage(name: str, args: argparse.Namespace) -> dict:
     return row
 
 
-def window(swarm: Swarm, seconds: float) -> dict:
+def window(swarm: Swarm, seconds: float) -> dict[str, Any]:
     """The coordinator's messages/s and CPU share while the swarm only heartbeats."""
     coord = swarm.coord
+    assert coord is not None
     swarm.serve_until(lambda: False, 2 * coord.heartbeat_s)  # settle: every beat flowing
     msgs0, cpu0, t0 = _msgs(coord), time.process_time(), time.monotonic()
     swarm.serve_until(lambda: False, seconds)
@@ -110,11 +115,11 @@ def window(swarm: Swarm, seconds: float) -> dict:
             "idle_cpu_share": round((time.process_time() - cpu0) / wall, 3)}  # fmt: skip
 
 
-def _msgs(coord) -> int:
-    return coord.counts["sent"] + coord.counts["received"]
+def _msgs(coord: Coordinator) -> int:
+    return int(coord.counts["sent"] + coord.counts["received"])
 
 
-def markdown(result: dict) -> str:
+def markdown(result: dict[str, Any]) -> str:
     head = ("| stage | agents | nodes | register s | msgs/s idle | CPU idle | alive after | "
             "CPU µs per agent-beat | queries sent / done | p50 ms | msgs/s load | "
             "CPU load |")  # fmt: skip
@@ -165,7 +170,7 @@ FAILED = (
 )
 
 
-def write_report(result: dict) -> None:
+def write_report(result: dict[str, Any]) -> None:
     """Replace (or append) this benchmark's section of results/scale.md, keeping others."""
     text = REPORT.read_text() if REPORT.exists() else "# Scale\n\n"
     section = markdown(result)

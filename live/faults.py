@@ -48,6 +48,7 @@ from .protocol import CONTROL, Message
 if TYPE_CHECKING:
     from .backends import Pending
     from .coordinator import Coordinator
+    from .hierarchy import SupervisedLauncher
     from .launcher import LocalLauncher
     from .state import Agent
 
@@ -216,7 +217,7 @@ class Host(Protocol):
     """What the injector acts on: the swarm's coordinator, its launcher, a restart."""
 
     coord: Coordinator | None
-    launcher: LocalLauncher
+    launcher: LocalLauncher | SupervisedLauncher
 
     def restart_coordinator(self) -> None: ...
 
