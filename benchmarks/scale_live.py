@@ -182,8 +182,8 @@ NOTES = (
 
 FAILED = (
     "A stage whose agents were never all RUNNING at once within the limit shows, over the "
-    "attempt, the agents running at its end, the deaths declared (each a heartbeat later "
-    "than the 3 s timeout; an agent declared dead re-registers with its next message) and "
+    "attempt, the agents running at its end, the deaths declared (agents whose heartbeats "
+    "came later than the 3 s timeout; each re-registers with its next message) and "
     "the coordinator's messages/s and CPU share. Where that CPU share is well below 100%, "
     "the coordinator was not the limit: the EMULATED hosts, a few Python processes sending "
     "one heartbeat per endpoint per second on 2 shared cores, were; the same endpoints "
