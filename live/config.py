@@ -38,6 +38,8 @@ class LiveConfig:
     spin_s: float = 0.0
     guard: GuardConfig = field(default_factory=GuardConfig)  # per-peer budgets (live.guard)
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)  # (live.admission)
+    supervisors: bool = False  # one node supervisor per scenario node (live.supervisor)
+    emulated_hosts: int = 0  # > 0: EMULATED workers, in this many supervisor processes
 
     def __post_init__(self) -> None:
         check(self.worker_credit >= 1, "worker_credit", self.worker_credit, ">= 1")
@@ -48,6 +50,7 @@ class LiveConfig:
         check(self.recover_after >= 1, "recover_after", self.recover_after, ">= 1")
         check(self.max_benchings >= 1, "max_benchings", self.max_benchings, ">= 1")
         check(self.probe_backoff_s > 0, "probe_backoff_s", self.probe_backoff_s, "> 0")
+        check(self.emulated_hosts >= 0, "emulated_hosts", self.emulated_hosts, ">= 0")
         fraction = self.route_log_fraction
         check(0 <= fraction <= 1, "route_log_fraction", fraction, "in [0, 1]")
         check(0 <= self.spin_s <= 1, "spin_s", self.spin_s, "in [0, 1]")

@@ -44,6 +44,7 @@ from .guard import THROTTLED, WORKER_CONTROLS, PeerGuard
 from .kvindex import KVIndex
 from .launcher import Launcher
 from .limits import CLIENT_MAX_BYTES, CLIENT_RCVHWM, MAX_TASK_CHARS
+from .nodebeat import NodeBeats, is_supervisor
 from .pipeline import Pipeline
 from .protocol import CONTROL, DATA, RESPONSE, Message, decode
 from .roster import Roster
@@ -128,6 +129,7 @@ class Coordinator:
         self.last_traffic = -1.0  # monotonic time a poll last found messages (spin_s)
         self.link: LinkFaults | None = None  # injected link faults on the worker socket
         self.injector: Injector | None = None  # takes operators' INJECT requests
+        self.nodes = NodeBeats(self)  # node supervisors' aggregated heartbeats (live.nodebeat)
 
     # --- addresses, records and lifetime ----------------------------------------------------
 
@@ -293,9 +295,11 @@ class Coordinator:
             if verdict is not None:
                 self.dead(agent, verdict)
             elif agent.state != AgentState.STARTING:
-                self.send_worker(agent, beat)
+                if not self.nodes.covers(agent, now):  # else its supervisor's beat stands for it
+                    self.send_worker(agent, beat)
                 if self.roster.expire(agent, now):
                     self.dispatch.pump(agent.layer)
+        self.nodes.beat(beat, now)
 
     def send_worker(self, agent: Agent, msg: Message) -> bool:
         self.counts["sent"] += 1
@@ -306,6 +310,9 @@ class Coordinator:
     # --- workers ---------------------------------------------------------------------------
 
     def _from_worker(self, peer: bytes, msg: Message) -> None:
+        if is_supervisor(peer):
+            self.nodes.receive(peer, msg)
+            return
         agent = self._agent_of(peer)
         if agent is None:
             self._refuse(self.workers, peer, ProtocolError("peer", f"unknown worker {peer!r}"))

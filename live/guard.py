@@ -36,7 +36,7 @@ from swarmsim.errors import check
 
 THROTTLED = "throttled"  # the reason a throttled query is answered dropped with
 # CONTROL actions of the coordinator-worker dialogue: refused (counted) on the control socket
-WORKER_CONTROLS = frozenset({"READY", "HEARTBEAT", "ASSIGN", "STOP", "FAULT"})
+WORKER_CONTROLS = frozenset({"READY", "HEARTBEAT", "ASSIGN", "STOP", "FAULT", "NODE_BEAT"})
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,10 @@ ACTIONS: dict[str, frozenset[str]] = {
     # ASSIGN: play another role; STOP: exit cleanly. From an operator (``swarmsim live``):
     # STATUS, ATTACH / DETACH a controller, REPORT on shadow and A/B comparisons, INJECT a
     # fault. FAULT: to a worker, hang or slow down (an injected fault, ``live.faults``).
+    # NODE_BEAT: a node supervisor's heartbeats of all its workers in one (``live.nodebeat``).
     CONTROL: frozenset(
         {
-            *("READY", "HEARTBEAT", "ASSIGN", "STOP", "FAULT"),
+            *("READY", "HEARTBEAT", "ASSIGN", "STOP", "FAULT", "NODE_BEAT"),
             *("STATUS", "ATTACH", "DETACH", "REPORT", "INJECT"),
         }
     ),

@@ -44,7 +44,8 @@ from .coordinator import Coordinator
 from .corpusfiles import CorpusFiles, write_corpus
 from .errors import LiveError
 from .faults import Injector
-from .launcher import SINGLE_THREAD_ENV, FaultLauncher, LocalLauncher
+from .hierarchy import SupervisedLauncher, launcher_for
+from .launcher import SINGLE_THREAD_ENV, FaultLauncher
 from .load import RETRIES
 from .operator import controller_hash
 from .replacement import replace_gone
@@ -231,6 +232,8 @@ class Swarm:
                 node=scenario.nodes[node].name,
             )
             self.coord.roster.launch(spec, node)
+        if isinstance(self.launcher, SupervisedLauncher):
+            self.launcher.launch()  # one supervisor per node, each with its workers
         self.wait_ready()
         for arm in self.arms:
             controller = arm.build()
@@ -308,13 +311,16 @@ class Swarm:
 def make_launcher(
     run: LiveRun, scenario: Scenario, plan: list[tuple[str, str, int, int]]
 ) -> FaultLauncher:
-    """The launcher ``run`` names: local subprocesses, or Ray actors on the cluster at
+    """The launcher ``run`` names: local subprocesses (flat, or under node supervisors,
+    ``live.hierarchy``), or Ray actors on the cluster at
     ``run.ray_address`` (None: a local Ray instance sized for the plan, three times over so
     that scaling up fits too)."""
     if run.launcher == "local":
-        return LocalLauncher(grace_s=WORKER_GRACE_S)
+        return launcher_for(scenario, plan, run.config, WORKER_GRACE_S)
     if run.launcher != "ray":
         raise SwarmError(f"--launcher: expected local or ray, got {run.launcher!r}")
+    if run.config.supervisors or scenario.failures.supervisors:
+        raise SwarmError("--supervisors: node supervisors run under --launcher local, not ray")
     from .ray_launcher import RayLauncher, RayResources
 
     if run.ray_address is not None:

@@ -23,7 +23,7 @@ from typing import Any
 import zmq
 
 from swarmsim.kvcache import KVCache
-from swarmsim.profiles import load_profiles
+from swarmsim.profiles import Profiles, load_profiles
 from swarmsim.scenario import FailureConfig
 from swarmsim.service import RetrievalConfig
 
@@ -87,6 +87,7 @@ class WorkerSpec:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     keys: str = ""  # a key directory (``live.keys``): connect with its first worker key
     node: str = ""  # the scenario node group it is placed on (a cluster launcher's placement)
+    supervisor: str = ""  # its node supervisor's endpoint: heartbeats go there (live.supervisor)
 
     @property
     def name(self) -> str:
@@ -102,6 +103,31 @@ class WorkerSpec:
         ret = fields.pop("retrieval", {})
         ret["shard_weights"] = tuple(ret.get("shard_weights", ()))
         return cls(**fields, retrieval=RetrievalConfig(**ret))
+
+
+def make_backend(spec: WorkerSpec, files: CorpusFiles, profiles: Profiles) -> Backend:
+    """The backend that plays ``spec``'s role (emulated timings, or an OpenAI endpoint)."""
+    device = profiles.device(spec.device)
+    scale = spec.time_scale
+    if spec.role == "retriever":
+        return Retriever(files, spec.shard, spec.retrieval, device, scale)
+    if spec.role == "embedder":
+        model = None
+        if spec.real_embedding:
+            from .embedding import TextEmbedder
+
+            model = TextEmbedder()
+        return Embedder(files, device, scale, model)
+    if spec.role == "synthesizer":
+        if spec.synth_backend == "openai":
+            return OpenAISynthesizer(
+                files, spec.openai_url, spec.openai_model, spec.openai_timeout_s
+            )
+        kv = KVCache(spec.kv_blocks) if spec.kv_blocks > 0 else None
+        return EmulatedSynthesizer(files, device, spec.model, scale, kv, spec.block_tokens)
+    if spec.role == "evaluator":
+        return Evaluator(files, device, scale)
+    raise ValueError(f"role must be one of {sorted(STAGE_ACTIONS)}, got {spec.role!r}")
 
 
 class Worker:
@@ -125,27 +151,7 @@ class Worker:
         self.secure = auth.client(party(Path(spec.keys), "worker")) if spec.keys else None
 
     def _backend(self, spec: WorkerSpec) -> Backend:
-        device = self.profiles.device(spec.device)
-        scale = spec.time_scale
-        if spec.role == "retriever":
-            return Retriever(self.files, spec.shard, spec.retrieval, device, scale)
-        if spec.role == "embedder":
-            model = None
-            if spec.real_embedding:
-                from .embedding import TextEmbedder
-
-                model = TextEmbedder()
-            return Embedder(self.files, device, scale, model)
-        if spec.role == "synthesizer":
-            if spec.synth_backend == "openai":
-                return OpenAISynthesizer(
-                    self.files, spec.openai_url, spec.openai_model, spec.openai_timeout_s
-                )
-            kv = KVCache(spec.kv_blocks) if spec.kv_blocks > 0 else None
-            return EmulatedSynthesizer(self.files, device, spec.model, scale, kv, spec.block_tokens)
-        if spec.role == "evaluator":
-            return Evaluator(self.files, device, scale)
-        raise ValueError(f"role must be one of {sorted(STAGE_ACTIONS)}, got {spec.role!r}")
+        return make_backend(spec, self.files, self.profiles)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -177,6 +183,9 @@ class Worker:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         self._send(sock, CONTROL, "READY", self._state())
+        up = sockets.dealer(ctx, spec.supervisor, spec.name.encode()) if spec.supervisor else None
+        if up is not None:  # its supervisor relays the coordinator's liveness both ways
+            poller.register(up, zmq.POLLIN)
         interval = spec.heartbeat_interval_s
         heard, last_heard = False, now_s()
         next_beat = now_s() + interval
@@ -192,10 +201,13 @@ class Worker:
                         if not self._receive(sock):
                             break
                     heard, last_heard = True, now_s()
+                if up is not None and up in events:
+                    while sockets.try_recv(up, routed=False) is not None:
+                        last_heard = now_s()  # the supervisor hears the coordinator
                 self._work(sock)
                 now = now_s()
                 if now >= next_beat:
-                    self._send(sock, CONTROL, "HEARTBEAT", self._state())
+                    self._send(up or sock, CONTROL, "HEARTBEAT", self._state())
                     next_beat = now + interval
                     if os.getppid() != self.parent:
                         self.running = False
@@ -203,6 +215,8 @@ class Worker:
                     return heard  # coordinator silent: reconnect
         finally:
             sock.close(linger=0)
+            if up is not None:
+                up.close(linger=0)
         return heard
 
     def _timeout_ms(self, next_beat: float) -> float:

@@ -41,6 +41,14 @@ class FailureConfig:
     heartbeat_interval_s: float = 1.0  # REFERENCE.md: Paranoid Pirate, 1 s
     heartbeat_liveness: int = 3  # REFERENCE.md: liveness 3
     max_attempts: int = 3  # sends of one stage's work: the first plus retries after a death
+    # Node supervisors (live.supervisor): a lone agent's crash is reported by its node's
+    # supervisor at its next check (uniformly within ``supervisor_restart_s``, which also caps
+    # the live supervisor's poll) and restarted by it after ``supervisor_restart_s``; a
+    # supervisor's crash (every ``supervisor_mtbf_s`` per node) silences all its agents at
+    # once, declared dead together after the heartbeat timeout
+    supervisors: bool = False
+    supervisor_mtbf_s: float | None = None
+    supervisor_restart_s: float = 0.5  # live.supervisor.RESTART_INITIAL_S
 
     def __post_init__(self) -> None:
         for name in ("node_mtbf_s", "agent_mtbf_s"):
@@ -52,6 +60,11 @@ class FailureConfig:
         )
         check(self.heartbeat_liveness >= 1, "heartbeat_liveness", self.heartbeat_liveness, ">= 1")
         check(self.max_attempts >= 1, "max_attempts", self.max_attempts, ">= 1")
+        mtbf = self.supervisor_mtbf_s
+        check(mtbf is None or (self.supervisors and mtbf > 0), "supervisor_mtbf_s", mtbf,
+              "> 0 with supervisors: true, or null")  # fmt: skip
+        restart = self.supervisor_restart_s
+        check(restart >= 0, "supervisor_restart_s", restart, ">= 0")
 
 
 class Failures:
@@ -79,6 +92,7 @@ class Failures:
         self.node_failures = 0
         self.agent_failures = 0
         self.partitions = 0
+        self.supervisor_failures = 0
 
     def start(self) -> None:
         cfg = self.cfg
@@ -87,6 +101,9 @@ class Failures:
                 self.env.process(self._node_life(node, cfg.node_mtbf_s))
         if cfg.agent_mtbf_s:
             self.env.process(self._agent_crashes(cfg.agent_mtbf_s))
+        if cfg.supervisor_mtbf_s:
+            for node in self.cluster.nodes:
+                self.env.process(self._supervisor_life(node, cfg.supervisor_mtbf_s))
         for part in self.partition_cfgs:
             self.env.process(self._partition(part))
 
@@ -123,8 +140,14 @@ class Failures:
             if alive:
                 agent = alive[self.stream.randrange(len(alive))]
                 self.agent_failures += 1
-                self.crash(agent)
-                self._restart(agent, self.cfg.agent_restart_s)
+                self.process_exit(agent)
+
+    def _supervisor_life(self, node: Node, mtbf_s: float) -> Generator[simpy.Event, None, None]:
+        while True:
+            yield self.env.timeout(self.stream.exponential(mtbf_s))
+            if node.up and not node.failed:
+                self.supervisor_failures += 1
+                self.supervisor_crash(node)
 
     def _partition(self, part: PartitionConfig) -> Generator[simpy.Event, None, None]:
         yield self.env.timeout(part.start_s)
@@ -161,6 +184,28 @@ class Failures:
         self.take_work(agent)
         delay = self.detection_delay() if detect_after is None else detect_after
         Call(self.env, delay, self._declare_dead, (agent, agent.epoch))
+
+    def process_exit(self, agent: Agent) -> None:
+        """One agent's process dies (not its node) and is restarted: noticed after the heartbeat
+        timeout and back after ``agent_restart_s``, or, with supervisors, reported by its
+        supervisor at its next check and back after ``supervisor_restart_s``."""
+        cfg = self.cfg
+        if not cfg.supervisors:
+            self.crash(agent)
+            self._restart(agent, cfg.agent_restart_s)
+            return
+        self.crash(agent, self.stream.uniform() * cfg.supervisor_restart_s)
+        self._restart(agent, cfg.supervisor_restart_s)
+
+    def supervisor_crash(self, node: Node) -> None:
+        """``node``'s supervisor dies, and its agents with it: their heartbeats stop in the
+        same NODE_BEAT, so all are declared dead together after one heartbeat timeout; the
+        node's process manager restarts the supervisor, which restarts them."""
+        delay = self.detection_delay()
+        for agent in self._agents_on(node):
+            if agent.state != AgentState.DEAD:
+                self.crash(agent, delay)
+                self._restart(agent, self.cfg.agent_restart_s)
 
     def take_work(self, agent: Agent) -> None:
         """The agent is dead to the swarm: what it serves, queues or has held back for it is

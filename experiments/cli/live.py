@@ -306,7 +306,9 @@ def _live_run(
         openai_timeout_s=args.openai_timeout,
         metrics_port=args.metrics_port,
         record=args.record,
-        config=LiveConfig(time_scale=args.time_scale, **config),
+        config=LiveConfig(
+            time_scale=args.time_scale, supervisors=getattr(args, "supervisors", False), **config
+        ),
         inject=inject,
         keys=args.keys,
         insecure=args.insecure,

@@ -154,6 +154,9 @@ def add_swarm_options(p: argparse.ArgumentParser) -> None:
         help="attach a controller (a registered name or a policy artifact); repeatable",
     )
     p.add_argument("--workers", type=int, metavar="N", help="total worker processes")
+    p.add_argument("--supervisors", action="store_true",
+                   help="one node supervisor per scenario node: it starts and restarts that "
+                   "node's workers and sends one heartbeat for all of them")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="workload seed (as in simulate)")
     add_overrides(p)
     p.add_argument("--record", type=Path, metavar="FILE",
