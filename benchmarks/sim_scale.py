@@ -17,12 +17,14 @@ then the events) and reports wall and CPU seconds, events, and ``ru_maxrss`` aft
 less ``ru_maxrss`` before the build (peak resident memory the simulation added, which includes
 the corpus build's transient). A second child per size measures, with ``tracemalloc``, the
 bytes the model holds per agent once placed (build and placement only: tracemalloc slows a
-run several times). Each run is repeated ``--repeats`` times and the one with the least CPU
-time kept: on a shared machine CPU time is the figure load disturbs least, and the least
-disturbed run is the closest to the code's own cost. A bare SimPy loop of timeouts (the best of
-three, in this process, first) is the context for the events per CPU-second. The cluster
-starts warm (every agent running at time 0), so no warm-up is discarded from the timing;
-queues fill over the first seconds, and the metrics skip the first sixth of the run.
+run several times), then counts the Python function calls of a short run (cProfile): per
+event, a figure load cannot disturb. Each run is repeated ``--repeats`` times and the one
+with the least CPU time kept: on a shared machine CPU time is the figure load disturbs least,
+and the least disturbed run is the closest to the code's own cost. A bare SimPy loop of
+timeouts (the best of three, in this process, first) is the context for the events per
+CPU-second. The cluster starts warm (every agent running at time 0), so no warm-up is
+discarded from the timing; queues fill over the first seconds, and the metrics skip the first
+sixth of the run.
 
 Run: ``python benchmarks/sim_scale.py [--duration S] [--repeats N] [--note TEXT]``.
 """
@@ -47,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "scale_sim.json"
 NODES_PER_POD = (3, 25, 125)  # 1,200, 10,000 and 50,000 agents
 AGENTS_PER_NODE, PODS, RATE = 80, 5, 120.0  # agi-1000 as written: 120 q/s on 10,000 agents
+CALLS_S = 30.0  # simulated seconds of the function-call count
 
 
 def bare_simpy(n_events: int = 1_000_000, procs: int = 100) -> tuple[float, float]:
@@ -110,23 +113,37 @@ def child_run(nodes_per_pod: int, rate: float, duration: float) -> dict[str, Any
 
 
 def child_memory(nodes_per_pod: int) -> dict[str, Any]:
-    """Bytes the model holds (tracemalloc) after the build and after placing the agents."""
+    """Bytes the model holds (tracemalloc) after the build and after placing the agents; then
+    Python function calls per event over ``CALLS_S`` simulated seconds (cProfile): a count
+    that load cannot disturb, and that would grow with the cluster if any event scanned it."""
+    import cProfile
+    import pstats
     import tracemalloc
 
     from swarmsim import Simulation, load_scenario
 
     tracemalloc.start()
-    sim = Simulation(load_scenario("agi-1000", overrides(nodes_per_pod, RATE, 60.0)), seed=0)
+    sim = Simulation(load_scenario("agi-1000", overrides(nodes_per_pod, RATE, CALLS_S)), seed=0)
     built = tracemalloc.get_traced_memory()[0]
     sim.start()
     placed = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
     agents = len(sim.cluster.agents)
+    profile = cProfile.Profile()
+    profile.enable()
+    summary = sim.run()
+    profile.disable()
+    calls: int = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+    events = summary["events"]
+    assert events is not None  # the simulator counts its events
     return {
         "nodes_per_pod": nodes_per_pod,
         "agents": agents,
         "built_mb": built / 2**20,
         "placed_bytes_per_agent": (placed - built) / agents,
-        "held_bytes_per_agent": placed / agents,
+        "calls_sim_s": CALLS_S,
+        "calls": calls,
+        "calls_per_event": calls / events,
     }
 
 
@@ -201,7 +218,8 @@ def main() -> None:
         memory.append(mem)
         print(
             f"{mem['agents']:>6,} agents: tracemalloc {mem['built_mb']:.1f} MB after the build, "
-            f"+{mem['placed_bytes_per_agent']:,.0f} B/agent placed",
+            f"+{mem['placed_bytes_per_agent']:,.0f} B/agent placed; {mem['calls']:,} Python calls "
+            f"in {CALLS_S:.0f} simulated s, {mem['calls_per_event']:.2f} an event",
             flush=True,
         )
     load_end = load()
