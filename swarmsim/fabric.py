@@ -139,6 +139,7 @@ class Fabric:
             for u, v in ((a, b), (b, a)):
                 self.links[u, v] = Link(f"{u}->{v}", data["gbps"], data["latency_s"])
         self._paths: dict[tuple[str, str], tuple[Link, ...]] = {}
+        self._tree = _Tree(graph) if nx.is_forest(graph) else None
         self.cut: set[str] = set()  # hosts currently partitioned from the rest
         self.sent = 0
         self.delivered = 0
@@ -146,11 +147,15 @@ class Fabric:
         self.on_drop: Callable[[Message | None, Any, str], None] = lambda m, c, r: None
 
     def path(self, src: str, dst: str) -> tuple[Link, ...]:
-        """The links from host ``src`` to host ``dst`` (shortest by latency), cached."""
+        """The links from host ``src`` to host ``dst`` (shortest by latency), cached. On a tree
+        (hosts on switches joined without loops) the only path, walked up and down the tree."""
         key = (src, dst)
         links = self._paths.get(key)
         if links is None:
-            hops = nx.shortest_path(self.graph, src, dst, weight="latency_s")
+            if self._tree is not None:
+                hops = self._tree.path(src, dst)
+            else:
+                hops = nx.shortest_path(self.graph, src, dst, weight="latency_s")
             links = tuple(self.links[u, v] for u, v in itertools.pairwise(hops))
             self._paths[key] = links
         return links
@@ -176,6 +181,39 @@ class Fabric:
         """Count a dropped message and tell the owner of ``ctx``."""
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
         self.on_drop(msg, ctx, reason)
+
+
+class _Tree:
+    """A forest's vertices rooted per component: the path between two is their walks up to
+    the nearest common ancestor, O(path) where a shortest-path search is O(graph) per pair."""
+
+    def __init__(self, graph: nx.Graph) -> None:
+        self.parent: dict[Any, Any] = {}
+        self.depth: dict[Any, int] = {}
+        for root in graph:
+            if root in self.depth:
+                continue
+            self.parent[root], self.depth[root] = None, 0
+            for u, v in nx.bfs_edges(graph, root):
+                self.parent[v], self.depth[v] = u, self.depth[u] + 1
+
+    def path(self, src: Any, dst: Any) -> list[Any]:
+        """The vertices from ``src`` to ``dst``, both included (NetworkXNoPath if none)."""
+        up, down = [src], [dst]
+        a, b = src, dst
+        while self.depth[a] > self.depth[b]:
+            a = self.parent[a]
+            up.append(a)
+        while self.depth[b] > self.depth[a]:
+            b = self.parent[b]
+            down.append(b)
+        while a != b:
+            a, b = self.parent[a], self.parent[b]
+            if a is None:
+                raise nx.NetworkXNoPath(f"No path between {src} and {dst}.")
+            up.append(a)
+            down.append(b)
+        return up + down[-2::-1]
 
 
 class Transit:

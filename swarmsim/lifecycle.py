@@ -10,7 +10,10 @@ finishes the agent's outstanding work, then loads the new model or shard.
 
 from __future__ import annotations
 
+import gc
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -82,6 +85,12 @@ class Lifecycle:
 
     def start_initial(self) -> None:
         """Place the scenario's agents, running at time 0 (a warm cluster)."""
+        with _collector_paused():
+            self._place_initial()
+        for layer in self.cluster.layers.values():
+            layer.refresh()
+
+    def _place_initial(self) -> None:
         spread: dict[str, int] = {}
         for node in self.cluster.nodes:
             if not node.up:
@@ -100,8 +109,6 @@ class Lifecycle:
                     shard = self._initial_shard(layer, group.shard, spread)
                     agent = self.cluster.add_agent(layer, device, shard, 0.0)
                     agent.state = AgentState.RUNNING
-        for layer in self.cluster.layers.values():
-            layer.refresh()
 
     def _initial_shard(self, layer: Layer, fixed: int | None, spread: dict[str, int]) -> int:
         if layer.role != "retriever":
@@ -286,3 +293,17 @@ def lifecycle_record(
     Live recordings write the same rows; per-query readers skip rows with an ``event``."""
     return {"event": kind, "agent": agent, "layer": layer, "device": device, "start": start,
             "end": end}  # fmt: skip
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a bulk build: each agent allocates several
+    containers, and collecting over the growing heap meanwhile took half the time of
+    placing 50,000 (agi-1000 at nodes_per_pod=125: 0.5 s, paused 0.3 s)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
