@@ -14,9 +14,10 @@
    ``choice_us`` is the view, the observation and the policy's act (the decision before it
    is applied), ``observe_us`` and ``decision_us`` its two parts; at light load (the loop
    idles between queries), with and without ``LiveConfig.spin_s``, and saturated.
-5. The VM's cold-wake cost: the same act, and a trivial Python loop, called hot and after
-   10 ms asleep, in this process. An idle loop's next call runs several times slower on
-   this VM, which is what the light-load decision latency pays unless the loop spins.
+5. The VM's cold-wake cost: the same act, and a trivial Python loop, called hot, after 10 ms
+   asleep, after 2 ms of a busy loop and after reading 32 MB, in this process. What ran
+   between two calls sets the next one's cost on this VM (its caches are shared with other
+   tenants), which is what a decision in the live loop pays.
 
 Run: ``python benchmarks/live_speed.py [--out results/live_speed.json]``. Profile the
 saturated coordinator with ``py-spy record -f raw -o sat.txt -- python
@@ -193,7 +194,7 @@ def live_routed(duration: float, rate: float, spin_s: float = 0.0) -> dict[str, 
 
 def cold_wake(calls: int = 300, idle_s: float = 0.01) -> dict[str, float]:
     """p50/p99 microseconds of the guarded routing decision and of a trivial Python loop,
-    back to back and each after ``idle_s`` asleep."""
+    back to back, after ``idle_s`` asleep, after a 2 ms busy loop and after a 32 MB read."""
     from controllers.spec import resolve
     from envs.registry import make_task
 
@@ -204,13 +205,25 @@ def cold_wake(calls: int = 300, idle_s: float = 0.01) -> dict[str, float]:
     def trivial(_o) -> int:
         return sum(range(200))
 
+    def busy() -> None:  # 2 ms of a loop that touches almost no memory
+        end = time.perf_counter() + 0.002
+        while time.perf_counter() < end:
+            pass
+
+    sweep = np.ones(4_000_000)  # 32 MB: more than this VM's caches
+
+    between = {
+        "hot": lambda: None,
+        "after_idle": lambda: time.sleep(idle_s),
+        "after_busy_2ms": busy,
+        "after_32mb_sweep": sweep.sum,
+    }
     out: dict[str, float] = {}
     for name, fn in (("decision", policy.act), ("trivial", trivial)):
-        for label, idle in (("hot", 0.0), ("after_idle", idle_s)):
+        for label, before in between.items():
             times = []
             for o in obs:
-                if idle:
-                    time.sleep(idle)
+                before()
                 t = time.perf_counter()
                 fn(o)
                 times.append((time.perf_counter() - t) * 1e6)

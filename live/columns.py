@@ -9,11 +9,13 @@ from the agents would.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from swarmsim.profiles import load_profiles
 from swarmsim.query import AgentState
 from swarmsim.view import AgentTable
 
@@ -22,9 +24,18 @@ if TYPE_CHECKING:
 
 _DEAD, _STOPPED = int(AgentState.DEAD), int(AgentState.STOPPED)
 _STARTING = int(AgentState.STARTING)
-# rows of the two blocks (a column per agent, so the rows a view selects copy in two takes)
-ID, NODE, LAYER, SHARD, STATE, QUEUE, IN_FLIGHT, ROLE = range(8)
-LATENCY, BUSY, BORN, LAST_SEEN, KV = range(5)
+# rows of the two blocks (a column per agent, so the rows a view selects copy in two takes);
+# the last of each is written once, when the agent is added (its device does not change)
+ID, NODE, LAYER, SHARD, STATE, QUEUE, IN_FLIGHT, ROLE, GPU = range(9)
+LATENCY, BUSY, BORN, LAST_SEEN, KV, GONE, PRICE = range(7)
+_WRITTEN_INTS, _WRITTEN_FLOATS = 8, 6  # rows a flush rewrites
+
+
+@functools.cache
+def gpu_price(device: str) -> float | None:
+    """USD per hour of a GPU device from the profiles; None for a device that is no GPU."""
+    spec = load_profiles().device(device)
+    return spec.price_per_hour if spec.kind == "gpu" else None
 
 
 class AgentColumns:
@@ -33,8 +44,8 @@ class AgentColumns:
 
     def __init__(self, layer_names: Sequence[str], capacity: int = 64) -> None:
         self.layer_index = {name: i for i, name in enumerate(layer_names)}
-        self.ints = np.zeros((8, capacity), dtype=np.int64)
-        self.floats = np.zeros((5, capacity), dtype=np.float64)
+        self.ints = np.zeros((9, capacity), dtype=np.int64)
+        self.floats = np.zeros((7, capacity), dtype=np.float64)
         self.roles: dict[str, int] = {}  # role -> its code in the ROLE row
         self.agents: list[Agent] = []  # by column
         self.col: dict[int, int] = {}  # agent id -> column
@@ -57,6 +68,8 @@ class AgentColumns:
         self.agents.append(agent)
         agent.columns = self
         self.ints[STATE, n] = _STOPPED  # shown once written
+        price = gpu_price(agent.device)
+        self.ints[GPU, n], self.floats[PRICE, n] = price is not None, price or 0.0
         self.dirty.add(agent)
 
     def flush(self) -> None:
@@ -70,9 +83,10 @@ class AgentColumns:
                 self.layout += 1
             if state != ints[STATE, c] or a.node != ints[NODE, c]:
                 self.states += 1
-            ints[:, c] = (a.id, a.node, index.get(a.layer, -1), a.shard, state, a.queue,
-                          len(a.jobs), role)  # fmt: skip
-            floats[:, c] = (a.latency_s, a.busy_s, a.born, a.last_seen, a.kv_util)
+            ints[:_WRITTEN_INTS, c] = (a.id, a.node, index.get(a.layer, -1), a.shard, state,
+                                       a.queue, len(a.jobs), role)  # fmt: skip
+            floats[:_WRITTEN_FLOATS, c] = (a.latency_s, a.busy_s, a.born, a.last_seen, a.kv_util,
+                                           a.gone)  # fmt: skip
         self.dirty.clear()
         if not self.sorted:
             self._sort()
@@ -142,3 +156,12 @@ class AgentColumns:
         until = float(last_seen[heard].min()) + dead_after_s if heard.any() else np.inf
         self._up = (self.states, n_nodes, until, result)
         return result
+
+    def billing(self, now: float) -> tuple[float, float]:
+        """(GPU-hours, USD) billed by agents on GPU devices from when each was born to when
+        it died or stopped (or now): emulated billing, at the profiles' prices."""
+        n = len(self.agents)
+        gpu = self.ints[GPU, :n] == 1
+        born, gone = self.floats[BORN, :n][gpu], self.floats[GONE, :n][gpu]
+        hours = (np.where(gone < 0, now, gone) - born) / 3600
+        return float(hours.sum()), float((hours * self.floats[PRICE, :n][gpu]).sum())

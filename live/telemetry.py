@@ -7,16 +7,16 @@ as long as it lives, as the simulator's meter does; no GPU is used on loopback.
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from swarmsim.profiles import load_profiles
 from swarmsim.query import AgentState, Outcome
 from swarmsim.summary import count_overdue
 from swarmsim.view import ClusterView, LayerStats, QueryInfo, Totals
+
+from .columns import gpu_price
 
 if TYPE_CHECKING:
     from .coordinator import Coordinator
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from .state import Query
     from .window import LoadWindow
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-PROFILES = load_profiles()
 
 
 class Telemetry:
@@ -126,16 +125,6 @@ def _child(metric, cache: dict, label: str):
     return child
 
 
-@functools.cache
-def on_gpu(device: str) -> bool:
-    return PROFILES.device(device).kind == "gpu"
-
-
-@functools.cache
-def price(device: str) -> float:
-    return PROFILES.device(device).price_per_hour
-
-
 def build_view(
     coord: Coordinator, query: Query | None, roles: tuple[str, ...] | None, layer_stats: bool
 ) -> ClusterView:
@@ -193,19 +182,14 @@ def _layer_stats(
         p95_latency_s=float(np.percentile(recent, 95)) if recent else 0.0,
         throughput=len(recent) / elapsed,
         utilisation=min(busy / alive, 1.0) if alive > 0 else 0.0,
-        cost_rate=sum(price(a.device) for a in live if on_gpu(a.device)),
+        cost_rate=sum(gpu_price(a.device) or 0.0 for a in live),
     )
 
 
 def billing(coord: Coordinator, now: float) -> tuple[float, float]:
     """(GPU-hours, USD) billed so far by agents on GPU devices (emulated billing)."""
-    hours = cost = 0.0
-    for a in coord.agents.values():
-        if on_gpu(a.device):
-            h = ((now if a.gone < 0 else a.gone) - a.born) / 3600
-            hours += h
-            cost += h * price(a.device)
-    return hours, cost
+    coord.roster.columns.flush()
+    return coord.roster.columns.billing(now)
 
 
 def _totals(coord: Coordinator, now: float) -> Totals:

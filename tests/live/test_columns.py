@@ -4,6 +4,7 @@ agents after any sequence of the roster's transitions and the messages agents se
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from fakes import NoLauncher
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,11 +13,14 @@ from live.roster import Roster
 from live.state import Agent, Job, Query
 from live.worker import WorkerSpec
 from swarmsim.metrics import Metrics
+from swarmsim.profiles import load_profiles
 from swarmsim.query import GONE, AgentState
 
 LAYERS = ("embedder", "retriever", "synth")
 ROLES = {"embedder": "embedder", "retriever": "retriever", "synth": "synthesizer"}
 DEAD_AFTER = 3.0
+PROFILES = load_profiles()
+DEVICES = ("cpu-desktop", "rtx3060", "h100-80gb", "grayskull")  # billed or not
 
 
 class Clock:
@@ -60,6 +64,18 @@ def node_up_rebuilt(agents: list[Agent], n_nodes: int, now: float) -> list[bool]
 
 STEPS = ("launch", "ready", "heard", "report", "latency", "job", "answer", "drain", "switch",
          "dead", "stop", "tick", "view")  # fmt: skip
+
+
+def billing_rebuilt(agents: list[Agent], now: float) -> tuple[float, float]:
+    hours = cost = 0.0
+    for a in agents:
+        price = PROFILES.device(a.device)
+        if price.kind == "gpu":
+            h = ((now if a.gone < 0 else a.gone) - a.born) / 3600
+            hours, cost = hours + h, cost + h * price.price_per_hour
+    return hours, cost
+
+
 OPS = st.lists(
     st.tuples(
         st.sampled_from(STEPS),
@@ -83,7 +99,8 @@ def test_the_kept_table_is_the_rebuilt_one(ops, roles) -> None:
         layer = LAYERS[layer_i]
         if op == "launch" or agent is None:
             wid = len(agents)
-            spec = WorkerSpec(wid, "", layer, ROLES[layer], "cpu-desktop", "", shard=which % 2)
+            device = DEVICES[which % len(DEVICES)]
+            spec = WorkerSpec(wid, "", layer, ROLES[layer], device, "", shard=which % 2)
             roster.launch(spec, node=which % 3)
         elif op == "ready" and agent.state not in GONE:
             roster.ready(agent, layer, ROLES[layer], which % 2 if layer == "retriever" else -1)
@@ -126,6 +143,7 @@ def _check(roster: Roster, roles, now: float) -> None:
     assert table.training.shape == (len(shown),) and not table.training.any()
     agents = list(roster.agents.values())
     assert roster.node_up(4, now).tolist() == node_up_rebuilt(agents, 4, now)
+    assert columns.billing(now) == pytest.approx(billing_rebuilt(agents, now), abs=1e-12)
 
 
 def test_a_view_is_a_snapshot_later_messages_do_not_change() -> None:
