@@ -23,12 +23,13 @@ if TYPE_CHECKING:
     from .state import Agent
 
 _DEAD, _STOPPED = int(AgentState.DEAD), int(AgentState.STOPPED)
-_STARTING = int(AgentState.STARTING)
+_STARTING, _SWITCHING = int(AgentState.STARTING), int(AgentState.SWITCHING)
+_RUNNING, _DRAINING = int(AgentState.RUNNING), int(AgentState.DRAINING)
 # rows of the two blocks (a column per agent, so the rows a view selects copy in two takes);
 # the last of each is written once, when the agent is added (its device does not change)
 ID, NODE, LAYER, SHARD, STATE, QUEUE, IN_FLIGHT, ROLE, GPU = range(9)
-LATENCY, BUSY, BORN, LAST_SEEN, KV, GONE, PRICE = range(7)
-_WRITTEN_INTS, _WRITTEN_FLOATS = 8, 6  # rows a flush rewrites
+LATENCY, BUSY, BORN, LAST_SEEN, KV, GONE, BUSY_MARK, PRICE = range(8)
+_WRITTEN_INTS, _WRITTEN_FLOATS = 8, 7  # rows a flush rewrites
 
 
 @functools.cache
@@ -45,7 +46,7 @@ class AgentColumns:
     def __init__(self, layer_names: Sequence[str], capacity: int = 64) -> None:
         self.layer_index = {name: i for i, name in enumerate(layer_names)}
         self.ints = np.zeros((9, capacity), dtype=np.int64)
-        self.floats = np.zeros((7, capacity), dtype=np.float64)
+        self.floats = np.zeros((8, capacity), dtype=np.float64)
         self.roles: dict[str, int] = {}  # role -> its code in the ROLE row
         self.agents: list[Agent] = []  # by column
         self.col: dict[int, int] = {}  # agent id -> column
@@ -86,7 +87,7 @@ class AgentColumns:
             ints[:_WRITTEN_INTS, c] = (a.id, a.node, index.get(a.layer, -1), a.shard, state,
                                        a.queue, len(a.jobs), role)  # fmt: skip
             floats[:_WRITTEN_FLOATS, c] = (a.latency_s, a.busy_s, a.born, a.last_seen, a.kv_util,
-                                           a.gone)  # fmt: skip
+                                           a.gone, a.busy_mark)  # fmt: skip
         self.dirty.clear()
         if not self.sorted:
             self._sort()
@@ -165,3 +166,30 @@ class AgentColumns:
         born, gone = self.floats[BORN, :n][gpu], self.floats[GONE, :n][gpu]
         hours = (np.where(gone < 0, now, gone) - born) / 3600
         return float(hours.sum()), float((hours * self.floats[PRICE, :n][gpu]).sum())
+
+    def layer_sums(self, now: float, since: float) -> dict[str, np.ndarray]:
+        """Per layer (by index): its agents running, loading (starting or switching) and
+        draining, and over those not dead their queued jobs, jobs in flight, busy seconds
+        since their mark, seconds alive since ``since`` and USD per hour of GPU."""
+        n, n_layers = len(self.agents), len(self.layer_index)
+        layer, state = self.ints[LAYER, :n], self.ints[STATE, :n]
+        f = self.floats
+        member = layer >= 0
+        live = member & (state != _DEAD)
+
+        def count(mask: np.ndarray) -> np.ndarray:
+            return np.bincount(layer[member & mask], minlength=n_layers)
+
+        def total(values: np.ndarray) -> np.ndarray:
+            return np.bincount(layer[live], weights=values[live], minlength=n_layers)
+
+        return {
+            "running": count(state == _RUNNING),
+            "loading": count((state == _STARTING) | (state == _SWITCHING)),
+            "draining": count(state == _DRAINING),
+            "queue": total(self.ints[QUEUE, :n]),
+            "in_flight": total(self.ints[IN_FLIGHT, :n]),
+            "busy_s": total(f[BUSY, :n] - f[BUSY_MARK, :n]),
+            "alive_s": total(now - np.maximum(f[BORN, :n], since)),
+            "cost_rate": total(f[PRICE, :n]),
+        }

@@ -194,3 +194,4 @@ class Roster:
         """A control interval begins: busy time counts from here."""
         for agent in self.agents.values():
             agent.busy_mark = agent.busy_s
+            agent.changed()

@@ -12,17 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from swarmsim.query import AgentState, Outcome
+from swarmsim.query import Outcome
 from swarmsim.summary import count_overdue
 from swarmsim.view import ClusterView, LayerStats, QueryInfo, Totals
 
-from .columns import gpu_price
-
 if TYPE_CHECKING:
     from .coordinator import Coordinator
-    from .roster import Roster
     from .state import Query
-    from .window import LoadWindow
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -138,9 +134,8 @@ def build_view(
     n_nodes = len(coord.node_names)
     layers = {}
     if layer_stats:
-        backlog = coord.dispatch.backlog
-        layers = {n: _layer_stats(coord, roster, coord.window, len(backlog[n]), n, now)
-                  for n in names}  # fmt: skip
+        sums = columns.layer_sums(now, coord.window.start)
+        layers = {n: _layer_stats(coord, sums, i, n, now) for i, n in enumerate(names)}
     return ClusterView(
         time_s=now,
         node_names=coord.node_names,
@@ -158,31 +153,28 @@ def build_view(
 
 
 def _layer_stats(
-    coord: Coordinator, roster: Roster, window: LoadWindow, backlog: int, name: str, now: float
+    coord: Coordinator, sums: dict[str, np.ndarray], i: int, name: str, now: float
 ) -> LayerStats:
-    cfg = coord.scenario.layers[name]
-    members = roster.members(name)
-    live = [a for a in members if a.state != AgentState.DEAD]
-    elapsed = window.elapsed(now)
+    """Layer ``name``'s statistics; ``sums`` are the columns' per-layer sums (``i`` its index)."""
+    cfg, window = coord.scenario.layers[name], coord.window
+    backlog = len(coord.dispatch.backlog[name])
     recent = window.recent[name]
-    busy = sum(a.busy_s - a.busy_mark for a in live)
-    alive = sum(now - max(a.born, window.start) for a in live)
-    loading = (AgentState.STARTING, AgentState.SWITCHING)
+    busy, alive = float(sums["busy_s"][i]), float(sums["alive_s"][i])
     return LayerStats(
         role=cfg.role,
         on_gpu=cfg.device == "gpu",
-        running=sum(a.state == AgentState.RUNNING for a in members),
-        starting=sum(a.state in loading for a in members),
-        draining=sum(a.state == AgentState.DRAINING for a in members),
+        running=int(sums["running"][i]),
+        starting=int(sums["loading"][i]),
+        draining=int(sums["draining"][i]),
         arrival_rate=window.rate(name, now),
         arrival_history=window.history(name),
-        queue=sum(a.queue for a in live) + backlog,
+        queue=int(sums["queue"][i]) + backlog,
         backlog=backlog,
-        in_flight=sum(len(a.jobs) for a in live),
+        in_flight=int(sums["in_flight"][i]),
         p95_latency_s=float(np.percentile(recent, 95)) if recent else 0.0,
-        throughput=len(recent) / elapsed,
+        throughput=len(recent) / window.elapsed(now),
         utilisation=min(busy / alive, 1.0) if alive > 0 else 0.0,
-        cost_rate=sum(gpu_price(a.device) or 0.0 for a in live),
+        cost_rate=float(sums["cost_rate"][i]),
     )
 
 

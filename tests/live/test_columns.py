@@ -63,7 +63,7 @@ def node_up_rebuilt(agents: list[Agent], n_nodes: int, now: float) -> list[bool]
 
 
 STEPS = ("launch", "ready", "heard", "report", "latency", "job", "answer", "drain", "switch",
-         "dead", "stop", "tick", "view")  # fmt: skip
+         "dead", "stop", "tick", "mark", "view")  # fmt: skip
 
 
 def billing_rebuilt(agents: list[Agent], now: float) -> tuple[float, float]:
@@ -74,6 +74,25 @@ def billing_rebuilt(agents: list[Agent], now: float) -> tuple[float, float]:
             h = ((now if a.gone < 0 else a.gone) - a.born) / 3600
             hours, cost = hours + h, cost + h * price.price_per_hour
     return hours, cost
+
+
+def layer_sums_rebuilt(members: list[Agent], now: float, since: float) -> dict[str, float]:
+    live = [a for a in members if a.state != AgentState.DEAD]
+    loading = (AgentState.STARTING, AgentState.SWITCHING)
+    return {
+        "running": sum(a.state == AgentState.RUNNING for a in members),
+        "loading": sum(a.state in loading for a in members),
+        "draining": sum(a.state == AgentState.DRAINING for a in members),
+        "queue": sum(a.queue for a in live),
+        "in_flight": sum(len(a.jobs) for a in live),
+        "busy_s": sum(a.busy_s - a.busy_mark for a in live),
+        "alive_s": sum(now - max(a.born, since) for a in live),
+        "cost_rate": sum(
+            PROFILES.device(a.device).price_per_hour
+            for a in live
+            if PROFILES.device(a.device).kind == "gpu"
+        ),
+    }
 
 
 OPS = st.lists(
@@ -124,6 +143,8 @@ def test_the_kept_table_is_the_rebuilt_one(ops, roles) -> None:
             roster.stop(agent)
         elif op == "tick":
             clock.t += x
+        elif op == "mark":
+            roster.mark_busy()
         elif op == "view":
             _check(roster, roles, clock.t)
     _check(roster, roles, clock.t)
@@ -144,6 +165,10 @@ def _check(roster: Roster, roles, now: float) -> None:
     agents = list(roster.agents.values())
     assert roster.node_up(4, now).tolist() == node_up_rebuilt(agents, 4, now)
     assert columns.billing(now) == pytest.approx(billing_rebuilt(agents, now), abs=1e-12)
+    sums = columns.layer_sums(now, since=0.5)
+    for i, layer in enumerate(LAYERS):
+        want = layer_sums_rebuilt([a for a in agents if a.layer == layer], now, 0.5)
+        assert {k: float(v[i]) for k, v in sums.items()} == pytest.approx(want, abs=1e-9), layer
 
 
 def test_a_view_is_a_snapshot_later_messages_do_not_change() -> None:
@@ -160,3 +185,16 @@ def test_a_view_is_a_snapshot_later_messages_do_not_change() -> None:
     assert before.queue.tolist() == [0] and after.queue.tolist() == [7]
     assert not roster.node_up(1, clock.t).flags.writeable  # shared between views: read-only
     assert np.array_equal(before.id, after.id)
+
+
+def test_a_control_interval_starts_the_busy_time_again() -> None:
+    clock = Clock()
+    roster = Roster(NoLauncher(), Metrics(0.0, 1.0), clock, DEAD_AFTER, 60.0, LAYERS)
+    agent = roster.launch(WorkerSpec(0, "", "retriever", "retriever", "cpu-desktop", "", shard=0))
+    roster.ready(agent, "retriever", "retriever", 0)
+    agent.report({"busy_s": 2.0})
+    roster.columns.flush()
+    assert roster.columns.layer_sums(1.0, 0.0)["busy_s"][1] == 2.0
+    roster.mark_busy()
+    roster.columns.flush()
+    assert roster.columns.layer_sums(1.0, 0.0)["busy_s"][1] == 0.0
