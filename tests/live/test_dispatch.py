@@ -11,7 +11,7 @@ def test_ties_go_to_the_agent_whose_load_changed_longest_ago(offline):
     taking every job (on homelab they are a fast and a slow GPU, so the rule shows in p50)."""
     coord, roster = offline, offline.roster
     for wid in (0, 1):
-        roster.launch(WorkerSpec(wid, "", "synth-small", "synthesizer", "rtx-3080", ""))
+        roster.launch(WorkerSpec(wid, "", "synth-small", "synthesizer", "rtx3080", ""))
         roster.ready(coord.agents[wid], "synth-small", "synthesizer", -1)
     picks = []
     for n in range(4):
@@ -26,7 +26,7 @@ def test_ties_go_to_the_agent_whose_load_changed_longest_ago(offline):
 def test_a_busy_agent_is_passed_over_and_a_full_one_is_not_picked(offline):
     coord, roster = offline, offline.roster
     for wid in (0, 1):
-        roster.launch(WorkerSpec(wid, "", "synth-small", "synthesizer", "rtx-3080", ""))
+        roster.launch(WorkerSpec(wid, "", "synth-small", "synthesizer", "rtx3080", ""))
         roster.ready(coord.agents[wid], "synth-small", "synthesizer", -1)
     first = coord.agents[0]
     roster.add_job(first, Job("a", None, "synth-small", "SYNTH", None))
