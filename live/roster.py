@@ -171,12 +171,6 @@ class Roster:
     def running(self) -> int:
         return sum(a.state == AgentState.RUNNING for a in self.agents.values())
 
-    def alive(self, agent: Agent, now: float) -> bool:
-        """Not dead, and heard from within the heartbeat liveness (or still starting)."""
-        if agent.state in GONE:
-            return False
-        return agent.state == AgentState.STARTING or now - agent.last_seen <= self.dead_after_s
-
     def node_up(self, n_nodes: int, now: float) -> np.ndarray:
         """Per node: some agent placed on it is alive, or none was placed there yet
         (``AgentColumns.node_up``)."""

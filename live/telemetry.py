@@ -13,7 +13,6 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from swarmsim.query import Outcome
-from swarmsim.summary import count_overdue
 from swarmsim.view import ClusterView, LayerStats, QueryInfo, Totals
 
 if TYPE_CHECKING:
@@ -139,7 +138,7 @@ def build_view(
     return ClusterView(
         time_s=now,
         node_names=coord.node_names,
-        node_up=columns.node_up(n_nodes, now, roster.dead_after_s),
+        node_up=roster.node_up(n_nodes, now),
         node_group=np.arange(n_nodes),
         group_names=coord.node_names,
         layer_names=names,
@@ -186,7 +185,7 @@ def billing(coord: Coordinator, now: float) -> tuple[float, float]:
 
 def _totals(coord: Coordinator, now: float) -> Totals:
     m = coord.metrics
-    overdue = count_overdue(coord.active, now, coord.metrics.slo_s, since=0.0)
+    overdue = coord.pipeline.overdue.at(now)  # kept as queries arrive and end
     gpu_hours, cost = billing(coord, now)
     return Totals(
         submitted=m.submitted,
