@@ -20,6 +20,7 @@ from swarmsim.metrics import Metrics
 from swarmsim.profiles import load_profiles
 from swarmsim.query import FailureReason, Outcome, StageRow
 from swarmsim.scenario import Scenario
+from swarmsim.summary import OverdueCounter
 
 from . import admission as adm
 from .corpusfiles import CorpusFiles
@@ -65,6 +66,7 @@ class Pipeline:
         self.stages = [_stage_layers(s) for s in scenario.stages]
         self.node_names = [g.name for g in scenario.nodes]
         self.active: dict[int, Query] = {}  # in arrival order, so deadlines expire in order
+        self.overdue = OverdueCounter(metrics.slo_s)  # of ``active``, for every view
         self.awaiting: dict[int, Query] = {}  # queries waiting for a route plan
         self.placing: dict[int, Query] = {}  # queries waiting for a synthesizer replica
         self.finished: deque[tuple[float, str, str, float, float | None]] = deque(
@@ -83,6 +85,7 @@ class Pipeline:
         query = self._parse(peer, msg)
         self.metrics.submitted += 1
         self.active[query.id] = query
+        self.overdue.accepted(query, query.arrival)
         self.telemetry.query_in()
         if self.dispatch.waiting() >= self.max_backlog:
             self.finish(query, Outcome.DROPPED, FailureReason.BACKLOG_FULL)
@@ -241,6 +244,7 @@ class Pipeline:
         query.outcome, query.reason, query.end = outcome, reason, now
         self.admission.left(query)
         self.active.pop(query.id, None)
+        self.overdue.ended(query)
         self.awaiting.pop(query.id, None)
         self.placing.pop(query.id, None)
         latency = now - query.arrival
